@@ -1,0 +1,3 @@
+module github.com/visionserve/visionserve
+
+go 1.26.8
