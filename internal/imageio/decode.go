@@ -1,0 +1,301 @@
+package imageio
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"image"
+	"image/draw"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
+	"golang.org/x/image/webp"
+)
+
+// Limits bound what one request may make the server decode. Every field
+// has a safe default (DefaultLimits); a zero field means "use the default".
+type Limits struct {
+	// MaxBytes is the largest encoded input accepted.
+	MaxBytes int64 `yaml:"max_bytes" json:"max_bytes"`
+	// MaxPixels is the largest page, in decoded pixels (width*height). It is
+	// checked against the header before any pixel buffer is allocated.
+	MaxPixels int64 `yaml:"max_pixels" json:"max_pixels"`
+	// MaxPages is the most pages (TIFF frames) one input may carry.
+	MaxPages int `yaml:"max_pages" json:"max_pages"`
+	// DecodeTimeout bounds the time spent decoding one page.
+	DecodeTimeout time.Duration `yaml:"decode_timeout" json:"decode_timeout"`
+}
+
+// DefaultLimits fit an A4 page scanned at 600 dpi (35 Mpx) with room to
+// spare, and keep one decoded page under about 200 MB even as RGBA.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxBytes:      32 << 20,
+		MaxPixels:     50_000_000,
+		MaxPages:      32,
+		DecodeTimeout: 10 * time.Second,
+	}
+}
+
+// WithDefaults fills zero fields from DefaultLimits.
+func (l Limits) WithDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = d.MaxBytes
+	}
+	if l.MaxPixels <= 0 {
+		l.MaxPixels = d.MaxPixels
+	}
+	if l.MaxPages <= 0 {
+		l.MaxPages = d.MaxPages
+	}
+	if l.DecodeTimeout <= 0 {
+		l.DecodeTimeout = d.DecodeTimeout
+	}
+	return l
+}
+
+// PageInfo describes one page from its header, before decoding.
+type PageInfo struct {
+	Width, Height int         // as displayed (orientation applied)
+	Orientation   Orientation // EXIF/TIFF orientation, 1 when absent
+}
+
+// Document is an opened input: its format and the header of every page.
+// Pages are decoded one at a time with Decode, so a multi-page input never
+// holds more than one decoded page in memory.
+type Document struct {
+	Format Format
+	Pages  []PageInfo
+
+	data   []byte
+	limits Limits
+	tiff   []tiffPage
+	bo     binary.ByteOrder
+}
+
+// Open identifies the format of data and validates every page header
+// against the limits. declared is the format the client claimed, if any;
+// when the bytes contradict it the input is undecodable.
+func Open(data []byte, declared Format, lim Limits) (*Document, error) {
+	lim = lim.WithDefaults()
+	if int64(len(data)) > lim.MaxBytes {
+		return nil, errorf(ErrTooLarge, "input is %d bytes; the limit is %d", len(data), lim.MaxBytes)
+	}
+	if len(data) == 0 {
+		return nil, errorf(ErrUndecodable, "empty body: send the image bytes")
+	}
+	f := Sniff(data)
+	if f == "" {
+		switch {
+		case IsPDF(data):
+			return nil, errorf(ErrUnsupported, "PDF is not an image; submit PDFs as a job or rasterise the pages")
+		case declared != "":
+			return nil, errorf(ErrUndecodable, "body is not a valid %s file (unrecognised signature)", declared)
+		}
+		return nil, errorf(ErrUnsupported, "unrecognised image format; supported: %s", supportedList())
+	}
+	d := &Document{Format: f, data: data, limits: lim}
+	if f == TIFF {
+		pages, bo, err := tiffPages(data, lim.MaxPages)
+		if err != nil {
+			return nil, err
+		}
+		if len(pages) > lim.MaxPages {
+			return nil, errorf(ErrTooLarge, "more than %d pages; the limit is %d per request", lim.MaxPages, lim.MaxPages)
+		}
+		d.tiff, d.bo = pages, bo
+		for _, p := range pages {
+			cfg, err := tiff.DecodeConfig(newPageReader(context.Background(), data, bo, p.ifd))
+			if err != nil {
+				return nil, wrapDecodeErr(f, err)
+			}
+			info, err := d.pageInfo(cfg, Orientation(p.orientation))
+			if err != nil {
+				return nil, err
+			}
+			d.Pages = append(d.Pages, info)
+		}
+		return d, nil
+	}
+	cfg, err := decodeConfig(f, data)
+	if err != nil {
+		return nil, wrapDecodeErr(f, err)
+	}
+	info, err := d.pageInfo(cfg, orientationOf(f, data))
+	if err != nil {
+		return nil, err
+	}
+	d.Pages = []PageInfo{info}
+	return d, nil
+}
+
+func (d *Document) pageInfo(cfg image.Config, o Orientation) (PageInfo, error) {
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return PageInfo{}, errorf(ErrUndecodable, "%s: image has no pixels (%dx%d)", d.Format, cfg.Width, cfg.Height)
+	}
+	if px := int64(cfg.Width) * int64(cfg.Height); px > d.limits.MaxPixels {
+		return PageInfo{}, errorf(ErrTooLarge, "page of %dx%d is %d pixels; the limit is %d", cfg.Width, cfg.Height, px, d.limits.MaxPixels)
+	}
+	if !o.valid() {
+		o = Upright
+	}
+	w, h := o.Size(cfg.Width, cfg.Height)
+	return PageInfo{Width: w, Height: h, Orientation: o}, nil
+}
+
+// Decode decodes page i, applies its orientation and returns it upright as
+// displayed. It gives up with ErrDecodeTimeout after Limits.DecodeTimeout,
+// or with ctx's error when ctx ends first.
+func (d *Document) Decode(ctx context.Context, i int) (image.Image, error) {
+	if i < 0 || i >= len(d.Pages) {
+		return nil, fmt.Errorf("imageio: page %d out of range [0,%d)", i, len(d.Pages))
+	}
+	dctx, cancel := context.WithTimeoutCause(ctx, d.limits.DecodeTimeout, ErrDecodeTimeout)
+	defer cancel()
+	var img image.Image
+	var err error
+	if d.Format == TIFF {
+		img, err = tiff.Decode(newPageReader(dctx, d.data, d.bo, d.tiff[i].ifd))
+	} else {
+		img, err = decode(dctx, d.Format, d.data)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if dctx.Err() != nil {
+			return nil, errorf(ErrDecodeTimeout, "page %d took longer than %v to decode", i, d.limits.DecodeTimeout)
+		}
+		return nil, wrapDecodeErr(d.Format, err)
+	}
+	p := d.Pages[i]
+	w, h := p.Orientation.Size(p.Width, p.Height) // stored size
+	if g, ok := img.(*image.Paletted); ok && d.Format == GIF {
+		img = gifCanvas(g, w, h)
+	}
+	if b := img.Bounds(); b.Dx() != w || b.Dy() != h {
+		// The header promised one size and the data gave another: refuse
+		// rather than hand a pipeline a page that contradicts its metadata.
+		return nil, errorf(ErrUndecodable, "%s: decoded size %dx%d differs from the header's %dx%d", d.Format, b.Dx(), b.Dy(), w, h)
+	}
+	return p.Orientation.Apply(img), nil
+}
+
+func decodeConfig(f Format, data []byte) (image.Config, error) {
+	r := bytes.NewReader(data)
+	switch f {
+	case PNG:
+		return png.DecodeConfig(r)
+	case JPEG:
+		return jpeg.DecodeConfig(r)
+	case GIF:
+		return gif.DecodeConfig(r)
+	case BMP:
+		return bmp.DecodeConfig(r)
+	case WebP:
+		return webp.DecodeConfig(r)
+	case PNM:
+		return decodePNMConfig(data)
+	}
+	return image.Config{}, errorf(ErrUnsupported, "format %s", f)
+}
+
+func decode(ctx context.Context, f Format, data []byte) (image.Image, error) {
+	r, stop := newCtxReader(ctx, bytes.NewReader(data))
+	defer stop()
+	switch f {
+	case PNG:
+		return png.Decode(r)
+	case JPEG:
+		return jpeg.Decode(r)
+	case GIF:
+		return gif.Decode(r) // the first frame: an animation is not a document
+	case BMP:
+		return bmp.Decode(r)
+	case WebP:
+		return webp.Decode(r)
+	case PNM:
+		return decodePNM(ctx, data)
+	}
+	return nil, errorf(ErrUnsupported, "format %s", f)
+}
+
+func orientationOf(f Format, data []byte) Orientation {
+	switch f {
+	case JPEG:
+		return Orientation(jpegOrientation(data))
+	case PNG:
+		return Orientation(pngOrientation(data))
+	case WebP:
+		return Orientation(webpOrientation(data))
+	}
+	return Upright
+}
+
+// wrapDecodeErr turns a decoder's error into an input error. Errors already
+// classified pass through; an unsupported feature of a known format (for
+// instance a TIFF compression scheme) is ErrUnsupported, anything else is
+// ErrUndecodable.
+func wrapDecodeErr(f Format, err error) error {
+	var ie *Error
+	if errors.As(err, &ie) {
+		return err
+	}
+	var (
+		tiffUnsupported tiff.UnsupportedError
+		jpegUnsupported jpeg.UnsupportedError
+		pngUnsupported  png.UnsupportedError
+	)
+	switch {
+	case errors.As(err, &tiffUnsupported), errors.As(err, &jpegUnsupported),
+		errors.As(err, &pngUnsupported), errors.Is(err, bmp.ErrUnsupported):
+		return errorf(ErrUnsupported, "%s: %v", f, err)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return errorf(ErrUndecodable, "%s: data truncated", f)
+	}
+	return errorf(ErrUndecodable, "%s: %v", f, err)
+}
+
+// ctxReader fails reads once ctx is done, which is how a decoder that
+// knows nothing of contexts is bounded in time. The flag is set by
+// context.AfterFunc so each Read costs one atomic load.
+type ctxReader struct {
+	done atomic.Bool
+	err  func() error
+	r    io.Reader
+}
+
+func newCtxReader(ctx context.Context, r io.Reader) (*ctxReader, func() bool) {
+	c := &ctxReader{r: r, err: ctx.Err}
+	stop := context.AfterFunc(ctx, func() { c.done.Store(true) })
+	return c, stop
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if c.done.Load() {
+		return 0, c.err()
+	}
+	return c.r.Read(p)
+}
+
+// gifCanvas places a first frame smaller than the logical screen on a
+// white screen-sized canvas, as a viewer would show it.
+func gifCanvas(frame *image.Paletted, w, h int) image.Image {
+	screen := image.Rect(0, 0, w, h)
+	if frame.Rect == screen {
+		return frame
+	}
+	canvas := image.NewRGBA(screen)
+	draw.Draw(canvas, screen, image.White, image.Point{}, draw.Src)
+	draw.Draw(canvas, frame.Rect.Intersect(screen), frame, frame.Rect.Intersect(screen).Min, draw.Over)
+	return canvas
+}

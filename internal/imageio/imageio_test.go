@@ -1,0 +1,479 @@
+package imageio
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
+
+	"github.com/visionserve/visionserve/internal/testenv"
+)
+
+// tinyWebP is an 8x4 gray gradient, lossless, made by `cwebp -lossless`.
+var tinyWebP = []byte{
+	0x52, 0x49, 0x46, 0x46, 0x32, 0x00, 0x00, 0x00, 0x57, 0x45, 0x42, 0x50,
+	0x56, 0x50, 0x38, 0x4c, 0x26, 0x00, 0x00, 0x00, 0x2f, 0x07, 0xc0, 0x00,
+	0x00, 0x3f, 0x20, 0x10, 0x48, 0x22, 0xd9, 0x1f, 0x74, 0x88, 0xf1, 0x18,
+	0x8f, 0xf9, 0x4f, 0x6c, 0x07, 0x61, 0xb6, 0x91, 0xc2, 0x58, 0xc6, 0x32,
+	0x96, 0xf3, 0x7f, 0x1d, 0x43, 0x44, 0xff, 0x03, 0xdb, 0x07,
+}
+
+// marked returns a w x h gray image, white except for a black pixel at
+// (1, 0), so a test can see where the top-left corner went.
+func marked(w, h int) *image.Gray {
+	g := image.NewGray(image.Rect(0, 0, w, h))
+	for i := range g.Pix {
+		g.Pix[i] = 255
+	}
+	g.SetGray(1, 0, color.Gray{0})
+	return g
+}
+
+func encode(t testing.TB, f Format, img image.Image) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	var err error
+	switch f {
+	case PNG:
+		err = png.Encode(&b, img)
+	case JPEG:
+		err = jpeg.Encode(&b, img, &jpeg.Options{Quality: 95})
+	case GIF:
+		err = gif.Encode(&b, img, nil)
+	case BMP:
+		err = bmp.Encode(&b, img)
+	case TIFF:
+		err = tiff.Encode(&b, img, nil)
+	default:
+		t.Fatalf("no encoder for %s", f)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestOpenDecodeFormats(t *testing.T) {
+	img := marked(9, 5)
+	cases := map[string][]byte{
+		"png":  encode(t, PNG, img),
+		"jpeg": encode(t, JPEG, img),
+		"gif":  encode(t, GIF, img),
+		"bmp":  encode(t, BMP, img),
+		"tiff": encode(t, TIFF, img),
+		"webp": tinyWebP,
+		"pnm-p5": append([]byte("P5\n# comment\n9 5\n255\n"), img.Pix...),
+		"pnm-p2": []byte("P2 9 5 255\n" + pixText(img)),
+		"pnm-p1": []byte("P1\n9 5\n" + bitText(img)),
+		"pnm-p4": append([]byte("P4 9 5\n"), packBits(img)...),
+		"pnm-p6": append([]byte("P6 9 5 255\n"), rgbBytes(img)...),
+	}
+	for name, data := range cases {
+		t.Run(name, func(t *testing.T) {
+			doc, err := Open(data, "", Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(doc.Pages) != 1 {
+				t.Fatalf("pages = %d", len(doc.Pages))
+			}
+			got, err := doc.Decode(context.Background(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantW, wantH := 9, 5
+			if name == "webp" {
+				wantW, wantH = 8, 4
+			}
+			if b := got.Bounds(); b.Dx() != wantW || b.Dy() != wantH {
+				t.Fatalf("bounds = %v", b)
+			}
+			if name == "webp" {
+				return
+			}
+			if y := gray(got, 1, 0); y > 64 {
+				t.Errorf("marked pixel is %d, want dark", y)
+			}
+			if y := gray(got, 0, 0); y < 192 {
+				t.Errorf("unmarked pixel is %d, want light", y)
+			}
+		})
+	}
+}
+
+func gray(img image.Image, x, y int) uint8 {
+	b := img.Bounds()
+	return color.GrayModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.Gray).Y
+}
+
+func pixText(g *image.Gray) string {
+	var b bytes.Buffer
+	for i, p := range g.Pix {
+		b.WriteString(" ")
+		b.WriteString(strconv.Itoa(int(p)))
+		if i%9 == 8 {
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
+
+func bitText(g *image.Gray) string {
+	var b bytes.Buffer
+	for _, p := range g.Pix {
+		if p < 128 {
+			b.WriteString("1 ")
+		} else {
+			b.WriteString("0 ")
+		}
+	}
+	return b.String()
+}
+
+func packBits(g *image.Gray) []byte {
+	w, h := g.Rect.Dx(), g.Rect.Dy()
+	rb := (w + 7) / 8
+	out := make([]byte, rb*h)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			if g.Pix[y*g.Stride+x] < 128 {
+				out[y*rb+x/8] |= 0x80 >> (x % 8)
+			}
+		}
+	}
+	return out
+}
+
+func rgbBytes(g *image.Gray) []byte {
+	out := make([]byte, 0, 3*len(g.Pix))
+	for _, p := range g.Pix {
+		out = append(out, p, p, p)
+	}
+	return out
+}
+
+// tiffPageSpec describes one uncompressed 8-bit gray page for buildTIFF.
+type tiffPageSpec struct {
+	img         *image.Gray
+	w, h        uint32 // header dimensions; default to the image's
+	orientation uint16
+}
+
+// buildTIFF writes a little-endian multi-page TIFF by hand, so tests can
+// also lie in headers (huge dimensions, loops) in ways encoders refuse to.
+func buildTIFF(pages []tiffPageSpec, loop bool) []byte {
+	le := binary.LittleEndian
+	out := []byte("II*\x00\x00\x00\x00\x00")
+	var prevNext int
+	first := 0
+	for i, p := range pages {
+		if p.w == 0 {
+			p.w, p.h = uint32(p.img.Rect.Dx()), uint32(p.img.Rect.Dy())
+		}
+		dataOff := len(out)
+		out = append(out, p.img.Pix...)
+		if len(out)%2 == 1 {
+			out = append(out, 0)
+		}
+		ifdOff := len(out)
+		if i == 0 {
+			first = ifdOff
+			le.PutUint32(out[4:], uint32(ifdOff))
+		} else {
+			le.PutUint32(out[prevNext:], uint32(ifdOff))
+		}
+		type entry struct {
+			tag, typ uint16
+			val      uint32
+		}
+		entries := []entry{
+			{256, 4, p.w}, {257, 4, p.h}, {258, 3, 8}, {259, 3, 1}, {262, 3, 1},
+			{273, 4, uint32(dataOff)}, {277, 3, 1}, {278, 4, p.h}, {279, 4, uint32(len(p.img.Pix))},
+		}
+		if p.orientation != 0 {
+			entries = append(entries[:6], append([]entry{{274, 3, uint32(p.orientation)}}, entries[6:]...)...)
+		}
+		out = le.AppendUint16(out, uint16(len(entries)))
+		for _, e := range entries {
+			out = le.AppendUint16(out, e.tag)
+			out = le.AppendUint16(out, e.typ)
+			out = le.AppendUint32(out, 1)
+			if e.typ == 3 {
+				out = le.AppendUint16(out, uint16(e.val))
+				out = le.AppendUint16(out, 0)
+			} else {
+				out = le.AppendUint32(out, e.val)
+			}
+		}
+		prevNext = len(out)
+		out = le.AppendUint32(out, 0)
+	}
+	if loop {
+		le.PutUint32(out[prevNext:], uint32(first))
+	}
+	return out
+}
+
+func TestMultiPageTIFF(t *testing.T) {
+	a, b, c := marked(6, 4), marked(5, 3), marked(7, 2)
+	data := buildTIFF([]tiffPageSpec{{img: a}, {img: b, orientation: 6}, {img: c}}, false)
+	doc, err := Open(data, TIFF, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Pages) != 3 {
+		t.Fatalf("pages = %d, want 3", len(doc.Pages))
+	}
+	// Page 1 is rotated 90 degrees clockwise for display: 5x3 becomes 3x5
+	// and the stored top-left corner moves to the top-right.
+	if p := doc.Pages[1]; p.Width != 3 || p.Height != 5 || p.Orientation != Rotate90 {
+		t.Fatalf("page 1 info = %+v", p)
+	}
+	for i, want := range []image.Point{{6, 4}, {3, 5}, {7, 2}} {
+		img, err := doc.Decode(context.Background(), i)
+		if err != nil {
+			t.Fatalf("page %d: %v", i, err)
+		}
+		if img.Bounds().Size() != want {
+			t.Errorf("page %d size = %v, want %v", i, img.Bounds().Size(), want)
+		}
+	}
+	p1, _ := doc.Decode(context.Background(), 1)
+	// Stored (1,0) shows at display (h-1-0, 1) = (2, 1).
+	if gray(p1, 2, 1) != 0 {
+		t.Errorf("rotated page: mark not at (2,1)")
+	}
+}
+
+func TestLimits(t *testing.T) {
+	small := marked(10, 10)
+	three := buildTIFF([]tiffPageSpec{{img: small}, {img: small}, {img: small}}, false)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		lim  Limits
+		want error
+	}{
+		{"bytes", encode(t, PNG, small), Limits{MaxBytes: 10}, ErrTooLarge},
+		{"pixels", encode(t, PNG, small), Limits{MaxPixels: 99}, ErrTooLarge},
+		{"pages", three, Limits{MaxPages: 2}, ErrTooLarge},
+		{"tiff loop", buildTIFF([]tiffPageSpec{{img: small}, {img: small}}, true), Limits{}, ErrUndecodable},
+		{"empty", nil, Limits{}, ErrUndecodable},
+		{"garbage", []byte("hello, this is not an image at all"), Limits{}, ErrUnsupported},
+		{"pdf", []byte("%PDF-1.7\n..."), Limits{}, ErrUnsupported},
+		{"truncated png", encode(t, PNG, small)[:40], Limits{}, ErrUndecodable},
+		{"bigtiff", []byte("II+\x00\x08\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00"), Limits{}, ErrUnsupported},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc, err := Open(tc.data, "", tc.lim)
+			if err == nil {
+				_, err = doc.Decode(context.Background(), 0)
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			var ie *Error
+			if !errors.As(err, &ie) || ie.Detail == "" {
+				t.Fatalf("err %v carries no detail for the client", err)
+			}
+		})
+	}
+}
+
+func TestDeclaredTypeMismatch(t *testing.T) {
+	_, err := Open([]byte("definitely not a png"), PNG, Limits{})
+	if !errors.Is(err, ErrUndecodable) {
+		t.Fatalf("err = %v, want ErrUndecodable", err)
+	}
+}
+
+func TestCheckMediaType(t *testing.T) {
+	for ct, want := range map[string]error{
+		"":                         nil,
+		"image/png":                nil,
+		"image/jpeg; charset=x":    nil,
+		"application/octet-stream": nil,
+		"image/svg+xml":            ErrUnsupported,
+		"text/plain":               ErrUnsupported,
+		"application/pdf":          ErrUnsupported,
+		"image/png; ===":           ErrUnsupported,
+	} {
+		if _, err := CheckMediaType(ct); !errors.Is(err, want) {
+			t.Errorf("CheckMediaType(%q) = %v, want %v", ct, err, want)
+		}
+	}
+}
+
+// pngHeader returns a PNG whose IHDR claims w x h but carries no pixels.
+func pngHeader(w, h uint32) []byte {
+	chunk := func(typ string, data []byte) []byte {
+		out := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+		out = append(out, typ...)
+		out = append(out, data...)
+		return binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(append([]byte(typ), data...)))
+	}
+	ihdr := binary.BigEndian.AppendUint32(nil, w)
+	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
+	ihdr = append(ihdr, 8, 0, 0, 0, 0)
+	out := []byte("\x89PNG\r\n\x1a\n")
+	out = append(out, chunk("IHDR", ihdr)...)
+	out = append(out, chunk("IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})...)
+	return append(out, chunk("IEND", nil)...)
+}
+
+// A header claiming 30000x30000 must be refused before anything close to
+// its 900 MB is allocated.
+func TestBombRefusedBeforeAllocation(t *testing.T) {
+	bombs := map[string][]byte{
+		"png":  pngHeader(30000, 30000),
+		"tiff": buildTIFF([]tiffPageSpec{{img: marked(2, 2), w: 30000, h: 30000}}, false),
+		"pnm":  []byte("P5 30000 30000 255\n\x00\x00"),
+	}
+	for name, data := range bombs {
+		t.Run(name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err := Open(data, "", Limits{})
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("err = %v, want ErrTooLarge", err)
+			}
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+				t.Errorf("refusing the bomb allocated %d bytes", grew)
+			}
+		})
+	}
+}
+
+func TestDecodeTimeout(t *testing.T) {
+	doc, err := Open(encode(t, PNG, marked(500, 500)), "", Limits{DecodeTimeout: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := doc.Decode(context.Background(), 0); !errors.Is(err, ErrDecodeTimeout) {
+		t.Fatalf("err = %v, want ErrDecodeTimeout", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := doc.Decode(ctx, 0); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+// jpegWithOrientation inserts an EXIF APP1 segment with the given
+// orientation right after the SOI marker.
+func jpegWithOrientation(t testing.TB, img image.Image, o uint16) []byte {
+	j := encode(t, JPEG, img)
+	tiffBlock := []byte("MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01")
+	tiffBlock = binary.BigEndian.AppendUint16(tiffBlock, o)
+	tiffBlock = append(tiffBlock, 0, 0, 0, 0, 0, 0)
+	seg := append([]byte("Exif\x00\x00"), tiffBlock...)
+	app1 := []byte{0xff, 0xe1}
+	app1 = binary.BigEndian.AppendUint16(app1, uint16(len(seg)+2))
+	app1 = append(app1, seg...)
+	return append(append(append([]byte{}, j[:2]...), app1...), j[2:]...)
+}
+
+func TestEXIFOrientation(t *testing.T) {
+	// A 40x20 image, black in its left half. Stored (x, y) lands at:
+	//   6 (90 CW):  display 20x40, black in the top half
+	//   8 (270 CW): display 20x40, black in the bottom half
+	//   3 (180):    display 40x20, black in the right half
+	src := image.NewGray(image.Rect(0, 0, 40, 20))
+	for y := 0; y < 20; y++ {
+		for x := 0; x < 40; x++ {
+			if x >= 20 {
+				src.SetGray(x, y, color.Gray{255})
+			}
+		}
+	}
+	for _, tc := range []struct {
+		o          uint16
+		size       image.Point
+		dark, lite image.Point
+	}{
+		{1, image.Pt(40, 20), image.Pt(5, 10), image.Pt(35, 10)},
+		{6, image.Pt(20, 40), image.Pt(10, 5), image.Pt(10, 35)},
+		{8, image.Pt(20, 40), image.Pt(10, 35), image.Pt(10, 5)},
+		{3, image.Pt(40, 20), image.Pt(35, 10), image.Pt(5, 10)},
+	} {
+		doc, err := Open(jpegWithOrientation(t, src, tc.o), JPEG, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := doc.Decode(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img.Bounds().Size() != tc.size {
+			t.Errorf("orientation %d: size %v, want %v", tc.o, img.Bounds().Size(), tc.size)
+			continue
+		}
+		if gray(img, tc.dark.X, tc.dark.Y) > 64 || gray(img, tc.lite.X, tc.lite.Y) < 192 {
+			t.Errorf("orientation %d: pixels not where expected", tc.o)
+		}
+	}
+}
+
+func TestSourcePointInvertsApply(t *testing.T) {
+	img := marked(7, 3)
+	for o := Orientation(1); o <= 8; o++ {
+		disp := o.ApplyGray(img)
+		dw, dh := disp.Rect.Dx(), disp.Rect.Dy()
+		for y := 0; y < dh; y++ {
+			for x := 0; x < dw; x++ {
+				// The centre of a displayed pixel maps to the centre of
+				// the stored pixel it shows.
+				sx, sy := o.SourcePoint(float64(x)+0.5, float64(y)+0.5, 7, 3)
+				if disp.GrayAt(x, y) != img.GrayAt(int(sx), int(sy)) {
+					t.Fatalf("orientation %d: display (%d,%d) -> source (%g,%g) disagrees", o, x, y, sx, sy)
+				}
+			}
+		}
+	}
+}
+
+// The shared test pages decode with the expected shapes: phototest.tif is a
+// 1-bit WhiteIsZero TIFF, phototestrot.tif an LZW RGB TIFF.
+func TestSharedPages(t *testing.T) {
+	dir := testenv.Shared(t, "data/ocr/pages")
+	for name, want := range map[string]image.Point{
+		"phototest.tif":             {640, 480},
+		"phototestrot.tif":          {480, 640},
+		"phototest-rotated-L.png":   {480, 640},
+		"phototest-rotated-180.png": {640, 480},
+		"eurotext.tif":              {1024, 800},
+	} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := Open(data, "", Limits{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		img, err := doc.Decode(context.Background(), 0)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if img.Bounds().Size() != want {
+			t.Errorf("%s: size %v, want %v", name, img.Bounds().Size(), want)
+		}
+	}
+}
