@@ -44,13 +44,18 @@ type TextWord struct {
 
 // TextLine is a recognised line. Block and Paragraph number the layout
 // units the line belongs to, in reading order, when the engine knows them.
+// Orientation is the clockwise rotation (0, 90, 180, 270) that would make
+// the line's text upright when the engine read it rotated within the image
+// (Tesseract reads vertical lines this way); boxes stay axis-aligned in the
+// image either way.
 type TextLine struct {
-	Text       string
-	Confidence float64
-	Box        image.Rectangle
-	Block      int
-	Paragraph  int
-	Words      []TextWord
+	Text        string
+	Confidence  float64
+	Box         image.Rectangle
+	Block       int
+	Paragraph   int
+	Orientation int
+	Words       []TextWord
 }
 
 // TextRecognizer recognises text in an upright grayscale image. An

@@ -71,12 +71,12 @@ func encode(t testing.TB, f Format, img image.Image) []byte {
 func TestOpenDecodeFormats(t *testing.T) {
 	img := marked(9, 5)
 	cases := map[string][]byte{
-		"png":  encode(t, PNG, img),
-		"jpeg": encode(t, JPEG, img),
-		"gif":  encode(t, GIF, img),
-		"bmp":  encode(t, BMP, img),
-		"tiff": encode(t, TIFF, img),
-		"webp": tinyWebP,
+		"png":    encode(t, PNG, img),
+		"jpeg":   encode(t, JPEG, img),
+		"gif":    encode(t, GIF, img),
+		"bmp":    encode(t, BMP, img),
+		"tiff":   encode(t, TIFF, img),
+		"webp":   tinyWebP,
 		"pnm-p5": append([]byte("P5\n# comment\n9 5\n255\n"), img.Pix...),
 		"pnm-p2": []byte("P2 9 5 255\n" + pixText(img)),
 		"pnm-p1": []byte("P1\n9 5\n" + bitText(img)),
@@ -474,6 +474,31 @@ func TestSharedPages(t *testing.T) {
 		}
 		if img.Bounds().Size() != want {
 			t.Errorf("%s: size %v, want %v", name, img.Bounds().Size(), want)
+		}
+	}
+}
+
+func TestToGray(t *testing.T) {
+	want := marked(5, 3)
+	rgba := image.NewRGBA(image.Rect(2, 2, 7, 5))
+	nrgba := image.NewNRGBA(image.Rect(0, 0, 5, 3))
+	pal := image.NewPaletted(image.Rect(0, 0, 5, 3), color.Palette{color.White, color.Black})
+	ycc := image.NewYCbCr(image.Rect(0, 0, 5, 3), image.YCbCrSubsampleRatio420)
+	for y := 0; y < 3; y++ {
+		for x := 0; x < 5; x++ {
+			c := want.GrayAt(x, y)
+			rgba.Set(x+2, y+2, c)
+			nrgba.Set(x, y, c)
+			pal.Set(x, y, c)
+			ycc.Y[ycc.YOffset(x, y)] = c.Y
+		}
+	}
+	// A fully transparent pixel reads as white paper.
+	nrgba.SetNRGBA(0, 0, color.NRGBA{0, 0, 0, 0})
+	for name, img := range map[string]image.Image{"rgba": rgba, "nrgba": nrgba, "paletted": pal, "ycbcr": ycc, "gray": want} {
+		g := ToGray(img)
+		if g.Rect != want.Rect || !bytes.Equal(g.Pix, want.Pix) {
+			t.Errorf("%s: ToGray = %v, want %v", name, g.Pix, want.Pix)
 		}
 	}
 }

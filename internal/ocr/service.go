@@ -1,0 +1,336 @@
+package ocr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/visionserve/visionserve/internal/engine"
+	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/metrics"
+)
+
+// Sentinel errors of the OCR core.
+var (
+	// ErrModelNotFound: no served model matches the request's model or language.
+	ErrModelNotFound = errors.New("model not found")
+	// ErrVersionNotFound: the model exists but the pinned version is not ready.
+	ErrVersionNotFound = errors.New("model version not found")
+	// ErrBadOption: a request option has a value outside its enum.
+	ErrBadOption = errors.New("invalid option")
+)
+
+// Mode is the segmentation mode a request asks for.
+type Mode string
+
+// Modes. ModeAuto picks line for an image holding one text line and page
+// otherwise.
+const (
+	ModeAuto  Mode = "auto"
+	ModePage  Mode = "page"
+	ModeBlock Mode = "block"
+	ModeLine  Mode = "line"
+	ModeWord  Mode = "word"
+)
+
+// ParseMode validates a mode name; "" is ModeAuto.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case "":
+		return ModeAuto, nil
+	case ModeAuto, ModePage, ModeBlock, ModeLine, ModeWord:
+		return m, nil
+	}
+	return "", fmt.Errorf("%w: mode=%q; use auto, page, block, line or word", ErrBadOption, s)
+}
+
+func (m Mode) segMode() engine.SegMode {
+	switch m {
+	case ModeBlock:
+		return engine.SegBlock
+	case ModeLine:
+		return engine.SegLine
+	case ModeWord:
+		return engine.SegWord
+	}
+	return engine.SegPage
+}
+
+// Options are the per-request choices.
+type Options struct {
+	Model   string // "" selects by Lang, or the default model
+	Version string // "" lets the model source route
+	Lang    string // Tesseract language spec; "" means the model's own
+	Mode    Mode
+	// NoRotate skips orientation detection (pages known to be upright).
+	NoRotate bool
+}
+
+// Selector says which model a request wants.
+type Selector struct{ Name, Version, Lang string }
+
+// Engine is one OCR engine instance, used by one request at a time.
+type Engine interface {
+	engine.TextRecognizer
+	engine.OrientationDetector
+	io.Closer
+}
+
+// EnginePool lends engine instances.
+type EnginePool interface {
+	Acquire(ctx context.Context) (Engine, error)
+	Release(Engine)
+}
+
+// Model is one loaded, ready model version.
+type Model struct {
+	Ref       ModelRef
+	Languages string
+	Engines   EnginePool
+}
+
+// ModelSource resolves a Selector to a model version and pins it: the
+// version stays loaded until release is called.
+type ModelSource interface {
+	Acquire(sel Selector) (m *Model, release func(), err error)
+}
+
+// Scheduler runs work on a bounded set of workers (sched.Scheduler).
+type Scheduler interface {
+	Run(ctx context.Context, fn func(context.Context) error) error
+}
+
+// Config tunes the pipeline.
+type Config struct {
+	Review ReviewPolicy
+	// OrientationCheckBelow: a page or block whose first reading has a
+	// mean confidence under this is checked for a 90/180/270 degree turn.
+	OrientationCheckBelow float64
+	// MinOrientationConfidence is the detector confidence (0..1) needed
+	// before a turned reading is tried. A turned reading replaces the first
+	// only if it is more confident.
+	MinOrientationConfidence float64
+	Limits                   imageio.Limits
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{Review: DefaultReviewPolicy(), OrientationCheckBelow: 0.75, MinOrientationConfidence: 0.4, Limits: imageio.DefaultLimits()}
+}
+
+// Service is the OCR core that every transport calls.
+type Service struct {
+	cfg     Config
+	models  ModelSource
+	sched   Scheduler
+	metrics *metrics.Metrics // may be nil
+	log     *slog.Logger
+}
+
+// NewService wires the core. m may be nil (no metrics).
+func NewService(cfg Config, models ModelSource, s Scheduler, m *metrics.Metrics, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg.Limits = cfg.Limits.WithDefaults()
+	return &Service{cfg: cfg, models: models, sched: s, metrics: m, log: log.With("component", "ocr")}
+}
+
+// Limits returns the input limits, for transports that read bodies.
+func (s *Service) Limits() imageio.Limits { return s.cfg.Limits }
+
+// Input is an encoded image as received.
+type Input struct {
+	Data     []byte
+	Declared imageio.Format // what the client said it is, if anything
+}
+
+// Recognize runs OCR on every page of in. Pages are decoded and recognised
+// one at a time, each holding a worker only while it runs.
+func (s *Service) Recognize(ctx context.Context, in Input, opt Options) (*Result, error) {
+	start := time.Now()
+	if opt.Mode == "" {
+		opt.Mode = ModeAuto
+	}
+	model, release, err := s.models.Acquire(Selector{Name: opt.Model, Version: opt.Version, Lang: opt.Lang})
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	doc, err := imageio.Open(in.Data, in.Declared, s.cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Model: model.Ref, Pages: make([]Page, 0, len(doc.Pages))}
+	var t timings
+	for i := range doc.Pages {
+		var page Page
+		err := s.sched.Run(ctx, func(ctx context.Context) error {
+			var err error
+			page, err = s.page(ctx, model, doc, i, opt, &t)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		res.Pages = append(res.Pages, page)
+	}
+	var lines []Line
+	for _, p := range res.Pages {
+		lines = append(lines, p.Lines...)
+	}
+	res.Text = PlainText(res.Pages)
+	res.Confidence = MeanConfidence(lines)
+	t.total = time.Since(start)
+	res.TimingMS = t.ms()
+	s.observe(model.Ref, res, &t)
+	return res, nil
+}
+
+// page decodes, orients and recognises page i, with a worker held.
+func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document, i int, opt Options, t *timings) (Page, error) {
+	t0 := time.Now()
+	img, err := doc.Decode(ctx, i)
+	t.decode += time.Since(t0)
+	if err != nil {
+		return Page{}, err
+	}
+	eng, err := model.Engines.Acquire(ctx)
+	if err != nil {
+		return Page{}, err
+	}
+	defer model.Engines.Release(eng)
+
+	t1 := time.Now()
+	gray := imageio.ToGray(img)
+	img = nil // the gray copy is all we need; let the decoded page go
+	b := gray.Bounds()
+	if b.Dx() < 3 || b.Dy() < 3 {
+		return Page{}, &imageio.Error{Kind: imageio.ErrUnusable, Detail: fmt.Sprintf("page %d is %dx%d pixels; text needs at least 3x3", i, b.Dx(), b.Dy())}
+	}
+	mode := opt.Mode
+	if mode == ModeAuto {
+		mode = ModePage
+		if isSingleLine(gray) {
+			mode = ModeLine
+		}
+	}
+	t.preprocess += time.Since(t1)
+
+	// Read the page as it is first: most pages are upright, and Tesseract
+	// itself reads pages turned 90 degrees clockwise. Only a doubtful
+	// reading pays for orientation detection (which costs about as much as
+	// recognition) and, if the detector is sure of a turn, a second reading.
+	lines, angle, err := s.read(ctx, eng, gray, 0, mode, t)
+	if err != nil {
+		return Page{}, err
+	}
+	conf := MeanConfidence(lines)
+	if !opt.NoRotate && (mode == ModePage || mode == ModeBlock) && conf < s.cfg.OrientationCheckBelow {
+		t1 := time.Now()
+		o, err := eng.DetectOrientation(ctx, gray)
+		t.preprocess += time.Since(t1)
+		if err != nil {
+			return Page{}, err
+		}
+		if o.Degrees != 0 && o.Confidence >= s.cfg.MinOrientationConfidence {
+			turned, turnedAngle, err := s.read(ctx, eng, gray, o.Degrees, mode, t)
+			if err != nil {
+				return Page{}, err
+			}
+			if c := MeanConfidence(turned); c > conf {
+				lines, angle, conf = turned, turnedAngle, c
+			}
+		}
+	}
+	return Page{Index: i, Width: b.Dx(), Height: b.Dy(), Angle: angle, Mode: string(mode), Confidence: conf, Lines: lines}, nil
+}
+
+// read recognises gray turned clockwise by turn degrees and returns the
+// lines with boxes in gray's coordinates, and the page angle: the turn plus
+// the rotation at which the engine read most of the text.
+func (s *Service) read(ctx context.Context, eng Engine, gray *image.Gray, turn int, mode Mode, t *timings) ([]Line, int, error) {
+	t0 := time.Now()
+	rot := imageio.RotationCW(turn)
+	img := rot.ApplyGray(gray)
+	t.preprocess += time.Since(t0)
+
+	t1 := time.Now()
+	found, err := eng.RecognizeText(ctx, img, mode.segMode())
+	t.recognize += time.Since(t1)
+	if err != nil {
+		return nil, 0, err
+	}
+	w, h := gray.Bounds().Dx(), gray.Bounds().Dy()
+	toPage := func(r image.Rectangle, orientation int) Quad {
+		q := readingQuad(r, orientation)
+		for k, c := range q {
+			x, y := rot.SourcePoint(c[0], c[1], w, h)
+			q[k] = Point{x, y}
+		}
+		return q
+	}
+	lines := make([]Line, 0, len(found))
+	chars := map[int]int{} // characters read at each orientation
+	for _, fl := range found {
+		l := Line{Text: fl.Text, Confidence: fl.Confidence, Box: toPage(fl.Box, fl.Orientation), Review: s.cfg.Review.Tier(fl.Confidence), Words: make([]Word, len(fl.Words))}
+		for k, w := range fl.Words {
+			l.Words[k] = Word{Text: w.Text, Confidence: w.Confidence, Box: toPage(w.Box, fl.Orientation)}
+		}
+		lines = append(lines, l)
+		chars[fl.Orientation] += len(fl.Text)
+	}
+	dominant := 0
+	for o, n := range chars {
+		if n > chars[dominant] {
+			dominant = o
+		}
+	}
+	return lines, (turn + dominant) % 360, nil
+}
+
+// readingQuad returns the corners of r in the reading order of text that
+// must be turned clockwise by orientation degrees to be upright: for text
+// running downwards (270) the text's top-left is r's top-right corner.
+func readingQuad(r image.Rectangle, orientation int) Quad {
+	q := RectQuad(r)
+	k := map[int]int{0: 0, 270: 1, 180: 2, 90: 3}[orientation]
+	return Quad{q[k], q[(k+1)%4], q[(k+2)%4], q[(k+3)%4]}
+}
+
+// timings accumulate stage durations over the pages of one request.
+type timings struct{ decode, preprocess, recognize, total time.Duration }
+
+func (t *timings) ms() map[string]float64 {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return map[string]float64{
+		metrics.StageDecode:     ms(t.decode),
+		metrics.StagePreprocess: ms(t.preprocess),
+		metrics.StageRecognize:  ms(t.recognize),
+		metrics.StageTotal:      ms(t.total),
+	}
+}
+
+func (s *Service) observe(ref ModelRef, res *Result, t *timings) {
+	m := s.metrics
+	if m == nil {
+		return
+	}
+	for stage, d := range map[string]time.Duration{
+		metrics.StageDecode: t.decode, metrics.StagePreprocess: t.preprocess,
+		metrics.StageRecognize: t.recognize, metrics.StageTotal: t.total,
+	} {
+		m.Stage.WithLabelValues(ref.Name, ref.Version, stage).Observe(d.Seconds())
+	}
+	for _, p := range res.Pages {
+		m.Pages.WithLabelValues(ref.Name, ref.Version, p.Mode).Inc()
+		if len(p.Lines) > 0 {
+			m.Confidence.WithLabelValues(ref.Name, ref.Version).Observe(p.Confidence)
+		}
+	}
+}

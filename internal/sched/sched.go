@@ -1,0 +1,151 @@
+// Package sched decides which requests run now, which wait and which are
+// turned away. It holds two bounds: Workers requests run at once (one per
+// core by default), and at most Workers+Queue requests are admitted at all,
+// so memory held by waiting requests (their bodies) is bounded too. A
+// request beyond that is refused at once with ErrQueueFull and a
+// Retry-After estimate, never parked indefinitely.
+package sched
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sentinel errors.
+var (
+	// ErrQueueFull: every worker is busy and the queue is at its bound.
+	ErrQueueFull = errors.New("server busy: queue full")
+	// ErrDraining: the server is shutting down and admits nothing new.
+	ErrDraining = errors.New("server shutting down")
+)
+
+// Observer receives the scheduler's measurements; metrics implement it.
+// Every method must be cheap and safe for concurrent use.
+type Observer interface {
+	QueueWait(d time.Duration)
+	Queued(n int)  // requests admitted and waiting for a worker
+	Running(n int) // requests holding a worker
+	Rejected(reason string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) QueueWait(time.Duration) {}
+func (nopObserver) Queued(int)              {}
+func (nopObserver) Running(int)             {}
+func (nopObserver) Rejected(string)         {}
+
+// Scheduler is an admission queue in front of a fixed number of workers.
+type Scheduler struct {
+	workers  chan struct{}
+	admitted chan struct{}
+	obs      Observer
+
+	queued   atomic.Int64
+	running  atomic.Int64
+	draining atomic.Bool
+
+	mu      sync.Mutex
+	service float64 // EWMA of seconds a job holds a worker
+}
+
+// New returns a scheduler with the given number of workers and queue
+// slots. obs may be nil.
+func New(workers, queue int, obs Observer) *Scheduler {
+	workers, queue = max(workers, 1), max(queue, 0)
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	return &Scheduler{
+		workers:  make(chan struct{}, workers),
+		admitted: make(chan struct{}, workers+queue),
+		obs:      obs,
+		service:  0.1,
+	}
+}
+
+// Workers is the number of requests that run at once.
+func (s *Scheduler) Workers() int { return cap(s.workers) }
+
+// QueueCap is the number of admitted requests that may wait.
+func (s *Scheduler) QueueCap() int { return cap(s.admitted) - cap(s.workers) }
+
+// Ticket is an admitted request. Done must be called exactly once.
+type Ticket struct {
+	s    *Scheduler
+	done atomic.Bool
+}
+
+// Admit lets a request in, or refuses it without waiting.
+func (s *Scheduler) Admit() (*Ticket, error) {
+	if s.draining.Load() {
+		s.obs.Rejected("draining")
+		return nil, ErrDraining
+	}
+	select {
+	case s.admitted <- struct{}{}:
+		return &Ticket{s: s}, nil
+	default:
+		s.obs.Rejected("queue_full")
+		return nil, ErrQueueFull
+	}
+}
+
+// Done releases the admission.
+func (t *Ticket) Done() {
+	if t != nil && t.done.CompareAndSwap(false, true) {
+		<-t.s.admitted
+	}
+}
+
+// Run waits for a worker (or ctx), runs fn holding it and returns fn's
+// error. Time spent waiting is reported to the Observer.
+func (s *Scheduler) Run(ctx context.Context, fn func(context.Context) error) error {
+	start := time.Now()
+	s.obs.Queued(int(s.queued.Add(1)))
+	select {
+	case s.workers <- struct{}{}:
+	case <-ctx.Done():
+		s.obs.Queued(int(s.queued.Add(-1)))
+		s.obs.QueueWait(time.Since(start))
+		return ctx.Err()
+	}
+	s.obs.Queued(int(s.queued.Add(-1)))
+	s.obs.QueueWait(time.Since(start))
+	s.obs.Running(int(s.running.Add(1)))
+	began := time.Now()
+	defer func() {
+		s.observeService(time.Since(began))
+		s.obs.Running(int(s.running.Add(-1)))
+		<-s.workers
+	}()
+	return fn(ctx)
+}
+
+func (s *Scheduler) observeService(d time.Duration) {
+	s.mu.Lock()
+	s.service = 0.9*s.service + 0.1*d.Seconds()
+	s.mu.Unlock()
+}
+
+// RetryAfter estimates when a refused client should try again: the time
+// for the workers to clear what is queued now, rounded up to whole seconds
+// (the Retry-After header's unit), at least one.
+func (s *Scheduler) RetryAfter() time.Duration {
+	s.mu.Lock()
+	svc := s.service
+	s.mu.Unlock()
+	pending := float64(s.queued.Load() + s.running.Load())
+	secs := math.Ceil(pending * svc / float64(cap(s.workers)))
+	return time.Duration(max(secs, 1)) * time.Second
+}
+
+// Drain stops admitting requests. Admitted ones still run.
+func (s *Scheduler) Drain() { s.draining.Store(true) }
+
+// Idle reports whether no admitted request remains.
+func (s *Scheduler) Idle() bool { return len(s.admitted) == 0 && s.running.Load() == 0 }
