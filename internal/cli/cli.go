@@ -1,0 +1,202 @@
+// Package cli implements the visionserve command line: one binary with
+// subcommands. Main parses arguments and returns an exit code; it never
+// calls os.Exit, so tests run commands in-process.
+//
+// Conventions: exit 0 on success, 1 when the work failed (one line on
+// stderr saying why), 2 on a usage error.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/visionserve/visionserve/internal/app"
+	"github.com/visionserve/visionserve/internal/config"
+)
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"serve":   {"run the inference server", runServe},
+		"ocr":     {"recognise text in images, in-process (no server)", runOCR},
+		"bench":   {"load-test a running server", runBench},
+		"version": {"print the version", runVersion},
+	}
+}
+
+// Main runs the command named by args[0].
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmds := commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr, cmds)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	c, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "visionserve: unknown command %q (run visionserve help)\n", args[0])
+		return 2
+	}
+	return c.run(ctx, args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer, cmds map[string]command) {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "usage: visionserve <command> [flags]\n\ncommands:")
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun visionserve <command> -h for a command's flags.")
+}
+
+// newFlagSet returns a FlagSet that reports errors instead of exiting.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("visionserve "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: visionserve %s %s\n\nflags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags; it returns the exit code to use when parsing ended
+// the command (help: 0, bad flags: 2) and ok=false.
+func parse(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
+}
+
+// fail prints one line and returns exit code 1.
+func fail(stderr io.Writer, cmd string, err error) int {
+	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
+	fmt.Fprintf(stderr, "visionserve %s: %s\n", cmd, msg)
+	return 1
+}
+
+// serverFlags are the configuration flags shared by serve and ocr. Each
+// overrides the config file only when given on the command line.
+type serverFlags struct {
+	configPath string
+	addr       string
+	workers    int
+	queue      int
+	logLevel   string
+	logFormat  string
+}
+
+func (f *serverFlags) register(fs *flag.FlagSet, d config.Config, serving bool) {
+	fs.StringVar(&f.configPath, "config", "", "YAML configuration file (see docs/configuration.md)")
+	fs.IntVar(&f.workers, "workers", d.Server.Workers, "requests recognised at once (0: one per CPU)")
+	fs.StringVar(&f.logLevel, "log-level", d.Log.Level, "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", d.Log.Format, "text or json")
+	if serving {
+		fs.StringVar(&f.addr, "addr", d.Server.Addr, "listen address; use :8080 to listen on every interface")
+		fs.IntVar(&f.queue, "queue", d.Server.Queue, "requests that may wait for a worker before new ones get 429")
+	}
+}
+
+// load builds the effective configuration: defaults, then the file, then
+// the flags that were set explicitly.
+func (f *serverFlags) load(fs *flag.FlagSet) (config.Config, error) {
+	cfg := config.Default()
+	if f.configPath != "" {
+		var err error
+		if cfg, err = config.Load(f.configPath); err != nil {
+			return cfg, err
+		}
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "addr":
+			cfg.Server.Addr = f.addr
+		case "workers":
+			cfg.Server.Workers = f.workers
+		case "queue":
+			cfg.Server.Queue = f.queue
+		case "log-level":
+			cfg.Log.Level = f.logLevel
+		case "log-format":
+			cfg.Log.Format = f.logFormat
+		}
+	})
+	return cfg, cfg.Validate()
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("serve", "[flags]", stderr)
+	var f serverFlags
+	f.register(fs, config.Default(), true)
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "visionserve serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := f.load(fs)
+	if err != nil {
+		return fail(stderr, "serve", err)
+	}
+	log := newLogger(cfg.Log, stderr)
+	log.Info("effective configuration", "config", fmt.Sprintf("%+v", cfg))
+	if err := app.Run(ctx, app.Options{Config: cfg, Logger: log}); err != nil {
+		return fail(stderr, "serve", err)
+	}
+	return 0
+}
+
+func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) int {
+	fmt.Fprintf(stdout, "visionserve %s\n", app.Version)
+	return 0
+}
+
+// stdinName is the IMAGE argument that means standard input.
+const stdinName = "-"
+
+// readInput reads a file (or stdin) of at most limit bytes; one byte more
+// is read so the decoder reports the limit rather than a truncated image.
+func readInput(name string, limit int64) ([]byte, error) {
+	var r io.Reader = os.Stdin
+	if name != stdinName {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	return io.ReadAll(io.LimitReader(r, limit+1))
+}

@@ -1,0 +1,269 @@
+// Package config defines the server's configuration file: its schema,
+// defaults, loading and validation. One YAML file; command-line flags
+// override it (the cli package applies them); secrets, when there are
+// some, come from the environment, never from the file.
+//
+// Unknown keys are errors: a misspelt limit must not silently fall back to
+// its default.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/ocr"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Server Server  `yaml:"server"`
+	Limits Limits  `yaml:"limits"`
+	OCR    OCR     `yaml:"ocr"`
+	Models []Model `yaml:"models"`
+	Log    Log     `yaml:"log"`
+}
+
+// Server configures the listener and the request path.
+type Server struct {
+	// Addr is the public listener. The default binds loopback only: there
+	// is no authentication yet, so exposing the server is a decision.
+	Addr              string        `yaml:"addr"`
+	Workers           int           `yaml:"workers"` // 0: one per CPU
+	Queue             int           `yaml:"queue"`   // admitted requests that may wait for a worker
+	RequestTimeout    time.Duration `yaml:"request_timeout"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+}
+
+// Limits bound each request's input.
+type Limits struct {
+	MaxBytes      ByteSize      `yaml:"max_bytes"`
+	MaxPixels     int64         `yaml:"max_pixels"`
+	MaxPages      int           `yaml:"max_pages"`
+	DecodeTimeout time.Duration `yaml:"decode_timeout"`
+}
+
+// OCR tunes the OCR pipeline.
+type OCR struct {
+	Review                   ocr.ReviewPolicy `yaml:"review"`
+	OrientationCheckBelow    float64          `yaml:"orientation_check_below"`
+	MinOrientationConfidence float64          `yaml:"min_orientation_confidence"`
+}
+
+// Model is one served model.
+type Model struct {
+	Name      string `yaml:"name"`
+	Version   string `yaml:"version"`
+	Engine    string `yaml:"engine"`    // tesseract
+	Languages string `yaml:"languages"` // Tesseract language spec, e.g. eng or eng+deu
+	DataPath  string `yaml:"data_path"` // directory of .traineddata files; "" = the system's
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Default returns the configuration used when no file is given; the flag
+// defaults in the cli package are read from it.
+func Default() Config {
+	lim := imageio.DefaultLimits()
+	oc := ocr.DefaultConfig()
+	return Config{
+		Server: Server{
+			Addr:              "127.0.0.1:8080",
+			Queue:             64,
+			RequestTimeout:    30 * time.Second,
+			ShutdownTimeout:   30 * time.Second,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+		},
+		Limits: Limits{
+			MaxBytes:      ByteSize(lim.MaxBytes),
+			MaxPixels:     lim.MaxPixels,
+			MaxPages:      lim.MaxPages,
+			DecodeTimeout: lim.DecodeTimeout,
+		},
+		OCR: OCR{
+			Review:                   oc.Review,
+			OrientationCheckBelow:    oc.OrientationCheckBelow,
+			MinOrientationConfidence: oc.MinOrientationConfidence,
+		},
+		Models: []Model{{Name: "ocr-eng", Version: "1", Engine: "tesseract", Languages: "eng"}},
+		Log:    Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads the file at path over the defaults and validates the result.
+// Keys absent from the file keep their defaults; a models list in the file
+// replaces the default list.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse is Load for bytes already read.
+func Parse(data []byte) (Config, error) {
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	// An empty file (io.EOF) means "all defaults".
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
+// Validate reports every problem at once, so an operator fixes a file in
+// one pass.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Server.Addr == "" {
+		add("server.addr is empty")
+	}
+	if c.Server.Workers < 0 {
+		add("server.workers must be >= 0 (0 means one per CPU), got %d", c.Server.Workers)
+	}
+	if c.Server.Queue < 0 {
+		add("server.queue must be >= 0, got %d", c.Server.Queue)
+	}
+	for name, d := range map[string]time.Duration{
+		"server.request_timeout": c.Server.RequestTimeout, "server.shutdown_timeout": c.Server.ShutdownTimeout,
+		"server.read_header_timeout": c.Server.ReadHeaderTimeout, "limits.decode_timeout": c.Limits.DecodeTimeout,
+	} {
+		if d <= 0 {
+			add("%s must be positive, got %v", name, d)
+		}
+	}
+	if c.Limits.MaxBytes <= 0 || c.Limits.MaxPixels <= 0 || c.Limits.MaxPages <= 0 {
+		add("limits.max_bytes, max_pixels and max_pages must be positive")
+	}
+	if err := c.OCR.Review.Validate(); err != nil {
+		add("ocr.%v", err)
+	}
+	for name, v := range map[string]float64{"ocr.orientation_check_below": c.OCR.OrientationCheckBelow, "ocr.min_orientation_confidence": c.OCR.MinOrientationConfidence} {
+		if v < 0 || v > 1 {
+			add("%s must be in [0,1], got %g", name, v)
+		}
+	}
+	if len(c.Models) == 0 {
+		add("models: at least one model is needed")
+	}
+	seen := map[string]bool{}
+	for i, m := range c.Models {
+		switch {
+		case m.Name == "":
+			add("models[%d].name is empty", i)
+		case seen[m.Name]:
+			add("models[%d].name %q is used twice", i, m.Name)
+		}
+		seen[m.Name] = true
+		if m.Engine != "tesseract" {
+			add("models[%d].engine %q: the supported engine is tesseract", i, m.Engine)
+		}
+		if m.Languages == "" {
+			add("models[%d].languages is empty (e.g. eng)", i)
+		}
+		if m.Version == "" {
+			add("models[%d].version is empty", i)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level %q: use debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		add("log.format %q: use text or json", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// EffectiveWorkers resolves Workers=0 to the CPU count.
+func (s Server) EffectiveWorkers() int {
+	if s.Workers > 0 {
+		return s.Workers
+	}
+	return runtime.NumCPU()
+}
+
+// ImageLimits converts to the decoder's limits.
+func (l Limits) ImageLimits() imageio.Limits {
+	return imageio.Limits{MaxBytes: int64(l.MaxBytes), MaxPixels: l.MaxPixels, MaxPages: l.MaxPages, DecodeTimeout: l.DecodeTimeout}
+}
+
+// ByteSize is a byte count that YAML may write as 33554432, "32MiB" or
+// "32MB" (MB = 10^6, MiB = 2^20).
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1},
+}
+
+// ParseByteSize parses a ByteSize string.
+func ParseByteSize(s string) (ByteSize, error) {
+	s = strings.TrimSpace(s)
+	for _, u := range byteUnits {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+			if err != nil || n < 0 {
+				return 0, fmt.Errorf("bad byte size %q", s)
+			}
+			return ByteSize(n * float64(u.mult)), nil
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("bad byte size %q (use e.g. 33554432 or 32MiB)", s)
+	}
+	return ByteSize(n), nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = v
+	return nil
+}
+
+// String formats in the largest binary unit that divides exactly.
+func (b ByteSize) String() string {
+	switch {
+	case b >= 1<<30 && b%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", b>>30)
+	case b >= 1<<20 && b%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", b>>20)
+	case b >= 1<<10 && b%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", b>>10)
+	}
+	return strconv.FormatInt(int64(b), 10)
+}

@@ -1,0 +1,84 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadFull(t *testing.T) {
+	c, err := Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Addr != "127.0.0.1:9000" || c.Server.Workers != 3 || c.Server.RequestTimeout != 5*time.Second {
+		t.Errorf("server = %+v", c.Server)
+	}
+	if c.Limits.MaxBytes != 8<<20 || c.Limits.MaxPages != 4 {
+		t.Errorf("limits = %+v", c.Limits)
+	}
+	if len(c.Models) != 2 || c.Models[1].Languages != "deu" {
+		t.Errorf("models = %+v", c.Models)
+	}
+	if c.OCR.Review.Accept != 0.9 || c.Log.Format != "json" {
+		t.Errorf("ocr = %+v, log = %+v", c.OCR, c.Log)
+	}
+}
+
+func TestLoadPartialKeepsDefaults(t *testing.T) {
+	c, err := Load("testdata/partial.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Default()
+	if c.Server.Workers != 1 || c.Server.Queue != d.Server.Queue || c.Limits != d.Limits || len(c.Models) != 1 {
+		t.Errorf("partial = %+v", c)
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	for file, wants := range map[string][]string{
+		"testdata/bad-unknown-key.yaml": {"max_byte"},
+		"testdata/bad-values.yaml": {
+			"server.workers", "server.request_timeout", "verify", `engine "paddle"`,
+			`name "a" is used twice`, "languages is empty", `log.level "loud"`,
+		},
+	} {
+		_, err := Load(file)
+		if err == nil {
+			t.Errorf("%s: accepted", file)
+			continue
+		}
+		for _, w := range wants {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error does not mention %q:\n%v", file, w, err)
+			}
+		}
+	}
+	if _, err := Parse(nil); err != nil {
+		t.Errorf("empty file: %v", err)
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{"1024": 1024, "32MiB": 32 << 20, "1.5KiB": 1536, "2MB": 2e6, "7B": 7} {
+		got, err := ParseByteSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "lots", "1XB"} {
+		if _, err := ParseByteSize(bad); err == nil {
+			t.Errorf("ParseByteSize(%q) accepted", bad)
+		}
+	}
+	if s := ByteSize(32 << 20).String(); s != "32MiB" {
+		t.Errorf("String = %s", s)
+	}
+}

@@ -1,0 +1,221 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/ocr"
+)
+
+// Response headers that say which model version answered.
+const (
+	HeaderModelName    = "X-Model-Name"
+	HeaderModelVersion = "X-Model-Version"
+)
+
+// multipartOverhead is what a multipart envelope may add to the image
+// bytes (boundaries, part headers, other small fields).
+const multipartOverhead = 64 << 10
+
+func (s *Server) handleOCR(w http.ResponseWriter, r *http.Request) {
+	opt, asText, err := ocrOptions(r.URL.Query(), r.Header.Get("Accept"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if v := r.Header.Get(HeaderModelVersion); v != "" && opt.Version == "" {
+		opt.Version = v
+	}
+	in, release, err := s.readImage(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer release()
+	res, err := s.cfg.OCR.Recognize(r.Context(), in, opt)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set(HeaderModelName, res.Model.Name)
+	h.Set(HeaderModelVersion, res.Model.Version)
+	h.Set("Server-Timing", serverTiming(res.TimingMS))
+	h.Set("Cache-Control", "no-store")
+	if asText {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, res.Text+"\n")
+		return
+	}
+	h.Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(res)
+}
+
+// ocrOptions reads the query; format may also come from the Accept header.
+func ocrOptions(q url.Values, accept string) (opt ocr.Options, asText bool, err error) {
+	mode, err := ocr.ParseMode(q.Get("mode"))
+	if err != nil {
+		return opt, false, err
+	}
+	opt = ocr.Options{Model: q.Get("model"), Version: q.Get("version"), Lang: q.Get("lang"), Mode: mode}
+	switch q.Get("rotate") {
+	case "", "auto":
+	case "off":
+		opt.NoRotate = true
+	default:
+		return opt, false, badRequestf("rotate=%q; use auto or off", q.Get("rotate"))
+	}
+	switch f := q.Get("format"); f {
+	case "json":
+	case "text":
+		asText = true
+	case "":
+		asText = strings.HasPrefix(accept, "text/plain")
+	default:
+		return opt, false, badRequestf("format=%q; use json or text", f)
+	}
+	return opt, asText, nil
+}
+
+// readImage reads the image from a raw body or the multipart field
+// "image", within the byte limit. release returns the buffer to the pool
+// once the caller no longer needs the bytes.
+func (s *Server) readImage(w http.ResponseWriter, r *http.Request) (ocr.Input, func(), error) {
+	limit := s.cfg.OCR.Limits().MaxBytes
+	ct := r.Header.Get("Content-Type")
+	mt, _, _ := mime.ParseMediaType(ct)
+	if mt == "multipart/form-data" {
+		if r.ContentLength > limit+multipartOverhead {
+			return ocr.Input{}, nil, &http.MaxBytesError{Limit: limit}
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit+multipartOverhead)
+		return s.readMultipart(r, limit)
+	}
+	declared, err := imageio.CheckMediaType(ct)
+	if err != nil {
+		return ocr.Input{}, nil, err
+	}
+	if r.ContentLength > limit {
+		return ocr.Input{}, nil, &http.MaxBytesError{Limit: limit}
+	}
+	data, release, err := readAll(r.Context(), http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
+	if err != nil {
+		return ocr.Input{}, nil, err
+	}
+	return ocr.Input{Data: data, Declared: declared}, release, nil
+}
+
+func (s *Server) readMultipart(r *http.Request, limit int64) (ocr.Input, func(), error) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return ocr.Input{}, nil, badRequestf("malformed multipart body: %v", err)
+	}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return ocr.Input{}, nil, badRequestf("multipart body has no field named \"image\"")
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return ocr.Input{}, nil, &http.MaxBytesError{Limit: limit}
+			}
+			return ocr.Input{}, nil, badRequestf("malformed multipart body: %v", err)
+		}
+		if part.FormName() != "image" {
+			continue // skip other fields; their size counts against the overhead
+		}
+		declared, err := imageio.CheckMediaType(part.Header.Get("Content-Type"))
+		if err != nil {
+			return ocr.Input{}, nil, err
+		}
+		data, release, err := readAll(r.Context(), io.LimitReader(part, limit+1), 0)
+		if err != nil {
+			return ocr.Input{}, nil, err
+		}
+		if int64(len(data)) > limit {
+			release()
+			return ocr.Input{}, nil, &http.MaxBytesError{Limit: limit}
+		}
+		return ocr.Input{Data: data, Declared: declared}, release, nil
+	}
+}
+
+// bufPool recycles request buffers. Buffers that grew past maxPooled are
+// dropped so one large upload does not pin its memory forever.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooled = 4 << 20
+
+func readAll(ctx context.Context, r io.Reader, sizeHint int64) ([]byte, func(), error) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	release := func() {
+		if buf.Cap() <= maxPooled {
+			bufPool.Put(buf)
+		}
+	}
+	if sizeHint > 0 {
+		buf.Grow(int(sizeHint) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
+		release()
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return nil, nil, err
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return nil, nil, errDeadline
+		case ctx.Err() != nil:
+			return nil, nil, ctx.Err()
+		}
+		return nil, nil, badRequestf("reading the request body: %v", err)
+	}
+	return buf.Bytes(), release, nil
+}
+
+// writeError answers with the problem for err. A context error is
+// resolved to its cause, so a passed deadline is a 504 and a departed
+// client is counted as such.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		if cause := context.Cause(r.Context()); cause != nil {
+			err = cause
+		}
+	}
+	p, retry := problemFor(err)
+	if retry > 0 && s.cfg.Scheduler != nil {
+		retry = s.cfg.Scheduler.RetryAfter()
+	}
+	if p.Status >= 500 && p.Status != http.StatusServiceUnavailable && p.Status != http.StatusGatewayTimeout {
+		s.log.Error("request failed", "path", r.URL.Path, "err", err)
+	}
+	writeProblem(w, r, p, retry)
+}
+
+// serverTiming renders stage timings as a Server-Timing header, which
+// browser developer tools display.
+func serverTiming(ms map[string]float64) string {
+	keys := make([]string, 0, len(ms))
+	for k := range ms {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s;dur=%.1f", k, ms[k])
+	}
+	return strings.Join(parts, ", ")
+}

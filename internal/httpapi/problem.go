@@ -1,0 +1,115 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/visionserve/visionserve/internal/engine"
+	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/sched"
+)
+
+// Problem is an RFC 9457 problem document, the body of every error
+// response. Type is a stable URI per kind of failure that clients may
+// branch on; Detail is for humans.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+}
+
+const problemBase = "https://visionserve.dev/problems/"
+
+// StatusClientClosed is logged and counted (never sent: nobody is
+// listening) when the client went away before the answer, as nginx does.
+const StatusClientClosed = 499
+
+// errDeadline marks a request that ran out of its server-side deadline.
+var errDeadline = errors.New("request deadline exceeded")
+
+// problemFor is the one place where errors become HTTP statuses. Every
+// handler returns errors and lets writeError call it.
+func problemFor(err error) (p Problem, retryAfter time.Duration) {
+	status, kind := http.StatusInternalServerError, "internal"
+	detail := "internal error; the server log has the details"
+	var maxBytes *http.MaxBytesError
+	var bad *badRequest
+	switch {
+	case errors.As(err, &bad):
+		status, kind, detail = http.StatusBadRequest, "bad-request", bad.msg
+	case errors.As(err, &maxBytes):
+		status, kind = http.StatusRequestEntityTooLarge, "too-large"
+		detail = fmt.Sprintf("request body exceeds the limit of %d bytes", maxBytes.Limit)
+	case errors.Is(err, imageio.ErrUnsupported):
+		status, kind, detail = http.StatusUnsupportedMediaType, "unsupported-media-type", inputDetail(err)
+	case errors.Is(err, imageio.ErrUndecodable):
+		status, kind, detail = http.StatusBadRequest, "undecodable-image", inputDetail(err)
+	case errors.Is(err, imageio.ErrTooLarge):
+		status, kind, detail = http.StatusRequestEntityTooLarge, "too-large", inputDetail(err)
+	case errors.Is(err, imageio.ErrUnusable), errors.Is(err, imageio.ErrDecodeTimeout):
+		status, kind, detail = http.StatusUnprocessableEntity, "unusable-image", inputDetail(err)
+	case errors.Is(err, ocr.ErrBadOption):
+		status, kind, detail = http.StatusBadRequest, "bad-request", err.Error()
+	case errors.Is(err, ocr.ErrModelNotFound), errors.Is(err, ocr.ErrVersionNotFound):
+		status, kind, detail = http.StatusNotFound, "model-not-found", err.Error()
+	case errors.Is(err, sched.ErrQueueFull):
+		status, kind = http.StatusTooManyRequests, "queue-full"
+		detail = "every worker is busy and the queue is full; retry after the delay in Retry-After"
+		retryAfter = time.Second
+	case errors.Is(err, sched.ErrDraining), errors.Is(err, engine.ErrPoolClosed):
+		status, kind, detail = http.StatusServiceUnavailable, "shutting-down", "the server is shutting down; retry on another replica"
+		retryAfter = time.Second
+	case errors.Is(err, errDeadline):
+		status, kind = http.StatusGatewayTimeout, "deadline-exceeded"
+		detail = "the request did not complete within the server's deadline"
+	case errors.Is(err, context.Canceled):
+		status, kind, detail = StatusClientClosed, "client-closed", "the client closed the request"
+	}
+	return Problem{Type: problemBase + kind, Title: http.StatusText(status), Status: status, Detail: detail}, retryAfter
+}
+
+// inputDetail returns the client-facing detail of an input error.
+func inputDetail(err error) string {
+	var ie *imageio.Error
+	if errors.As(err, &ie) {
+		return ie.Detail
+	}
+	return err.Error()
+}
+
+// badRequest is a malformed request (query, form); its message is safe to
+// show to the client.
+type badRequest struct{ msg string }
+
+func (b *badRequest) Error() string { return b.msg }
+
+func badRequestf(format string, args ...any) error {
+	return &badRequest{msg: fmt.Sprintf(format, args...)}
+}
+
+// writeProblem sends p as application/problem+json.
+func writeProblem(w http.ResponseWriter, r *http.Request, p Problem, retryAfter time.Duration) {
+	if p.Status == StatusClientClosed {
+		return // nobody to answer
+	}
+	if p.Title == "" {
+		p.Title = http.StatusText(p.Status)
+	}
+	p.Instance = r.URL.Path
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	if retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(retryAfter.Round(time.Second)/time.Second)))
+	}
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}

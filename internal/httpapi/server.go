@@ -1,0 +1,205 @@
+// Package httpapi is the HTTP transport: it decodes requests into calls on
+// the core services, encodes their answers, and maps every error to a
+// status in one function (problemFor). It holds no inference logic.
+//
+// Every route is declared once, in Routes; the mux, the metrics labels and
+// the OpenAPI test all read that table, so the published API description
+// cannot drift from what is served.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/visionserve/visionserve/internal/metrics"
+	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/sched"
+)
+
+// Config is what the transport needs from the process.
+type Config struct {
+	OCR       *ocr.Service
+	Scheduler *sched.Scheduler
+	Metrics   *metrics.Metrics
+	Gatherer  prometheus.Gatherer
+	// Ready reports nil when the server can take traffic.
+	Ready func() error
+	// RequestTimeout bounds each request from its first byte to its answer.
+	RequestTimeout time.Duration
+	Log            *slog.Logger
+}
+
+// Route is one served endpoint.
+type Route struct {
+	Method  string
+	Path    string // net/http pattern path, e.g. /v1/ocr
+	Handler http.HandlerFunc
+	// Admit marks routes that do inference: they pass the scheduler's
+	// admission control before their body is read.
+	Admit bool
+}
+
+// Pattern is the net/http ServeMux pattern, also the "route" metric label.
+func (r Route) Pattern() string { return r.Method + " " + r.Path }
+
+// Server is the HTTP handler for the public listener.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	routes []Route
+	mux    *http.ServeMux
+}
+
+// New builds the handler.
+func New(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	s := &Server{cfg: cfg, log: cfg.Log.With("component", "http"), mux: http.NewServeMux()}
+	s.routes = []Route{
+		{Method: http.MethodPost, Path: "/v1/ocr", Handler: s.handleOCR, Admit: true},
+		{Method: http.MethodGet, Path: "/healthz", Handler: s.handleHealthz},
+		{Method: http.MethodGet, Path: "/readyz", Handler: s.handleReadyz},
+		{Method: http.MethodGet, Path: "/metrics", Handler: promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}).ServeHTTP},
+		{Method: http.MethodGet, Path: "/openapi.json", Handler: s.handleOpenAPI},
+	}
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.Pattern(), s.wrap(rt))
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.instrument("other", w, r, func(w http.ResponseWriter, r *http.Request) {
+			writeProblem(w, r, Problem{Type: problemBase + "not-found", Status: http.StatusNotFound,
+				Detail: "no such endpoint; GET /openapi.json lists them"}, 0)
+		})
+	})
+	return s
+}
+
+// Routes returns the served routes.
+func (s *Server) Routes() []Route { return s.routes }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// wrap adds, around a route's handler: metrics and logging, panic
+// recovery, the per-request deadline and, for inference, admission.
+func (s *Server) wrap(rt Route) http.Handler {
+	pattern := rt.Pattern()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.instrument(pattern, w, r, func(w http.ResponseWriter, r *http.Request) {
+			if !rt.Admit {
+				rt.Handler(w, r)
+				return
+			}
+			ticket, err := s.cfg.Scheduler.Admit()
+			if err != nil {
+				p, retry := problemFor(err)
+				if retry > 0 {
+					retry = s.cfg.Scheduler.RetryAfter()
+				}
+				writeProblem(w, r, p, retry)
+				return
+			}
+			defer ticket.Done()
+			deadline := time.Now().Add(s.cfg.RequestTimeout)
+			ctx, cancel := context.WithDeadlineCause(r.Context(), deadline, errDeadline)
+			defer cancel()
+			// The deadline also bounds reading a slow client's body.
+			_ = http.NewResponseController(w).SetReadDeadline(deadline)
+			rt.Handler(w, r.WithContext(ctx))
+		})
+	})
+}
+
+// instrument counts and times a request under the route label and turns a
+// panic into a 500 problem (logged with its stack, never sent).
+func (s *Server) instrument(route string, w http.ResponseWriter, r *http.Request, h http.HandlerFunc) {
+	start := time.Now()
+	m := s.cfg.Metrics
+	if m != nil {
+		m.InFlight.Inc()
+		defer m.InFlight.Dec()
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic serving request", "route", route, "panic", v, "stack", string(debug.Stack()))
+			if !sw.wrote {
+				p, _ := problemFor(errors.New("panic"))
+				writeProblem(sw, r, p, 0)
+			}
+		}
+		code := sw.code
+		if r.Context().Err() != nil && !sw.wrote {
+			code = StatusClientClosed
+		}
+		if code == 0 {
+			code = http.StatusOK
+		}
+		d := time.Since(start)
+		if m != nil {
+			m.Requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
+			m.RequestDuration.WithLabelValues(route).Observe(d.Seconds())
+		}
+		level := slog.LevelDebug
+		if code >= 500 && code != StatusClientClosed {
+			level = slog.LevelWarn
+		}
+		s.log.Log(r.Context(), level, "request", "method", r.Method, "route", route, "status", code, "duration", d, "remote", r.RemoteAddr)
+	}()
+	h(sw, r)
+}
+
+// statusWriter records the status a handler sent.
+type statusWriter struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.code, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.code, w.wrote = http.StatusOK, true
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(); err != nil {
+			writeProblem(w, r, Problem{Type: problemBase + "not-ready", Status: http.StatusServiceUnavailable, Detail: err.Error()}, time.Second)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ready\n"))
+}
