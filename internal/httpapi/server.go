@@ -10,10 +10,12 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,12 +80,28 @@ func New(cfg Config) *Server {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.instrument("other", w, r, func(w http.ResponseWriter, r *http.Request) {
-			writeProblem(w, r, Problem{Type: problemBase + "not-found", Status: http.StatusNotFound,
-				Detail: "no such endpoint; GET /openapi.json lists them"}, 0)
-		})
+		s.instrument("other", w, r, s.handleUnrouted)
 	})
 	return s
+}
+
+// handleUnrouted answers requests no route matched: 405 with Allow when
+// the path exists under another method, 404 otherwise.
+func (s *Server) handleUnrouted(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, rt := range s.routes {
+		if rt.Path == r.URL.Path {
+			allow = append(allow, rt.Method)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeProblem(w, r, Problem{Type: problemBase + "method-not-allowed", Status: http.StatusMethodNotAllowed,
+			Detail: fmt.Sprintf("%s is served for %s only", r.URL.Path, strings.Join(allow, ", "))}, 0)
+		return
+	}
+	writeProblem(w, r, Problem{Type: problemBase + "not-found", Status: http.StatusNotFound,
+		Detail: "no such endpoint; GET /openapi.json lists them"}, 0)
 }
 
 // Routes returns the served routes.

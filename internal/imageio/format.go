@@ -69,9 +69,10 @@ var mediaTypes = map[string]Format{
 }
 
 // CheckMediaType vets a declared Content-Type before the body is read. It
-// accepts an empty type, application/octet-stream and the image types of
-// the supported formats, and returns the promised format ("" if none). Any
-// other type is ErrUnsupported.
+// accepts an empty type, application/octet-stream, curl's default
+// application/x-www-form-urlencoded and the image types of the supported
+// formats, and returns the promised format ("" if none). Any other type is
+// ErrUnsupported.
 func CheckMediaType(contentType string) (Format, error) {
 	if contentType == "" {
 		return "", nil
@@ -80,7 +81,9 @@ func CheckMediaType(contentType string) (Format, error) {
 	if err != nil {
 		return "", errorf(ErrUnsupported, "malformed Content-Type %q", contentType)
 	}
-	if mt == "application/octet-stream" {
+	// curl --data-binary sends application/x-www-form-urlencoded unless
+	// told otherwise; treat it, like octet-stream, as "no claim".
+	if mt == "application/octet-stream" || mt == "application/x-www-form-urlencoded" {
 		return "", nil
 	}
 	if f, ok := mediaTypes[mt]; ok {

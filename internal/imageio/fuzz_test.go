@@ -5,22 +5,24 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/visionserve/visionserve/internal/imageio/imagetest"
 )
 
 // FuzzDecode feeds arbitrary bytes through the whole decode path with small
 // limits. It must never panic, and every failure must be one of the input
 // error kinds a transport knows how to report, never a raw decoder error.
 func FuzzDecode(f *testing.F) {
-	img := marked(9, 5)
+	img := imagetest.Marked(9, 5)
 	for _, format := range []Format{PNG, JPEG, GIF, BMP, TIFF} {
-		f.Add(encode(f, format, img))
+		f.Add(imagetest.Encode(f, string(format), img))
 	}
-	f.Add(tinyWebP)
+	f.Add(imagetest.TinyWebP)
 	f.Add(append([]byte("P5 9 5 255\n"), img.Pix...))
 	f.Add([]byte("P3 2 1 255\n0 0 0 255 255 255"))
-	f.Add(buildTIFF([]tiffPageSpec{{img: img}, {img: img, orientation: 8}}, false))
-	f.Add(jpegWithOrientation(f, img, 6))
-	f.Add(pngHeader(3000, 3000))
+	f.Add(imagetest.TIFF([]imagetest.TIFFPage{{Img: img}, {Img: img, Orientation: 8}}, false))
+	f.Add(imagetest.JPEGWithOrientation(f, img, 6))
+	f.Add(imagetest.PNGHeader(3000, 3000))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		lim := Limits{MaxBytes: 1 << 20, MaxPixels: 1 << 20, MaxPages: 4, DecodeTimeout: time.Second}
 		doc, err := Open(data, "", lim)

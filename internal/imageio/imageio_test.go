@@ -3,14 +3,9 @@ package imageio
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"image"
 	"image/color"
-	"image/gif"
-	"image/jpeg"
-	"image/png"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -18,65 +13,19 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/image/bmp"
-	"golang.org/x/image/tiff"
-
+	"github.com/visionserve/visionserve/internal/imageio/imagetest"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
 
-// tinyWebP is an 8x4 gray gradient, lossless, made by `cwebp -lossless`.
-var tinyWebP = []byte{
-	0x52, 0x49, 0x46, 0x46, 0x32, 0x00, 0x00, 0x00, 0x57, 0x45, 0x42, 0x50,
-	0x56, 0x50, 0x38, 0x4c, 0x26, 0x00, 0x00, 0x00, 0x2f, 0x07, 0xc0, 0x00,
-	0x00, 0x3f, 0x20, 0x10, 0x48, 0x22, 0xd9, 0x1f, 0x74, 0x88, 0xf1, 0x18,
-	0x8f, 0xf9, 0x4f, 0x6c, 0x07, 0x61, 0xb6, 0x91, 0xc2, 0x58, 0xc6, 0x32,
-	0x96, 0xf3, 0x7f, 0x1d, 0x43, 0x44, 0xff, 0x03, 0xdb, 0x07,
-}
-
-// marked returns a w x h gray image, white except for a black pixel at
-// (1, 0), so a test can see where the top-left corner went.
-func marked(w, h int) *image.Gray {
-	g := image.NewGray(image.Rect(0, 0, w, h))
-	for i := range g.Pix {
-		g.Pix[i] = 255
-	}
-	g.SetGray(1, 0, color.Gray{0})
-	return g
-}
-
-func encode(t testing.TB, f Format, img image.Image) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	var err error
-	switch f {
-	case PNG:
-		err = png.Encode(&b, img)
-	case JPEG:
-		err = jpeg.Encode(&b, img, &jpeg.Options{Quality: 95})
-	case GIF:
-		err = gif.Encode(&b, img, nil)
-	case BMP:
-		err = bmp.Encode(&b, img)
-	case TIFF:
-		err = tiff.Encode(&b, img, nil)
-	default:
-		t.Fatalf("no encoder for %s", f)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
 func TestOpenDecodeFormats(t *testing.T) {
-	img := marked(9, 5)
+	img := imagetest.Marked(9, 5)
 	cases := map[string][]byte{
-		"png":    encode(t, PNG, img),
-		"jpeg":   encode(t, JPEG, img),
-		"gif":    encode(t, GIF, img),
-		"bmp":    encode(t, BMP, img),
-		"tiff":   encode(t, TIFF, img),
-		"webp":   tinyWebP,
+		"png":    imagetest.Encode(t, "png", img),
+		"jpeg":   imagetest.Encode(t, "jpeg", img),
+		"gif":    imagetest.Encode(t, "gif", img),
+		"bmp":    imagetest.Encode(t, "bmp", img),
+		"tiff":   imagetest.Encode(t, "tiff", img),
+		"webp":   imagetest.TinyWebP,
 		"pnm-p5": append([]byte("P5\n# comment\n9 5\n255\n"), img.Pix...),
 		"pnm-p2": []byte("P2 9 5 255\n" + pixText(img)),
 		"pnm-p1": []byte("P1\n9 5\n" + bitText(img)),
@@ -167,71 +116,9 @@ func rgbBytes(g *image.Gray) []byte {
 	return out
 }
 
-// tiffPageSpec describes one uncompressed 8-bit gray page for buildTIFF.
-type tiffPageSpec struct {
-	img         *image.Gray
-	w, h        uint32 // header dimensions; default to the image's
-	orientation uint16
-}
-
-// buildTIFF writes a little-endian multi-page TIFF by hand, so tests can
-// also lie in headers (huge dimensions, loops) in ways encoders refuse to.
-func buildTIFF(pages []tiffPageSpec, loop bool) []byte {
-	le := binary.LittleEndian
-	out := []byte("II*\x00\x00\x00\x00\x00")
-	var prevNext int
-	first := 0
-	for i, p := range pages {
-		if p.w == 0 {
-			p.w, p.h = uint32(p.img.Rect.Dx()), uint32(p.img.Rect.Dy())
-		}
-		dataOff := len(out)
-		out = append(out, p.img.Pix...)
-		if len(out)%2 == 1 {
-			out = append(out, 0)
-		}
-		ifdOff := len(out)
-		if i == 0 {
-			first = ifdOff
-			le.PutUint32(out[4:], uint32(ifdOff))
-		} else {
-			le.PutUint32(out[prevNext:], uint32(ifdOff))
-		}
-		type entry struct {
-			tag, typ uint16
-			val      uint32
-		}
-		entries := []entry{
-			{256, 4, p.w}, {257, 4, p.h}, {258, 3, 8}, {259, 3, 1}, {262, 3, 1},
-			{273, 4, uint32(dataOff)}, {277, 3, 1}, {278, 4, p.h}, {279, 4, uint32(len(p.img.Pix))},
-		}
-		if p.orientation != 0 {
-			entries = append(entries[:6], append([]entry{{274, 3, uint32(p.orientation)}}, entries[6:]...)...)
-		}
-		out = le.AppendUint16(out, uint16(len(entries)))
-		for _, e := range entries {
-			out = le.AppendUint16(out, e.tag)
-			out = le.AppendUint16(out, e.typ)
-			out = le.AppendUint32(out, 1)
-			if e.typ == 3 {
-				out = le.AppendUint16(out, uint16(e.val))
-				out = le.AppendUint16(out, 0)
-			} else {
-				out = le.AppendUint32(out, e.val)
-			}
-		}
-		prevNext = len(out)
-		out = le.AppendUint32(out, 0)
-	}
-	if loop {
-		le.PutUint32(out[prevNext:], uint32(first))
-	}
-	return out
-}
-
 func TestMultiPageTIFF(t *testing.T) {
-	a, b, c := marked(6, 4), marked(5, 3), marked(7, 2)
-	data := buildTIFF([]tiffPageSpec{{img: a}, {img: b, orientation: 6}, {img: c}}, false)
+	a, b, c := imagetest.Marked(6, 4), imagetest.Marked(5, 3), imagetest.Marked(7, 2)
+	data := imagetest.TIFF([]imagetest.TIFFPage{{Img: a}, {Img: b, Orientation: 6}, {Img: c}}, false)
 	doc, err := Open(data, TIFF, Limits{})
 	if err != nil {
 		t.Fatal(err)
@@ -261,22 +148,22 @@ func TestMultiPageTIFF(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
-	small := marked(10, 10)
-	three := buildTIFF([]tiffPageSpec{{img: small}, {img: small}, {img: small}}, false)
+	small := imagetest.Marked(10, 10)
+	three := imagetest.TIFF([]imagetest.TIFFPage{{Img: small}, {Img: small}, {Img: small}}, false)
 	for _, tc := range []struct {
 		name string
 		data []byte
 		lim  Limits
 		want error
 	}{
-		{"bytes", encode(t, PNG, small), Limits{MaxBytes: 10}, ErrTooLarge},
-		{"pixels", encode(t, PNG, small), Limits{MaxPixels: 99}, ErrTooLarge},
+		{"bytes", imagetest.Encode(t, "png", small), Limits{MaxBytes: 10}, ErrTooLarge},
+		{"pixels", imagetest.Encode(t, "png", small), Limits{MaxPixels: 99}, ErrTooLarge},
 		{"pages", three, Limits{MaxPages: 2}, ErrTooLarge},
-		{"tiff loop", buildTIFF([]tiffPageSpec{{img: small}, {img: small}}, true), Limits{}, ErrUndecodable},
+		{"tiff loop", imagetest.TIFF([]imagetest.TIFFPage{{Img: small}, {Img: small}}, true), Limits{}, ErrUndecodable},
 		{"empty", nil, Limits{}, ErrUndecodable},
 		{"garbage", []byte("hello, this is not an image at all"), Limits{}, ErrUnsupported},
 		{"pdf", []byte("%PDF-1.7\n..."), Limits{}, ErrUnsupported},
-		{"truncated png", encode(t, PNG, small)[:40], Limits{}, ErrUndecodable},
+		{"truncated png", imagetest.Encode(t, "png", small)[:40], Limits{}, ErrUndecodable},
 		{"bigtiff", []byte("II+\x00\x08\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00\x00"), Limits{}, ErrUnsupported},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -304,14 +191,15 @@ func TestDeclaredTypeMismatch(t *testing.T) {
 
 func TestCheckMediaType(t *testing.T) {
 	for ct, want := range map[string]error{
-		"":                         nil,
-		"image/png":                nil,
-		"image/jpeg; charset=x":    nil,
-		"application/octet-stream": nil,
-		"image/svg+xml":            ErrUnsupported,
-		"text/plain":               ErrUnsupported,
-		"application/pdf":          ErrUnsupported,
-		"image/png; ===":           ErrUnsupported,
+		"":                                  nil,
+		"image/png":                         nil,
+		"image/jpeg; charset=x":             nil,
+		"application/octet-stream":          nil,
+		"image/svg+xml":                     ErrUnsupported,
+		"text/plain":                        ErrUnsupported,
+		"application/x-www-form-urlencoded": nil,
+		"application/pdf":                   ErrUnsupported,
+		"image/png; ===":                    ErrUnsupported,
 	} {
 		if _, err := CheckMediaType(ct); !errors.Is(err, want) {
 			t.Errorf("CheckMediaType(%q) = %v, want %v", ct, err, want)
@@ -319,29 +207,12 @@ func TestCheckMediaType(t *testing.T) {
 	}
 }
 
-// pngHeader returns a PNG whose IHDR claims w x h but carries no pixels.
-func pngHeader(w, h uint32) []byte {
-	chunk := func(typ string, data []byte) []byte {
-		out := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
-		out = append(out, typ...)
-		out = append(out, data...)
-		return binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(append([]byte(typ), data...)))
-	}
-	ihdr := binary.BigEndian.AppendUint32(nil, w)
-	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
-	ihdr = append(ihdr, 8, 0, 0, 0, 0)
-	out := []byte("\x89PNG\r\n\x1a\n")
-	out = append(out, chunk("IHDR", ihdr)...)
-	out = append(out, chunk("IDAT", []byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})...)
-	return append(out, chunk("IEND", nil)...)
-}
-
 // A header claiming 30000x30000 must be refused before anything close to
 // its 900 MB is allocated.
 func TestBombRefusedBeforeAllocation(t *testing.T) {
 	bombs := map[string][]byte{
-		"png":  pngHeader(30000, 30000),
-		"tiff": buildTIFF([]tiffPageSpec{{img: marked(2, 2), w: 30000, h: 30000}}, false),
+		"png":  imagetest.PNGHeader(30000, 30000),
+		"tiff": imagetest.TIFF([]imagetest.TIFFPage{{Img: imagetest.Marked(2, 2), W: 30000, H: 30000}}, false),
 		"pnm":  []byte("P5 30000 30000 255\n\x00\x00"),
 	}
 	for name, data := range bombs {
@@ -362,7 +233,7 @@ func TestBombRefusedBeforeAllocation(t *testing.T) {
 }
 
 func TestDecodeTimeout(t *testing.T) {
-	doc, err := Open(encode(t, PNG, marked(500, 500)), "", Limits{DecodeTimeout: time.Nanosecond})
+	doc, err := Open(imagetest.Encode(t, "png", imagetest.Marked(500, 500)), "", Limits{DecodeTimeout: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,20 +245,6 @@ func TestDecodeTimeout(t *testing.T) {
 	if _, err := doc.Decode(ctx, 0); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-}
-
-// jpegWithOrientation inserts an EXIF APP1 segment with the given
-// orientation right after the SOI marker.
-func jpegWithOrientation(t testing.TB, img image.Image, o uint16) []byte {
-	j := encode(t, JPEG, img)
-	tiffBlock := []byte("MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01")
-	tiffBlock = binary.BigEndian.AppendUint16(tiffBlock, o)
-	tiffBlock = append(tiffBlock, 0, 0, 0, 0, 0, 0)
-	seg := append([]byte("Exif\x00\x00"), tiffBlock...)
-	app1 := []byte{0xff, 0xe1}
-	app1 = binary.BigEndian.AppendUint16(app1, uint16(len(seg)+2))
-	app1 = append(app1, seg...)
-	return append(append(append([]byte{}, j[:2]...), app1...), j[2:]...)
 }
 
 func TestEXIFOrientation(t *testing.T) {
@@ -413,7 +270,7 @@ func TestEXIFOrientation(t *testing.T) {
 		{8, image.Pt(20, 40), image.Pt(10, 35), image.Pt(10, 5)},
 		{3, image.Pt(40, 20), image.Pt(35, 10), image.Pt(5, 10)},
 	} {
-		doc, err := Open(jpegWithOrientation(t, src, tc.o), JPEG, Limits{})
+		doc, err := Open(imagetest.JPEGWithOrientation(t, src, tc.o), JPEG, Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -432,7 +289,7 @@ func TestEXIFOrientation(t *testing.T) {
 }
 
 func TestSourcePointInvertsApply(t *testing.T) {
-	img := marked(7, 3)
+	img := imagetest.Marked(7, 3)
 	for o := Orientation(1); o <= 8; o++ {
 		disp := o.ApplyGray(img)
 		dw, dh := disp.Rect.Dx(), disp.Rect.Dy()
@@ -479,7 +336,7 @@ func TestSharedPages(t *testing.T) {
 }
 
 func TestToGray(t *testing.T) {
-	want := marked(5, 3)
+	want := imagetest.Marked(5, 3)
 	rgba := image.NewRGBA(image.Rect(2, 2, 7, 5))
 	nrgba := image.NewNRGBA(image.Rect(0, 0, 5, 3))
 	pal := image.NewPaletted(image.Rect(0, 0, 5, 3), color.Palette{color.White, color.Black})

@@ -111,5 +111,9 @@ func MeanConfidence(lines []Line) float64 {
 	if n == 0 {
 		return 0
 	}
-	return sum / n
+	return roundConfidence(sum / n)
 }
+
+// roundConfidence keeps four decimals: engines are not more precise than
+// that, and clients should not have to read 0.9629883575439454.
+func roundConfidence(c float64) float64 { return math.Round(c*1e4) / 1e4 }

@@ -278,9 +278,10 @@ func (s *Service) read(ctx context.Context, eng Engine, gray *image.Gray, turn i
 	lines := make([]Line, 0, len(found))
 	chars := map[int]int{} // characters read at each orientation
 	for _, fl := range found {
-		l := Line{Text: fl.Text, Confidence: fl.Confidence, Box: toPage(fl.Box, fl.Orientation), Review: s.cfg.Review.Tier(fl.Confidence), Words: make([]Word, len(fl.Words))}
+		conf := roundConfidence(fl.Confidence)
+		l := Line{Text: fl.Text, Confidence: conf, Box: toPage(fl.Box, fl.Orientation), Review: s.cfg.Review.Tier(conf), Words: make([]Word, len(fl.Words))}
 		for k, w := range fl.Words {
-			l.Words[k] = Word{Text: w.Text, Confidence: w.Confidence, Box: toPage(w.Box, fl.Orientation)}
+			l.Words[k] = Word{Text: w.Text, Confidence: roundConfidence(w.Confidence), Box: toPage(w.Box, fl.Orientation)}
 		}
 		lines = append(lines, l)
 		chars[fl.Orientation] += len(fl.Text)

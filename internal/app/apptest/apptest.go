@@ -1,0 +1,66 @@
+// Package apptest starts a real visionserve server in-process for tests:
+// real Tesseract engines, a real listener on 127.0.0.1:0, a fresh metrics
+// registry, stopped with the test.
+package apptest
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/visionserve/visionserve/internal/app"
+	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/testenv"
+)
+
+// Server is a running test server.
+type Server struct {
+	*app.App
+	URL      string // http://127.0.0.1:port
+	Registry *prometheus.Registry
+	stopped  bool
+}
+
+// Start runs a server with the default configuration changed by mutate
+// (which may be nil). It skips the test (fails under CI) when Tesseract is
+// not installed.
+func Start(t testing.TB, mutate func(*config.Config)) *Server {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Server.Addr = "127.0.0.1:0"
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	reg := prometheus.NewRegistry()
+	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("VISIONSERVE_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	a, err := app.New(app.Options{Config: cfg, Logger: log, Registry: reg})
+	if err != nil {
+		testenv.Missing(t, "cannot start visionserve (is Tesseract installed? run hack/setup.sh): "+err.Error())
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{App: a, URL: "http://" + a.Addr(), Registry: reg}
+	t.Cleanup(func() { s.Stop(t) })
+	return s
+}
+
+// Stop shuts the server down (idempotent).
+func (s *Server) Stop(t testing.TB) {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}

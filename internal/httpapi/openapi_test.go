@@ -1,0 +1,109 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/visionserve/visionserve/internal/app/apptest"
+	"github.com/visionserve/visionserve/internal/httpapi"
+	"github.com/visionserve/visionserve/internal/imageio/imagetest"
+)
+
+func loadSpec(t *testing.T) *openapi3.T {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(httpapi.OpenAPI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("openapi.json is not valid OpenAPI 3: %v", err)
+	}
+	return doc
+}
+
+// The document lists exactly the routes the server serves.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	doc := loadSpec(t)
+	var documented, served []string
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			documented = append(documented, method+" "+path)
+		}
+	}
+	for _, rt := range httpapi.New(httpapi.Config{}).Routes() {
+		served = append(served, rt.Pattern())
+	}
+	sort.Strings(documented)
+	sort.Strings(served)
+	if strings.Join(documented, "\n") != strings.Join(served, "\n") {
+		t.Fatalf("openapi.json documents\n  %s\nbut the server serves\n  %s", strings.Join(documented, "\n  "), strings.Join(served, "\n  "))
+	}
+}
+
+// Real responses, good and bad, validate against the document.
+func TestIntegrationResponsesMatchOpenAPI(t *testing.T) {
+	doc := loadSpec(t)
+	doc.Servers = nil // match paths regardless of host
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := apptest.Start(t, nil)
+	good := lineImage(t)
+	for _, tc := range []struct {
+		method, path, ct string
+		body             []byte
+		want             int
+	}{
+		{"POST", "/v1/ocr", "image/png", good, 200},
+		{"POST", "/v1/ocr?format=text", "image/png", good, 200},
+		{"POST", "/v1/ocr?mode=page&rotate=off", "image/png", good, 200},
+		{"POST", "/v1/ocr", "image/png", []byte("garbage"), 400},
+		{"POST", "/v1/ocr", "image/png", imagetest.PNGHeader(30000, 30000), 413},
+		{"POST", "/v1/ocr?model=nope", "image/png", good, 404},
+		{"GET", "/healthz", "", nil, 200},
+		{"GET", "/readyz", "", nil, 200},
+		{"GET", "/metrics", "", nil, 200},
+		{"GET", "/openapi.json", "", nil, 200},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, bytes.NewReader(tc.body))
+			if tc.ct != "" {
+				req.Header.Set("Content-Type", tc.ct)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.want, body)
+			}
+			route, params, err := router.FindRoute(req)
+			if err != nil {
+				t.Fatalf("route not in the document: %v", err)
+			}
+			in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, ExcludeRequestBody: true}}
+			if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+				t.Errorf("request does not match the document: %v", err)
+			}
+			out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+				Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+			out.SetBodyBytes(body)
+			if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+				t.Errorf("response does not match the document: %v", err)
+			}
+		})
+	}
+}
