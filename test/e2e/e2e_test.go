@@ -77,7 +77,7 @@ var servingAddr = regexp.MustCompile(`msg=serving .*addr=(127\.0\.0\.1:\d+)`)
 
 // startServer runs `visionserve serve` on a free loopback port and waits
 // until it is ready.
-func startServer(t *testing.T, args ...string) *server {
+func startServer(t testing.TB, args ...string) *server {
 	t.Helper()
 	// Fail early, with the shared-data message, when Tesseract is absent.
 	testenv.Shared(t, "data/ocr")
@@ -125,7 +125,7 @@ func startServer(t *testing.T, args ...string) *server {
 }
 
 // rssBytes is the server process's resident set size.
-func (s *server) rssBytes(t *testing.T) int64 {
+func (s *server) rssBytes(t testing.TB) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +141,7 @@ func (s *server) rssBytes(t *testing.T) int64 {
 }
 
 // metric reads one unlabelled sample from /metrics.
-func (s *server) metric(t *testing.T, name string) float64 {
+func (s *server) metric(t testing.TB, name string) float64 {
 	resp, err := http.Get(s.url + "/metrics")
 	if err != nil {
 		t.Fatal(err)

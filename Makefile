@@ -1,0 +1,46 @@
+# visionserve — run `make help` for the targets.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/visionserve/visionserve/internal/app.Version=$(VERSION)
+export VISIONSERVE_SHARED ?= $(abspath ../shared)
+
+.PHONY: help
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: setup
+setup: ## install missing system dependencies (Tesseract, Leptonica, pkg-config)
+	hack/setup.sh
+
+.PHONY: build
+build: ## build bin/visionserve
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/visionserve ./cmd/visionserve
+
+.PHONY: quickstart
+quickstart: ## install, build, start the server on 127.0.0.1:8080 and show a real OCR result
+	hack/quickstart.sh
+
+.PHONY: test
+test: ## run every test: lint, unit, integration and e2e with the real engine, race detector, a short fuzz
+	hack/test.sh
+
+.PHONY: lint
+lint: ## gofmt, go vet, go mod tidy check
+	hack/lint.sh
+
+.PHONY: fuzz
+fuzz: ## fuzz the image decoder for FUZZTIME (default 5m)
+	$(GO) test ./internal/imageio -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-5m}
+
+.PHONY: bench
+bench: ## throughput: server vs engine in-process vs one tesseract process per image (ratios)
+	$(GO) test ./test/e2e -run '^$$' -bench BenchmarkThroughput -benchtime 1x -count 1 -timeout 30m
+
+.PHONY: generate
+generate: ## regenerate generated code (none yet)
+	@true
+
+.PHONY: clean
+clean: ## remove build outputs
+	rm -rf bin

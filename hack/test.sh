@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test. This is what `make test` and CI (.ci/run) call.
+#
+# Tests that need the shared models and data (../shared, or
+# $VISIONSERVE_SHARED) skip without them on a developer machine and fail
+# when CI=true.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export VISIONSERVE_SHARED=${VISIONSERVE_SHARED:-$(cd .. && pwd)/shared}
+
+step() { printf '\n=== %s\n' "$*" >&2; }
+
+step "dependencies"
+hack/setup.sh
+
+step "lint"
+hack/lint.sh
+
+step "tests (unit, integration, e2e with the real engine)"
+go test -count=1 -timeout 20m ./...
+
+step "race detector (everything but the process-level e2e)"
+go test -count=1 -race -timeout 20m $(go list ./... | grep -v /test/e2e)
+
+step "fuzz the image decoder briefly"
+go test ./internal/imageio -run '^$' -fuzz FuzzDecode -fuzztime "${FUZZTIME:-30s}"
+
+echo >&2
+echo "test: all passed" >&2
