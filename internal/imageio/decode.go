@@ -162,10 +162,14 @@ func (d *Document) Decode(ctx context.Context, i int) (image.Image, error) {
 	dctx, cancel := context.WithTimeoutCause(ctx, d.limits.DecodeTimeout, ErrDecodeTimeout)
 	defer cancel()
 	var img image.Image
-	var err error
-	if d.Format == TIFF {
+	// The readers notice a context ending asynchronously; one that has
+	// already ended must not start a decode at all.
+	err := dctx.Err()
+	switch {
+	case err != nil:
+	case d.Format == TIFF:
 		img, err = tiff.Decode(newPageReader(dctx, d.data, d.bo, d.tiff[i].ifd))
-	} else {
+	default:
 		img, err = decode(dctx, d.Format, d.data)
 	}
 	if err != nil {
