@@ -138,23 +138,53 @@ type norm struct {
 
 // resizeInto resizes m to w×h with cv2.INTER_LINEAR's sampling (half-pixel
 // centres, no anti-aliasing), normalises it and writes it as CHW planes
-// into dst, a 3×H×W tensor slice whose rows are stride elements wide; only
-// the first w columns of each row are written.
+// into dst, a 3×h×stride tensor slice; only the first w columns of each
+// row are written.
 func (m *rgbImage) resizeInto(dst []float32, stride, w, h int, n norm) {
-	sx, sy := float64(m.w)/float64(w), float64(m.h)/float64(h)
+	xs := linearTaps(m.w, w)
+	ys := linearTaps(m.h, h)
 	plane := stride * h
-	for y := range h {
-		fy := clampf((float64(y)+0.5)*sy-0.5, 0, float64(m.h-1))
-		for x := range w {
-			fx := clampf((float64(x)+0.5)*sx-0.5, 0, float64(m.w-1))
+	// Fold /255, mean and std into one multiply-add per channel.
+	var scale, bias [3]float32
+	for c := range 3 {
+		scale[c] = float32(1 / (255 * n.std[c]))
+		bias[c] = float32(-n.mean[c] / n.std[c])
+	}
+	for y, ty := range ys {
+		r0 := m.pix[3*ty.i0*m.w:]
+		r1 := m.pix[3*ty.i1*m.w:]
+		for x, tx := range xs {
+			a, b := 3*tx.i0, 3*tx.i1
 			for c := range 3 {
 				src := c
 				if n.bgr {
 					src = 2 - c
 				}
-				v := m.bilinear(fx, fy, src) / 255
-				dst[c*plane+y*stride+x] = float32((v - n.mean[c]) / n.std[c])
+				top := float32(r0[a+src])*(1-tx.f) + float32(r0[b+src])*tx.f
+				bot := float32(r1[a+src])*(1-tx.f) + float32(r1[b+src])*tx.f
+				v := top*(1-ty.f) + bot*ty.f
+				dst[c*plane+y*stride+x] = v*scale[c] + bias[c]
 			}
 		}
 	}
+}
+
+// tap is one output sample of a linear resize: input pixels i0 and i1,
+// weighted 1-f and f.
+type tap struct {
+	i0, i1 int
+	f      float32
+}
+
+// linearTaps computes the taps of resizing n input pixels to out pixels,
+// with half-pixel centres and the border replicated.
+func linearTaps(n, out int) []tap {
+	taps := make([]tap, out)
+	s := float64(n) / float64(out)
+	for i := range taps {
+		x := clampf((float64(i)+0.5)*s-0.5, 0, float64(n-1))
+		x0 := int(x)
+		taps[i] = tap{i0: x0, i1: min(x0+1, n-1), f: float32(x - float64(x0))}
+	}
+	return taps
 }
