@@ -36,6 +36,10 @@ type DetParams struct {
 	// is then rounded to a multiple of 32 (at least 32).
 	LimitSideLen int    `json:"limit_side_len"`
 	LimitType    string `json:"limit_type"`
+	// MaxSideLen caps the longer side after the limit step, so "min" on a
+	// long strip cannot ask for an enormous input (PaddleOCR 3's
+	// max_side_limit).
+	MaxSideLen int `json:"max_side_len"`
 	// Mean and Std normalise value/255 per model input channel.
 	Mean [3]float64 `json:"mean"`
 	Std  [3]float64 `json:"std"`
@@ -70,7 +74,11 @@ type RecParams struct {
 	// Width is the narrowest input; a batch is as wide as its widest
 	// crop at Height.
 	Width int `json:"width"`
-	Batch int `json:"batch"`
+	// MaxWidth caps a batch's width; wider crops are squeezed to it, as
+	// the classifier squeezes to its width. It bounds the memory one
+	// extreme aspect ratio can take (PaddleOCR has no cap).
+	MaxWidth int `json:"max_width"`
+	Batch    int `json:"batch"`
 	// UseSpaceChar appends " " to the dictionary as PaddleOCR's
 	// use_space_char does; the class count must then be len(dict)+2.
 	UseSpaceChar bool `json:"use_space_char"`
@@ -82,6 +90,7 @@ func DefaultParams() Params {
 		Det: DetParams{
 			LimitSideLen:  960,
 			LimitType:     "max",
+			MaxSideLen:    4000,
 			Mean:          [3]float64{0.485, 0.456, 0.406},
 			Std:           [3]float64{0.229, 0.224, 0.225},
 			Thresh:        0.3,
@@ -91,7 +100,7 @@ func DefaultParams() Params {
 			MinSize:       3,
 		},
 		Cls:       ClsParams{Enabled: true, Height: 48, Width: 192, Thresh: 0.9, Batch: 6},
-		Rec:       RecParams{Height: 32, Width: 320, Batch: 6, UseSpaceChar: true},
+		Rec:       RecParams{Height: 32, Width: 320, MaxWidth: 4096, Batch: 6, UseSpaceChar: true},
 		BGR:       true,
 		TallRatio: 1.5,
 		SameLine:  0.5,
@@ -110,6 +119,7 @@ func (p Params) Validate() error {
 	d := p.Det
 	check(d.LimitSideLen >= 32, "det.limit_side_len must be at least 32, got %d", d.LimitSideLen)
 	check(d.LimitType == "max" || d.LimitType == "min", `det.limit_type must be "max" or "min", got %q`, d.LimitType)
+	check(d.MaxSideLen >= d.LimitSideLen, "det.max_side_len (%d) must be at least det.limit_side_len (%d)", d.MaxSideLen, d.LimitSideLen)
 	for i, s := range d.Std {
 		check(s > 0, "det.std[%d] must be positive, got %g", i, s)
 	}
@@ -124,6 +134,7 @@ func (p Params) Validate() error {
 		check(p.Cls.Batch >= 1, "cls.batch must be at least 1, got %d", p.Cls.Batch)
 	}
 	check(p.Rec.Height >= 1 && p.Rec.Width >= 1, "rec.height and rec.width must be positive, got %dx%d", p.Rec.Height, p.Rec.Width)
+	check(p.Rec.MaxWidth >= p.Rec.Width, "rec.max_width (%d) must be at least rec.width (%d)", p.Rec.MaxWidth, p.Rec.Width)
 	check(p.Rec.Batch >= 1, "rec.batch must be at least 1, got %d", p.Rec.Batch)
 	check(p.TallRatio > 0, "tall_ratio must be positive, got %g", p.TallRatio)
 	check(p.SameLine >= 0, "same_line must not be negative, got %g", p.SameLine)

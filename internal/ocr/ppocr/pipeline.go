@@ -184,6 +184,9 @@ func detSize(w, h int, p DetParams) (int, int) {
 			ratio = limit / s
 		}
 	}
+	if long := float64(max(w, h)) * ratio; long > float64(p.MaxSideLen) {
+		ratio *= float64(p.MaxSideLen) / long
+	}
 	round32 := func(n float64) int {
 		// Python's round() rounds half to even.
 		return max(int(math.RoundToEven(float64(int(n))/32))*32, 32)
@@ -348,7 +351,7 @@ func (pl *Pipeline) recognize(ctx context.Context, crops []crop) ([]recResult, e
 		for _, ci := range batch {
 			maxRatio = math.Max(maxRatio, float64(crops[ci].img.w)/float64(crops[ci].img.h))
 		}
-		imgW := int(float64(rp.Height) * maxRatio)
+		imgW := min(int(float64(rp.Height)*maxRatio), rp.MaxWidth)
 		plane := 3 * rp.Height * imgW
 		data := make([]float32, len(batch)*plane)
 		widths := make([]int, len(batch))

@@ -284,6 +284,25 @@ func TestRecognizeCTC(t *testing.T) {
 			t.Errorf("RecognizeLine = %+v, %v; it must not apply drop_score", line, err)
 		}
 	})
+	t.Run("max width squeezes an extreme aspect ratio", func(t *testing.T) {
+		var widths []int64
+		rec := fakeRec("ab", classes, 0.9)
+		spy := runnerFunc(func(ctx context.Context, in []engine.Tensor) ([]engine.Tensor, error) {
+			widths = append(widths, in[0].Shape[3])
+			return rec(ctx, in)
+		})
+		pl := newTestPipeline(t, Models{Det: fakeDet(1, 1), Rec: spy, Dict: dict}, func(p *Params) { p.Rec.MaxWidth = 640 })
+		strip := image.NewGray(image.Rect(0, 0, 5000, 10))
+		if _, err := pl.RecognizeLine(context.Background(), strip); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pl.RecognizeLine(context.Background(), image.NewGray(image.Rect(0, 0, 100, 32))); err != nil {
+			t.Fatal(err)
+		}
+		if len(widths) != 2 || widths[0] != 640 || widths[1] != 320 {
+			t.Errorf("recogniser input widths %v, want [640 320] (capped, then the minimum)", widths)
+		}
+	})
 	t.Run("dictionary does not match the model", func(t *testing.T) {
 		pl := newTestPipeline(t, Models{Det: fakeDet(400, 200, kernels...), Rec: fakeRec("ab", classes, 0.9), Dict: dict[:10]}, nil)
 		if _, err := pl.RecognizeLine(context.Background(), img); err == nil || !strings.Contains(err.Error(), "classes") {
@@ -324,6 +343,8 @@ func TestDetSize(t *testing.T) {
 		{400, 200, p, 384, 192}, // 12.5 and 6.25 multiples of 32 round half to even
 		{1000, 500, minP, 1472, 736},
 		{2000, 1000, minP, 1984, 992}, // 62.5 rounds to 62, as Python's round does
+		{20000, 100, minP, 4000, 32},  // a strip scaled up by "min" stops at max_side_len
+		{8000, 6000, p, 960, 704},
 	} {
 		if rw, rh := detSize(tc.w, tc.h, tc.p); rw != tc.rw || rh != tc.rh {
 			t.Errorf("detSize(%d, %d, %s %d) = %dx%d, want %dx%d", tc.w, tc.h, tc.p.LimitType, tc.p.LimitSideLen, rw, rh, tc.rw, tc.rh)
@@ -372,5 +393,23 @@ func TestParams(t *testing.T) {
 	}
 	if _, err := New(Models{Det: fakeDet(1, 1), Rec: fakeRec("", nil, 1)}, DefaultParams()); err == nil {
 		t.Error("New accepted a recogniser without a dictionary")
+	}
+}
+
+func TestHybridEvalTarget(t *testing.T) {
+	img, kernels := page()
+	tess := &fakeTess{}
+	pl := newTestPipeline(t, Models{Det: fakeDet(400, 200, kernels...)}, nil)
+	target := pl.HybridEvalTarget(tess)
+	text, err := target.Line(context.Background(), img)
+	if err != nil || text != "hello world" {
+		t.Errorf("Line = %q, %v", text, err)
+	}
+	if len(tess.calls) != 1 || tess.calls[0].w != 400 || tess.calls[0].h != 200 || tess.calls[0].mode != engine.SegLine {
+		t.Errorf("line image handed over as %+v, want the whole 400x200 image in line mode", tess.calls)
+	}
+	text, err = target.Page(context.Background(), img)
+	if err != nil || text != "hello world\nhello world" {
+		t.Errorf("Page = %q, %v", text, err)
 	}
 }
