@@ -295,7 +295,12 @@ func byAspect(crops []crop) []int {
 	return idx
 }
 
-var halfNorm = [3]float64{0.5, 0.5, 0.5}
+// halfNorm is the classifier's and recogniser's normalisation:
+// (value/255 - 0.5) / 0.5 on every channel.
+func (pl *Pipeline) halfNorm() norm {
+	half := [3]float64{0.5, 0.5, 0.5}
+	return norm{bgr: pl.p.BGR, mean: half, std: half}
+}
 
 // classify turns over the crops the classifier reads as upside down.
 func (pl *Pipeline) classify(ctx context.Context, crops []crop) error {
@@ -309,7 +314,7 @@ func (pl *Pipeline) classify(ctx context.Context, crops []crop) error {
 		for i, ci := range batch {
 			c := crops[ci]
 			rw := min(cp.Width, int(math.Ceil(float64(cp.Height)*float64(c.img.w)/float64(c.img.h))))
-			c.img.resizeInto(data[i*plane:], cp.Width, rw, cp.Height, norm{bgr: pl.p.BGR, mean: halfNorm, std: halfNorm})
+			c.img.resizeInto(data[i*plane:], cp.Width, rw, cp.Height, pl.halfNorm())
 		}
 		out, err := pl.cls.Run(ctx, []engine.Tensor{engine.NewTensor([]int64{int64(len(batch)), 3, int64(cp.Height), int64(cp.Width)}, data)})
 		if err != nil {
@@ -358,7 +363,7 @@ func (pl *Pipeline) recognize(ctx context.Context, crops []crop) ([]recResult, e
 		for i, ci := range batch {
 			c := crops[ci]
 			widths[i] = max(1, min(imgW, int(math.Ceil(float64(rp.Height)*float64(c.img.w)/float64(c.img.h)))))
-			c.img.resizeInto(data[i*plane:], imgW, widths[i], rp.Height, norm{bgr: pl.p.BGR, mean: halfNorm, std: halfNorm})
+			c.img.resizeInto(data[i*plane:], imgW, widths[i], rp.Height, pl.halfNorm())
 		}
 		out, err := pl.rec.Run(ctx, []engine.Tensor{engine.NewTensor([]int64{int64(len(batch)), 3, int64(rp.Height), int64(imgW)}, data)})
 		if err != nil {

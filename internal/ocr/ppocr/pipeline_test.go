@@ -86,6 +86,8 @@ type recCall struct {
 	corner uint8 // the crop's top-left pixel
 }
 
+var _ engine.TextRecognizer = (*fakeTess)(nil)
+
 // fakeTess stands in for the Tesseract adapter: it reads every crop as
 // "hello world", one word per half.
 type fakeTess struct {

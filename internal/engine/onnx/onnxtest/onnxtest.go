@@ -99,14 +99,40 @@ func Identity(dtype engine.DType, shape []int64) ([]byte, error) {
 }
 
 // elemType maps a DType to ONNX's TensorProto.DataType.
-var elemTypes = map[engine.DType]uint64{
-	engine.FP32: 1, engine.UINT8: 2, engine.INT8: 3, engine.UINT16: 4, engine.INT16: 5,
-	engine.INT32: 6, engine.INT64: 7, engine.BYTES: 8, engine.BOOL: 9, engine.FP16: 10,
-	engine.FP64: 11, engine.UINT32: 12, engine.UINT64: 13,
+func elemType(d engine.DType) (uint64, bool) {
+	switch d {
+	case engine.FP32:
+		return 1, true
+	case engine.UINT8:
+		return 2, true
+	case engine.INT8:
+		return 3, true
+	case engine.UINT16:
+		return 4, true
+	case engine.INT16:
+		return 5, true
+	case engine.INT32:
+		return 6, true
+	case engine.INT64:
+		return 7, true
+	case engine.BYTES:
+		return 8, true
+	case engine.BOOL:
+		return 9, true
+	case engine.FP16:
+		return 10, true
+	case engine.FP64:
+		return 11, true
+	case engine.UINT32:
+		return 12, true
+	case engine.UINT64:
+		return 13, true
+	}
+	return 0, false
 }
 
 func valueInfo(v Value) ([]byte, error) {
-	et, ok := elemTypes[v.DType]
+	et, ok := elemType(v.DType)
 	if !ok {
 		return nil, fmt.Errorf("onnxtest: no ONNX element type for %q", v.DType)
 	}
