@@ -2,25 +2,19 @@ package onnx
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/visionserve/visionserve/internal/engine"
 )
 
-// Pool holds Options.Sessions sessions of one model and lends each to one
-// goroutine at a time. Its Run is safe for concurrent use and waits for a
-// free session, so the pool size bounds how many runs of the model happen at
-// once.
+// Pool holds Options.Sessions sessions of one model in an engine.Pool and
+// lends each to one goroutine at a time. Its Run is safe for concurrent use
+// and waits for a free session, so the pool size bounds how many runs of the
+// model happen at once.
 type Pool struct {
-	idle      chan *Session
-	all       []*Session
-	done      chan struct{}
-	closeOnce sync.Once
-	closeErr  error
-	inputs    []engine.TensorInfo
-	outputs   []engine.TensorInfo
+	sessions *engine.Pool[*Session]
+	inputs   []engine.TensorInfo
+	outputs  []engine.TensorInfo
 }
 
 // NewPool reads model's metadata once and creates opts.Sessions sessions.
@@ -33,28 +27,13 @@ func NewPool(model []byte, opts Options) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newPool(opts.Sessions, in, out, func() (*Session, error) {
+	sessions, err := engine.NewPool(opts.Sessions, func(int) (*Session, error) {
 		return newSession(model, opts, in, out)
 	})
-}
-
-// newPool is NewPool with the session constructor as a seam for tests.
-func newPool(n int, in, out []engine.TensorInfo, mk func() (*Session, error)) (*Pool, error) {
-	p := &Pool{
-		idle:    make(chan *Session, n),
-		done:    make(chan struct{}),
-		inputs:  in,
-		outputs: out,
+	if err != nil {
+		return nil, err
 	}
-	for i := range n {
-		s, err := mk()
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("onnx: session %d of %d: %w", i+1, n, err), p.Close())
-		}
-		p.all = append(p.all, s)
-		p.idle <- s
-	}
-	return p, nil
+	return &Pool{sessions: sessions, inputs: in, outputs: out}, nil
 }
 
 // Inputs describes the model's inputs in the order Run expects them.
@@ -64,42 +43,15 @@ func (p *Pool) Inputs() []engine.TensorInfo { return p.inputs }
 func (p *Pool) Outputs() []engine.TensorInfo { return p.outputs }
 
 // Size is the number of sessions in the pool.
-func (p *Pool) Size() int { return len(p.all) }
+func (p *Pool) Size() int { return p.sessions.Size() }
 
 // Acquire waits for a free session and lends it to the caller, who must
 // hand it back with Release. It fails with ctx's error when ctx is done
-// first and with ErrClosed once Close has begun.
-func (p *Pool) Acquire(ctx context.Context) (*Session, error) {
-	select {
-	case <-p.done:
-		return nil, ErrClosed
-	default:
-	}
-	select {
-	case s := <-p.idle:
-		select {
-		case <-p.done: // Close began while we waited; it is collecting sessions.
-			p.idle <- s
-			return nil, ErrClosed
-		default:
-			return s, nil
-		}
-	case <-p.done:
-		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
+// first and with engine.ErrPoolClosed once Close has begun.
+func (p *Pool) Acquire(ctx context.Context) (*Session, error) { return p.sessions.Acquire(ctx) }
 
-// Release returns a session obtained from Acquire. Releasing a session twice
-// is a bug and panics.
-func (p *Pool) Release(s *Session) {
-	select {
-	case p.idle <- s:
-	default:
-		panic("onnx: Pool.Release of a session that was not acquired")
-	}
-}
+// Release returns a session obtained from Acquire.
+func (p *Pool) Release(s *Session) { p.sessions.Release(s) }
 
 // Run runs the model on a free session; see Session.Run.
 func (p *Pool) Run(ctx context.Context, inputs []engine.Tensor) ([]engine.Tensor, error) {
@@ -116,20 +68,12 @@ func (p *Pool) Run(ctx context.Context, inputs []engine.Tensor) ([]engine.Tensor
 	return s.Run(ctx, inputs)
 }
 
-// Close stops lending sessions, waits until every lent session has been
-// released, and frees them all. It is idempotent and safe on a pool whose
-// construction failed part way.
-func (p *Pool) Close() error {
+// Close stops lending sessions, waits until every lent session is back and
+// frees them all. If ctx ends first it returns ctx's error and leaves the
+// sessions still in use alone; calling Close again later finishes the job.
+func (p *Pool) Close(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
-	p.closeOnce.Do(func() {
-		close(p.done)
-		var errs []error
-		for range p.all {
-			errs = append(errs, (<-p.idle).Close())
-		}
-		p.closeErr = errors.Join(errs...)
-	})
-	return p.closeErr
+	return p.sessions.Close(ctx)
 }

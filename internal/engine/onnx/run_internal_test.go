@@ -110,3 +110,13 @@ func TestIntegrationSessionRefusesConcurrentUse(t *testing.T) {
 		t.Errorf("Close: %v", err)
 	}
 }
+
+// A session whose ORT session cannot be created frees what it had built
+// (its RunOptions) and returns no session.
+func TestIntegrationNewSessionCleansUpOnFailure(t *testing.T) {
+	initForTest(t)
+	s, err := newSession([]byte("not a model"), DefaultOptions(), nil, nil)
+	if err == nil || s != nil {
+		t.Fatalf("newSession(garbage) = %v, %v; want nil and an error", s, err)
+	}
+}

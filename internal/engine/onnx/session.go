@@ -26,7 +26,8 @@ var (
 	// Run and the model's inputs (count, dtype, rank, fixed dimensions,
 	// data length). Transports map it to a client error.
 	ErrInvalidInput = errors.New("invalid input tensor")
-	// ErrClosed is returned when a closed session or pool is used.
+	// ErrClosed is returned when a closed session is used (a closed Pool
+	// returns engine.ErrPoolClosed).
 	ErrClosed = errors.New("onnx: closed")
 	// ErrConcurrentUse is returned when a Session is used by a second
 	// goroutine while a call is in progress; use a Pool to share sessions.

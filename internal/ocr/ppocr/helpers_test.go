@@ -1,6 +1,7 @@
 package ppocr_test
 
 import (
+	"context"
 	"image"
 	"os"
 	"testing"
@@ -28,7 +29,7 @@ func realPipeline(tb testing.TB, sessions int, params ppocr.Params) *ppocr.Pipel
 		if err != nil {
 			tb.Fatal(err)
 		}
-		tb.Cleanup(func() { p.Close() })
+		tb.Cleanup(func() { p.Close(context.Background()) })
 		return p
 	}
 	f, err := os.Open(testenv.Shared(tb, "models/ocr/en_dict.txt"))
