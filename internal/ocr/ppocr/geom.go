@@ -38,6 +38,26 @@ func (q quad) rotateCCW() quad { return quad{q[1], q[2], q[3], q[0]} }
 // rotate180 returns the quad whose crop is this quad's crop upside down.
 func (q quad) rotate180() quad { return quad{q[2], q[3], q[0], q[1]} }
 
+// grow moves every side of the quad outward by d along the quad's own
+// axes (so a rotated box grows as it is turned).
+func (q quad) grow(d float64) quad {
+	unit := func(a, b vec) vec {
+		e := b.sub(a)
+		if l := e.norm(); l > 0 {
+			return e.scale(1 / l)
+		}
+		return vec{}
+	}
+	u01, u32 := unit(q[0], q[1]), unit(q[3], q[2])
+	n03, n12 := unit(q[0], q[3]), unit(q[1], q[2])
+	return quad{
+		q[0].sub(u01.scale(d)).sub(n03.scale(d)),
+		q[1].add(u01.scale(d)).sub(n12.scale(d)),
+		q[2].add(u32.scale(d)).add(n12.scale(d)),
+		q[3].sub(u32.scale(d)).add(n03.scale(d)),
+	}
+}
+
 // convexHull returns the convex hull of pts (Andrew's monotone chain),
 // without repeated or collinear points, counter-clockwise in a y-up frame.
 // It returns one or two points for degenerate input.

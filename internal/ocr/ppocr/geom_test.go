@@ -293,3 +293,22 @@ func TestReadingOrder(t *testing.T) {
 		})
 	}
 }
+
+func TestQuadGrow(t *testing.T) {
+	for _, deg := range []float64{0, 30, -75, 180} {
+		q := quad(rectPoints(vec{100, 100}, 60, 20, deg))
+		g := q.grow(5)
+		if w, h := g.width(), g.height(); math.Abs(w-70) > 1e-9 || math.Abs(h-30) > 1e-9 {
+			t.Errorf("%v°: grown to %gx%g, want 70x30", deg, w, h)
+		}
+		for i := range 4 {
+			// Each corner moves 5√2 outward, along its diagonal.
+			if d := g[i].dist(q[i]); math.Abs(d-5*math.Sqrt2) > 1e-9 {
+				t.Errorf("%v°: corner %d moved %g", deg, i, d)
+			}
+			if g[i].dist(vec{100, 100}) <= q[i].dist(vec{100, 100}) {
+				t.Errorf("%v°: corner %d moved inward", deg, i)
+			}
+		}
+	}
+}

@@ -23,6 +23,12 @@ type Params struct {
 	// SameLine: two boxes are on the same reading line when their tops
 	// differ by less than this fraction of the smaller box's height.
 	SameLine float64 `json:"same_line"`
+	// HybridPad widens each line crop handed to the hybrid recogniser by
+	// this fraction of the line height on every side. DB boxes hug the
+	// x-height and clip ascenders and descenders, and Tesseract reads a
+	// line better with a margin around it. The line box stays the
+	// detected one.
+	HybridPad float64 `json:"hybrid_pad"`
 	// DropScore drops recognised lines whose confidence is below it, as
 	// PaddleOCR's drop_score does; it also removes most false detections.
 	DropScore float64 `json:"drop_score"`
@@ -104,6 +110,7 @@ func DefaultParams() Params {
 		BGR:       true,
 		TallRatio: 1.5,
 		SameLine:  0.5,
+		HybridPad: 0.25,
 		DropScore: 0.5,
 	}
 }
@@ -138,6 +145,7 @@ func (p Params) Validate() error {
 	check(p.Rec.Batch >= 1, "rec.batch must be at least 1, got %d", p.Rec.Batch)
 	check(p.TallRatio > 0, "tall_ratio must be positive, got %g", p.TallRatio)
 	check(p.SameLine >= 0, "same_line must not be negative, got %g", p.SameLine)
+	check(p.HybridPad >= 0 && p.HybridPad <= 2, "hybrid_pad must be in [0,2], got %g", p.HybridPad)
 	check(p.DropScore >= 0 && p.DropScore <= 1, "drop_score must be in [0,1], got %g", p.DropScore)
 	return errors.Join(errs...)
 }

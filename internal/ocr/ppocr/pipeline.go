@@ -151,7 +151,14 @@ func (pl *Pipeline) run(ctx context.Context, img image.Image, tr engine.TextReco
 	}
 	if tr != nil {
 		for _, c := range crops {
-			l, ok, err := hybridLine(ctx, tr, c, off)
+			// Read a padded copy; report the detected box.
+			read := c
+			if pl.p.HybridPad > 0 {
+				if pc, ok := cropQuad(src, c.q.grow(pl.p.HybridPad*c.q.height())); ok {
+					read = pc
+				}
+			}
+			l, ok, err := hybridLine(ctx, tr, read, c.q, off)
 			if err != nil {
 				return nil, err
 			}
@@ -408,13 +415,14 @@ func ctcLine(c crop, r recResult, off vec) (ocr.Line, bool) {
 	return line, true
 }
 
-// hybridLine has tr read one crop and maps its word boxes back.
-func hybridLine(ctx context.Context, tr engine.TextRecognizer, c crop, off vec) (ocr.Line, bool, error) {
+// hybridLine has tr read one crop and maps its word boxes back; box is the
+// line's detected box.
+func hybridLine(ctx context.Context, tr engine.TextRecognizer, c crop, box quad, off vec) (ocr.Line, bool, error) {
 	tls, err := tr.RecognizeText(ctx, c.img.gray(), engine.SegLine)
 	if err != nil {
 		return ocr.Line{}, false, fmt.Errorf("ppocr: line recogniser: %w", err)
 	}
-	line := ocr.Line{Box: toQuad(c.q, off)}
+	line := ocr.Line{Box: toQuad(box, off)}
 	var texts []string
 	var confSum, confN float64
 	for _, tl := range tls {

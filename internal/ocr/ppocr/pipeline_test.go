@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"math"
@@ -89,7 +90,7 @@ type recCall struct {
 var _ engine.TextRecognizer = (*fakeTess)(nil)
 
 // fakeTess stands in for the Tesseract adapter: it reads every crop as
-// "hello world", one word per half.
+// "hello world", a word on each side of the middle.
 type fakeTess struct {
 	mu    sync.Mutex
 	calls []recCall
@@ -104,12 +105,13 @@ func (f *fakeTess) RecognizeText(ctx context.Context, img *image.Gray, mode engi
 	if f.err != nil {
 		return nil, f.err
 	}
-	half := b.Dx() / 2
+	// Words in the middle of the crop, clear of the padding.
+	w, h := b.Dx(), b.Dy()
 	return []engine.TextLine{{
 		Text: "hello world", Confidence: 0.9, Box: b,
 		Words: []engine.TextWord{
-			{Text: "hello", Confidence: 0.95, Box: image.Rect(0, 0, half, b.Dy())},
-			{Text: "world", Confidence: 0.85, Box: image.Rect(half, 0, b.Dx(), b.Dy())},
+			{Text: "hello", Confidence: 0.95, Box: image.Rect(w/4, h/4, w/2, 3*h/4)},
+			{Text: "world", Confidence: 0.85, Box: image.Rect(w/2, h/4, 3*w/4, 3*h/4)},
 		},
 	}}, nil
 }
@@ -125,9 +127,10 @@ func page() (*image.RGBA, []image.Rectangle) {
 		}
 	}
 	for _, l := range lines {
-		// Pad beyond the unclip margin (14 px here) so crops start inside.
-		for y := l.Min.Y - 20; y < l.Max.Y+20; y++ {
-			for x := l.Min.X - 20; x < (l.Min.X+l.Max.X)/2; x++ {
+		// Pad beyond the unclip margin (14 px here) and the hybrid pad
+		// (12 px) so crops start inside.
+		for y := l.Min.Y - 40; y < l.Max.Y+40; y++ {
+			for x := l.Min.X - 40; x < (l.Min.X+l.Max.X)/2; x++ {
 				img.Set(x, y, color.Black)
 			}
 		}
@@ -214,8 +217,9 @@ func TestHybridRecognisesEachDetectedLine(t *testing.T) {
 				if c.mode != engine.SegLine {
 					t.Errorf("recogniser called in mode %v, want line", c.mode)
 				}
-				if c.w < 322 || c.w > 332 || c.h < 44 || c.h > 52 {
-					t.Errorf("crop %dx%d, want about 328x48 (the 300x20 line plus the unclip margin)", c.w, c.h)
+				// 328x48 box grown by hybrid_pad 0.25 x 48 = 12 px a side.
+				if c.w < 340 || c.w > 356 || c.h < 62 || c.h > 76 {
+					t.Errorf("crop %dx%d, want about 352x72 (the 300x20 line, the unclip margin and the hybrid pad)", c.w, c.h)
 				}
 				// Upright crops start on the dark half; turned-over ones on the light half.
 				if dark := c.corner < 128; dark == tc.flipped {
@@ -413,5 +417,28 @@ func TestHybridEvalTarget(t *testing.T) {
 	text, err = target.Page(context.Background(), img)
 	if err != nil || text != "hello world\nhello world" {
 		t.Errorf("Page = %q, %v", text, err)
+	}
+}
+
+func TestHybridPad(t *testing.T) {
+	img, kernels := page()
+	sizes := map[float64][2]int{}
+	var boxes []string
+	for _, pad := range []float64{0, 0.25} {
+		tess := &fakeTess{}
+		pl := newTestPipeline(t, Models{Det: fakeDet(400, 200, kernels[:1]...)}, func(p *Params) { p.HybridPad = pad; p.Cls.Enabled = false })
+		lines, err := pl.RecognizeHybrid(context.Background(), img, tess)
+		if err != nil || len(lines) != 1 || len(tess.calls) != 1 {
+			t.Fatalf("pad %v: %v lines, %v", pad, len(lines), err)
+		}
+		sizes[pad] = [2]int{tess.calls[0].w, tess.calls[0].h}
+		boxes = append(boxes, fmt.Sprint(lines[0].Box))
+	}
+	h := sizes[0][1]
+	if want := [2]int{sizes[0][0] + h/2, h + h/2}; absDiff(image.Pt(sizes[0.25][0], sizes[0.25][1]), image.Pt(want[0], want[1])) > 2 {
+		t.Errorf("padded crop %v, want about %v (a quarter of the %d px height on every side)", sizes[0.25], want, h)
+	}
+	if boxes[0] != boxes[1] {
+		t.Errorf("line box changed with the pad: %s vs %s", boxes[0], boxes[1])
 	}
 }
