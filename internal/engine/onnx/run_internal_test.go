@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sync"
 	"testing"
 
 	"github.com/visionserve/visionserve/internal/engine"
@@ -33,6 +34,15 @@ func TestIntegrationInitIsIdempotent(t *testing.T) {
 	if err != nil || b != a {
 		t.Fatalf("second Init = %+v, %v; want %+v", b, err, a)
 	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if c, err := Init(""); err != nil || c != a {
+				t.Errorf("concurrent Init = %+v, %v; want %+v", c, err, a)
+			}
+		})
+	}
+	wg.Wait()
 	if a.Version != RuntimeVersion && os.Getenv(LibraryEnv) == "" {
 		t.Errorf("loaded ONNX Runtime %s from the cache, want %s", a.Version, RuntimeVersion)
 	}
