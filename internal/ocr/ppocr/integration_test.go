@@ -4,7 +4,6 @@ import (
 	"context"
 	"image"
 	"image/color"
-	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -263,27 +262,5 @@ func TestIntegrationCancelled(t *testing.T) {
 	img := decode(t, testenv.Shared(t, "data/ocr/pages/phototest.tif"))
 	if _, err := pl.Recognize(ctx, img); err == nil || !strings.Contains(err.Error(), "context canceled") {
 		t.Errorf("Recognize with a cancelled context = %v", err)
-	}
-}
-
-// TestIntegrationEvaluate runs the whole evaluation harness (the numbers
-// for docs/) and logs its report; run with -v to see it.
-func TestIntegrationEvaluate(t *testing.T) {
-	if testing.Short() {
-		t.Skip("full evaluation; skipped with -short")
-	}
-	pl := realPipeline(t, 1, ppocr.DefaultParams())
-	r, err := ppocr.Evaluate(context.Background(), testenv.Shared(t, "data/ocr"), pl.EvalTarget())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("PP-OCR (en PP-OCRv3 det + v2.0 cls + en_number v2.0 rec):\n%s", r)
-	if r.Lines.Samples != 250 || r.Words.Samples != 10 || len(r.PerPage) < 1 {
-		t.Errorf("evaluated %d lines, %d words, %d pages", r.Lines.Samples, r.Words.Samples, len(r.PerPage))
-	}
-	for _, v := range []float64{r.Lines.CER(), r.LineWords.Accuracy(), r.Words.CER(), r.Pages.CER(), r.PageWords.Accuracy()} {
-		if math.IsNaN(v) || v < 0 || v > 1 {
-			t.Errorf("score %v out of [0,1] in\n%s", v, r)
-		}
 	}
 }
