@@ -12,6 +12,10 @@ step() { printf '\n=== %s\n' "$*" >&2; }
 
 step "dependencies"
 hack/setup.sh
+# The ONNX engine's tests load the library the setup script caches
+# (~/.cache/visionserve/onnxruntime); it prints the path.
+VISIONSERVE_ONNXRUNTIME_LIB=${VISIONSERVE_ONNXRUNTIME_LIB:-$(hack/setup-onnxruntime.sh)}
+export VISIONSERVE_ONNXRUNTIME_LIB
 
 step "lint"
 hack/lint.sh
