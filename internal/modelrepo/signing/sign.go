@@ -109,6 +109,14 @@ func (s *Signer) Method() Method {
 	return MethodKey
 }
 
+// Certificate returns the signing certificate, or nil for the key method.
+func (s *Signer) Certificate() *x509.Certificate {
+	if len(s.chain) == 0 {
+		return nil
+	}
+	return s.chain[0]
+}
+
 // KeyID returns the KeyID of the signing key.
 func (s *Signer) KeyID() string { return s.keyID }
 

@@ -1,0 +1,271 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// run calls runModel and returns its exit status and output.
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := runModel(context.Background(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// ok runs a command that must succeed.
+func ok(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errOut := run(t, args...)
+	if code != 0 || errOut != "" {
+		t.Fatalf("model %s: exit %d, stderr %q", strings.Join(args, " "), code, errOut)
+	}
+	return out
+}
+
+// failsWith runs a command that must exit 1 with one stderr line naming
+// the reason.
+func failsWith(t *testing.T, reason string, args ...string) string {
+	t.Helper()
+	code, _, errOut := run(t, args...)
+	prefix := "visionserve model " + args[0] + ": " + reason
+	if code != 1 || !strings.HasPrefix(errOut, prefix) || strings.Count(errOut, "\n") != 1 || !strings.HasSuffix(errOut, "\n") {
+		t.Fatalf("model %s: exit %d, stderr %q; want exit 1 and one line starting %q", strings.Join(args, " "), code, errOut, prefix)
+	}
+	return errOut
+}
+
+func writeModel(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "repo", "ocr-eng", "3")
+	if err := os.MkdirAll(filepath.Join(dir, "tessdata"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{
+		"tessdata/eng.traineddata": "pretend LSTM weights",
+		"README":                   "English OCR\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(name)), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestModelKeyRoundTrip(t *testing.T) {
+	keys := filepath.Join(t.TempDir(), "keys")
+	out := ok(t, "keygen", "--out", keys)
+	priv, pub := filepath.Join(keys, "private.pem"), filepath.Join(keys, "public.pem")
+	if !strings.Contains(out, priv) || !strings.Contains(out, pub) || !strings.Contains(out, "key id:") {
+		t.Errorf("keygen output %q", out)
+	}
+	if st, err := os.Stat(priv); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("private key: %v %v", st, err)
+	}
+	keyID := strings.TrimSpace(out[strings.LastIndex(out, " ")+1:])
+
+	dir := writeModel(t)
+	out = ok(t, "pack", "--name", "ocr-eng", "--version", "3", "--kind", "ocr-tesseract", "--runtime", `{"lang": "eng", "psm": 6}`, dir)
+	if !strings.Contains(out, "packed ocr-eng version 3 (ocr-tesseract): 2 files") {
+		t.Errorf("pack output %q", out)
+	}
+	out = ok(t, "sign", "--key", priv, dir)
+	if !strings.Contains(out, "signed ocr-eng version 3") || !strings.Contains(out, keyID) {
+		t.Errorf("sign output %q", out)
+	}
+	// Flags after the directory work too.
+	out = ok(t, "verify", dir, "--key", pub)
+	if !strings.Contains(out, "verified ocr-eng version 3 (ocr-tesseract): 2 files, signed by key "+keyID) {
+		t.Errorf("verify output %q", out)
+	}
+	out = ok(t, "inspect", dir)
+	for _, want := range []string{"name:", "ocr-eng", "version:", "3", "kind:", "ocr-tesseract", `{"lang":"eng","psm":6}`, "tessdata/eng.traineddata", "signature:", "key", keyID, "signed files:", "3 (files, sha256)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// Tampering and trust failures, each with its reason on one line.
+	otherKeys := filepath.Join(t.TempDir(), "other")
+	ok(t, "keygen", "--out", otherKeys)
+	failsWith(t, "untrusted_key", "verify", "--key", filepath.Join(otherKeys, "public.pem"), dir)
+	// Trusting both keys still verifies.
+	ok(t, "verify", "--key", filepath.Join(otherKeys, "public.pem"), "--key", pub, dir)
+
+	w := filepath.Join(dir, "tessdata", "eng.traineddata")
+	data, _ := os.ReadFile(w)
+	data[0] ^= 0xff
+	if err := os.WriteFile(w, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	msg := failsWith(t, "digest_mismatch: tessdata/eng.traineddata: expected sha256:", "verify", "--key", pub, dir)
+	if !strings.Contains(msg, ", got sha256:") {
+		t.Errorf("mismatch message lacks the actual digest: %q", msg)
+	}
+	// A stale manifest is not signed either.
+	failsWith(t, "digest_mismatch", "sign", "--key", priv, dir)
+
+	if err := os.Remove(filepath.Join(dir, "model.sig")); err != nil {
+		t.Fatal(err)
+	}
+	failsWith(t, "unsigned", "verify", "--key", pub, dir)
+	out = ok(t, "inspect", dir)
+	if !strings.Contains(out, "signature: none") {
+		t.Errorf("inspect of an unsigned package: %q", out)
+	}
+}
+
+// testPKI writes a root CA, an intermediate and a code-signing leaf (with
+// its key) as PEM files, valid from an hour ago for validFor.
+func testPKI(t *testing.T, dir string, validFor time.Duration) (rootPEM, chainPEM, leafPEM, keyPEM string) {
+	t.Helper()
+	now := time.Now()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	var n int64
+	create := func(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, signer *ecdsa.PrivateKey) *x509.Certificate {
+		n++
+		tmpl.SerialNumber = big.NewInt(n)
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	rootKey, interKey, leafKey := newKey(), newKey(), newKey()
+	rootTmpl := &x509.Certificate{
+		Subject: pkix.Name{CommonName: "Example Models Root CA"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(365 * 24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	root := create(rootTmpl, rootTmpl, &rootKey.PublicKey, rootKey)
+	inter := create(&x509.Certificate{
+		Subject: pkix.Name{CommonName: "Example Models Signing CA"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(180 * 24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}, root, &interKey.PublicKey, rootKey)
+	leaf := create(&x509.Certificate{
+		Subject: pkix.Name{CommonName: "ocr team", Organization: []string{"Example"}}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(validFor),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+	}, inter, &leafKey.PublicKey, interKey)
+
+	write := func(name string, blocks ...*pem.Block) string {
+		var b bytes.Buffer
+		for _, blk := range blocks {
+			if err := pem.Encode(&b, blk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(leafKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return write("ca.pem", &pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}),
+		write("chain.pem", &pem.Block{Type: "CERTIFICATE", Bytes: inter.Raw}),
+		write("signer.pem", &pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}),
+		write("signer-key.pem", &pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+}
+
+func TestModelCertificateRoundTrip(t *testing.T) {
+	pki := t.TempDir()
+	ca, chain, cert, key := testPKI(t, pki, 30*24*time.Hour)
+	dir := writeModel(t)
+	ok(t, "pack", "--name", "ocr-eng", "--version", "3", "--kind", "ocr-tesseract", dir)
+	out := ok(t, "sign", "--key", key, "--cert", cert, "--chain", chain, dir)
+	if !strings.Contains(out, "certificate CN=ocr team,O=Example") {
+		t.Errorf("sign output %q", out)
+	}
+	out = ok(t, "verify", "--ca", ca, dir)
+	if !strings.Contains(out, "signed by certificate CN=ocr team,O=Example issued by CN=Example Models Root CA") {
+		t.Errorf("verify output %q", out)
+	}
+	out = ok(t, "inspect", dir)
+	for _, want := range []string{"signature:", "certificate", "subject:", "CN=ocr team,O=Example", "issuer:", "CN=Example Models Signing CA", "valid:", "digitalSignature, codeSigning", "2 certificate(s)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// A CA that did not issue the chain, and a key instead of a CA.
+	otherCA, _, _, _ := testPKI(t, t.TempDir(), time.Hour)
+	failsWith(t, "cert_invalid", "verify", "--ca", otherCA, dir)
+	keys := filepath.Join(t.TempDir(), "keys")
+	ok(t, "keygen", "--out", keys)
+	failsWith(t, "cert_invalid", "verify", "--key", filepath.Join(keys, "public.pem"), dir)
+
+	// A leaf that expired a minute ago (NotBefore an hour ago).
+	expired := t.TempDir()
+	_, eChain, eCert, eKey := testPKI(t, expired, -time.Minute)
+	eCA := filepath.Join(expired, "ca.pem")
+	ok(t, "sign", "--key", eKey, "--cert", eCert, "--chain", eChain, dir)
+	failsWith(t, "cert_expired", "verify", "--ca", eCA, dir)
+}
+
+func TestModelUsage(t *testing.T) {
+	dir := writeModel(t)
+	usage := [][]string{
+		{},
+		{"frobnicate"},
+		{"keygen"},
+		{"keygen", "--out"},
+		{"keygen", "--out", t.TempDir(), "extra"},
+		{"pack", dir},
+		{"pack", "--name", "x", "--kind", "onnx", dir},
+		{"pack", "--name", "x", "--version", "0", "--kind", "onnx", dir},
+		{"pack", "--name", "x", "--version", "one", "--kind", "onnx", dir},
+		{"pack", "--name", "X Y", "--version", "1", "--kind", "onnx", dir},
+		{"pack", "--name", "x", "--version", "1", "--kind", "tensorflow", dir},
+		{"pack", "--name", "x", "--version", "1", "--kind", "onnx", "--runtime", "[1]", dir},
+		{"pack", "--name", "x", "--version", "1", "--kind", "onnx"},
+		{"pack", "--name", "x", "--version", "1", "--kind", "onnx", dir, dir},
+		{"sign", dir},
+		{"sign", "--key", "k.pem", "--chain", "c.pem", dir},
+		{"verify", dir},
+		{"verify", "--bogus", dir},
+		{"inspect"},
+	}
+	for _, args := range usage {
+		code, out, errOut := run(t, args...)
+		if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "visionserve model") {
+			t.Errorf("model %q: exit %d, stdout %q, stderr %q; want exit 2 and one stderr line", args, code, out, errOut)
+		}
+	}
+	for _, verb := range []string{"keygen", "pack", "sign", "verify", "inspect"} {
+		code, out, errOut := run(t, verb, "-h")
+		if code != 0 || errOut != "" || !strings.HasPrefix(out, "usage: visionserve model "+verb) {
+			t.Errorf("model %s -h: exit %d, stdout %q, stderr %q", verb, code, out, errOut)
+		}
+	}
+	if code, out, _ := run(t, "-h"); code != 0 || !strings.Contains(out, "keygen") || !strings.Contains(out, "inspect") {
+		t.Errorf("model -h: exit %d, %q", code, out)
+	}
+	// Failures that are not usage errors exit 1.
+	failsWith(t, "manifest_invalid", "inspect", dir)
+	failsWith(t, "", "sign", "--key", filepath.Join(t.TempDir(), "missing.pem"), dir)
+	failsWith(t, "trusted key", "verify", "--key", filepath.Join(t.TempDir(), "missing.pem"), dir)
+}
