@@ -212,7 +212,7 @@ func (c *modelCmd) pack(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	fmt.Fprintf(c.stdout, "packed %s version %d (%s): %d files, %s\n", m.Name, m.Version, m.Kind, len(m.Files), filepath.Join(rest[0], manifest.FileName))
+	fmt.Fprintf(c.stdout, "packed %s version %d (%s): %s, %s\n", m.Name, m.Version, m.Kind, files(len(m.Files)), filepath.Join(rest[0], manifest.FileName))
 	if _, err := os.Stat(filepath.Join(rest[0], manifest.SignatureFileName)); err == nil {
 		fmt.Fprintf(c.stdout, "note: %s no longer matches; run 'visionserve model sign'\n", filepath.Join(rest[0], manifest.SignatureFileName))
 	}
@@ -291,7 +291,7 @@ func (c *modelCmd) verify(ctx context.Context, args []string) int {
 		leaf := sig.Chain[0]
 		by = fmt.Sprintf("certificate %s issued by %s, valid until %s", leaf.Subject, sig.Chain[len(sig.Chain)-1].Subject, sig.NotAfter().UTC().Format(time.RFC3339))
 	}
-	fmt.Fprintf(c.stdout, "verified %s version %d (%s): %d files, signed by %s\n", m.Name, m.Version, m.Kind, len(m.Files), by)
+	fmt.Fprintf(c.stdout, "verified %s version %d (%s): %s, signed by %s\n", m.Name, m.Version, m.Kind, files(len(m.Files)), by)
 	return 0
 }
 
@@ -350,10 +350,23 @@ func (c *modelCmd) inspect(args []string) int {
 		fmt.Fprintf(w, "  chain:\t%d certificate(s) in the bundle\n", len(info.Certificates))
 	}
 	if st := info.Statement; st != nil {
-		fmt.Fprintf(w, "  signed files:\t%d (%s, %s)\n", len(st.Resources), st.Method, st.HashType)
+		note := ""
+		for _, r := range st.Resources {
+			if r.Name == manifest.FileName {
+				note = ", manifest.json included"
+			}
+		}
+		fmt.Fprintf(w, "  signed files:\t%d%s (%s, %s)\n", len(st.Resources), note, st.Method, st.HashType)
 	}
 	w.Flush()
 	return 0
+}
+
+func files(n int) string {
+	if n == 1 {
+		return "1 file"
+	}
+	return fmt.Sprintf("%d files", n)
 }
 
 // modelCertUsage describes a certificate's key usages for inspect.

@@ -9,8 +9,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,7 +93,7 @@ func TestModelKeyRoundTrip(t *testing.T) {
 		t.Errorf("verify output %q", out)
 	}
 	out = ok(t, "inspect", dir)
-	for _, want := range []string{"name:", "ocr-eng", "version:", "3", "kind:", "ocr-tesseract", `{"lang":"eng","psm":6}`, "tessdata/eng.traineddata", "signature:", "key", keyID, "signed files:", "3 (files, sha256)"} {
+	for _, want := range []string{"name:", "ocr-eng", "version:", "3", "kind:", "ocr-tesseract", `{"lang":"eng","psm":6}`, "tessdata/eng.traineddata", "signature:", "key", keyID, "signed files:", "3, manifest.json included (files, sha256)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect output lacks %q:\n%s", want, out)
 		}
@@ -268,4 +270,101 @@ func TestModelUsage(t *testing.T) {
 	failsWith(t, "manifest_invalid", "inspect", dir)
 	failsWith(t, "", "sign", "--key", filepath.Join(t.TempDir(), "missing.pem"), dir)
 	failsWith(t, "trusted key", "verify", "--key", filepath.Join(t.TempDir(), "missing.pem"), dir)
+}
+
+// shimEnv makes this test binary act as "visionserve model ..." (see
+// TestModelShim), so TestDocsCommands can run the documentation's shell
+// commands before the real dispatcher exists.
+const shimEnv = "VISIONSERVE_MODEL_SHIM"
+
+// TestModelShim is not a test: it is the body of the "visionserve" command
+// TestDocsCommands puts on PATH, in the manner of os/exec's helper
+// process. Run directly, it skips.
+func TestModelShim(t *testing.T) {
+	if os.Getenv(shimEnv) != "1" {
+		t.Skip("helper process for TestDocsCommands")
+	}
+	args := os.Args
+	for i, a := range args {
+		if a == "--" {
+			args = args[i+1:]
+			break
+		}
+	}
+	if len(args) == 0 || args[0] != "model" {
+		os.Stderr.WriteString("visionserve (test shim): only 'model' commands are available\n")
+		os.Exit(2)
+	}
+	os.Exit(runModel(context.Background(), args[1:], os.Stdout, os.Stderr))
+}
+
+// TestDocsCommands runs every ```sh block of docs/model-packages.md, in
+// order, as one bash script (set -euo pipefail) in an empty directory
+// holding eng.traineddata, with "visionserve" on PATH. A documented
+// command that does not work fails the test.
+func TestDocsCommands(t *testing.T) {
+	for _, tool := range []string{"bash", "openssl", "cp", "mv"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed: %v", tool, err)
+		}
+	}
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "model-packages.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script strings.Builder
+	script.WriteString("set -euo pipefail\n")
+	blocks := 0
+	in := false
+	for _, line := range strings.Split(string(doc), "\n") {
+		switch {
+		case !in && line == "```sh":
+			in = true
+			blocks++
+			fmt.Fprintf(&script, "echo '--- block %d'\n", blocks)
+		case in && line == "```":
+			in = false
+		case in:
+			script.WriteString(line + "\n")
+		}
+	}
+	if blocks < 5 || in {
+		t.Fatalf("found %d sh blocks (unterminated: %v)", blocks, in)
+	}
+
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	shim := fmt.Sprintf("#!/bin/sh\n%s=1 exec %q -test.run='^TestModelShim$' -- \"$@\"\n", shimEnv, self)
+	if err := os.WriteFile(filepath.Join(bin, "visionserve"), []byte(shim), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	weights := make([]byte, 64<<10)
+	if _, err := rand.Read(weights); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "eng.traineddata"), weights, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", "-c", script.String())
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("documented commands failed: %v\n%s", err, out)
+	}
+	t.Logf("documented commands:\n%s", out)
+	// The tutorial ends with versions 1 and 3 published, 2 retired.
+	for _, v := range []string{"1", "3", ".retired-2"} {
+		if _, err := os.Stat(filepath.Join(work, "models", "ocr-eng", v, "model.sig")); err != nil {
+			t.Errorf("after the tutorial: %v", err)
+		}
+	}
+	code, stdout, stderr := run(t, "verify", "--key", filepath.Join(work, "keys", "public.pem"), filepath.Join(work, "models", "ocr-eng", "3"))
+	if code != 0 || !strings.Contains(stdout, "verified ocr-eng version 3") {
+		t.Errorf("republished version: exit %d %s%s", code, stdout, stderr)
+	}
 }
