@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -105,13 +104,21 @@ type Manifest struct {
 	Created time.Time `json:"created"`
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-
 // ValidName reports whether name can name a model: 1 to 64 characters of
 // lowercase ASCII letters, digits, '.', '_' and '-', starting with a letter
 // or digit. Names appear in directory names, URLs and metric labels.
 func ValidName(name string) bool {
-	return nameRE.MatchString(name) && !strings.Contains(name, "..")
+	if len(name) == 0 || len(name) > 64 || strings.Contains(name, "..") {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		alnum := 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // Validate checks every field. It returns a *modelrepo.Error with

@@ -429,3 +429,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestValidName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"ocr-eng": true, "face.yunet_2": true, "a": true, "0": true, strings.Repeat("a", 64): true,
+		"": false, "-a": false, ".a": false, "_a": false, "a..b": false, "OCR": false, "a b": false,
+		"a/b": false, "é": false, strings.Repeat("a", 65): false,
+	} {
+		if got := ValidName(name); got != want {
+			t.Errorf("ValidName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

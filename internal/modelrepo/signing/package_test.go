@@ -389,6 +389,8 @@ func TestVerifierKeySelection(t *testing.T) {
 	_, err = mustVerifier(t, Trust{Keys: []*ecdsa.PublicKey{&k1.PublicKey}}).VerifyPackage(ctx, dir)
 	wantReason(t, err, modelrepo.ReasonBadSignature)
 
+	_, err = v.VerifyPackage(ctx, filepath.Join(t.TempDir(), "absent"))
+	wantReason(t, err, modelrepo.ReasonMissingFile)
 	if _, err := NewVerifier(Trust{}); err == nil {
 		t.Error("NewVerifier accepted empty trust")
 	}

@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,12 +24,11 @@ import (
 	"github.com/visionserve/visionserve/internal/modelrepo"
 )
 
-// DefaultIgnorePaths are excluded at the top level of every model, as the
-// reference CLI does by default.
-var defaultIgnorePaths = []string{".git", ".gitattributes", ".github", ".gitignore"}
-
-// DefaultIgnorePaths returns the top-level paths every model excludes.
-func DefaultIgnorePaths() []string { return slices.Clone(defaultIgnorePaths) }
+// DefaultIgnorePaths returns the top-level paths every model excludes, as
+// the reference CLI does by default.
+func DefaultIgnorePaths() []string {
+	return []string{".git", ".gitattributes", ".github", ".gitignore"}
+}
 
 // item is one file of a model as found on disk.
 type item struct {
@@ -60,7 +60,7 @@ func buildExclusions(modelRoot string, sigPath string, lists ...[]string) exclus
 			ex = append(ex, c)
 		}
 	}
-	for _, p := range defaultIgnorePaths {
+	for _, p := range DefaultIgnorePaths() {
 		add(p)
 	}
 	for _, l := range lists {
@@ -345,17 +345,18 @@ func compare(ctx context.Context, st *Statement, items []item, ignoreUnsigned bo
 			return nil, modelrepo.NewError(modelrepo.ReasonDigestMismatch, w.res.Name, "file is shorter than the signed byte range")
 		}
 		if got != w.res.Digest {
-			return nil, modelrepo.NewDigestMismatch(displayName(w.res.Name, w.file), st.HashType+":"+w.res.Digest, st.HashType+":"+got)
+			return nil, modelrepo.NewDigestMismatch(displayName(w.res.Name, base), st.HashType+":"+w.res.Digest, st.HashType+":"+got)
 		}
 		digests[w.res.Name] = got
 	}
 	return digests, nil
 }
 
-// displayName prefers the statement's name, except "." which says nothing.
-func displayName(resName, file string) string {
+// displayName prefers the statement's name, except "." (a single-file
+// model), which is shown as the file's base name.
+func displayName(resName, base string) string {
 	if resName == "." {
-		return file
+		return base
 	}
 	return resName
 }
@@ -373,7 +374,8 @@ func checkShardCover(shardSize int64, shards []shardRef, onDisk map[string]item)
 	for _, s := range shards {
 		byFile[s.file] = append(byFile[s.file], s)
 	}
-	for file, list := range byFile {
+	for _, file := range slices.Sorted(maps.Keys(byFile)) {
+		list := byFile[file]
 		slices.SortFunc(list, func(a, b shardRef) int { return cmp.Compare(a.start, b.start) })
 		size := onDisk[file].size
 		var next int64

@@ -343,6 +343,12 @@ type Verified struct {
 // fails with modelrepo.ReasonUnsigned; whether to load it anyway (an
 // allow-unsigned switch, with manifest.VerifyFiles) is the caller's choice.
 func (v *Verifier) VerifyPackage(ctx context.Context, dir string) (*Verified, error) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		if err == nil {
+			err = errors.New("not a directory")
+		}
+		return nil, &modelrepo.Error{Reason: modelrepo.ReasonMissingFile, Detail: "package directory", Err: err}
+	}
 	sigPath := filepath.Join(dir, manifest.SignatureFileName)
 	data, err := readLimited(sigPath, MaxBundleBytes)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -350,9 +356,6 @@ func (v *Verifier) VerifyPackage(ctx context.Context, dir string) (*Verified, er
 	}
 	if err != nil {
 		return nil, &modelrepo.Error{Reason: modelrepo.ReasonSignatureInvalid, Path: manifest.SignatureFileName, Err: err}
-	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return nil, &modelrepo.Error{Reason: modelrepo.ReasonManifestInvalid, Detail: "not a package directory", Err: err}
 	}
 	res, err := v.Verify(ctx, dir, data, VerifyOptions{SignaturePath: sigPath})
 	if err != nil {
