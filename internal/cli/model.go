@@ -63,7 +63,7 @@ func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprint(stdout, modelUsage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "visionserve model: unknown command %q (want keygen, pack, sign, verify or inspect)\n", oneLine(args[0]))
+	fmt.Fprintf(stderr, "visionserve model: unknown command %q (want keygen, pack, sign, verify or inspect)\n", modelOneLine(args[0]))
 	return 2
 }
 
@@ -77,13 +77,13 @@ type modelCmd struct {
 // fail reports err on one line and returns exit status 1. Verification
 // errors already start with their reason ("digest_mismatch: ...").
 func (c *modelCmd) fail(err error) int {
-	fmt.Fprintf(c.stderr, "visionserve model %s: %s\n", c.verb, oneLine(err.Error()))
+	fmt.Fprintf(c.stderr, "visionserve model %s: %s\n", c.verb, modelOneLine(err.Error()))
 	return 1
 }
 
 // usageError reports a usage problem on one line and returns exit status 2.
 func (c *modelCmd) usageError(format string, args ...any) int {
-	fmt.Fprintf(c.stderr, "visionserve model %s: %s (see 'visionserve model %s -h')\n", c.verb, oneLine(fmt.Sprintf(format, args...)), c.verb)
+	fmt.Fprintf(c.stderr, "visionserve model %s: %s (see 'visionserve model %s -h')\n", c.verb, modelOneLine(fmt.Sprintf(format, args...)), c.verb)
 	return 2
 }
 
@@ -138,12 +138,12 @@ func (c *modelCmd) parse(set *flag.FlagSet, args []string, positional int) ([]st
 	return rest, 0, true
 }
 
-// listFlag is a repeatable string flag.
-type listFlag []string
+// modelListFlag is a repeatable string flag.
+type modelListFlag []string
 
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *modelListFlag) String() string { return strings.Join(*l, ",") }
 
-func (l *listFlag) Set(v string) error {
+func (l *modelListFlag) Set(v string) error {
 	if v == "" {
 		return errors.New("empty value")
 	}
@@ -212,7 +212,7 @@ func (c *modelCmd) pack(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	fmt.Fprintf(c.stdout, "packed %s version %d (%s): %s, %s\n", m.Name, m.Version, m.Kind, files(len(m.Files)), filepath.Join(rest[0], manifest.FileName))
+	fmt.Fprintf(c.stdout, "packed %s version %d (%s): %s, %s\n", m.Name, m.Version, m.Kind, modelFileCount(len(m.Files)), filepath.Join(rest[0], manifest.FileName))
 	if _, err := os.Stat(filepath.Join(rest[0], manifest.SignatureFileName)); err == nil {
 		fmt.Fprintf(c.stdout, "note: %s no longer matches; run 'visionserve model sign'\n", filepath.Join(rest[0], manifest.SignatureFileName))
 	}
@@ -252,7 +252,7 @@ func (c *modelCmd) sign(ctx context.Context, args []string) int {
 
 func (c *modelCmd) verify(ctx context.Context, args []string) int {
 	flags := c.flags("(--key PUBLIC)... (--ca CA.pem)... DIR")
-	var keys, cas listFlag
+	var keys, cas modelListFlag
 	flags.Var(&keys, "key", "trusted PEM public key (repeatable)")
 	flags.Var(&cas, "ca", "trusted PEM CA certificate(s) (repeatable)")
 	rest, code, ok := c.parse(flags, args, 1)
@@ -291,7 +291,7 @@ func (c *modelCmd) verify(ctx context.Context, args []string) int {
 		leaf := sig.Chain[0]
 		by = fmt.Sprintf("certificate %s issued by %s, valid until %s", leaf.Subject, sig.Chain[len(sig.Chain)-1].Subject, sig.NotAfter().UTC().Format(time.RFC3339))
 	}
-	fmt.Fprintf(c.stdout, "verified %s version %d (%s): %s, signed by %s\n", m.Name, m.Version, m.Kind, files(len(m.Files)), by)
+	fmt.Fprintf(c.stdout, "verified %s version %d (%s): %s, signed by %s\n", m.Name, m.Version, m.Kind, modelFileCount(len(m.Files)), by)
 	return 0
 }
 
@@ -312,12 +312,12 @@ func (c *modelCmd) inspect(args []string) int {
 	fmt.Fprintf(w, "kind:\t%s\n", m.Kind)
 	fmt.Fprintf(w, "created:\t%s\n", m.Created.UTC().Format(time.RFC3339))
 	if m.Runtime != nil {
-		fmt.Fprintf(w, "runtime:\t%s\n", compactJSON(m.Runtime))
+		fmt.Fprintf(w, "runtime:\t%s\n", modelCompactJSON(m.Runtime))
 	}
 	fmt.Fprintf(w, "files:\t%d\n", len(m.Files))
 	w.Flush()
 	for _, f := range m.Files {
-		fmt.Fprintf(c.stdout, "  %s  %12d  %s\n", f.SHA256, f.Size, oneLine(f.Path))
+		fmt.Fprintf(c.stdout, "  %s  %12d  %s\n", f.SHA256, f.Size, modelOneLine(f.Path))
 	}
 
 	data, err := os.ReadFile(filepath.Join(dir, manifest.SignatureFileName))
@@ -343,8 +343,8 @@ func (c *modelCmd) inspect(args []string) int {
 		fmt.Fprintf(w, "  key id:\t%s\n", id)
 	case signing.MethodCertificate:
 		leaf := info.Certificates[0]
-		fmt.Fprintf(w, "  subject:\t%s\n", oneLine(leaf.Subject.String()))
-		fmt.Fprintf(w, "  issuer:\t%s\n", oneLine(leaf.Issuer.String()))
+		fmt.Fprintf(w, "  subject:\t%s\n", modelOneLine(leaf.Subject.String()))
+		fmt.Fprintf(w, "  issuer:\t%s\n", modelOneLine(leaf.Issuer.String()))
 		fmt.Fprintf(w, "  valid:\t%s to %s\n", leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
 		fmt.Fprintf(w, "  usage:\t%s\n", modelCertUsage(leaf))
 		fmt.Fprintf(w, "  chain:\t%d certificate(s) in the bundle\n", len(info.Certificates))
@@ -362,7 +362,7 @@ func (c *modelCmd) inspect(args []string) int {
 	return 0
 }
 
-func files(n int) string {
+func modelFileCount(n int) string {
 	if n == 1 {
 		return "1 file"
 	}
@@ -386,16 +386,16 @@ func modelCertUsage(c *x509.Certificate) string {
 	return strings.Join(parts, ", ")
 }
 
-func compactJSON(raw json.RawMessage) string {
+func modelCompactJSON(raw json.RawMessage) string {
 	var b bytes.Buffer
 	if err := json.Compact(&b, raw); err != nil {
-		return oneLine(string(raw))
+		return modelOneLine(string(raw))
 	}
-	return oneLine(b.String())
+	return modelOneLine(b.String())
 }
 
-// oneLine replaces control characters so that a message is one line.
-func oneLine(s string) string {
+// modelOneLine replaces control characters so that a message is one line.
+func modelOneLine(s string) string {
 	return strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return '?'

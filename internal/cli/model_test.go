@@ -19,29 +19,29 @@ import (
 	"time"
 )
 
-// run calls runModel and returns its exit status and output.
-func run(t *testing.T, args ...string) (int, string, string) {
+// runModelCmd calls runModel and returns its exit status and output.
+func runModelCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	code := runModel(context.Background(), args, &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
 }
 
-// ok runs a command that must succeed.
-func ok(t *testing.T, args ...string) string {
+// modelOK runs a command that must succeed.
+func modelOK(t *testing.T, args ...string) string {
 	t.Helper()
-	code, out, errOut := run(t, args...)
+	code, out, errOut := runModelCmd(t, args...)
 	if code != 0 || errOut != "" {
 		t.Fatalf("model %s: exit %d, stderr %q", strings.Join(args, " "), code, errOut)
 	}
 	return out
 }
 
-// failsWith runs a command that must exit 1 with one stderr line naming
+// modelFails runs a command that must exit 1 with one stderr line naming
 // the reason.
-func failsWith(t *testing.T, reason string, args ...string) string {
+func modelFails(t *testing.T, reason string, args ...string) string {
 	t.Helper()
-	code, _, errOut := run(t, args...)
+	code, _, errOut := runModelCmd(t, args...)
 	prefix := "visionserve model " + args[0] + ": " + reason
 	if code != 1 || !strings.HasPrefix(errOut, prefix) || strings.Count(errOut, "\n") != 1 || !strings.HasSuffix(errOut, "\n") {
 		t.Fatalf("model %s: exit %d, stderr %q; want exit 1 and one line starting %q", strings.Join(args, " "), code, errOut, prefix)
@@ -49,7 +49,7 @@ func failsWith(t *testing.T, reason string, args ...string) string {
 	return errOut
 }
 
-func writeModel(t *testing.T) string {
+func writeModelDir(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "repo", "ocr-eng", "3")
 	if err := os.MkdirAll(filepath.Join(dir, "tessdata"), 0o755); err != nil {
@@ -68,7 +68,7 @@ func writeModel(t *testing.T) string {
 
 func TestModelKeyRoundTrip(t *testing.T) {
 	keys := filepath.Join(t.TempDir(), "keys")
-	out := ok(t, "keygen", "--out", keys)
+	out := modelOK(t, "keygen", "--out", keys)
 	priv, pub := filepath.Join(keys, "private.pem"), filepath.Join(keys, "public.pem")
 	if !strings.Contains(out, priv) || !strings.Contains(out, pub) || !strings.Contains(out, "key id:") {
 		t.Errorf("keygen output %q", out)
@@ -78,21 +78,21 @@ func TestModelKeyRoundTrip(t *testing.T) {
 	}
 	keyID := strings.TrimSpace(out[strings.LastIndex(out, " ")+1:])
 
-	dir := writeModel(t)
-	out = ok(t, "pack", "--name", "ocr-eng", "--version", "3", "--kind", "ocr-tesseract", "--runtime", `{"lang": "eng", "psm": 6}`, dir)
+	dir := writeModelDir(t)
+	out = modelOK(t, "pack", "--name", "ocr-eng", "--version", "3", "--kind", "ocr-tesseract", "--runtime", `{"lang": "eng", "psm": 6}`, dir)
 	if !strings.Contains(out, "packed ocr-eng version 3 (ocr-tesseract): 2 files") {
 		t.Errorf("pack output %q", out)
 	}
-	out = ok(t, "sign", "--key", priv, dir)
+	out = modelOK(t, "sign", "--key", priv, dir)
 	if !strings.Contains(out, "signed ocr-eng version 3") || !strings.Contains(out, keyID) {
 		t.Errorf("sign output %q", out)
 	}
 	// Flags after the directory work too.
-	out = ok(t, "verify", dir, "--key", pub)
+	out = modelOK(t, "verify", dir, "--key", pub)
 	if !strings.Contains(out, "verified ocr-eng version 3 (ocr-tesseract): 2 files, signed by key "+keyID) {
 		t.Errorf("verify output %q", out)
 	}
-	out = ok(t, "inspect", dir)
+	out = modelOK(t, "inspect", dir)
 	for _, want := range []string{"name:", "ocr-eng", "version:", "3", "kind:", "ocr-tesseract", `{"lang":"eng","psm":6}`, "tessdata/eng.traineddata", "signature:", "key", keyID, "signed files:", "3, manifest.json included (files, sha256)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect output lacks %q:\n%s", want, out)
@@ -101,10 +101,10 @@ func TestModelKeyRoundTrip(t *testing.T) {
 
 	// Tampering and trust failures, each with its reason on one line.
 	otherKeys := filepath.Join(t.TempDir(), "other")
-	ok(t, "keygen", "--out", otherKeys)
-	failsWith(t, "untrusted_key", "verify", "--key", filepath.Join(otherKeys, "public.pem"), dir)
+	modelOK(t, "keygen", "--out", otherKeys)
+	modelFails(t, "untrusted_key", "verify", "--key", filepath.Join(otherKeys, "public.pem"), dir)
 	// Trusting both keys still verifies.
-	ok(t, "verify", "--key", filepath.Join(otherKeys, "public.pem"), "--key", pub, dir)
+	modelOK(t, "verify", "--key", filepath.Join(otherKeys, "public.pem"), "--key", pub, dir)
 
 	w := filepath.Join(dir, "tessdata", "eng.traineddata")
 	data, _ := os.ReadFile(w)
@@ -112,26 +112,26 @@ func TestModelKeyRoundTrip(t *testing.T) {
 	if err := os.WriteFile(w, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	msg := failsWith(t, "digest_mismatch: tessdata/eng.traineddata: expected sha256:", "verify", "--key", pub, dir)
+	msg := modelFails(t, "digest_mismatch: tessdata/eng.traineddata: expected sha256:", "verify", "--key", pub, dir)
 	if !strings.Contains(msg, ", got sha256:") {
 		t.Errorf("mismatch message lacks the actual digest: %q", msg)
 	}
 	// A stale manifest is not signed either.
-	failsWith(t, "digest_mismatch", "sign", "--key", priv, dir)
+	modelFails(t, "digest_mismatch", "sign", "--key", priv, dir)
 
 	if err := os.Remove(filepath.Join(dir, "model.sig")); err != nil {
 		t.Fatal(err)
 	}
-	failsWith(t, "unsigned", "verify", "--key", pub, dir)
-	out = ok(t, "inspect", dir)
+	modelFails(t, "unsigned", "verify", "--key", pub, dir)
+	out = modelOK(t, "inspect", dir)
 	if !strings.Contains(out, "signature: none") {
 		t.Errorf("inspect of an unsigned package: %q", out)
 	}
 }
 
-// testPKI writes a root CA, an intermediate and a code-signing leaf (with
+// writeTestPKI writes a root CA, an intermediate and a code-signing leaf (with
 // its key) as PEM files, valid from an hour ago for validFor.
-func testPKI(t *testing.T, dir string, validFor time.Duration) (rootPEM, chainPEM, leafPEM, keyPEM string) {
+func writeTestPKI(t *testing.T, dir string, validFor time.Duration) (rootPEM, chainPEM, leafPEM, keyPEM string) {
 	t.Helper()
 	now := time.Now()
 	newKey := func() *ecdsa.PrivateKey {
@@ -195,18 +195,18 @@ func testPKI(t *testing.T, dir string, validFor time.Duration) (rootPEM, chainPE
 
 func TestModelCertificateRoundTrip(t *testing.T) {
 	pki := t.TempDir()
-	ca, chain, cert, key := testPKI(t, pki, 30*24*time.Hour)
-	dir := writeModel(t)
-	ok(t, "pack", "--name", "ocr-eng", "--version", "3", "--kind", "ocr-tesseract", dir)
-	out := ok(t, "sign", "--key", key, "--cert", cert, "--chain", chain, dir)
+	ca, chain, cert, key := writeTestPKI(t, pki, 30*24*time.Hour)
+	dir := writeModelDir(t)
+	modelOK(t, "pack", "--name", "ocr-eng", "--version", "3", "--kind", "ocr-tesseract", dir)
+	out := modelOK(t, "sign", "--key", key, "--cert", cert, "--chain", chain, dir)
 	if !strings.Contains(out, "certificate CN=ocr team,O=Example") {
 		t.Errorf("sign output %q", out)
 	}
-	out = ok(t, "verify", "--ca", ca, dir)
+	out = modelOK(t, "verify", "--ca", ca, dir)
 	if !strings.Contains(out, "signed by certificate CN=ocr team,O=Example issued by CN=Example Models Root CA") {
 		t.Errorf("verify output %q", out)
 	}
-	out = ok(t, "inspect", dir)
+	out = modelOK(t, "inspect", dir)
 	for _, want := range []string{"signature:", "certificate", "subject:", "CN=ocr team,O=Example", "issuer:", "CN=Example Models Signing CA", "valid:", "digitalSignature, codeSigning", "2 certificate(s)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect output lacks %q:\n%s", want, out)
@@ -214,22 +214,22 @@ func TestModelCertificateRoundTrip(t *testing.T) {
 	}
 
 	// A CA that did not issue the chain, and a key instead of a CA.
-	otherCA, _, _, _ := testPKI(t, t.TempDir(), time.Hour)
-	failsWith(t, "cert_invalid", "verify", "--ca", otherCA, dir)
+	otherCA, _, _, _ := writeTestPKI(t, t.TempDir(), time.Hour)
+	modelFails(t, "cert_invalid", "verify", "--ca", otherCA, dir)
 	keys := filepath.Join(t.TempDir(), "keys")
-	ok(t, "keygen", "--out", keys)
-	failsWith(t, "cert_invalid", "verify", "--key", filepath.Join(keys, "public.pem"), dir)
+	modelOK(t, "keygen", "--out", keys)
+	modelFails(t, "cert_invalid", "verify", "--key", filepath.Join(keys, "public.pem"), dir)
 
 	// A leaf that expired a minute ago (NotBefore an hour ago).
 	expired := t.TempDir()
-	_, eChain, eCert, eKey := testPKI(t, expired, -time.Minute)
+	_, eChain, eCert, eKey := writeTestPKI(t, expired, -time.Minute)
 	eCA := filepath.Join(expired, "ca.pem")
-	ok(t, "sign", "--key", eKey, "--cert", eCert, "--chain", eChain, dir)
-	failsWith(t, "cert_expired", "verify", "--ca", eCA, dir)
+	modelOK(t, "sign", "--key", eKey, "--cert", eCert, "--chain", eChain, dir)
+	modelFails(t, "cert_expired", "verify", "--ca", eCA, dir)
 }
 
 func TestModelUsage(t *testing.T) {
-	dir := writeModel(t)
+	dir := writeModelDir(t)
 	usage := [][]string{
 		{},
 		{"frobnicate"},
@@ -252,36 +252,36 @@ func TestModelUsage(t *testing.T) {
 		{"inspect"},
 	}
 	for _, args := range usage {
-		code, out, errOut := run(t, args...)
+		code, out, errOut := runModelCmd(t, args...)
 		if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "visionserve model") {
 			t.Errorf("model %q: exit %d, stdout %q, stderr %q; want exit 2 and one stderr line", args, code, out, errOut)
 		}
 	}
 	for _, verb := range []string{"keygen", "pack", "sign", "verify", "inspect"} {
-		code, out, errOut := run(t, verb, "-h")
+		code, out, errOut := runModelCmd(t, verb, "-h")
 		if code != 0 || errOut != "" || !strings.HasPrefix(out, "usage: visionserve model "+verb) {
 			t.Errorf("model %s -h: exit %d, stdout %q, stderr %q", verb, code, out, errOut)
 		}
 	}
-	if code, out, _ := run(t, "-h"); code != 0 || !strings.Contains(out, "keygen") || !strings.Contains(out, "inspect") {
+	if code, out, _ := runModelCmd(t, "-h"); code != 0 || !strings.Contains(out, "keygen") || !strings.Contains(out, "inspect") {
 		t.Errorf("model -h: exit %d, %q", code, out)
 	}
 	// Failures that are not usage errors exit 1.
-	failsWith(t, "manifest_invalid", "inspect", dir)
-	failsWith(t, "", "sign", "--key", filepath.Join(t.TempDir(), "missing.pem"), dir)
-	failsWith(t, "trusted key", "verify", "--key", filepath.Join(t.TempDir(), "missing.pem"), dir)
+	modelFails(t, "manifest_invalid", "inspect", dir)
+	modelFails(t, "", "sign", "--key", filepath.Join(t.TempDir(), "missing.pem"), dir)
+	modelFails(t, "trusted key", "verify", "--key", filepath.Join(t.TempDir(), "missing.pem"), dir)
 }
 
-// shimEnv makes this test binary act as "visionserve model ..." (see
+// modelShimEnv makes this test binary act as "visionserve model ..." (see
 // TestModelShim), so TestDocsCommands can run the documentation's shell
 // commands before the real dispatcher exists.
-const shimEnv = "VISIONSERVE_MODEL_SHIM"
+const modelShimEnv = "VISIONSERVE_MODEL_SHIM"
 
 // TestModelShim is not a test: it is the body of the "visionserve" command
 // TestDocsCommands puts on PATH, in the manner of os/exec's helper
 // process. Run directly, it skips.
 func TestModelShim(t *testing.T) {
-	if os.Getenv(shimEnv) != "1" {
+	if os.Getenv(modelShimEnv) != "1" {
 		t.Skip("helper process for TestDocsCommands")
 	}
 	args := os.Args
@@ -337,7 +337,7 @@ func TestDocsCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := t.TempDir()
-	shim := fmt.Sprintf("#!/bin/sh\n%s=1 exec %q -test.run='^TestModelShim$' -- \"$@\"\n", shimEnv, self)
+	shim := fmt.Sprintf("#!/bin/sh\n%s=1 exec %q -test.run='^TestModelShim$' -- \"$@\"\n", modelShimEnv, self)
 	if err := os.WriteFile(filepath.Join(bin, "visionserve"), []byte(shim), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +363,7 @@ func TestDocsCommands(t *testing.T) {
 			t.Errorf("after the tutorial: %v", err)
 		}
 	}
-	code, stdout, stderr := run(t, "verify", "--key", filepath.Join(work, "keys", "public.pem"), filepath.Join(work, "models", "ocr-eng", "3"))
+	code, stdout, stderr := runModelCmd(t, "verify", "--key", filepath.Join(work, "keys", "public.pem"), filepath.Join(work, "models", "ocr-eng", "3"))
 	if code != 0 || !strings.Contains(stdout, "verified ocr-eng version 3") {
 		t.Errorf("republished version: exit %d %s%s", code, stdout, stderr)
 	}
