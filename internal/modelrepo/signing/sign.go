@@ -1,0 +1,398 @@
+package signing
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	"github.com/sigstore/sigstore-go/pkg/sign"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/visionserve/visionserve/internal/modelrepo"
+	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
+)
+
+// Signer signs models with an ECDSA private key, either bare (the key
+// method: the bundle names the key by its KeyID) or with a certificate
+// chain (the certificate method: the bundle carries the leaf and any
+// intermediates; verifiers supply the root).
+type Signer struct {
+	key   *ecdsa.PrivateKey
+	hash  crypto.Hash
+	keyID string
+	chain []*x509.Certificate // leaf first; empty for the key method
+}
+
+// NewSigner returns a Signer for key. With a non-empty chain (leaf first,
+// then intermediates) it signs with the certificate method; the leaf must
+// certify key's public key and allow digital signatures or code signing.
+// Self-signed certificates after the leaf (a root CA included by habit)
+// are dropped: verifiers bring their own roots.
+func NewSigner(key *ecdsa.PrivateKey, chain []*x509.Certificate) (*Signer, error) {
+	if key == nil {
+		return nil, errors.New("no private key")
+	}
+	h, err := curveHash(&key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	id, err := KeyID(&key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	s := &Signer{key: key, hash: h, keyID: id}
+	if len(chain) == 0 {
+		return s, nil
+	}
+	leaf := chain[0]
+	if !key.PublicKey.Equal(leaf.PublicKey) {
+		return nil, errors.New("the certificate does not certify this private key")
+	}
+	if err := checkLeafUsage(leaf); err != nil {
+		return nil, err
+	}
+	s.chain = append(s.chain, leaf)
+	for _, c := range chain[1:] {
+		if isSelfSigned(c) {
+			continue
+		}
+		s.chain = append(s.chain, c)
+	}
+	return s, nil
+}
+
+// LoadSigner reads a private key and, if certPath is set, the signing
+// certificate and an optional chain file of intermediates.
+func LoadSigner(keyPath, certPath, chainPath string) (*Signer, error) {
+	key, err := LoadPrivateKey(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	if certPath == "" {
+		if chainPath != "" {
+			return nil, errors.New("a certificate chain needs a certificate")
+		}
+		return NewSigner(key, nil)
+	}
+	chain, err := LoadCertificates(certPath)
+	if err != nil {
+		return nil, err
+	}
+	if chainPath != "" {
+		more, err := LoadCertificates(chainPath)
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, more...)
+	}
+	return NewSigner(key, chain)
+}
+
+// Method returns the signing method the Signer uses.
+func (s *Signer) Method() Method {
+	if len(s.chain) > 0 {
+		return MethodCertificate
+	}
+	return MethodKey
+}
+
+// Certificate returns the signing certificate, or nil for the key method.
+func (s *Signer) Certificate() *x509.Certificate {
+	if len(s.chain) == 0 {
+		return nil
+	}
+	return s.chain[0]
+}
+
+// KeyID returns the KeyID of the signing key.
+func (s *Signer) KeyID() string { return s.keyID }
+
+// PublicKey returns the public half of the signing key.
+func (s *Signer) PublicKey() *ecdsa.PublicKey { return &s.key.PublicKey }
+
+// SignOptions choose what a signature covers.
+type SignOptions struct {
+	// SignaturePath is where the bundle will be stored. When it lies
+	// inside the model directory it is excluded and recorded as ignored.
+	SignaturePath string
+	// IgnorePaths are further model-relative paths to leave unsigned; they
+	// are recorded in the statement so verifiers skip them too.
+	IgnorePaths []string
+	// ShardSize, when positive, signs byte ranges of this many bytes
+	// instead of whole files (the OMS "shards" serialization).
+	ShardSize int64
+}
+
+// Sign hashes the model at modelPath (a directory or a single file) and
+// returns an OpenSSF Model Signing bundle (Sigstore bundle JSON) over it.
+func (s *Signer) Sign(ctx context.Context, modelPath string, opts SignOptions) ([]byte, error) {
+	data, _, err := s.sign(ctx, modelPath, opts)
+	return data, err
+}
+
+func (s *Signer) sign(ctx context.Context, modelPath string, opts SignOptions) ([]byte, *Statement, error) {
+	st, payload, err := buildStatement(ctx, modelPath, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := s.signPayload(ctx, payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, st, nil
+}
+
+// signPayload wraps payload in a DSSE envelope signed by s and in a
+// Sigstore bundle, using sigstore-go's bundle builder, then checks the
+// result with the verification path so a broken signer cannot write a
+// bundle nobody can verify.
+func (s *Signer) signPayload(ctx context.Context, payload []byte) ([]byte, error) {
+	opts := sign.BundleOptions{Context: ctx}
+	if len(s.chain) > 0 {
+		raw := make(chainProvider, 0, len(s.chain))
+		for _, c := range s.chain {
+			raw = append(raw, c.Raw)
+		}
+		opts.CertificateChainProvider = raw
+	}
+	pb, err := sign.Bundle(&sign.DSSEData{Data: payload, PayloadType: PayloadType}, (*keypair)(s), opts)
+	if err != nil {
+		return nil, fmt.Errorf("build bundle: %w", err)
+	}
+	out, err := protojson.Marshal(pb)
+	if err != nil {
+		return nil, err
+	}
+	// protojson deliberately varies its whitespace; compact it so the same
+	// signature always serialises to the same bytes.
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, out); err != nil {
+		return nil, err
+	}
+	parsed, err := parseBundle(buf.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("self-check: %w", err)
+	}
+	if err := checkSignature(parsed, &s.key.PublicKey); err != nil {
+		return nil, fmt.Errorf("self-check: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// SignPackage signs the package directory dir and writes dir/model.sig. It
+// first checks dir against its manifest.json, so a stale manifest is never
+// signed, and afterwards that the signed digests agree with the manifest.
+// The signature file is written to a temporary name and renamed.
+func (s *Signer) SignPackage(ctx context.Context, dir string) (*manifest.Manifest, error) {
+	m, err := manifest.VerifyFiles(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	sigPath := filepath.Join(dir, manifest.SignatureFileName)
+	data, st, err := s.sign(ctx, dir, SignOptions{SignaturePath: sigPath})
+	if err != nil {
+		return nil, err
+	}
+	digests := make(map[string]string, len(st.Resources))
+	for _, r := range st.Resources {
+		digests[r.Name] = r.Digest
+	}
+	if _, ok := digests[manifest.FileName]; !ok {
+		return nil, modelrepo.NewError(modelrepo.ReasonManifestInvalid, manifest.FileName, "not covered by the signature")
+	}
+	// Files may change while they are hashed twice; refuse to write a
+	// signature that disagrees with the manifest.
+	if err := m.VerifyDigests(ctx, dir, digests); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(sigPath, data, 0o644); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// buildStatement serialises the model as the reference does (files or
+// shards, SHA-256, component-wise path order) and returns the statement and
+// its JSON encoding, the DSSE payload.
+func buildStatement(ctx context.Context, modelPath string, opts SignOptions) (*Statement, []byte, error) {
+	ex := buildExclusions(modelPath, opts.SignaturePath, opts.IgnorePaths)
+	items, err := collect(ctx, modelPath, ex, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := &Statement{PredicateType: PredicateType, Method: SerializeFiles, HashType: HashSHA256}
+	if opts.ShardSize > 0 {
+		st.Method, st.ShardSize = SerializeShards, opts.ShardSize
+	}
+	algorithm := st.HashType
+	if st.Method == SerializeShards {
+		algorithm += "-sharded-" + strconv.FormatInt(st.ShardSize, 10)
+	}
+	buf := make([]byte, hashBufSize)
+	for _, it := range items {
+		st.AllowSymlinks = st.AllowSymlinks || it.symlink
+		if st.Method == SerializeFiles {
+			d, _, err := hashRange(ctx, it.open, st.HashType, 0, -1, buf)
+			if err != nil {
+				return nil, nil, fileErr(it.name, err)
+			}
+			st.Resources = append(st.Resources, Resource{Name: it.name, Algorithm: algorithm, Digest: d})
+			continue
+		}
+		for start := int64(0); start < it.size; start += st.ShardSize {
+			end := min(start+st.ShardSize, it.size)
+			d, _, err := hashRange(ctx, it.open, st.HashType, start, end-start, buf)
+			if err != nil {
+				return nil, nil, fileErr(it.name, err)
+			}
+			name := fmt.Sprintf("%s:%d:%d", it.name, start, end)
+			st.Resources = append(st.Resources, Resource{Name: name, Algorithm: algorithm, Digest: d})
+		}
+	}
+	slices.SortFunc(st.Resources, func(a, b Resource) int {
+		return componentCompare(a.Name, b.Name, st.Method == SerializeShards)
+	})
+	h := sha256.New()
+	for _, r := range st.Resources {
+		raw, _ := hex.DecodeString(r.Digest)
+		h.Write(raw)
+	}
+	st.RootDigest = hex.EncodeToString(h.Sum(nil))
+	st.SubjectName = subjectName(modelPath)
+	st.IgnorePaths = slices.Sorted(slices.Values(ex))
+
+	w := struct {
+		Type          string        `json:"_type"`
+		Subject       []wireSubject `json:"subject"`
+		PredicateType string        `json:"predicateType"`
+		Predicate     struct {
+			Serialization struct {
+				Method        string   `json:"method"`
+				HashType      string   `json:"hash_type"`
+				AllowSymlinks bool     `json:"allow_symlinks"`
+				ShardSize     int64    `json:"shard_size,omitempty"`
+				IgnorePaths   []string `json:"ignore_paths"`
+			} `json:"serialization"`
+			Resources []Resource `json:"resources"`
+		} `json:"predicate"`
+	}{
+		Type:          StatementType,
+		Subject:       []wireSubject{{Name: st.SubjectName, Digest: map[string]string{"sha256": st.RootDigest}}},
+		PredicateType: PredicateType,
+	}
+	ser := &w.Predicate.Serialization
+	ser.Method, ser.HashType, ser.AllowSymlinks = st.Method, st.HashType, st.AllowSymlinks
+	ser.ShardSize, ser.IgnorePaths = st.ShardSize, st.IgnorePaths
+	w.Predicate.Resources = st.Resources
+	if w.Predicate.Resources == nil {
+		w.Predicate.Resources = []Resource{}
+	}
+	payload, err := json.MarshalIndent(w, "", "  ")
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, payload, nil
+}
+
+// subjectName is the informational subject name: the model path's final
+// element, resolved for "." and similar.
+func subjectName(modelPath string) string {
+	if abs, err := filepath.Abs(modelPath); err == nil {
+		modelPath = abs
+	}
+	return filepath.Base(modelPath)
+}
+
+// keypair adapts a Signer to sigstore-go's sign.Keypair.
+type keypair Signer
+
+var _ sign.Keypair = (*keypair)(nil)
+
+func (k *keypair) GetHashAlgorithm() protocommon.HashAlgorithm {
+	switch k.hash {
+	case crypto.SHA384:
+		return protocommon.HashAlgorithm_SHA2_384
+	case crypto.SHA512:
+		return protocommon.HashAlgorithm_SHA2_512
+	}
+	return protocommon.HashAlgorithm_SHA2_256
+}
+
+func (k *keypair) GetSigningAlgorithm() protocommon.PublicKeyDetails {
+	switch k.hash {
+	case crypto.SHA384:
+		return protocommon.PublicKeyDetails_PKIX_ECDSA_P384_SHA_384
+	case crypto.SHA512:
+		return protocommon.PublicKeyDetails_PKIX_ECDSA_P521_SHA_512
+	}
+	return protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256
+}
+
+// GetHint returns the OMS key hint: hex SHA-256 of the public key PEM.
+func (k *keypair) GetHint() []byte { return []byte(k.keyID) }
+
+func (k *keypair) GetKeyAlgorithm() string { return "ECDSA" }
+
+func (k *keypair) GetPublicKey() crypto.PublicKey { return &k.key.PublicKey }
+
+func (k *keypair) GetPublicKeyPem() (string, error) {
+	p, err := PublicKeyPEM(&k.key.PublicKey)
+	return string(p), err
+}
+
+// SignData signs the curve hash of data with an ASN.1 DER ECDSA signature,
+// the only encoding the reference verifier accepts.
+func (k *keypair) SignData(_ context.Context, data []byte) ([]byte, []byte, error) {
+	h := k.hash.New()
+	h.Write(data)
+	digest := h.Sum(nil)
+	sig, err := ecdsa.SignASN1(rand.Reader, k.key, digest)
+	return sig, digest, err
+}
+
+// chainProvider hands sigstore-go a fixed certificate chain (DER, leaf
+// first) instead of asking a Fulcio instance for one.
+type chainProvider [][]byte
+
+func (c chainProvider) GetCertificateChain(context.Context, sign.Keypair, *sign.CertificateProviderOptions) ([][]byte, error) {
+	return c, nil
+}
+
+// writeFileAtomic writes data to a temporary file beside name and renames
+// it over name, so readers see the old or the new file, never a torn one.
+func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), name)
+}
