@@ -31,6 +31,7 @@ func commands() map[string]command {
 		"serve":   {"run the inference server", runServe},
 		"ocr":     {"recognise text in images, in-process (no server)", runOCR},
 		"bench":   {"load-test a running server", runBench},
+		"model":   {"create, sign, verify and inspect model packages", runModel},
 		"version": {"print the version", runVersion},
 	}
 }
