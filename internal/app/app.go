@@ -93,7 +93,7 @@ func New(opts Options) (a *App, err error) {
 			return nil, fmt.Errorf("model %s: %w", mc.Name, err)
 		}
 		a.pools = append(a.pools, pool)
-		models = append(models, &ocr.Model{Ref: ocr.ModelRef{Name: mc.Name, Version: mc.Version}, Languages: mc.Languages, Engines: pool})
+		models = append(models, &ocr.Model{Ref: ocr.ModelRef{Name: mc.Name, Version: mc.Version}, Languages: mc.Languages, Engines: pool, Calibration: mc.Calibration})
 		a.log.Info("model loaded", "model", mc.Name, "version", mc.Version, "engine", mc.Engine,
 			"languages", mc.Languages, "instances", workers, "duration", time.Since(start).Round(time.Millisecond))
 	}

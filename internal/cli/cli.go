@@ -28,11 +28,12 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":   {"run the inference server", runServe},
-		"ocr":     {"recognise text in images, in-process (no server)", runOCR},
-		"bench":   {"load-test a running server", runBench},
-		"model":   {"create, sign, verify and inspect model packages", runModel},
-		"version": {"print the version", runVersion},
+		"serve":     {"run the inference server", runServe},
+		"ocr":       {"recognise text in images, in-process (no server)", runOCR},
+		"bench":     {"load-test a running server", runBench},
+		"calibrate": {"fit a model's confidence calibration on labelled text lines", runCalibrate},
+		"model":     {"create, sign, verify and inspect model packages", runModel},
+		"version":   {"print the version", runVersion},
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/visionserve/visionserve/internal/calib"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/ocr"
 )
@@ -68,6 +69,21 @@ type Model struct {
 	Engine    string `yaml:"engine"`    // tesseract
 	Languages string `yaml:"languages"` // Tesseract language spec, e.g. eng or eng+deu
 	DataPath  string `yaml:"data_path"` // directory of .traineddata files; "" = the system's
+	// Calibration maps the engine's word confidence to the probability the
+	// word is right, as [score, probability] knots (`visionserve calibrate`
+	// fits them). Empty: the engine's raw confidences are reported.
+	Calibration calib.Curve `yaml:"calibration"`
+}
+
+// DefaultCalibration is fitted by `visionserve calibrate` on the 250 shared
+// text lines (../shared/data/ocr/lines) read by Debian's tesseract-ocr-eng
+// 5.3 model; docs/confidence.md gives its cross-validated effect. It suits
+// that model only: refit for any other traineddata.
+var DefaultCalibration = calib.Curve{
+	{X: 0.0136, Y: 0.4205}, {X: 0.6107, Y: 0.7887}, {X: 0.867, Y: 0.8391}, {X: 0.8895, Y: 0.8679},
+	{X: 0.8949, Y: 0.9187}, {X: 0.9067, Y: 0.9363}, {X: 0.9159, Y: 0.9623}, {X: 0.9311, Y: 0.975},
+	{X: 0.9528, Y: 0.9879}, {X: 0.9614, Y: 0.9892}, {X: 0.9633, Y: 0.9916}, {X: 0.9652, Y: 0.9937},
+	{X: 0.9657, Y: 0.9972}, {X: 0.9658, Y: 0.9975}, {X: 0.9702, Y: 0.9975},
 }
 
 // Log configures logging.
@@ -101,7 +117,7 @@ func Default() Config {
 			OrientationCheckBelow:    oc.OrientationCheckBelow,
 			MinOrientationConfidence: oc.MinOrientationConfidence,
 		},
-		Models: []Model{{Name: "ocr-eng", Version: "1", Engine: "tesseract", Languages: "eng"}},
+		Models: []Model{{Name: "ocr-eng", Version: "1", Engine: "tesseract", Languages: "eng", Calibration: DefaultCalibration}},
 		Log:    Log{Level: "info", Format: "text"},
 	}
 }
@@ -186,6 +202,9 @@ func (c Config) Validate() error {
 		}
 		if m.Version == "" {
 			add("models[%d].version is empty", i)
+		}
+		if err := m.Calibration.Validate(); err != nil {
+			add("models[%d].%v", i, err)
 		}
 	}
 	switch c.Log.Level {

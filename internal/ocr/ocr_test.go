@@ -9,6 +9,7 @@ import (
 	"image/png"
 	"testing"
 
+	"github.com/visionserve/visionserve/internal/calib"
 	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/imageio"
 )
@@ -188,5 +189,27 @@ func TestServiceErrors(t *testing.T) {
 	}
 	if _, err := ParseMode("sideways"); !errors.Is(err, ErrBadOption) {
 		t.Errorf("ParseMode: %v", err)
+	}
+}
+
+// With a calibration, word confidences go through the curve and a line's
+// confidence is the probability that all its words are right.
+func TestCalibratedConfidences(t *testing.T) {
+	fe := &fakeEngine{}
+	m := &Model{Ref: ModelRef{Name: "m", Version: "1"}, Languages: "eng", Engines: onePool{fe},
+		Calibration: calib.Curve{{X: 0, Y: 0.5}, {X: 1, Y: 1}}}
+	models, _ := NewStaticModels(m)
+	svc := NewService(DefaultConfig(), models, direct{}, nil, nil)
+	res, err := svc.Recognize(context.Background(), Input{Data: pngOf(t, page(60, [2]int{5, 10}))}, Options{Mode: ModeLine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := res.Pages[0].Lines[0]
+	// The fake engine's first reading scores every word 0.3: 0.5+0.3/2 = 0.65.
+	if l.Words[0].Confidence != 0.65 || l.Words[1].Confidence != 0.65 {
+		t.Errorf("words %+v", l.Words)
+	}
+	if l.Confidence != 0.4225 || l.Review != TierReview {
+		t.Errorf("line confidence %v (%s), want 0.65^2 = 0.4225 (review)", l.Confidence, l.Review)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/visionserve/visionserve/internal/calib"
 	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/metrics"
@@ -91,6 +92,24 @@ type Model struct {
 	Ref       ModelRef
 	Languages string
 	Engines   EnginePool
+	// Calibration maps the engine's word confidence to the probability
+	// that the word is right. With it, a line's confidence is the
+	// probability that the whole line is right: the product of its words'.
+	// Without it (empty), confidences are the engine's own.
+	Calibration calib.Curve
+}
+
+// lineConfidence is the line's confidence from the engine's raw line
+// score and its (already calibrated) words.
+func (m *Model) lineConfidence(raw float64, words []Word) float64 {
+	if len(m.Calibration) == 0 || len(words) == 0 {
+		return roundConfidence(raw)
+	}
+	p := 1.0
+	for _, w := range words {
+		p *= w.Confidence
+	}
+	return roundConfidence(p)
 }
 
 // ModelSource resolves a Selector to a model version and pins it: the
@@ -226,7 +245,7 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 	// itself reads pages turned 90 degrees clockwise. Only a doubtful
 	// reading pays for orientation detection (which costs about as much as
 	// recognition) and, if the detector is sure of a turn, a second reading.
-	lines, angle, err := s.read(ctx, eng, gray, 0, mode, t)
+	lines, angle, err := s.read(ctx, model, eng, gray, 0, mode, t)
 	if err != nil {
 		return Page{}, err
 	}
@@ -239,7 +258,7 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 			return Page{}, err
 		}
 		if o.Degrees != 0 && o.Confidence >= s.cfg.MinOrientationConfidence {
-			turned, turnedAngle, err := s.read(ctx, eng, gray, o.Degrees, mode, t)
+			turned, turnedAngle, err := s.read(ctx, model, eng, gray, o.Degrees, mode, t)
 			if err != nil {
 				return Page{}, err
 			}
@@ -254,7 +273,7 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 // read recognises gray turned clockwise by turn degrees and returns the
 // lines with boxes in gray's coordinates, and the page angle: the turn plus
 // the rotation at which the engine read most of the text.
-func (s *Service) read(ctx context.Context, eng Engine, gray *image.Gray, turn int, mode Mode, t *timings) ([]Line, int, error) {
+func (s *Service) read(ctx context.Context, model *Model, eng Engine, gray *image.Gray, turn int, mode Mode, t *timings) ([]Line, int, error) {
 	t0 := time.Now()
 	rot := imageio.RotationCW(turn)
 	img := rot.ApplyGray(gray)
@@ -278,11 +297,12 @@ func (s *Service) read(ctx context.Context, eng Engine, gray *image.Gray, turn i
 	lines := make([]Line, 0, len(found))
 	chars := map[int]int{} // characters read at each orientation
 	for _, fl := range found {
-		conf := roundConfidence(fl.Confidence)
-		l := Line{Text: fl.Text, Confidence: conf, Box: toPage(fl.Box, fl.Orientation), Review: s.cfg.Review.Tier(conf), Words: make([]Word, len(fl.Words))}
+		l := Line{Text: fl.Text, Box: toPage(fl.Box, fl.Orientation), Words: make([]Word, len(fl.Words))}
 		for k, w := range fl.Words {
-			l.Words[k] = Word{Text: w.Text, Confidence: roundConfidence(w.Confidence), Box: toPage(w.Box, fl.Orientation)}
+			l.Words[k] = Word{Text: w.Text, Confidence: roundConfidence(model.Calibration.Apply(w.Confidence)), Box: toPage(w.Box, fl.Orientation)}
 		}
+		l.Confidence = model.lineConfidence(fl.Confidence, l.Words)
+		l.Review = s.cfg.Review.Tier(l.Confidence)
 		lines = append(lines, l)
 		chars[fl.Orientation] += len(fl.Text)
 	}

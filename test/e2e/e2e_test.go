@@ -364,3 +364,26 @@ func TestE2EBenchCommand(t *testing.T) {
 		t.Fatalf("open loop: exit %d %v %+v %s", code, err, rep, errOut)
 	}
 }
+
+// Calibration earns its place: on the shared lines, cross-validated
+// calibration error of line confidence (is the line exactly right?) falls.
+func TestE2ECalibrateCommand(t *testing.T) {
+	lines := testenv.Shared(t, "data/ocr/lines")
+	out, errOut, code := runCLI(t, "calibrate", "--data", lines)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	t.Log(out)
+	m := regexp.MustCompile(`line confidence:\s+ECE ([0-9.]+) -> ([0-9.]+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no line ECE in:\n%s", out)
+	}
+	before, _ := strconv.ParseFloat(m[1], 64)
+	after, _ := strconv.ParseFloat(m[2], 64)
+	if !(after < before) {
+		t.Errorf("line ECE %v -> %v: calibration does not help", before, after)
+	}
+	if !strings.Contains(out, "calibration: [[") {
+		t.Errorf("no calibration to paste in:\n%s", out)
+	}
+}
