@@ -23,8 +23,8 @@ hack/lint.sh
 step "tests (unit, integration, e2e with the real engine)"
 go test -count=1 -timeout 20m ./...
 
-step "race detector (everything but the process-level e2e)"
-go test -count=1 -race -timeout 20m $(go list ./... | grep -v /test/e2e)
+step "race detector (-short: the long real-data evaluations already ran above)"
+go test -count=1 -race -short -timeout 20m $(go list ./... | grep -v /test/e2e)
 
 step "fuzz the image decoder briefly"
 go test ./internal/imageio -run '^$' -fuzz FuzzDecode -fuzztime "${FUZZTIME:-30s}"
