@@ -38,8 +38,8 @@ bench: ## throughput: server vs engine in-process vs one tesseract process per i
 	$(GO) test ./test/e2e -run '^$$' -bench BenchmarkThroughput -benchtime 1x -count 1 -timeout 30m
 
 .PHONY: generate
-generate: ## regenerate generated code (none yet)
-	@true
+generate: ## regenerate the committed gRPC/protobuf code in proto/ (protoc + pinned plugins)
+	hack/generate.sh
 
 .PHONY: clean
 clean: ## remove build outputs

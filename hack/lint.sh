@@ -17,4 +17,6 @@ if ! diff -q go.mod /tmp/go.mod.lint.$$ >/dev/null || ! diff -q go.sum /tmp/go.s
   exit 1
 fi
 rm -f /tmp/go.mod.lint.$$ /tmp/go.sum.lint.$$
+# Generated code must be what the committed .proto files generate.
+hack/generate.sh --check
 echo "lint: ok" >&2

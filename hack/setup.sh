@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what visionserve needs to build and run on Debian/Ubuntu, and
 # only what is missing: Tesseract 5 with its English and orientation
-# models, Leptonica, pkg-config and a C compiler. Safe to run again.
+# models, Leptonica, pkg-config, a C compiler and protoc (for make generate
+# and its check in hack/lint.sh). Safe to run again.
 set -euo pipefail
 
 need=()
-for pkg in libtesseract-dev libleptonica-dev tesseract-ocr-eng tesseract-ocr-osd pkg-config gcc; do
+for pkg in libtesseract-dev libleptonica-dev tesseract-ocr-eng tesseract-ocr-osd pkg-config gcc protobuf-compiler; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     need+=("$pkg")
   fi
