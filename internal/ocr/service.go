@@ -87,11 +87,24 @@ type EnginePool interface {
 	Release(Engine)
 }
 
-// Model is one loaded, ready model version.
+// PageReader reads a whole page by itself: a pipeline that finds its own
+// text lines (PP-OCR's DB detection) rather than an engine that lays out the
+// page. mode is ModePage, ModeBlock, ModeLine or ModeWord (never ModeAuto).
+// It returns lines in reading order with boxes in img's coordinates and
+// leaves review tiers to the service. It must be safe for concurrent use
+// and return promptly once ctx is done.
+type PageReader interface {
+	ReadPage(ctx context.Context, img image.Image, mode Mode) ([]Line, error)
+}
+
+// Model is one loaded, ready model version. It reads pages either with
+// Engines (Tesseract: layout, orientation and recognition in one engine) or,
+// when Pages is set, with a PageReader (Engines is then unused).
 type Model struct {
 	Ref       ModelRef
 	Languages string
 	Engines   EnginePool
+	Pages     PageReader
 	// Calibration maps the engine's word confidence to the probability
 	// that the word is right. With it, a line's confidence is the
 	// probability that the whole line is right: the product of its words'.
@@ -219,6 +232,9 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 	if err != nil {
 		return Page{}, err
 	}
+	if model.Pages != nil {
+		return s.readPage(ctx, model, img, i, opt, t)
+	}
 	eng, err := model.Engines.Acquire(ctx)
 	if err != nil {
 		return Page{}, err
@@ -268,6 +284,48 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 		}
 	}
 	return Page{Index: i, Width: b.Dx(), Height: b.Dy(), Angle: angle, Mode: string(mode), Confidence: conf, Lines: lines}, nil
+}
+
+// readPage reads page i with the model's PageReader. The reader finds and
+// orients its own lines, so there is no page turn to try: Angle stays 0 and
+// boxes come back as the reader found them, already in page coordinates.
+// Confidences go through the model's calibration as Tesseract's do.
+func (s *Service) readPage(ctx context.Context, model *Model, img image.Image, i int, opt Options, t *timings) (Page, error) {
+	t0 := time.Now()
+	b := img.Bounds()
+	if b.Dx() < 3 || b.Dy() < 3 {
+		return Page{}, &imageio.Error{Kind: imageio.ErrUnusable, Detail: fmt.Sprintf("page %d is %dx%d pixels; text needs at least 3x3", i, b.Dx(), b.Dy())}
+	}
+	mode := opt.Mode
+	if mode == ModeAuto {
+		mode = ModePage
+		if isSingleLine(imageio.ToGray(img)) {
+			mode = ModeLine
+		}
+	}
+	t.preprocess += time.Since(t0)
+
+	t1 := time.Now()
+	lines, err := model.Pages.ReadPage(ctx, img, mode)
+	t.recognize += time.Since(t1)
+	if err != nil {
+		return Page{}, err
+	}
+	for k := range lines {
+		l := &lines[k]
+		for w := range l.Words {
+			l.Words[w].Confidence = roundConfidence(model.Calibration.Apply(l.Words[w].Confidence))
+		}
+		l.Confidence = model.lineConfidence(l.Confidence, l.Words)
+		l.Review = s.cfg.Review.Tier(l.Confidence)
+		if l.Words == nil {
+			l.Words = []Word{}
+		}
+	}
+	if lines == nil {
+		lines = []Line{}
+	}
+	return Page{Index: i, Width: b.Dx(), Height: b.Dy(), Mode: string(mode), Confidence: MeanConfidence(lines), Lines: lines}, nil
 }
 
 // read recognises gray turned clockwise by turn degrees and returns the
