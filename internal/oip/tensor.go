@@ -11,6 +11,9 @@ import (
 // Limits bound what one inference request may ask of the server, before any
 // tensor data is allocated.
 type Limits struct {
+	// MaxBytes bounds an encoded request (a REST body, a gRPC message);
+	// the transports enforce it while reading.
+	MaxBytes int64
 	// MaxTensors bounds the inputs plus requested outputs of a request.
 	MaxTensors int
 	// MaxElements bounds the elements of all input tensors together.
@@ -20,12 +23,16 @@ type Limits struct {
 // MaxRank bounds the number of dimensions of a tensor.
 const MaxRank = 16
 
-// DefaultLimits allow 64 tensors and 16 Mi elements (64 MiB of FP32).
-func DefaultLimits() Limits { return Limits{MaxTensors: 64, MaxElements: 1 << 24} }
+// DefaultLimits allow 32 MiB requests, 64 tensors and 16 Mi elements
+// (64 MiB of FP32).
+func DefaultLimits() Limits { return Limits{MaxBytes: 32 << 20, MaxTensors: 64, MaxElements: 1 << 24} }
 
 // WithDefaults fills unset fields from DefaultLimits.
 func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits()
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = d.MaxBytes
+	}
 	if l.MaxTensors <= 0 {
 		l.MaxTensors = d.MaxTensors
 	}
