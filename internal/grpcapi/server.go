@@ -1,0 +1,155 @@
+package grpcapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/visionserve/visionserve/internal/metrics"
+	"github.com/visionserve/visionserve/internal/oip"
+	"github.com/visionserve/visionserve/internal/sched"
+	pb "github.com/visionserve/visionserve/proto/inference"
+)
+
+// Config is what the transport needs from the process.
+type Config struct {
+	OIP *oip.Service
+	// Scheduler admits inference calls (sched.Scheduler.Admit).
+	Scheduler *sched.Scheduler
+	// RequestTimeout bounds each inference call (a client deadline that
+	// is sooner wins).
+	RequestTimeout time.Duration
+	// MaxMessageBytes bounds a received message.
+	MaxMessageBytes int
+	// MaxStreams bounds concurrent calls per connection (default 256).
+	MaxStreams uint32
+	Metrics    *metrics.Serving // may be nil
+	Log        *slog.Logger
+}
+
+// Server is the gRPC server of the public gRPC listener.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	grpc   *grpc.Server
+	health *health.Server
+}
+
+// admitted lists the methods that do inference: they pass admission
+// control and get the request timeout.
+var admitted = map[string]bool{pb.GRPCInferenceService_ModelInfer_FullMethodName: true}
+
+// New builds the server with the inference, health and reflection services.
+func New(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.MaxStreams == 0 {
+		cfg.MaxStreams = 256
+	}
+	s := &Server{cfg: cfg, log: cfg.Log.With("component", "grpc"), health: health.NewServer()}
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(s.observe, s.admit),
+		grpc.MaxConcurrentStreams(cfg.MaxStreams),
+	}
+	if cfg.MaxMessageBytes > 0 {
+		opts = append(opts, grpc.MaxRecvMsgSize(cfg.MaxMessageBytes))
+	}
+	s.grpc = grpc.NewServer(opts...)
+	pb.RegisterGRPCInferenceServiceServer(s.grpc, &inference{oip: cfg.OIP})
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.SetServing(false)
+	return s
+}
+
+// Serve accepts connections on ln until Stop.
+func (s *Server) Serve(ln net.Listener) error { return s.grpc.Serve(ln) }
+
+// SetServing sets the health status of the server ("") and of the
+// inference service: SERVING when ready, NOT_SERVING while starting or
+// draining.
+func (s *Server) SetServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(pb.GRPCInferenceService_ServiceDesc.ServiceName, st)
+}
+
+// Stop drains: health turns NOT_SERVING, calls in flight finish until ctx
+// ends, then the remaining connections are closed.
+func (s *Server) Stop(ctx context.Context) error {
+	s.SetServing(false)
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-done
+		return fmt.Errorf("grpc: calls still running at the shutdown deadline: %w", ctx.Err())
+	}
+}
+
+// observe counts and times every call and turns a panic into Internal.
+func (s *Server) observe(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("panic serving call", "method", info.FullMethod, "panic", v, "stack", string(debug.Stack()))
+			resp, err = nil, status.Error(codes.Internal, internalMessage)
+		}
+		code := status.Code(err)
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.ObserveGRPC(info.FullMethod, code.String(), time.Since(start))
+		}
+		level := slog.LevelDebug
+		if code == codes.Internal || code == codes.Unknown {
+			level = slog.LevelWarn
+		}
+		s.log.Log(ctx, level, "call", "method", info.FullMethod, "code", code.String(), "duration", time.Since(start))
+	}()
+	resp, err = handler(ctx, req)
+	if err != nil && codeFor(err) == codes.Internal {
+		if _, isStatus := status.FromError(err); !isStatus {
+			s.log.Error("call failed", "method", info.FullMethod, "err", err)
+		}
+	}
+	return resp, statusFor(err)
+}
+
+// admit applies admission control and the request timeout to inference.
+func (s *Server) admit(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if !admitted[info.FullMethod] {
+		return handler(ctx, req)
+	}
+	if s.cfg.Scheduler != nil {
+		ticket, err := s.cfg.Scheduler.Admit()
+		if err != nil {
+			return nil, err
+		}
+		defer ticket.Done()
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	return handler(ctx, req)
+}
