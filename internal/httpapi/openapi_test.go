@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"sort"
@@ -59,6 +60,8 @@ func TestIntegrationResponsesMatchOpenAPI(t *testing.T) {
 	}
 	srv := apptest.Start(t, nil)
 	good := lineImage(t)
+	oipOCR := []byte(`{"id":"1","inputs":[{"name":"image","shape":[1],"datatype":"BYTES","parameters":{"content_type":"base64"},"data":["` +
+		base64.StdEncoding.EncodeToString(good) + `"]}],"outputs":[{"name":"text"}]}`)
 	for _, tc := range []struct {
 		method, path, ct string
 		body             []byte
@@ -74,6 +77,18 @@ func TestIntegrationResponsesMatchOpenAPI(t *testing.T) {
 		{"GET", "/readyz", "", nil, 200},
 		{"GET", "/metrics", "", nil, 200},
 		{"GET", "/openapi.json", "", nil, 200},
+		{"GET", "/v2", "", nil, 200},
+		{"GET", "/v2/health/live", "", nil, 200},
+		{"GET", "/v2/health/ready", "", nil, 200},
+		{"GET", "/v2/models/ocr-eng", "", nil, 200},
+		{"GET", "/v2/models/ocr-eng/versions/1", "", nil, 200},
+		{"GET", "/v2/models/nope", "", nil, 404},
+		{"GET", "/v2/models/ocr-eng/ready", "", nil, 200},
+		{"GET", "/v2/models/ocr-eng/versions/1/ready", "", nil, 200},
+		{"POST", "/v2/models/ocr-eng/infer", "application/json", oipOCR, 200},
+		{"POST", "/v2/models/ocr-eng/versions/1/infer", "application/json", oipOCR, 200},
+		{"POST", "/v2/models/ocr-eng/infer", "application/json", []byte(`{"inputs":[{"name":"image","shape":[2],"datatype":"BYTES","data":["x"]}]}`), 400},
+		{"POST", "/v2/models/ocr-eng/versions/9/infer", "application/json", oipOCR, 404},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, bytes.NewReader(tc.body))

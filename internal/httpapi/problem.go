@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/visionserve/visionserve/internal/engine"
+	"github.com/visionserve/visionserve/internal/engine/onnx"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/oip"
 	"github.com/visionserve/visionserve/internal/sched"
 )
 
@@ -24,6 +27,9 @@ type Problem struct {
 	Status   int    `json:"status"`
 	Detail   string `json:"detail,omitempty"`
 	Instance string `json:"instance,omitempty"`
+	// Error repeats Detail on the Open Inference Protocol's routes (/v2),
+	// whose clients read an error response's "error" member.
+	Error string `json:"error,omitempty"`
 }
 
 const problemBase = "https://visionserve.dev/problems/"
@@ -58,8 +64,13 @@ func problemFor(err error) (p Problem, retryAfter time.Duration) {
 		status, kind, detail = http.StatusUnprocessableEntity, "unusable-image", inputDetail(err)
 	case errors.Is(err, ocr.ErrBadOption):
 		status, kind, detail = http.StatusBadRequest, "bad-request", err.Error()
-	case errors.Is(err, ocr.ErrModelNotFound), errors.Is(err, ocr.ErrVersionNotFound):
+	case errors.Is(err, ocr.ErrModelNotFound), errors.Is(err, ocr.ErrVersionNotFound),
+		errors.Is(err, oip.ErrModelNotFound), errors.Is(err, oip.ErrVersionNotFound):
 		status, kind, detail = http.StatusNotFound, "model-not-found", err.Error()
+	case errors.Is(err, oip.ErrInvalidRequest), errors.Is(err, onnx.ErrInvalidInput):
+		status, kind, detail = http.StatusBadRequest, "bad-request", err.Error()
+	case errors.Is(err, oip.ErrTooLarge):
+		status, kind, detail = http.StatusRequestEntityTooLarge, "too-large", err.Error()
 	case errors.Is(err, sched.ErrQueueFull):
 		status, kind = http.StatusTooManyRequests, "queue-full"
 		detail = "every worker is busy and the queue is full; retry after the delay in Retry-After"
@@ -104,6 +115,12 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p Problem, retryAfter 
 		p.Title = http.StatusText(p.Status)
 	}
 	p.Instance = r.URL.Path
+	if strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == "/v2" {
+		p.Error = p.Detail
+		if p.Error == "" {
+			p.Error = p.Title
+		}
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")

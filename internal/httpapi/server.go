@@ -23,12 +23,14 @@ import (
 
 	"github.com/visionserve/visionserve/internal/metrics"
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/oip"
 	"github.com/visionserve/visionserve/internal/sched"
 )
 
 // Config is what the transport needs from the process.
 type Config struct {
 	OCR       *ocr.Service
+	OIP       *oip.Service // the Open Inference Protocol routes under /v2
 	Scheduler *sched.Scheduler
 	Metrics   *metrics.Metrics
 	Gatherer  prometheus.Gatherer
@@ -76,6 +78,7 @@ func New(cfg Config) *Server {
 		{Method: http.MethodGet, Path: "/metrics", Handler: promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}).ServeHTTP},
 		{Method: http.MethodGet, Path: "/openapi.json", Handler: s.handleOpenAPI},
 	}
+	s.routes = append(s.routes, s.oipRoutes()...)
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))
 	}
