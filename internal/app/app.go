@@ -12,17 +12,18 @@ import (
 	"net/http"
 	"runtime"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/visionserve/visionserve/internal/config"
-	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/engine/tesseract"
+	"github.com/visionserve/visionserve/internal/grpcapi"
 	"github.com/visionserve/visionserve/internal/httpapi"
+	"github.com/visionserve/visionserve/internal/loader"
 	"github.com/visionserve/visionserve/internal/metrics"
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/oip"
 	"github.com/visionserve/visionserve/internal/sched"
 )
 
@@ -46,14 +47,19 @@ type App struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics.Metrics
+	serving *metrics.Serving
 	sched   *sched.Scheduler
-	pools   []*engine.Pool[ocr.Engine]
+	models  []*loader.Model
 	ocr     *ocr.Service
+	oip     *oip.Service
 	handler *httpapi.Server
 	srv     *http.Server
 	ln      net.Listener
 	ready   atomic.Bool
 	served  chan error
+	grpc    *grpcapi.Server // nil when server.grpc_addr is empty
+	grpcLn  net.Listener
+	grpcErr chan error
 }
 
 // New loads the models and builds the server; nothing listens yet. On
@@ -70,10 +76,10 @@ func New(opts Options) (a *App, err error) {
 		opts.Registry = prometheus.NewRegistry()
 		opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	a = &App{opts: opts, log: opts.Logger.With("component", "app"), served: make(chan error, 1)}
+	a = &App{opts: opts, log: opts.Logger.With("component", "app"), served: make(chan error, 1), grpcErr: make(chan error, 1)}
 	defer func() {
 		if err != nil {
-			a.closePools(context.Background())
+			a.closeModels(context.Background())
 		}
 	}()
 
@@ -84,20 +90,19 @@ func New(opts Options) (a *App, err error) {
 	a.metrics.QueueCapacity.Set(float64(cfg.Server.Queue))
 	a.metrics.Info.WithLabelValues(Version, runtime.Version(), tesseract.Version()).Set(1)
 
-	var models []*ocr.Model
+	a.serving = metrics.NewServing(opts.Registry)
+	env := loader.Env{Scheduler: a.sched, Instances: workers, ONNXLibrary: cfg.ONNX.Library, Metrics: a.serving, Log: opts.Logger.With("component", "loader")}
 	for _, mc := range cfg.Models {
-		start := time.Now()
-		tc := tesseract.Config{DataPath: mc.DataPath, Languages: mc.Languages, Orientation: true}
-		pool, err := engine.NewPool(workers, func(int) (ocr.Engine, error) { return tesseract.New(tc) })
+		m, err := loadModel(mc, env)
 		if err != nil {
-			return nil, fmt.Errorf("model %s: %w", mc.Name, err)
+			return nil, err
 		}
-		a.pools = append(a.pools, pool)
-		models = append(models, &ocr.Model{Ref: ocr.ModelRef{Name: mc.Name, Version: mc.Version}, Languages: mc.Languages, Engines: pool, Calibration: mc.Calibration})
-		a.log.Info("model loaded", "model", mc.Name, "version", mc.Version, "engine", mc.Engine,
-			"languages", mc.Languages, "instances", workers, "duration", time.Since(start).Round(time.Millisecond))
+		if m.OCR != nil {
+			m.OCR.Calibration = mc.Calibration
+		}
+		a.models = append(a.models, m)
 	}
-	source, err := ocr.NewStaticModels(models...)
+	source, err := ocrSource(a.models)
 	if err != nil {
 		return nil, err
 	}
@@ -107,9 +112,16 @@ func New(opts Options) (a *App, err error) {
 		MinOrientationConfidence: cfg.OCR.MinOrientationConfidence,
 		Limits:                   cfg.Limits.ImageLimits(),
 	}, source, a.sched, a.metrics, opts.Logger)
+	oipModels, err := oipSource(a.models, a.ocr, cfg.Limits.MaxPages)
+	if err != nil {
+		return nil, err
+	}
+	a.oip = oip.NewService(oip.Config{Name: "visionserve", Version: Version, Ready: a.readiness,
+		Limits: oip.Limits{MaxBytes: int64(cfg.Limits.MaxBytes), MaxElements: cfg.Limits.MaxTensorElements}}, oipModels, opts.Logger)
 
 	a.handler = httpapi.New(httpapi.Config{
 		OCR:            a.ocr,
+		OIP:            a.oip,
 		Scheduler:      a.sched,
 		Metrics:        a.metrics,
 		Gatherer:       opts.Registry,
@@ -124,7 +136,28 @@ func New(opts Options) (a *App, err error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
+	if cfg.Server.GRPCAddr != "" {
+		a.grpc = grpcapi.New(grpcapi.Config{
+			OIP:             a.oip,
+			Scheduler:       a.sched,
+			RequestTimeout:  cfg.Server.RequestTimeout,
+			MaxMessageBytes: int(cfg.Limits.MaxBytes) + 64<<10, // the tensors plus the message's envelope
+			Metrics:         a.serving,
+			Log:             opts.Logger,
+		})
+	}
 	return a, nil
+}
+
+// OIP returns the inference protocol core.
+func (a *App) OIP() *oip.Service { return a.oip }
+
+// GRPCAddr is the address the gRPC server listens on, "" when it is off.
+func (a *App) GRPCAddr() string {
+	if a.grpcLn == nil {
+		return ""
+	}
+	return a.grpcLn.Addr().String()
 }
 
 // OCR returns the OCR core, for in-process callers (the ocr command).
@@ -146,6 +179,15 @@ func (a *App) Start() error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	if a.grpc != nil {
+		gln, err := net.Listen("tcp", a.opts.Config.Server.GRPCAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen (gRPC): %w", err)
+		}
+		a.grpcLn = gln
+		go func() { a.grpcErr <- a.grpc.Serve(gln) }()
+	}
 	a.ln = ln
 	go func() {
 		err := a.srv.Serve(ln)
@@ -155,6 +197,12 @@ func (a *App) Start() error {
 		a.served <- err
 	}()
 	a.ready.Store(true)
+	if a.grpc != nil {
+		a.grpc.SetServing(true)
+		// A message of its own: the HTTP "serving" line is what scripts
+		// and the e2e tests read the HTTP address from.
+		a.log.Info("serving gRPC", "grpc_addr", a.grpcLn.Addr().String())
+	}
 	a.log.Info("serving", "addr", ln.Addr().String(), "workers", a.sched.Workers(), "queue", a.sched.QueueCap(), "version", Version)
 	return nil
 }
@@ -175,6 +223,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.ready.Store(false)
 	a.sched.Drain()
 	a.log.Info("draining")
+	var grpcStopped chan error
+	if a.grpc != nil && a.grpcLn != nil {
+		grpcStopped = make(chan error, 1)
+		go func() { grpcStopped <- a.grpc.Stop(ctx) }()
+	}
 	err := a.srv.Shutdown(ctx)
 	if err != nil {
 		a.log.Warn("requests still running at the shutdown deadline; closing connections", "err", err)
@@ -185,20 +238,17 @@ func (a *App) Shutdown(ctx context.Context) error {
 			err = errors.Join(err, serr)
 		}
 	}
-	if cerr := a.closePools(ctx); cerr != nil {
+	if grpcStopped != nil {
+		if gerr := <-grpcStopped; gerr != nil {
+			a.log.Warn("gRPC calls still running at the shutdown deadline; closed their connections", "err", gerr)
+			err = errors.Join(err, gerr)
+		}
+	}
+	if cerr := a.closeModels(ctx); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	a.log.Info("stopped")
 	return err
-}
-
-func (a *App) closePools(ctx context.Context) error {
-	var errs []error
-	for _, p := range a.pools {
-		errs = append(errs, p.Close(ctx))
-	}
-	a.pools = nil
-	return errors.Join(errs...)
 }
 
 // Run starts the server and blocks until ctx ends (a signal) or the server
@@ -209,7 +259,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if err := a.Start(); err != nil {
-		_ = a.closePools(context.Background())
+		_ = a.closeModels(context.Background())
 		return err
 	}
 	var serveErr error
@@ -217,6 +267,8 @@ func Run(ctx context.Context, opts Options) error {
 	case <-ctx.Done():
 	case serveErr = <-a.served:
 		a.ln = nil // already returned; Shutdown must not wait for it
+	case serveErr = <-a.grpcErr:
+		serveErr = fmt.Errorf("gRPC server: %w", serveErr)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), opts.Config.Server.ShutdownTimeout)
 	defer cancel()

@@ -104,6 +104,7 @@ func fail(stderr io.Writer, cmd string, err error) int {
 type serverFlags struct {
 	configPath string
 	addr       string
+	grpcAddr   string
 	workers    int
 	queue      int
 	logLevel   string
@@ -117,6 +118,7 @@ func (f *serverFlags) register(fs *flag.FlagSet, d config.Config, serving bool) 
 	fs.StringVar(&f.logFormat, "log-format", d.Log.Format, "text or json")
 	if serving {
 		fs.StringVar(&f.addr, "addr", d.Server.Addr, "listen address; use :8080 to listen on every interface")
+		fs.StringVar(&f.grpcAddr, "grpc-addr", d.Server.GRPCAddr, `gRPC (Open Inference Protocol) listen address; "" turns gRPC off`)
 		fs.IntVar(&f.queue, "queue", d.Server.Queue, "requests that may wait for a worker before new ones get 429")
 	}
 }
@@ -135,6 +137,8 @@ func (f *serverFlags) load(fs *flag.FlagSet) (config.Config, error) {
 		switch fl.Name {
 		case "addr":
 			cfg.Server.Addr = f.addr
+		case "grpc-addr":
+			cfg.Server.GRPCAddr = f.grpcAddr
 		case "workers":
 			cfg.Server.Workers = f.workers
 		case "queue":

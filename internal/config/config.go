@@ -32,6 +32,14 @@ type Config struct {
 	OCR    OCR     `yaml:"ocr"`
 	Models []Model `yaml:"models"`
 	Log    Log     `yaml:"log"`
+	ONNX   ONNX    `yaml:"onnx"`
+}
+
+// ONNX configures the ONNX Runtime library that onnx and ppocr models use.
+type ONNX struct {
+	// Library is the path of libonnxruntime.so; "" means
+	// $VISIONSERVE_ONNXRUNTIME_LIB, then hack/setup-onnxruntime.sh's cache.
+	Library string `yaml:"library"`
 }
 
 // Server configures the listener and the request path.
@@ -45,6 +53,10 @@ type Server struct {
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+
+	// GRPCAddr is the gRPC listener (Open Inference Protocol), loopback
+	// by default like Addr; "" turns gRPC off.
+	GRPCAddr string `yaml:"grpc_addr"`
 }
 
 // Limits bound each request's input.
@@ -53,6 +65,9 @@ type Limits struct {
 	MaxPixels     int64         `yaml:"max_pixels"`
 	MaxPages      int           `yaml:"max_pages"`
 	DecodeTimeout time.Duration `yaml:"decode_timeout"`
+	// MaxTensorElements bounds the elements of all input tensors of one
+	// inference-protocol request.
+	MaxTensorElements int64 `yaml:"max_tensor_elements"`
 }
 
 // OCR tunes the OCR pipeline.
@@ -66,13 +81,18 @@ type OCR struct {
 type Model struct {
 	Name      string `yaml:"name"`
 	Version   string `yaml:"version"`
-	Engine    string `yaml:"engine"`    // tesseract
-	Languages string `yaml:"languages"` // Tesseract language spec, e.g. eng or eng+deu
-	DataPath  string `yaml:"data_path"` // directory of .traineddata files; "" = the system's
+	Engine    string `yaml:"engine"`    // tesseract, ppocr or onnx
+	Languages string `yaml:"languages"` // tesseract: language spec, e.g. eng or eng+deu
+	DataPath  string `yaml:"data_path"` // tesseract: directory of .traineddata files; "" = the system's
 	// Calibration maps the engine's word confidence to the probability the
 	// word is right, as [score, probability] knots (`visionserve calibrate`
 	// fits them). Empty: the engine's raw confidences are reported.
 	Calibration calib.Curve `yaml:"calibration"`
+	// Dir holds the model files of a ppocr or onnx model.
+	Dir string `yaml:"dir"`
+	// Runtime holds a ppocr or onnx model's options, the same object a
+	// model package manifest carries under "runtime" (docs/configuration.md).
+	Runtime map[string]any `yaml:"runtime"`
 }
 
 // DefaultCalibration is fitted by `visionserve calibrate` on the 250 shared
@@ -85,6 +105,13 @@ var DefaultCalibration = calib.Curve{
 	{X: 0.9528, Y: 0.9879}, {X: 0.9614, Y: 0.9892}, {X: 0.9633, Y: 0.9916}, {X: 0.9652, Y: 0.9937},
 	{X: 0.9657, Y: 0.9972}, {X: 0.9658, Y: 0.9975}, {X: 0.9702, Y: 0.9975},
 }
+
+// Engines a model may use.
+const (
+	EngineTesseract = "tesseract"
+	EnginePPOCR     = "ppocr"
+	EngineONNX      = "onnx"
+)
 
 // Log configures logging.
 type Log struct {
@@ -100,6 +127,7 @@ func Default() Config {
 	return Config{
 		Server: Server{
 			Addr:              "127.0.0.1:8080",
+			GRPCAddr:          "127.0.0.1:9090",
 			Queue:             64,
 			RequestTimeout:    30 * time.Second,
 			ShutdownTimeout:   30 * time.Second,
@@ -107,10 +135,11 @@ func Default() Config {
 			IdleTimeout:       2 * time.Minute,
 		},
 		Limits: Limits{
-			MaxBytes:      ByteSize(lim.MaxBytes),
-			MaxPixels:     lim.MaxPixels,
-			MaxPages:      lim.MaxPages,
-			DecodeTimeout: lim.DecodeTimeout,
+			MaxBytes:          ByteSize(lim.MaxBytes),
+			MaxPixels:         lim.MaxPixels,
+			MaxPages:          lim.MaxPages,
+			DecodeTimeout:     lim.DecodeTimeout,
+			MaxTensorElements: 1 << 24,
 		},
 		OCR: OCR{
 			Review:                   oc.Review,
@@ -174,6 +203,12 @@ func (c Config) Validate() error {
 	if c.Limits.MaxBytes <= 0 || c.Limits.MaxPixels <= 0 || c.Limits.MaxPages <= 0 {
 		add("limits.max_bytes, max_pixels and max_pages must be positive")
 	}
+	if c.Limits.MaxTensorElements <= 0 {
+		add("limits.max_tensor_elements must be positive, got %d", c.Limits.MaxTensorElements)
+	}
+	if c.Server.GRPCAddr != "" && c.Server.GRPCAddr == c.Server.Addr && !strings.HasSuffix(c.Server.Addr, ":0") {
+		add("server.grpc_addr and server.addr are both %s", c.Server.Addr)
+	}
 	if err := c.OCR.Review.Validate(); err != nil {
 		add("ocr.%v", err)
 	}
@@ -194,11 +229,23 @@ func (c Config) Validate() error {
 			add("models[%d].name %q is used twice", i, m.Name)
 		}
 		seen[m.Name] = true
-		if m.Engine != "tesseract" {
-			add("models[%d].engine %q: the supported engine is tesseract", i, m.Engine)
-		}
-		if m.Languages == "" {
-			add("models[%d].languages is empty (e.g. eng)", i)
+		switch m.Engine {
+		case EngineTesseract:
+			if m.Languages == "" {
+				add("models[%d].languages is empty (e.g. eng)", i)
+			}
+			if m.Dir != "" || m.Runtime != nil {
+				add("models[%d]: dir and runtime are for ppocr and onnx models; tesseract uses languages and data_path", i)
+			}
+		case EnginePPOCR, EngineONNX:
+			if m.Dir == "" {
+				add("models[%d].dir is empty: the directory holding the %s model's files", i, m.Engine)
+			}
+			if m.DataPath != "" {
+				add("models[%d].data_path is for tesseract models; a %s model takes runtime options", i, m.Engine)
+			}
+		default:
+			add("models[%d].engine %q: use tesseract, ppocr or onnx", i, m.Engine)
 		}
 		if m.Version == "" {
 			add("models[%d].version is empty", i)

@@ -23,8 +23,16 @@ func TestLoadFull(t *testing.T) {
 	if c.Limits.MaxBytes != 8<<20 || c.Limits.MaxPages != 4 {
 		t.Errorf("limits = %+v", c.Limits)
 	}
-	if len(c.Models) != 2 || c.Models[1].Languages != "deu" {
+	if len(c.Models) != 4 || c.Models[1].Languages != "deu" {
 		t.Errorf("models = %+v", c.Models)
+	}
+	if c.Server.GRPCAddr != "127.0.0.1:9001" || c.Limits.MaxTensorElements != 1e6 || c.ONNX.Library != "/opt/onnxruntime/libonnxruntime.so.1" {
+		t.Errorf("grpc_addr %q, max_tensor_elements %d, onnx %+v", c.Server.GRPCAddr, c.Limits.MaxTensorElements, c.ONNX)
+	}
+	det := c.Models[3]
+	batching, _ := det.Runtime["batching"].(map[string]any)
+	if det.Engine != "onnx" || det.Dir != "/srv/models/det" || det.Runtime["file"] != "det.onnx" || batching["max_queue_delay"] != "2ms" {
+		t.Errorf("onnx model = %+v", det)
 	}
 	if c.OCR.Review.Accept != 0.9 || c.Log.Format != "json" {
 		t.Errorf("ocr = %+v, log = %+v", c.OCR, c.Log)
@@ -48,6 +56,7 @@ func TestLoadRejects(t *testing.T) {
 		"testdata/bad-values.yaml": {
 			"server.workers", "server.request_timeout", "verify", `engine "paddle"`,
 			`name "a" is used twice`, "languages is empty", `log.level "loud"`,
+			"models[2].dir is empty", "models[3]: dir and runtime are for ppocr and onnx", "max_tensor_elements",
 		},
 	} {
 		_, err := Load(file)

@@ -81,7 +81,7 @@ func startServer(t testing.TB, args ...string) *server {
 	t.Helper()
 	// Fail early, with the shared-data message, when Tesseract is absent.
 	testenv.Shared(t, "data/ocr")
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

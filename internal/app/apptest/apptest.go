@@ -21,6 +21,7 @@ import (
 type Server struct {
 	*app.App
 	URL      string // http://127.0.0.1:port
+	GRPCAddr string // 127.0.0.1:port of the gRPC server, "" when it is off
 	Registry *prometheus.Registry
 	stopped  bool
 }
@@ -32,6 +33,7 @@ func Start(t testing.TB, mutate func(*config.Config)) *Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Server.Addr = "127.0.0.1:0"
+	cfg.Server.GRPCAddr = "127.0.0.1:0"
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -47,7 +49,7 @@ func Start(t testing.TB, mutate func(*config.Config)) *Server {
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{App: a, URL: "http://" + a.Addr(), Registry: reg}
+	s := &Server{App: a, URL: "http://" + a.Addr(), GRPCAddr: a.GRPCAddr(), Registry: reg}
 	t.Cleanup(func() { s.Stop(t) })
 	return s
 }
