@@ -12,8 +12,8 @@ import (
 
 	"github.com/visionserve/visionserve/internal/engine/batch"
 	"github.com/visionserve/visionserve/internal/metrics"
-	"github.com/visionserve/visionserve/internal/oip"
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/oip"
 )
 
 // Kinds, as in model package manifests.
