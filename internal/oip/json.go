@@ -549,6 +549,50 @@ func (r *dataReader) ws() {
 	}
 }
 
+type jsonResponse struct {
+	ModelName    string          `json:"model_name"`
+	ModelVersion string          `json:"model_version"`
+	ID           string          `json:"id"`
+	Parameters   json.RawMessage `json:"parameters"`
+	Outputs      []jsonInput     `json:"outputs"`
+}
+
+// DecodeResponse decodes a REST inference response (what EncodeResponse
+// writes), for clients and tests; headerLen is the response's
+// Inference-Header-Content-Length, or -1. Outputs are checked as request
+// inputs are, against limits.
+func DecodeResponse(body []byte, headerLen int, limits Limits) (*InferResponse, error) {
+	limits = limits.WithDefaults()
+	js, bin := body, []byte(nil)
+	if headerLen >= 0 {
+		if headerLen > len(body) {
+			return nil, invalidf("%s is %d but the body has %d bytes", HeaderInferenceHeaderLength, headerLen, len(body))
+		}
+		js, bin = body[:headerLen], body[headerLen:]
+	}
+	var jr jsonResponse
+	if err := json.Unmarshal(js, &jr); err != nil {
+		return nil, invalidf("not an inference response: %v", err)
+	}
+	resp := &InferResponse{ModelName: jr.ModelName, ModelVersion: jr.ModelVersion, ID: jr.ID}
+	var err error
+	if resp.Parameters, err = decodeParams("response", jr.Parameters); err != nil {
+		return nil, err
+	}
+	budget := limits.NewBudget()
+	for _, o := range jr.Outputs {
+		var t Input
+		if t, bin, err = decodeInput(o, bin, budget); err != nil {
+			return nil, err
+		}
+		resp.Outputs = append(resp.Outputs, Output{Name: t.Name, Tensor: t.Tensor, Parameters: t.Parameters})
+	}
+	if len(bin) > 0 {
+		return nil, invalidf("%d bytes of binary data follow the JSON that no output claims", len(bin))
+	}
+	return resp, nil
+}
+
 // BinaryOutputs says which of resp's outputs the request asked to receive
 // as binary data: all of them with the request parameter
 // binary_data_output, else those requested with binary_data.

@@ -249,6 +249,34 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	}
 }
 
+// DecodeResponse reads back what EncodeResponse writes, JSON and binary.
+func TestDecodeResponse(t *testing.T) {
+	resp := &oip.InferResponse{ModelName: "m", ModelVersion: "2", ID: "x", Outputs: []oip.Output{
+		{Name: "a", Tensor: engine.NewTensor([]int64{2, 1}, []float32{0.5, float32(math.Inf(1))})},
+		{Name: "b", Tensor: engine.Tensor{DType: engine.BYTES, Shape: []int64{2}, Data: [][]byte{{0xff}, []byte("ok")}}},
+		{Name: "c", Tensor: engine.NewTensor([]int64{1}, []uint16{7})},
+	}}
+	for _, binary := range [][]bool{nil, {true, false, true}, {false, true, false}} {
+		body, hl, err := oip.EncodeResponse(resp, binary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := oip.DecodeResponse(body, hl, oip.DefaultLimits())
+		if err != nil {
+			t.Fatalf("binary %v: %v\n%s", binary, err, body)
+		}
+		if got.ModelName != "m" || got.ModelVersion != "2" || got.ID != "x" || len(got.Outputs) != 3 {
+			t.Fatalf("binary %v: %+v", binary, got)
+		}
+		for i, o := range got.Outputs {
+			w := resp.Outputs[i]
+			if o.Name != w.Name || o.DType != w.DType || !reflect.DeepEqual(o.Shape, w.Shape) || !reflect.DeepEqual(o.Data, w.Data) {
+				t.Errorf("binary %v: output %d = %+v, want %+v", binary, i, o, w)
+			}
+		}
+	}
+}
+
 func TestEncodeResponseShape(t *testing.T) {
 	resp := &oip.InferResponse{ModelName: "m", ModelVersion: "2", Outputs: []oip.Output{
 		{Name: "a", Tensor: engine.NewTensor([]int64{2}, []float32{0.5, float32(math.NaN())})},
