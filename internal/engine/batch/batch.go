@@ -171,9 +171,11 @@ type result struct {
 // Run queues inputs to be run in a batch and waits for its outputs, or
 // until ctx ends.
 func (b *Batcher) Run(ctx context.Context, inputs []engine.Tensor) ([]engine.Tensor, error) {
-	c, err := b.newCall(ctx, inputs)
-	if err != nil {
-		return nil, err
+	c, ok := b.newCall(ctx, inputs)
+	if !ok {
+		// Inputs that do not share one batch dimension (the model may
+		// broadcast them) cannot join a batch; they run alone.
+		return Unbatched(b.cfg.Runner, b.cfg.Scheduler).Run(ctx, inputs)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -210,18 +212,17 @@ func (b *Batcher) Run(ctx context.Context, inputs []engine.Tensor) ([]engine.Ten
 	}
 }
 
-func (b *Batcher) newCall(ctx context.Context, inputs []engine.Tensor) (*call, error) {
+// newCall describes a call for batching: ok is false when its inputs do not
+// agree on a batch size.
+func (b *Batcher) newCall(ctx context.Context, inputs []engine.Tensor) (*call, bool) {
 	if len(inputs) != len(b.cfg.Inputs) {
-		return nil, fmt.Errorf("batch: model takes %d inputs, got %d", len(b.cfg.Inputs), len(inputs))
+		return nil, false
 	}
 	var key strings.Builder
 	rows := int64(-1)
-	for i, t := range inputs {
-		if len(t.Shape) == 0 {
-			return nil, fmt.Errorf("batch: input %q has no batch dimension", b.cfg.Inputs[i].Name)
-		}
-		if rows >= 0 && t.Shape[0] != rows {
-			return nil, fmt.Errorf("batch: inputs disagree on the batch size (%d and %d)", rows, t.Shape[0])
+	for _, t := range inputs {
+		if len(t.Shape) == 0 || rows >= 0 && t.Shape[0] != rows {
+			return nil, false
 		}
 		rows = t.Shape[0]
 		key.WriteString(string(t.DType))
@@ -231,7 +232,7 @@ func (b *Batcher) newCall(ctx context.Context, inputs []engine.Tensor) (*call, e
 		}
 		key.WriteByte(';')
 	}
-	return &call{ctx: ctx, inputs: inputs, rows: rows, key: key.String(), since: time.Now(), done: make(chan result, 1)}, nil
+	return &call{ctx: ctx, inputs: inputs, rows: rows, key: key.String(), since: time.Now(), done: make(chan result, 1)}, true
 }
 
 // collect forms batches: it waits for a free slot, then for the oldest

@@ -325,6 +325,22 @@ func TestBatcherBadModel(t *testing.T) {
 	}
 }
 
+// Inputs that disagree on the batch size run alone (the model may
+// broadcast them), not as an error.
+func TestBatcherRaggedInputsRunAlone(t *testing.T) {
+	two := []engine.TensorInfo{{Name: "x", DType: engine.INT64, Shape: []int64{-1, -1}}, {Name: "w", DType: engine.INT64, Shape: []int64{-1}}}
+	d := &doubler{}
+	b, err := batch.New(batch.Config{Runner: d, Inputs: two, Outputs: outputs, Scheduler: sched.New(1, 8, nil), Options: opts(4, time.Second, 8)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	out, err := b.Run(context.Background(), []engine.Tensor{rowsOf(1, 2, 1), engine.NewTensor([]int64{1}, []int64{0})})
+	if err != nil || len(out[0].Data.([]int64)) != 2 {
+		t.Errorf("ragged inputs: %v, %v", out, err)
+	}
+}
+
 func TestUnbatched(t *testing.T) {
 	d := &doubler{}
 	r := batch.Unbatched(d, sched.New(1, 8, nil))
