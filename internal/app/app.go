@@ -77,9 +77,10 @@ func New(opts Options) (a *App, err error) {
 		opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	a = &App{opts: opts, log: opts.Logger.With("component", "app"), served: make(chan error, 1), grpcErr: make(chan error, 1)}
+	loaded := a // a is nil once an error is returned
 	defer func() {
 		if err != nil {
-			a.closeModels(context.Background())
+			loaded.closeModels(context.Background())
 		}
 	}()
 
