@@ -40,6 +40,9 @@ func ONNX(name, version, dir string, runtime json.RawMessage, env Env) (m *Model
 		if err := decodeRuntime(opts.Batching, &b); err != nil {
 			return nil, fmt.Errorf("model %s: batching: %w", name, err)
 		}
+		if err := b.Validate(); err != nil {
+			return nil, fmt.Errorf("model %s: batching: %w", name, err)
+		}
 		bopts = &b
 	}
 	start := time.Now()

@@ -82,6 +82,9 @@ func PPOCR(name, version, dir string, runtime json.RawMessage, env Env) (m *Mode
 	if opts.Cls == "" {
 		params.Cls.Enabled = false
 	}
+	if err := params.Validate(); err != nil {
+		return nil, fmt.Errorf("model %s: params: %w", name, err)
+	}
 	start := time.Now()
 	m = &Model{Name: name, Version: version, Kind: KindOCRPPOCR}
 	defer m.onFail(&err)
