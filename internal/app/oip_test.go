@@ -544,8 +544,14 @@ func TestIntegrationOIPMetadata(t *testing.T) {
 		t.Errorf("server metadata %v, %v", sm, err)
 	}
 	for _, check := range []func() (bool, error){
-		func() (bool, error) { r, err := client.ServerLive(ctx, &pb.ServerLiveRequest{}); return r.GetLive(), err },
-		func() (bool, error) { r, err := client.ServerReady(ctx, &pb.ServerReadyRequest{}); return r.GetReady(), err },
+		func() (bool, error) {
+			r, err := client.ServerLive(ctx, &pb.ServerLiveRequest{})
+			return r.GetLive(), err
+		},
+		func() (bool, error) {
+			r, err := client.ServerReady(ctx, &pb.ServerReadyRequest{})
+			return r.GetReady(), err
+		},
 		func() (bool, error) {
 			r, err := client.ModelReady(ctx, &pb.ModelReadyRequest{Name: "mix-batched"})
 			return r.GetReady(), err
