@@ -29,5 +29,9 @@ go test -count=1 -race -short -timeout 20m $(go list ./... | grep -v /test/e2e)
 step "fuzz the image decoder briefly"
 go test ./internal/imageio -run '^$' -fuzz FuzzDecode -fuzztime "${FUZZTIME:-30s}"
 
+step "fuzz the inference-protocol request decoders briefly"
+go test ./internal/oip -run '^$' -fuzz FuzzDecodeRequest -fuzztime "${FUZZTIME_OIP:-10s}"
+go test ./internal/grpcapi -run '^$' -fuzz FuzzDecodeInfer -fuzztime "${FUZZTIME_OIP:-10s}"
+
 echo >&2
 echo "test: all passed" >&2
