@@ -111,8 +111,8 @@ func (s *Server) handleOIPInfer(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	// Inputs may share the body's memory (binary BYTES elements); it goes
-	// back to the pool only once the answer is written.
+	// Decoded tensors never share the body's memory (a batch may outlive
+	// this handler), so the buffer can go back to the pool when it returns.
 	defer release()
 	req, err := oip.DecodeRequest(body, headerLen, limits)
 	if err != nil {

@@ -375,6 +375,28 @@ func TestParametersAccessors(t *testing.T) {
 	}
 }
 
+// Decoded tensors never alias the bytes they came from (a pooled body).
+func TestDecodeRawCopies(t *testing.T) {
+	for _, dt := range []engine.DType{engine.BYTES, engine.UINT8, engine.INT8, engine.BOOL} {
+		raw := []byte{1, 0, 0, 0, 1}
+		n := int64(5)
+		if dt == engine.BYTES {
+			n = 1
+		}
+		tt, err := oip.DecodeRaw("x", dt, []int64{n}, n, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := fmt.Sprint(tt.Data)
+		for i := range raw {
+			raw[i] = 0
+		}
+		if after := fmt.Sprint(tt.Data); after != before {
+			t.Errorf("%s: overwriting the input changed the tensor from %s to %s", dt, before, after)
+		}
+	}
+}
+
 func TestRawBytesErrors(t *testing.T) {
 	for _, raw := range [][]byte{
 		{1, 0, 0},                // a length cut short

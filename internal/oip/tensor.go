@@ -1,6 +1,7 @@
 package oip
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -97,8 +98,10 @@ func elemSize(d engine.DType) int {
 // DecodeRaw decodes the raw form of a tensor of n elements: little-endian,
 // row-major, no padding; BOOL one byte (0 or 1); BYTES each element a
 // 4-byte little-endian length and then its bytes. This is the form of
-// gRPC's raw_input_contents and of REST's binary tensor extension. BYTES
-// elements share raw's memory; numeric data is copied.
+// gRPC's raw_input_contents and of REST's binary tensor extension. The
+// tensor never shares raw's memory: a REST body is a pooled buffer that
+// goes back to the pool when its handler returns, which can be before a
+// batch that holds the tensor has finished.
 func DecodeRaw(name string, dt engine.DType, shape []int64, n int64, raw []byte) (engine.Tensor, error) {
 	t := engine.Tensor{DType: dt, Shape: shape}
 	if dt == engine.BYTES {
@@ -190,6 +193,7 @@ func decodeRawBytes(name string, n int64, raw []byte) ([][]byte, error) {
 		return nil, invalidf("input %q: %d raw bytes cannot hold %d BYTES elements", name, len(raw), n)
 	}
 	out := make([][]byte, n)
+	raw = bytes.Clone(raw)
 	off := 0
 	for i := range out {
 		if len(raw)-off < 4 {
