@@ -499,6 +499,18 @@ func TestIntegrationOIPErrors(t *testing.T) {
 			}
 		})
 	}
+	// A known path with the wrong method is a 405 naming the right one.
+	for path, allow := range map[string]string{"/v2/models/mix/infer": "POST", "/v2/models/mix/versions/3/ready": "GET"} {
+		req, _ := http.NewRequest(http.MethodPut, srv.URL+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != allow {
+			t.Errorf("PUT %s: %d, Allow %q; want 405, %s", path, resp.StatusCode, resp.Header.Get("Allow"), allow)
+		}
+	}
 	if _, err := client.ModelMetadata(context.Background(), &pb.ModelMetadataRequest{Name: "nope"}); status.Code(err) != codes.NotFound {
 		t.Errorf("ModelMetadata(nope) = %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/visionserve/visionserve/internal/oip"
@@ -26,6 +27,22 @@ func (s *Server) oipRoutes() []Route {
 		{Method: http.MethodPost, Path: "/v2/models/{model}/infer", Handler: s.handleOIPInfer, Admit: true},
 		{Method: http.MethodPost, Path: "/v2/models/{model}/versions/{version}/infer", Handler: s.handleOIPInfer, Admit: true},
 	}
+}
+
+// pathMatches reports whether path fits a route's path pattern, whose
+// {name} segments match any one non-empty segment (for 405 answers).
+func pathMatches(pattern, path string) bool {
+	ps, xs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(xs) {
+		return false
+	}
+	for i, p := range ps {
+		wild := strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}")
+		if wild && xs[i] == "" || !wild && p != xs[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // writeNotReady answers 503 as /readyz does.

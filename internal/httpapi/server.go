@@ -93,7 +93,7 @@ func New(cfg Config) *Server {
 func (s *Server) handleUnrouted(w http.ResponseWriter, r *http.Request) {
 	var allow []string
 	for _, rt := range s.routes {
-		if rt.Path == r.URL.Path {
+		if pathMatches(rt.Path, r.URL.Path) {
 			allow = append(allow, rt.Method)
 		}
 	}
