@@ -9,10 +9,14 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/visionserve/visionserve/internal/calib"
 	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/metrics"
+	"github.com/visionserve/visionserve/internal/tracing"
 )
 
 // Sentinel errors of the OCR core.
@@ -147,6 +151,8 @@ type Config struct {
 	// only if it is more confident.
 	MinOrientationConfidence float64
 	Limits                   imageio.Limits
+	// Tracer receives a span per request and per pipeline stage; nil: none.
+	Tracer trace.Tracer
 }
 
 // DefaultConfig returns the documented defaults.
@@ -169,6 +175,9 @@ func NewService(cfg Config, models ModelSource, s Scheduler, m *metrics.Metrics,
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
+	if cfg.Tracer == nil {
+		cfg.Tracer = noop.NewTracerProvider().Tracer("")
+	}
 	return &Service{cfg: cfg, models: models, sched: s, metrics: m, log: log.With("component", "ocr")}
 }
 
@@ -184,6 +193,16 @@ type Input struct {
 // Recognize runs OCR on every page of in. Pages are decoded and recognised
 // one at a time, each holding a worker only while it runs.
 func (s *Service) Recognize(ctx context.Context, in Input, opt Options) (*Result, error) {
+	ctx, span := s.cfg.Tracer.Start(ctx, "ocr.recognize")
+	defer span.End()
+	res, err := s.recognize(ctx, in, opt)
+	if err != nil {
+		tracing.Fail(span, FailureReason(err), err)
+	}
+	return res, err
+}
+
+func (s *Service) recognize(ctx context.Context, in Input, opt Options) (*Result, error) {
 	start := time.Now()
 	if opt.Mode == "" {
 		opt.Mode = ModeAuto
@@ -193,6 +212,7 @@ func (s *Service) Recognize(ctx context.Context, in Input, opt Options) (*Result
 		return nil, err
 	}
 	defer release()
+	trace.SpanFromContext(ctx).SetAttributes(modelAttrs(model.Ref)...)
 
 	doc, err := imageio.Open(in.Data, in.Declared, s.cfg.Limits)
 	if err != nil {
@@ -227,7 +247,9 @@ func (s *Service) Recognize(ctx context.Context, in Input, opt Options) (*Result
 // page decodes, orients and recognises page i, with a worker held.
 func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document, i int, opt Options, t *timings) (Page, error) {
 	t0 := time.Now()
-	img, err := doc.Decode(ctx, i)
+	sctx, span := s.stage(ctx, "ocr.decode", model, i)
+	img, err := doc.Decode(sctx, i)
+	endStage(span, err)
 	t.decode += time.Since(t0)
 	if err != nil {
 		return Page{}, err
@@ -242,11 +264,14 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 	defer model.Engines.Release(eng)
 
 	t1 := time.Now()
+	_, pspan := s.stage(ctx, "ocr.preprocess", model, i)
 	gray := imageio.ToGray(img)
 	img = nil // the gray copy is all we need; let the decoded page go
 	b := gray.Bounds()
 	if b.Dx() < 3 || b.Dy() < 3 {
-		return Page{}, &imageio.Error{Kind: imageio.ErrUnusable, Detail: fmt.Sprintf("page %d is %dx%d pixels; text needs at least 3x3", i, b.Dx(), b.Dy())}
+		err := &imageio.Error{Kind: imageio.ErrUnusable, Detail: fmt.Sprintf("page %d is %dx%d pixels; text needs at least 3x3", i, b.Dx(), b.Dy())}
+		endStage(pspan, err)
+		return Page{}, err
 	}
 	mode := opt.Mode
 	if mode == ModeAuto {
@@ -255,6 +280,7 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 			mode = ModeLine
 		}
 	}
+	endStage(pspan, nil)
 	t.preprocess += time.Since(t1)
 
 	// Read the page as it is first: most pages are upright, and Tesseract
@@ -268,7 +294,9 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 	conf := MeanConfidence(lines)
 	if !opt.NoRotate && (mode == ModePage || mode == ModeBlock) && conf < s.cfg.OrientationCheckBelow {
 		t1 := time.Now()
-		o, err := eng.DetectOrientation(ctx, gray)
+		sctx, span := s.stage(ctx, "ocr.orientation", model, i)
+		o, err := eng.DetectOrientation(sctx, gray)
+		endStage(span, err)
 		t.preprocess += time.Since(t1)
 		if err != nil {
 			return Page{}, err
@@ -338,7 +366,9 @@ func (s *Service) read(ctx context.Context, model *Model, eng Engine, gray *imag
 	t.preprocess += time.Since(t0)
 
 	t1 := time.Now()
-	found, err := eng.RecognizeText(ctx, img, mode.segMode())
+	sctx, span := s.stage(ctx, "ocr.recognize_text", model, -1)
+	found, err := eng.RecognizeText(sctx, img, mode.segMode())
+	endStage(span, err)
 	t.recognize += time.Since(t1)
 	if err != nil {
 		return nil, 0, err
