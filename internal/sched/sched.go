@@ -51,7 +51,20 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	service float64 // EWMA of seconds a job holds a worker
+
+	// changed is closed (and replaced) whenever a worker is released or a
+	// waiting request leaves the queue: background work waits on it.
+	cmu     sync.Mutex
+	changed chan struct{}
+	// backgroundWaiting counts background work waiting for a worker.
+	backgroundWaiting atomic.Int64
+	// maxBackgroundWait: past it, background work competes as an equal.
+	maxBackgroundWait time.Duration
 }
+
+// DefaultMaxBackgroundWait is how long background work yields to
+// interactive requests before it competes with them as an equal.
+const DefaultMaxBackgroundWait = 10 * time.Second
 
 // New returns a scheduler with the given number of workers and queue
 // slots. obs may be nil.
@@ -65,6 +78,9 @@ func New(workers, queue int, obs Observer) *Scheduler {
 		admitted: make(chan struct{}, workers+queue),
 		obs:      obs,
 		service:  0.1,
+		changed:  make(chan struct{}),
+
+		maxBackgroundWait: DefaultMaxBackgroundWait,
 	}
 }
 
@@ -112,18 +128,89 @@ func (s *Scheduler) Run(ctx context.Context, fn func(context.Context) error) err
 	case <-ctx.Done():
 		s.obs.Queued(int(s.queued.Add(-1)))
 		s.obs.QueueWait(time.Since(start))
+		s.signal()
 		return ctx.Err()
 	}
 	s.obs.Queued(int(s.queued.Add(-1)))
 	s.obs.QueueWait(time.Since(start))
+	s.signal()
+	return s.hold(ctx, fn)
+}
+
+// hold runs fn on the worker slot the caller has taken.
+func (s *Scheduler) hold(ctx context.Context, fn func(context.Context) error) error {
 	s.obs.Running(int(s.running.Add(1)))
 	began := time.Now()
 	defer func() {
 		s.observeService(time.Since(began))
 		s.obs.Running(int(s.running.Add(-1)))
 		<-s.workers
+		s.signal()
 	}()
 	return fn(ctx)
+}
+
+func (s *Scheduler) signal() {
+	s.cmu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.cmu.Unlock()
+}
+
+func (s *Scheduler) changes() <-chan struct{} {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	return s.changed
+}
+
+// Background runs work that should not slow interactive requests (async
+// jobs) on the same workers. Its Run takes a free worker only while no
+// interactive request is waiting for one, so a synchronous request never
+// queues behind a job's page for longer than the page already running.
+// To keep jobs from starving under sustained load, work that has waited
+// DefaultMaxBackgroundWait competes as an equal from then on.
+type Background struct{ s *Scheduler }
+
+// Background returns the scheduler's background runner.
+func (s *Scheduler) Background() Background { return Background{s} }
+
+// Run waits for a worker as described on Background, then runs fn. It
+// refuses with ErrDraining once the scheduler drains.
+func (b Background) Run(ctx context.Context, fn func(context.Context) error) error {
+	s := b.s
+	if s.draining.Load() {
+		return ErrDraining
+	}
+	s.backgroundWaiting.Add(1)
+	defer s.backgroundWaiting.Add(-1)
+	patience := time.NewTimer(s.maxBackgroundWait)
+	defer patience.Stop()
+	for {
+		ch := s.changes()
+		if s.queued.Load() == 0 {
+			select {
+			case s.workers <- struct{}{}:
+				return s.hold(ctx, fn)
+			default:
+			}
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-patience.C:
+			// Waited long enough: queue like an interactive request.
+			select {
+			case s.workers <- struct{}{}:
+				return s.hold(ctx, fn)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if s.draining.Load() {
+			return ErrDraining
+		}
+	}
 }
 
 func (s *Scheduler) observeService(d time.Duration) {
