@@ -1,0 +1,166 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is the jobs section of the configuration file.
+type Config struct {
+	// Dir holds the job database (jobs.db). Empty: jobs are disabled.
+	Dir string `yaml:"dir"`
+	// MaxItems is the most files one job may carry.
+	MaxItems int `yaml:"max_items"`
+	// MaxPages is the most pages (images, TIFF frames, PDF pages) per job.
+	MaxPages int `yaml:"max_pages"`
+	// MaxBytes bounds one submission's body.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxQueued is the most unfinished jobs; more are refused with 429.
+	MaxQueued int `yaml:"max_queued"`
+	// MaxPendingBytes bounds the input bytes stored for unfinished jobs.
+	MaxPendingBytes int64 `yaml:"max_pending_bytes"`
+	// Concurrency is how many jobs run at once; each runs one page at a
+	// time on the shared workers, yielding to interactive requests.
+	Concurrency int `yaml:"concurrency"`
+	// PageTimeout bounds one page's recognition (or one PDF page's
+	// rasterisation).
+	PageTimeout time.Duration `yaml:"page_timeout"`
+	// Retention is how long a finished job and its result are kept.
+	Retention time.Duration `yaml:"retention"`
+	PDF       PDF           `yaml:"pdf"`
+	Webhook   Webhook       `yaml:"webhook"`
+}
+
+// PDF configures rasterisation.
+type PDF struct {
+	// DPI is the resolution pages are rendered at (lowered per page when
+	// the page would exceed limits.max_pixels).
+	DPI int `yaml:"dpi"`
+	// MemoryLimit bounds the renderer's address space (bytes).
+	MemoryLimit int64 `yaml:"memory_limit"`
+	// Pdftoppm and Pdfinfo are the poppler-utils commands.
+	Pdftoppm string `yaml:"pdftoppm"`
+	Pdfinfo  string `yaml:"pdfinfo"`
+}
+
+// Webhook configures completion notifications.
+type Webhook struct {
+	// SecretFile or SecretEnv holds the signing secret: "whsec_" followed
+	// by base64 (Standard Webhooks form), or any string of at least 32
+	// bytes. Without one, submissions asking for a webhook are refused.
+	SecretFile string `yaml:"secret_file"`
+	SecretEnv  string `yaml:"secret_env"`
+	// MaxAttempts before a delivery is given up (and logged).
+	MaxAttempts int `yaml:"max_attempts"`
+	// InitialBackoff doubles per failed attempt, up to MaxBackoff, with
+	// jitter.
+	InitialBackoff time.Duration `yaml:"initial_backoff"`
+	MaxBackoff     time.Duration `yaml:"max_backoff"`
+	// Timeout bounds one delivery attempt.
+	Timeout time.Duration `yaml:"timeout"`
+	// AllowPrivateNetworks lets webhooks reach loopback, private and
+	// link-local addresses. Off by default: a client must not be able to
+	// make the server call its own neighbours.
+	AllowPrivateNetworks bool `yaml:"allow_private_networks"`
+}
+
+// DefaultConfig returns the documented defaults (jobs disabled: no Dir).
+func DefaultConfig() Config {
+	return Config{
+		MaxItems:        100,
+		MaxPages:        500,
+		MaxBytes:        256 << 20,
+		MaxQueued:       100,
+		MaxPendingBytes: 2 << 30,
+		Concurrency:     1,
+		PageTimeout:     2 * time.Minute,
+		Retention:       24 * time.Hour,
+		PDF:             PDF{DPI: 300, MemoryLimit: 1 << 30, Pdftoppm: "pdftoppm", Pdfinfo: "pdfinfo"},
+		Webhook: Webhook{
+			SecretEnv:      "VISIONSERVE_WEBHOOK_SECRET",
+			MaxAttempts:    12,
+			InitialBackoff: time.Second,
+			MaxBackoff:     time.Hour,
+			Timeout:        10 * time.Second,
+		},
+	}
+}
+
+// Enabled reports whether jobs are served.
+func (c Config) Enabled() bool { return c.Dir != "" }
+
+// Validate checks the section without touching the disk.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for name, v := range map[string]int64{
+		"max_items": int64(c.MaxItems), "max_pages": int64(c.MaxPages), "max_bytes": c.MaxBytes,
+		"max_queued": int64(c.MaxQueued), "max_pending_bytes": c.MaxPendingBytes, "concurrency": int64(c.Concurrency),
+		"pdf.dpi": int64(c.PDF.DPI), "pdf.memory_limit": c.PDF.MemoryLimit, "webhook.max_attempts": int64(c.Webhook.MaxAttempts),
+	} {
+		if v <= 0 {
+			add("%s must be positive, got %d", name, v)
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"page_timeout": c.PageTimeout, "retention": c.Retention, "webhook.initial_backoff": c.Webhook.InitialBackoff,
+		"webhook.max_backoff": c.Webhook.MaxBackoff, "webhook.timeout": c.Webhook.Timeout,
+	} {
+		if d <= 0 {
+			add("%s must be positive, got %v", name, d)
+		}
+	}
+	if c.PDF.DPI > 1200 {
+		add("pdf.dpi %d is above 1200", c.PDF.DPI)
+	}
+	if c.MaxPendingBytes > 0 && c.MaxBytes > c.MaxPendingBytes {
+		add("max_bytes (%d) exceeds max_pending_bytes (%d): no job could ever be stored", c.MaxBytes, c.MaxPendingBytes)
+	}
+	if c.Webhook.SecretFile != "" && c.Webhook.SecretEnv != "" && c.Webhook.SecretEnv != DefaultConfig().Webhook.SecretEnv {
+		add("webhook: set secret_file or secret_env, not both")
+	}
+	return errors.Join(errs...)
+}
+
+// minSecret is the shortest webhook secret accepted.
+const minSecret = 24
+
+// LoadSecret returns the webhook signing key, or nil when none is set.
+func (w Webhook) LoadSecret() ([]byte, error) {
+	var raw string
+	switch {
+	case w.SecretFile != "":
+		b, err := os.ReadFile(w.SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("webhook secret: %w", err)
+		}
+		raw = strings.TrimSpace(string(b))
+	case w.SecretEnv != "":
+		raw = strings.TrimSpace(os.Getenv(w.SecretEnv))
+	}
+	if raw == "" {
+		return nil, nil
+	}
+	key, err := ParseSecret(raw)
+	if err != nil {
+		return nil, fmt.Errorf("webhook secret: %w", err)
+	}
+	return key, nil
+}
+
+// validateWebhookURL checks a client-supplied webhook URL's form (its
+// address is checked when connecting).
+func validateWebhookURL(s string) error {
+	if len(s) > 2048 {
+		return errors.New("webhook_url is longer than 2048 bytes")
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return fmt.Errorf("webhook_url %q: use an absolute http or https URL without credentials", s)
+	}
+	return nil
+}
