@@ -17,7 +17,9 @@ if [[ -f bin/visionserve.pid ]] && kill -0 "$(cat bin/visionserve.pid)" 2>/dev/n
   kill "$(cat bin/visionserve.pid)"
   while kill -0 "$(cat bin/visionserve.pid)" 2>/dev/null; do sleep 0.1; done
 fi
-bin/visionserve serve --addr "$ADDR" >bin/visionserve.log 2>&1 &
+# --no-auth: the quick start serves 127.0.0.1 only, without credentials
+# (the server logs a warning saying so). docs/security.md turns it on.
+bin/visionserve serve --addr "$ADDR" --no-auth --jobs-dir bin/jobs >bin/visionserve.log 2>&1 &
 echo $! >bin/visionserve.pid
 
 for _ in $(seq 1 300); do
@@ -44,6 +46,7 @@ echo "----------------------------------------------------------------"
 cat >&2 <<MSG
 quickstart: visionserve is running at http://$ADDR (pid $(cat bin/visionserve.pid), log bin/visionserve.log)
   JSON with boxes and confidences:  curl -s --data-binary @$image http://$ADDR/v1/ocr
+  a PDF as a job (docs/jobs.md):     curl -s -H "Content-Type: application/pdf" --data-binary @doc.pdf http://$ADDR/v1/jobs
   metrics:                          curl -s http://$ADDR/metrics
   stop it:                          kill \$(cat bin/visionserve.pid)
 MSG

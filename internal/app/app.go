@@ -16,15 +16,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/config"
 	"github.com/visionserve/visionserve/internal/engine/tesseract"
 	"github.com/visionserve/visionserve/internal/grpcapi"
 	"github.com/visionserve/visionserve/internal/httpapi"
+	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/loader"
 	"github.com/visionserve/visionserve/internal/metrics"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
+	"github.com/visionserve/visionserve/internal/ratelimit"
 	"github.com/visionserve/visionserve/internal/sched"
+	"github.com/visionserve/visionserve/internal/tlsconf"
+	"github.com/visionserve/visionserve/internal/tracing"
 )
 
 // Version is the visionserve version, set at link time.
@@ -37,6 +42,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Registry receives the metrics and serves /metrics. Nil: a fresh one.
 	Registry *prometheus.Registry
+	// CoreOnly builds the engines and the OCR core for in-process use
+	// (the ocr and calibrate commands): no credentials, TLS, jobs or
+	// admin listener are set up, and Start must not be called.
+	CoreOnly bool
 }
 
 // DefaultOptions matches the command-line defaults.
@@ -60,6 +69,14 @@ type App struct {
 	grpc    *grpcapi.Server // nil when server.grpc_addr is empty
 	grpcLn  net.Listener
 	grpcErr chan error
+
+	tracing  *tracing.Provider
+	auth     *auth.Authenticator
+	tls      *tlsconf.Reloader // nil: plain HTTP
+	jobs     *jobs.Manager     // nil: jobs disabled
+	admin    *http.Server      // nil: no admin listener
+	adminLn  net.Listener
+	adminErr chan error
 }
 
 // New loads the models and builds the server; nothing listens yet. On
@@ -76,13 +93,42 @@ func New(opts Options) (a *App, err error) {
 		opts.Registry = prometheus.NewRegistry()
 		opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	a = &App{opts: opts, log: opts.Logger.With("component", "app"), served: make(chan error, 1), grpcErr: make(chan error, 1)}
+	// Every record logged with a request's context carries its trace id.
+	opts.Logger = slog.New(tracing.LogHandler(opts.Logger.Handler()))
+	a = &App{opts: opts, log: opts.Logger.With("component", "app"), served: make(chan error, 1), grpcErr: make(chan error, 1), adminErr: make(chan error, 1)}
 	loaded := a // a is nil once an error is returned
 	defer func() {
 		if err != nil {
 			loaded.closeModels(context.Background())
+			if loaded.jobs != nil {
+				_ = loaded.jobs.Close()
+			}
+			if loaded.tracing != nil {
+				_ = loaded.tracing.Shutdown(context.Background())
+			}
 		}
 	}()
+	if a.tracing, err = tracing.New(context.Background(), cfg.Tracing, tracing.Options{Version: Version}); err != nil {
+		return nil, err
+	}
+	if cfg.Tracing.Enabled() {
+		a.log.Info("tracing", "endpoint", cfg.Tracing.Endpoint, "protocol", cfg.Tracing.Protocol, "sample_ratio", cfg.Tracing.SampleRatio)
+	}
+	if opts.CoreOnly {
+		cfg.Jobs.Dir, cfg.Server.AdminAddr, cfg.Server.GRPCAddr = "", "", ""
+	} else {
+		if a.auth, err = auth.New(cfg.Auth, auth.Options{Log: opts.Logger, Metrics: auth.NewMetrics(opts.Registry)}); err != nil {
+			return nil, err
+		}
+		if cfg.Auth.Disabled && !isLoopback(cfg.Server.Addr) {
+			a.log.Error("authentication is disabled on a listener that is not loopback-only: anyone who can reach it may use it", "addr", cfg.Server.Addr)
+		}
+	}
+	if cfg.TLS.Runtime().Enabled() && !opts.CoreOnly {
+		if a.tls, err = tlsconf.New(cfg.TLS.Runtime(), tlsconf.Options{Log: opts.Logger, Metrics: tlsconf.NewMetrics(opts.Registry)}); err != nil {
+			return nil, err
+		}
+	}
 
 	a.metrics = metrics.New(opts.Registry)
 	workers := cfg.Server.EffectiveWorkers()
@@ -107,12 +153,30 @@ func New(opts Options) (a *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.ocr = ocr.NewService(ocr.Config{
+	ocfg := ocr.Config{
 		Review:                   cfg.OCR.Review,
 		OrientationCheckBelow:    cfg.OCR.OrientationCheckBelow,
 		MinOrientationConfidence: cfg.OCR.MinOrientationConfidence,
 		Limits:                   cfg.Limits.ImageLimits(),
-	}, source, a.sched, a.metrics, opts.Logger)
+		Tracer:                   a.tracing.Tracer(),
+	}
+	a.ocr = ocr.NewService(ocfg, source, a.sched, a.metrics, opts.Logger)
+	if jc := cfg.Jobs.Runtime(); jc.Enabled() {
+		// Jobs use the same core and workers, through the scheduler's
+		// Background runner: they yield to interactive requests.
+		background := ocr.NewService(ocfg, source, a.sched.Background(), a.metrics, opts.Logger)
+		a.jobs, err = jobs.Open(jobs.Options{
+			Config: jc, OCR: background, Limits: cfg.Limits.ImageLimits(), Log: opts.Logger,
+			Metrics: jobs.NewMetrics(opts.Registry), Tracer: a.tracing.Tracer(), Propagator: a.tracing.Propagator(), Version: Version,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("jobs: %w", err)
+		}
+	}
+	var limiter *ratelimit.Limiter
+	if rl := ratelimit.New(cfg.RateLimits, ratelimit.Options{Metrics: ratelimit.NewMetrics(opts.Registry, cfg.RateLimits)}); rl.Enabled() {
+		limiter = rl
+	}
 	oipModels, err := oipSource(a.models, a.ocr, cfg.Limits.MaxPages)
 	if err != nil {
 		return nil, err
@@ -129,6 +193,10 @@ func New(opts Options) (a *App, err error) {
 		Ready:          a.readiness,
 		RequestTimeout: cfg.Server.RequestTimeout,
 		Log:            opts.Logger,
+		Auth:           a.auth,
+		Limiter:        limiter,
+		Jobs:           a.jobs,
+		Tracing:        a.tracing,
 	})
 	a.srv = &http.Server{
 		Handler:           a.handler,
@@ -147,6 +215,21 @@ func New(opts Options) (a *App, err error) {
 			Log:             opts.Logger,
 		})
 	}
+	if cfg.Server.AdminAddr != "" {
+		a.admin = &http.Server{
+			Handler:           a.handler.Admin(),
+			ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+			IdleTimeout:       cfg.Server.IdleTimeout,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		}
+	}
+	if a.tls != nil {
+		a.srv.TLSConfig = a.tls.TLSConfig()
+		if a.admin != nil {
+			a.admin.TLSConfig = a.tls.TLSConfig()
+		}
+	}
 	return a, nil
 }
 
@@ -159,6 +242,33 @@ func (a *App) GRPCAddr() string {
 		return ""
 	}
 	return a.grpcLn.Addr().String()
+}
+
+// isLoopback reports whether addr (host:port) binds loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serve runs srv on ln, with TLS when configured, reporting on done.
+func (a *App) serve(srv *http.Server, ln net.Listener, done chan<- error) {
+	var err error
+	if srv.TLSConfig != nil {
+		err = srv.ServeTLS(ln, "", "")
+	} else {
+		err = srv.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	done <- err
 }
 
 // OCR returns the OCR core, for in-process callers (the ocr command).
@@ -189,14 +299,24 @@ func (a *App) Start() error {
 		a.grpcLn = gln
 		go func() { a.grpcErr <- a.grpc.Serve(gln) }()
 	}
-	a.ln = ln
-	go func() {
-		err := a.srv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
+	if a.admin != nil {
+		aln, err := net.Listen("tcp", a.opts.Config.Server.AdminAddr)
+		if err != nil {
+			ln.Close()
+			if a.grpcLn != nil {
+				a.grpc.Stop(context.Background())
+			}
+			return fmt.Errorf("admin listen: %w", err)
 		}
-		a.served <- err
-	}()
+		a.adminLn = aln
+		go a.serve(a.admin, aln, a.adminErr)
+		a.log.Info("admin listener", "addr", aln.Addr().String(), "tls", a.tls != nil)
+	}
+	a.ln = ln
+	go a.serve(a.srv, ln, a.served)
+	if a.jobs != nil {
+		a.jobs.Start()
+	}
 	a.ready.Store(true)
 	if a.grpc != nil {
 		a.grpc.SetServing(true)
@@ -204,9 +324,21 @@ func (a *App) Start() error {
 		// and the e2e tests read the HTTP address from.
 		a.log.Info("serving gRPC", "grpc_addr", a.grpcLn.Addr().String())
 	}
-	a.log.Info("serving", "addr", ln.Addr().String(), "workers", a.sched.Workers(), "queue", a.sched.QueueCap(), "version", Version)
+	a.log.Info("serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "auth", a.auth != nil && !a.auth.Disabled(), "jobs", a.jobs != nil,
+		"workers", a.sched.Workers(), "queue", a.sched.QueueCap(), "version", Version)
 	return nil
 }
+
+// AdminAddr is the admin listener's address ("" when it is off).
+func (a *App) AdminAddr() string {
+	if a.adminLn == nil {
+		return ""
+	}
+	return a.adminLn.Addr().String()
+}
+
+// TLS returns the certificate reloader, nil without TLS.
+func (a *App) TLS() *tlsconf.Reloader { return a.tls }
 
 // Addr is the address the server listens on (useful with port 0).
 func (a *App) Addr() string {
@@ -222,6 +354,8 @@ func (a *App) Addr() string {
 // the deadline are cut off and their engines left to the process exit.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.ready.Store(false)
+	// Draining also stops jobs from taking workers: a job's page in
+	// progress finishes or is abandoned, and runs again at the next start.
 	a.sched.Drain()
 	a.log.Info("draining")
 	var grpcStopped chan error
@@ -245,8 +379,24 @@ func (a *App) Shutdown(ctx context.Context) error {
 			err = errors.Join(err, gerr)
 		}
 	}
+	if a.admin != nil && a.adminLn != nil {
+		if aerr := a.admin.Shutdown(ctx); aerr != nil {
+			_ = a.admin.Close()
+		}
+		if serr := <-a.adminErr; serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}
+	if a.jobs != nil {
+		if jerr := a.jobs.Close(); jerr != nil {
+			err = errors.Join(err, jerr)
+		}
+	}
 	if cerr := a.closeModels(ctx); cerr != nil {
 		err = errors.Join(err, cerr)
+	}
+	if terr := a.tracing.Shutdown(ctx); terr != nil {
+		a.log.Warn("flushing traces", "err", terr)
 	}
 	a.log.Info("stopped")
 	return err
@@ -261,6 +411,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if err := a.Start(); err != nil {
 		_ = a.closeModels(context.Background())
+		if a.jobs != nil {
+			_ = a.jobs.Close()
+		}
 		return err
 	}
 	var serveErr error
@@ -270,6 +423,8 @@ func Run(ctx context.Context, opts Options) error {
 		a.ln = nil // already returned; Shutdown must not wait for it
 	case serveErr = <-a.grpcErr:
 		serveErr = fmt.Errorf("gRPC server: %w", serveErr)
+	case serveErr = <-a.adminErr:
+		a.adminLn = nil
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), opts.Config.Server.ShutdownTimeout)
 	defer cancel()

@@ -20,6 +20,8 @@ var (
 	ErrUnauthenticated = errors.New("unauthenticated")
 	// ErrForbidden: a verified principal without the scope the route needs.
 	ErrForbidden = errors.New("forbidden")
+	// ErrNoCredentials: authentication is on but nothing could ever pass.
+	ErrNoCredentials = errors.New("authentication is on but no credentials are configured: add auth.api_keys or auth.jwt, or turn it off explicitly with auth.disabled: true / serve --no-auth (for local use on 127.0.0.1)")
 )
 
 // Reason is the bounded cause of a refusal, a metric label and the
@@ -141,9 +143,6 @@ func (c Config) Configured() bool { return len(c.APIKeys) > 0 || c.JWT.Configure
 func (c Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if !c.Disabled && !c.Configured() {
-		add("no api_keys and no jwt keys: configure credentials, or set auth.disabled: true (local use only)")
-	}
 	names := map[string]bool{}
 	for i, k := range c.APIKeys {
 		switch {
@@ -192,6 +191,9 @@ type Authenticator struct {
 func New(cfg Config, opts Options) (*Authenticator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if !cfg.Disabled && !cfg.Configured() {
+		return nil, ErrNoCredentials
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)

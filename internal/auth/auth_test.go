@@ -374,7 +374,7 @@ func TestConfigValidation(t *testing.T) {
 		cfg  auth.Config
 		want string
 	}{
-		{"nothing configured", auth.Config{}, "auth.disabled"},
+		{"nothing configured", auth.Config{}, "--no-auth"},
 		{"disabled is fine", auth.Config{Disabled: true}, ""},
 		{"good key", auth.Config{APIKeys: []auth.APIKey{good}}, ""},
 		{"plain key instead of hash", auth.Config{APIKeys: []auth.APIKey{{Name: "a", Hash: "vsk_abc", Scopes: []string{"infer"}}}}, "sha256:"},

@@ -49,7 +49,7 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fail(stderr, "calibrate", fmt.Errorf("no configured model named %q", *model))
 	}
 	cfg.Log.Level = "warn"
-	a, err := app.New(app.Options{Config: cfg, Logger: newLogger(cfg.Log, stderr)})
+	a, err := app.New(app.Options{Config: cfg, Logger: newLogger(cfg.Log, stderr), CoreOnly: true})
 	if err != nil {
 		return fail(stderr, "calibrate", err)
 	}

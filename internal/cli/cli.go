@@ -33,6 +33,7 @@ func commands() map[string]command {
 		"bench":     {"load-test a running server", runBench},
 		"calibrate": {"fit a model's confidence calibration on labelled text lines", runCalibrate},
 		"model":     {"create, sign, verify and inspect model packages", runModel},
+		"auth":      {"make API keys and webhook secrets (hash-key, webhook-secret)", runAuth},
 		"version":   {"print the version", runVersion},
 	}
 }
@@ -109,6 +110,13 @@ type serverFlags struct {
 	queue      int
 	logLevel   string
 	logFormat  string
+	// serve only
+	adminAddr   string
+	noAuth      bool
+	jobsDir     string
+	tlsCert     string
+	tlsKey      string
+	tlsClientCA string
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet, d config.Config, serving bool) {
@@ -120,6 +128,12 @@ func (f *serverFlags) register(fs *flag.FlagSet, d config.Config, serving bool) 
 		fs.StringVar(&f.addr, "addr", d.Server.Addr, "listen address; use :8080 to listen on every interface")
 		fs.StringVar(&f.grpcAddr, "grpc-addr", d.Server.GRPCAddr, `gRPC (Open Inference Protocol) listen address; "" turns gRPC off`)
 		fs.IntVar(&f.queue, "queue", d.Server.Queue, "requests that may wait for a worker before new ones get 429")
+		fs.StringVar(&f.adminAddr, "admin-addr", d.Server.AdminAddr, "admin listener (model admin API, pprof, metrics); empty turns it off")
+		fs.BoolVar(&f.noAuth, "no-auth", d.Auth.Disabled, "serve requests without credentials (local use on 127.0.0.1 only; admin routes still need credentials)")
+		fs.StringVar(&f.jobsDir, "jobs-dir", d.Jobs.Dir, "directory of the job database; empty disables /v1/jobs")
+		fs.StringVar(&f.tlsCert, "tls-cert", d.TLS.CertFile, "PEM certificate chain: serve HTTPS (TLS 1.3), reloaded when the file changes")
+		fs.StringVar(&f.tlsKey, "tls-key", d.TLS.KeyFile, "PEM private key of --tls-cert")
+		fs.StringVar(&f.tlsClientCA, "tls-client-ca", d.TLS.ClientCAFile, "PEM CA certificates: require client certificates (mTLS)")
 	}
 }
 
@@ -147,6 +161,18 @@ func (f *serverFlags) load(fs *flag.FlagSet) (config.Config, error) {
 			cfg.Log.Level = f.logLevel
 		case "log-format":
 			cfg.Log.Format = f.logFormat
+		case "admin-addr":
+			cfg.Server.AdminAddr = f.adminAddr
+		case "no-auth":
+			cfg.Auth.Disabled = f.noAuth
+		case "jobs-dir":
+			cfg.Jobs.Dir = f.jobsDir
+		case "tls-cert":
+			cfg.TLS.CertFile = f.tlsCert
+		case "tls-key":
+			cfg.TLS.KeyFile = f.tlsKey
+		case "tls-client-ca":
+			cfg.TLS.ClientCAFile = f.tlsClientCA
 		}
 	})
 	return cfg, cfg.Validate()

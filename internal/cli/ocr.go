@@ -47,7 +47,7 @@ func runOCR(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Server.Workers = min(cfg.Server.EffectiveWorkers(), len(images))
 	cfg.Server.Queue = len(images)
 	cfg.Log.Level = "warn"
-	a, err := app.New(app.Options{Config: cfg, Logger: newLogger(cfg.Log, stderr)})
+	a, err := app.New(app.Options{Config: cfg, Logger: newLogger(cfg.Log, stderr), CoreOnly: true})
 	if err != nil {
 		return fail(stderr, "ocr", err)
 	}

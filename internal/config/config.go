@@ -20,19 +20,27 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/calib"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/ratelimit"
+	"github.com/visionserve/visionserve/internal/tracing"
 )
 
 // Config is the whole configuration file.
 type Config struct {
-	Server Server  `yaml:"server"`
-	Limits Limits  `yaml:"limits"`
-	OCR    OCR     `yaml:"ocr"`
-	Models []Model `yaml:"models"`
-	Log    Log     `yaml:"log"`
-	ONNX   ONNX    `yaml:"onnx"`
+	Server     Server           `yaml:"server"`
+	TLS        TLS              `yaml:"tls"`
+	Auth       auth.Config      `yaml:"auth"`
+	RateLimits ratelimit.Config `yaml:"rate_limits"`
+	Limits     Limits           `yaml:"limits"`
+	OCR        OCR              `yaml:"ocr"`
+	Models     []Model          `yaml:"models"`
+	Jobs       Jobs             `yaml:"jobs"`
+	Tracing    tracing.Config   `yaml:"tracing"`
+	Log        Log              `yaml:"log"`
+	ONNX       ONNX             `yaml:"onnx"`
 }
 
 // ONNX configures the ONNX Runtime library that onnx and ppocr models use.
@@ -44,9 +52,12 @@ type ONNX struct {
 
 // Server configures the listener and the request path.
 type Server struct {
-	// Addr is the public listener. The default binds loopback only: there
-	// is no authentication yet, so exposing the server is a decision.
-	Addr              string        `yaml:"addr"`
+	// Addr is the public listener. The default binds loopback only:
+	// exposing the server is a decision.
+	Addr string `yaml:"addr"`
+	// AdminAddr is the admin listener (model administration, pprof,
+	// metrics); "" turns it off.
+	AdminAddr         string        `yaml:"admin_addr"`
 	Workers           int           `yaml:"workers"` // 0: one per CPU
 	Queue             int           `yaml:"queue"`   // admitted requests that may wait for a worker
 	RequestTimeout    time.Duration `yaml:"request_timeout"`
@@ -128,6 +139,7 @@ func Default() Config {
 		Server: Server{
 			Addr:              "127.0.0.1:8080",
 			GRPCAddr:          "127.0.0.1:9090",
+			AdminAddr:         "127.0.0.1:9091",
 			Queue:             64,
 			RequestTimeout:    30 * time.Second,
 			ShutdownTimeout:   30 * time.Second,
@@ -146,8 +158,10 @@ func Default() Config {
 			OrientationCheckBelow:    oc.OrientationCheckBelow,
 			MinOrientationConfidence: oc.MinOrientationConfidence,
 		},
-		Models: []Model{{Name: "ocr-eng", Version: "1", Engine: "tesseract", Languages: "eng", Calibration: DefaultCalibration}},
-		Log:    Log{Level: "info", Format: "text"},
+		Models:  []Model{{Name: "ocr-eng", Version: "1", Engine: "tesseract", Languages: "eng", Calibration: DefaultCalibration}},
+		Jobs:    jobsDefaults(),
+		Tracing: tracing.Config{SampleRatio: 1},
+		Log:     Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -252,6 +266,17 @@ func (c Config) Validate() error {
 		}
 		if err := m.Calibration.Validate(); err != nil {
 			add("models[%d].%v", i, err)
+		}
+	}
+	if c.Server.AdminAddr != "" && c.Server.AdminAddr == c.Server.Addr && !strings.HasSuffix(c.Server.Addr, ":0") {
+		add("server.admin_addr must differ from server.addr")
+	}
+	for name, err := range map[string]error{
+		"tls": c.TLS.Runtime().Validate(), "auth": c.Auth.Validate(), "rate_limits": c.RateLimits.Validate(),
+		"jobs": c.Jobs.Runtime().Validate(), "tracing": c.Tracing.Validate(),
+	} {
+		if err != nil {
+			add("%s: %s", name, strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
 	}
 	switch c.Log.Level {

@@ -15,8 +15,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/sched"
 )
 
 // Response headers that say which model version answered.
@@ -196,11 +198,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	p, retry := problemFor(err)
-	if retry > 0 && s.cfg.Scheduler != nil {
+	// Waits caused by the scheduler get its estimate; others (rate limits,
+	// the job queue) carry their own.
+	if s.cfg.Scheduler != nil && (errors.Is(err, sched.ErrQueueFull) || errors.Is(err, sched.ErrDraining) || errors.Is(err, engine.ErrPoolClosed)) {
 		retry = s.cfg.Scheduler.RetryAfter()
 	}
 	if p.Status >= 500 && p.Status != http.StatusServiceUnavailable && p.Status != http.StatusGatewayTimeout {
-		s.log.Error("request failed", "path", r.URL.Path, "err", err)
+		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
 	}
 	writeProblem(w, r, p, retry)
 }

@@ -10,11 +10,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/engine/onnx"
 	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
+	"github.com/visionserve/visionserve/internal/ratelimit"
 	"github.com/visionserve/visionserve/internal/sched"
 )
 
@@ -48,7 +51,33 @@ func problemFor(err error) (p Problem, retryAfter time.Duration) {
 	detail := "internal error; the server log has the details"
 	var maxBytes *http.MaxBytesError
 	var bad *badRequest
+	var limited *ratelimit.LimitError
 	switch {
+	case errors.Is(err, auth.ErrUnauthenticated):
+		status, kind, detail = http.StatusUnauthorized, "unauthenticated", err.Error()+"; send Authorization: Bearer <API key or JWT> or X-API-Key"
+	case errors.Is(err, auth.ErrForbidden):
+		status, kind, detail = http.StatusForbidden, "forbidden", err.Error()
+	case errors.As(err, &limited):
+		status, kind, detail = http.StatusTooManyRequests, "rate-limited", limited.Error()
+		retryAfter = limited.RetryAfter
+	case errors.Is(err, jobs.ErrNotFound):
+		status, kind, detail = http.StatusNotFound, "job-not-found", "no such job (jobs are visible to the principal that submitted them, until their retention ends)"
+	case errors.Is(err, jobs.ErrNotFinished):
+		status, kind, detail = http.StatusConflict, "job-not-finished", jobDetail(err)
+	case errors.Is(err, jobs.ErrQueueFull):
+		status, kind, detail = http.StatusTooManyRequests, "jobs-queue-full", jobDetail(err)
+		retryAfter = 30 * time.Second
+	case errors.Is(err, jobs.ErrTooLarge):
+		status, kind, detail = http.StatusRequestEntityTooLarge, "too-large", jobDetail(err)
+	case errors.Is(err, jobs.ErrBadRequest), errors.Is(err, jobs.ErrWebhookDisabled):
+		status, kind, detail = http.StatusBadRequest, "bad-request", jobDetail(err)
+	case errors.Is(err, jobs.ErrIdempotencyConflict):
+		status, kind, detail = http.StatusUnprocessableEntity, "idempotency-key-reused", jobDetail(err)
+	case errors.Is(err, jobs.ErrDisabled):
+		status, kind, detail = http.StatusNotImplemented, "jobs-disabled", "asynchronous jobs are not enabled on this server (jobs.dir is not set)"
+	case errors.Is(err, jobs.ErrClosed):
+		status, kind, detail = http.StatusServiceUnavailable, "shutting-down", "the server is shutting down; retry on another replica"
+		retryAfter = time.Second
 	case errors.As(err, &bad):
 		status, kind, detail = http.StatusBadRequest, "bad-request", bad.msg
 	case errors.As(err, &maxBytes):
@@ -85,6 +114,15 @@ func problemFor(err error) (p Problem, retryAfter time.Duration) {
 		status, kind, detail = StatusClientClosed, "client-closed", "the client closed the request"
 	}
 	return Problem{Type: problemBase + kind, Title: http.StatusText(status), Status: status, Detail: detail}, retryAfter
+}
+
+// jobDetail returns the client-facing detail of a jobs error.
+func jobDetail(err error) string {
+	var je *jobs.Error
+	if errors.As(err, &je) {
+		return je.Detail
+	}
+	return err.Error()
 }
 
 // inputDetail returns the client-facing detail of an input error.

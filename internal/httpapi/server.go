@@ -20,11 +20,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/visionserve/visionserve/internal/auth"
+	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/metrics"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
+	"github.com/visionserve/visionserve/internal/ratelimit"
 	"github.com/visionserve/visionserve/internal/sched"
+	"github.com/visionserve/visionserve/internal/tracing"
 )
 
 // Config is what the transport needs from the process.
@@ -39,6 +44,15 @@ type Config struct {
 	// RequestTimeout bounds each request from its first byte to its answer.
 	RequestTimeout time.Duration
 	Log            *slog.Logger
+	// Auth checks every route's scope; nil serves every route to anyone
+	// (handler tests only: the app always sets it).
+	Auth *auth.Authenticator
+	// Limiter applies per-principal rate limits; nil: none.
+	Limiter *ratelimit.Limiter
+	// Jobs serves /v1/jobs; nil: those routes answer 501.
+	Jobs *jobs.Manager
+	// Tracing starts a span per request and sets X-Trace-Id; nil: none.
+	Tracing *tracing.Provider
 }
 
 // Route is one served endpoint.
@@ -49,17 +63,26 @@ type Route struct {
 	// Admit marks routes that do inference: they pass the scheduler's
 	// admission control before their body is read.
 	Admit bool
+	// Scope is what a caller needs (auth.Public: nothing). Empty: the
+	// scope table in scopes.go decides. Routes that need models:admin are
+	// served on the admin listener only.
+	Scope auth.Scope
+	// Timeout bounds a route that is not admitted (whose deadline is
+	// otherwise RequestTimeout); 0: none.
+	Timeout time.Duration
 }
 
 // Pattern is the net/http ServeMux pattern, also the "route" metric label.
 func (r Route) Pattern() string { return r.Method + " " + r.Path }
 
-// Server is the HTTP handler for the public listener.
+// Server is the HTTP handler for the public listener; Admin is the
+// handler of the admin listener.
 type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	routes []Route
 	mux    *http.ServeMux
+	admin  *http.ServeMux
 }
 
 // New builds the handler.
@@ -70,7 +93,7 @@ func New(cfg Config) *Server {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Log.With("component", "http"), mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Log.With("component", "http"), mux: http.NewServeMux(), admin: http.NewServeMux()}
 	s.routes = []Route{
 		{Method: http.MethodPost, Path: "/v1/ocr", Handler: s.handleOCR, Admit: true},
 		{Method: http.MethodGet, Path: "/healthz", Handler: s.handleHealthz},
@@ -79,12 +102,20 @@ func New(cfg Config) *Server {
 		{Method: http.MethodGet, Path: "/openapi.json", Handler: s.handleOpenAPI},
 	}
 	s.routes = append(s.routes, s.oipRoutes()...)
-	for _, rt := range s.routes {
+	s.routes = append(s.routes, s.jobRoutes()...)
+	for i := range s.routes {
+		s.routes[i].Scope = scopeOf(s.routes[i])
+		rt := s.routes[i]
+		if rt.Scope == auth.ScopeModelsAdmin {
+			s.admin.Handle(rt.Pattern(), s.wrap(rt)) // never on the public listener
+			continue
+		}
 		s.mux.Handle(rt.Pattern(), s.wrap(rt))
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.instrument("other", w, r, s.handleUnrouted)
 	})
+	s.registerAdmin()
 	return s
 }
 
@@ -93,7 +124,7 @@ func New(cfg Config) *Server {
 func (s *Server) handleUnrouted(w http.ResponseWriter, r *http.Request) {
 	var allow []string
 	for _, rt := range s.routes {
-		if pathMatches(rt.Path, r.URL.Path) {
+		if pathMatches(rt.Path, r.URL.Path) && rt.Scope != auth.ScopeModelsAdmin {
 			allow = append(allow, rt.Method)
 		}
 	}
@@ -113,23 +144,32 @@ func (s *Server) Routes() []Route { return s.routes }
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// wrap adds, around a route's handler: metrics and logging, panic
-// recovery, the per-request deadline and, for inference, admission.
+// wrap adds, around a route's handler, in this order: metrics, logging,
+// tracing and panic recovery; authentication and the route's scope; the
+// principal's rate limit; for inference, admission; the deadline.
 func (s *Server) wrap(rt Route) http.Handler {
 	pattern := rt.Pattern()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.instrument(pattern, w, r, func(w http.ResponseWriter, r *http.Request) {
+			r, release, ok := s.authorize(w, r, rt.Scope)
+			if !ok {
+				return
+			}
+			defer release()
 			if !rt.Admit {
+				if rt.Timeout > 0 {
+					deadline := time.Now().Add(rt.Timeout)
+					ctx, cancel := context.WithDeadlineCause(r.Context(), deadline, errDeadline)
+					defer cancel()
+					_ = http.NewResponseController(w).SetReadDeadline(deadline)
+					r = r.WithContext(ctx)
+				}
 				rt.Handler(w, r)
 				return
 			}
 			ticket, err := s.cfg.Scheduler.Admit()
 			if err != nil {
-				p, retry := problemFor(err)
-				if retry > 0 {
-					retry = s.cfg.Scheduler.RetryAfter()
-				}
-				writeProblem(w, r, p, retry)
+				s.writeError(w, r, err)
 				return
 			}
 			defer ticket.Done()
@@ -147,6 +187,12 @@ func (s *Server) wrap(rt Route) http.Handler {
 // panic into a 500 problem (logged with its stack, never sent).
 func (s *Server) instrument(route string, w http.ResponseWriter, r *http.Request, h http.HandlerFunc) {
 	start := time.Now()
+	var span trace.Span
+	if s.cfg.Tracing != nil {
+		var ctx context.Context
+		ctx, span = s.cfg.Tracing.StartHTTP(w, r, route)
+		r = r.WithContext(ctx)
+	}
 	m := s.cfg.Metrics
 	if m != nil {
 		m.InFlight.Inc()
@@ -172,6 +218,9 @@ func (s *Server) instrument(route string, w http.ResponseWriter, r *http.Request
 			code = http.StatusOK
 		}
 		d := time.Since(start)
+		if span != nil {
+			tracing.EndHTTP(span, code)
+		}
 		if m != nil {
 			m.Requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
 			m.RequestDuration.WithLabelValues(route).Observe(d.Seconds())

@@ -9,42 +9,48 @@ import (
 	"time"
 )
 
-// Config is the jobs section of the configuration file.
+// Config configures jobs (the file's jobs section, converted by the
+// config package).
 type Config struct {
 	// Dir holds the job database (jobs.db). Empty: jobs are disabled.
-	Dir string `yaml:"dir"`
+	Dir string
 	// MaxItems is the most files one job may carry.
-	MaxItems int `yaml:"max_items"`
+	MaxItems int
 	// MaxPages is the most pages (images, TIFF frames, PDF pages) per job.
-	MaxPages int `yaml:"max_pages"`
+	MaxPages int
 	// MaxBytes bounds one submission's body.
-	MaxBytes int64 `yaml:"max_bytes"`
+	MaxBytes int64
 	// MaxQueued is the most unfinished jobs; more are refused with 429.
-	MaxQueued int `yaml:"max_queued"`
+	MaxQueued int
 	// MaxPendingBytes bounds the input bytes stored for unfinished jobs.
-	MaxPendingBytes int64 `yaml:"max_pending_bytes"`
+	MaxPendingBytes int64
+	// MaxConcurrentUploads bounds submissions being read at once (each
+	// may hold MaxBytes in memory); more are refused with 429.
+	MaxConcurrentUploads int
+	// SubmitTimeout bounds reading one submission.
+	SubmitTimeout time.Duration
 	// Concurrency is how many jobs run at once; each runs one page at a
 	// time on the shared workers, yielding to interactive requests.
-	Concurrency int `yaml:"concurrency"`
+	Concurrency int
 	// PageTimeout bounds one page's recognition (or one PDF page's
 	// rasterisation).
-	PageTimeout time.Duration `yaml:"page_timeout"`
+	PageTimeout time.Duration
 	// Retention is how long a finished job and its result are kept.
-	Retention time.Duration `yaml:"retention"`
-	PDF       PDF           `yaml:"pdf"`
-	Webhook   Webhook       `yaml:"webhook"`
+	Retention time.Duration
+	PDF       PDF
+	Webhook   Webhook
 }
 
 // PDF configures rasterisation.
 type PDF struct {
 	// DPI is the resolution pages are rendered at (lowered per page when
 	// the page would exceed limits.max_pixels).
-	DPI int `yaml:"dpi"`
+	DPI int
 	// MemoryLimit bounds the renderer's address space (bytes).
-	MemoryLimit int64 `yaml:"memory_limit"`
+	MemoryLimit int64
 	// Pdftoppm and Pdfinfo are the poppler-utils commands.
-	Pdftoppm string `yaml:"pdftoppm"`
-	Pdfinfo  string `yaml:"pdfinfo"`
+	Pdftoppm string
+	Pdfinfo  string
 }
 
 // Webhook configures completion notifications.
@@ -52,34 +58,36 @@ type Webhook struct {
 	// SecretFile or SecretEnv holds the signing secret: "whsec_" followed
 	// by base64 (Standard Webhooks form), or any string of at least 32
 	// bytes. Without one, submissions asking for a webhook are refused.
-	SecretFile string `yaml:"secret_file"`
-	SecretEnv  string `yaml:"secret_env"`
+	SecretFile string
+	SecretEnv  string
 	// MaxAttempts before a delivery is given up (and logged).
-	MaxAttempts int `yaml:"max_attempts"`
+	MaxAttempts int
 	// InitialBackoff doubles per failed attempt, up to MaxBackoff, with
 	// jitter.
-	InitialBackoff time.Duration `yaml:"initial_backoff"`
-	MaxBackoff     time.Duration `yaml:"max_backoff"`
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
 	// Timeout bounds one delivery attempt.
-	Timeout time.Duration `yaml:"timeout"`
+	Timeout time.Duration
 	// AllowPrivateNetworks lets webhooks reach loopback, private and
 	// link-local addresses. Off by default: a client must not be able to
 	// make the server call its own neighbours.
-	AllowPrivateNetworks bool `yaml:"allow_private_networks"`
+	AllowPrivateNetworks bool
 }
 
 // DefaultConfig returns the documented defaults (jobs disabled: no Dir).
 func DefaultConfig() Config {
 	return Config{
-		MaxItems:        100,
-		MaxPages:        500,
-		MaxBytes:        256 << 20,
-		MaxQueued:       100,
-		MaxPendingBytes: 2 << 30,
-		Concurrency:     1,
-		PageTimeout:     2 * time.Minute,
-		Retention:       24 * time.Hour,
-		PDF:             PDF{DPI: 300, MemoryLimit: 1 << 30, Pdftoppm: "pdftoppm", Pdfinfo: "pdfinfo"},
+		MaxItems:             100,
+		MaxPages:             500,
+		MaxBytes:             256 << 20,
+		MaxQueued:            100,
+		MaxPendingBytes:      2 << 30,
+		MaxConcurrentUploads: 4,
+		SubmitTimeout:        5 * time.Minute,
+		Concurrency:          1,
+		PageTimeout:          2 * time.Minute,
+		Retention:            24 * time.Hour,
+		PDF:                  PDF{DPI: 300, MemoryLimit: 1 << 30, Pdftoppm: "pdftoppm", Pdfinfo: "pdfinfo"},
 		Webhook: Webhook{
 			SecretEnv:      "VISIONSERVE_WEBHOOK_SECRET",
 			MaxAttempts:    12,
@@ -100,14 +108,15 @@ func (c Config) Validate() error {
 	for name, v := range map[string]int64{
 		"max_items": int64(c.MaxItems), "max_pages": int64(c.MaxPages), "max_bytes": c.MaxBytes,
 		"max_queued": int64(c.MaxQueued), "max_pending_bytes": c.MaxPendingBytes, "concurrency": int64(c.Concurrency),
-		"pdf.dpi": int64(c.PDF.DPI), "pdf.memory_limit": c.PDF.MemoryLimit, "webhook.max_attempts": int64(c.Webhook.MaxAttempts),
+		"max_concurrent_uploads": int64(c.MaxConcurrentUploads),
+		"pdf.dpi":                int64(c.PDF.DPI), "pdf.memory_limit": c.PDF.MemoryLimit, "webhook.max_attempts": int64(c.Webhook.MaxAttempts),
 	} {
 		if v <= 0 {
 			add("%s must be positive, got %d", name, v)
 		}
 	}
 	for name, d := range map[string]time.Duration{
-		"page_timeout": c.PageTimeout, "retention": c.Retention, "webhook.initial_backoff": c.Webhook.InitialBackoff,
+		"page_timeout": c.PageTimeout, "retention": c.Retention, "submit_timeout": c.SubmitTimeout, "webhook.initial_backoff": c.Webhook.InitialBackoff,
 		"webhook.max_backoff": c.Webhook.MaxBackoff, "webhook.timeout": c.Webhook.Timeout,
 	} {
 		if d <= 0 {

@@ -66,6 +66,7 @@ type Manager struct {
 
 	store   *store
 	deliver *deliverer
+	uploads chan struct{}
 
 	mu      sync.Mutex
 	queue   []string // job ids waiting for a runner, oldest first
@@ -111,6 +112,7 @@ func Open(opts Options) (*Manager, error) {
 		log: opts.Log.With("component", "jobs"), metrics: opts.Metrics, tracer: opts.Tracer, prop: opts.Propagator,
 		now: opts.Now, version: opts.Version,
 		queued: map[string]bool{}, wake: make(chan struct{}, 1), running: map[string]context.CancelCauseFunc{},
+		uploads: make(chan struct{}, cfg.MaxConcurrentUploads),
 	}
 	secret, err := cfg.Webhook.LoadSecret()
 	if err != nil {
@@ -160,6 +162,20 @@ func Open(opts Options) (*Manager, error) {
 	m.deliver = newDeliverer(m)
 	m.observe()
 	return m, nil
+}
+
+// Config returns the configuration in force.
+func (m *Manager) Config() Config { return m.cfg }
+
+// TryUpload reserves one of the MaxConcurrentUploads slots for reading a
+// submission; ok is false when all are taken (answer 429).
+func (m *Manager) TryUpload() (release func(), ok bool) {
+	select {
+	case m.uploads <- struct{}{}:
+		return func() { <-m.uploads }, true
+	default:
+		return nil, false
+	}
 }
 
 // WebhooksEnabled reports whether a signing secret is configured.

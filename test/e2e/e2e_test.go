@@ -81,7 +81,9 @@ func startServer(t testing.TB, args ...string) *server {
 	t.Helper()
 	// Fail early, with the shared-data message, when Tesseract is absent.
 	testenv.Shared(t, "data/ocr")
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"}, args...)...)
+	// Authentication is off (these tests are about serving); free ports
+	// for the admin and gRPC listeners let servers run side by side.
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--no-auth"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

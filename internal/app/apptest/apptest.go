@@ -20,20 +20,25 @@ import (
 // Server is a running test server.
 type Server struct {
 	*app.App
-	URL      string // http://127.0.0.1:port
+	URL      string // http://127.0.0.1:port (https:// with TLS)
+	AdminURL string // the admin listener
 	GRPCAddr string // 127.0.0.1:port of the gRPC server, "" when it is off
 	Registry *prometheus.Registry
 	stopped  bool
 }
 
 // Start runs a server with the default configuration changed by mutate
-// (which may be nil). It skips the test (fails under CI) when Tesseract is
-// not installed.
+// (which may be nil). Both listeners take a free loopback port, and
+// authentication is off unless mutate configures it (set
+// Auth.Disabled = false). It skips the test (fails under CI) when
+// Tesseract is not installed.
 func Start(t testing.TB, mutate func(*config.Config)) *Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Server.Addr = "127.0.0.1:0"
 	cfg.Server.GRPCAddr = "127.0.0.1:0"
+	cfg.Server.AdminAddr = "127.0.0.1:0"
+	cfg.Auth.Disabled = true
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -49,7 +54,11 @@ func Start(t testing.TB, mutate func(*config.Config)) *Server {
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{App: a, URL: "http://" + a.Addr(), GRPCAddr: a.GRPCAddr(), Registry: reg}
+	scheme := "http://"
+	if a.TLS() != nil {
+		scheme = "https://"
+	}
+	s := &Server{App: a, URL: scheme + a.Addr(), AdminURL: scheme + a.AdminAddr(), GRPCAddr: a.GRPCAddr(), Registry: reg}
 	t.Cleanup(func() { s.Stop(t) })
 	return s
 }

@@ -1,0 +1,88 @@
+package config
+
+import (
+	"time"
+
+	"github.com/visionserve/visionserve/internal/jobs"
+	"github.com/visionserve/visionserve/internal/tlsconf"
+)
+
+// TLS configures HTTPS on both listeners (and, later, gRPC). Without a
+// certificate the listeners speak plain HTTP.
+type TLS struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"` // set: mutual TLS
+	ClientAuth   string `yaml:"client_auth"`    // require (default) or verify_if_given
+}
+
+// Runtime converts to the tlsconf package's form.
+func (t TLS) Runtime() tlsconf.Config {
+	return tlsconf.Config{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile, ClientAuth: tlsconf.ClientAuth(t.ClientAuth)}
+}
+
+// Jobs configures asynchronous jobs (see docs/jobs.md).
+type Jobs struct {
+	Dir                  string        `yaml:"dir"` // "" = jobs disabled
+	MaxItems             int           `yaml:"max_items"`
+	MaxPages             int           `yaml:"max_pages"`
+	MaxBytes             ByteSize      `yaml:"max_bytes"`
+	MaxQueued            int           `yaml:"max_queued"`
+	MaxPendingBytes      ByteSize      `yaml:"max_pending_bytes"`
+	MaxConcurrentUploads int           `yaml:"max_concurrent_uploads"`
+	SubmitTimeout        time.Duration `yaml:"submit_timeout"`
+	Concurrency          int           `yaml:"concurrency"`
+	PageTimeout          time.Duration `yaml:"page_timeout"`
+	Retention            time.Duration `yaml:"retention"`
+	PDF                  JobsPDF       `yaml:"pdf"`
+	Webhook              JobsWebhook   `yaml:"webhook"`
+}
+
+// JobsPDF configures PDF rasterisation.
+type JobsPDF struct {
+	DPI         int      `yaml:"dpi"`
+	MemoryLimit ByteSize `yaml:"memory_limit"`
+	Pdftoppm    string   `yaml:"pdftoppm"`
+	Pdfinfo     string   `yaml:"pdfinfo"`
+}
+
+// JobsWebhook configures completion webhooks.
+type JobsWebhook struct {
+	SecretFile           string        `yaml:"secret_file"`
+	SecretEnv            string        `yaml:"secret_env"`
+	MaxAttempts          int           `yaml:"max_attempts"`
+	InitialBackoff       time.Duration `yaml:"initial_backoff"`
+	MaxBackoff           time.Duration `yaml:"max_backoff"`
+	Timeout              time.Duration `yaml:"timeout"`
+	AllowPrivateNetworks bool          `yaml:"allow_private_networks"`
+}
+
+func jobsDefaults() Jobs {
+	d := jobs.DefaultConfig()
+	return Jobs{
+		Dir: d.Dir, MaxItems: d.MaxItems, MaxPages: d.MaxPages, MaxBytes: ByteSize(d.MaxBytes), MaxQueued: d.MaxQueued,
+		MaxPendingBytes: ByteSize(d.MaxPendingBytes), MaxConcurrentUploads: d.MaxConcurrentUploads, SubmitTimeout: d.SubmitTimeout,
+		Concurrency: d.Concurrency, PageTimeout: d.PageTimeout, Retention: d.Retention,
+		PDF: JobsPDF{DPI: d.PDF.DPI, MemoryLimit: ByteSize(d.PDF.MemoryLimit), Pdftoppm: d.PDF.Pdftoppm, Pdfinfo: d.PDF.Pdfinfo},
+		Webhook: JobsWebhook{
+			SecretFile: d.Webhook.SecretFile, SecretEnv: d.Webhook.SecretEnv, MaxAttempts: d.Webhook.MaxAttempts,
+			InitialBackoff: d.Webhook.InitialBackoff, MaxBackoff: d.Webhook.MaxBackoff, Timeout: d.Webhook.Timeout,
+			AllowPrivateNetworks: d.Webhook.AllowPrivateNetworks,
+		},
+	}
+}
+
+// Runtime converts to the jobs package's form.
+func (j Jobs) Runtime() jobs.Config {
+	return jobs.Config{
+		Dir: j.Dir, MaxItems: j.MaxItems, MaxPages: j.MaxPages, MaxBytes: int64(j.MaxBytes), MaxQueued: j.MaxQueued,
+		MaxPendingBytes: int64(j.MaxPendingBytes), MaxConcurrentUploads: j.MaxConcurrentUploads, SubmitTimeout: j.SubmitTimeout,
+		Concurrency: j.Concurrency, PageTimeout: j.PageTimeout, Retention: j.Retention,
+		PDF: jobs.PDF{DPI: j.PDF.DPI, MemoryLimit: int64(j.PDF.MemoryLimit), Pdftoppm: j.PDF.Pdftoppm, Pdfinfo: j.PDF.Pdfinfo},
+		Webhook: jobs.Webhook{
+			SecretFile: j.Webhook.SecretFile, SecretEnv: j.Webhook.SecretEnv, MaxAttempts: j.Webhook.MaxAttempts,
+			InitialBackoff: j.Webhook.InitialBackoff, MaxBackoff: j.Webhook.MaxBackoff, Timeout: j.Webhook.Timeout,
+			AllowPrivateNetworks: j.Webhook.AllowPrivateNetworks,
+		},
+	}
+}
