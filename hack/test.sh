@@ -33,5 +33,11 @@ step "fuzz the inference-protocol request decoders briefly"
 go test ./internal/oip -run '^$' -fuzz FuzzDecodeRequest -fuzztime "${FUZZTIME_OIP:-10s}"
 go test ./internal/grpcapi -run '^$' -fuzz FuzzDecodeInfer -fuzztime "${FUZZTIME_OIP:-10s}"
 
+step "fuzz the credential and job request parsers briefly"
+for target in "auth FuzzVerifyJWT" "auth FuzzParseJWKS" "jobs FuzzParseRequest"; do
+  set -- $target
+  go test "./internal/$1" -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME_PARSERS:-10s}"
+done
+
 echo >&2
 echo "test: all passed" >&2

@@ -37,6 +37,16 @@ func TestLoadFull(t *testing.T) {
 	if c.OCR.Review.Accept != 0.9 || c.Log.Format != "json" {
 		t.Errorf("ocr = %+v, log = %+v", c.OCR, c.Log)
 	}
+	if c.Server.AdminAddr != "127.0.0.1:9100" || c.TLS.Runtime().ClientAuth != "verify_if_given" || len(c.Auth.APIKeys) != 1 ||
+		c.Auth.JWT.Leeway != 45*time.Second || c.RateLimits.Tenants["acme"].Concurrency != 32 {
+		t.Errorf("server %+v tls %+v auth %+v rate limits %+v", c.Server, c.TLS, c.Auth, c.RateLimits)
+	}
+	if j := c.Jobs.Runtime(); j.MaxBytes != 64<<20 || j.PDF.MemoryLimit != 512<<20 || !j.Webhook.AllowPrivateNetworks || j.Retention != time.Hour {
+		t.Errorf("jobs %+v", j)
+	}
+	if c.Tracing.SampleRatio != 0.25 || c.Tracing.ServiceName != "ocr-prod" {
+		t.Errorf("tracing %+v", c.Tracing)
+	}
 }
 
 func TestLoadPartialKeepsDefaults(t *testing.T) {
@@ -57,6 +67,7 @@ func TestLoadRejects(t *testing.T) {
 			"server.workers", "server.request_timeout", "verify", `engine "paddle"`,
 			`name "a" is used twice`, "languages is empty", `log.level "loud"`,
 			"models[2].dir is empty", "models[3]: dir and runtime are for ppocr and onnx", "max_tensor_elements",
+			"tls: cert_file and key_file", "api_keys[0] (plain).hash", "rate_limits: default", "jobs: max_items", "tracing: sample_ratio",
 		},
 	} {
 		_, err := Load(file)
