@@ -625,3 +625,25 @@ func TestSecrets(t *testing.T) {
 }
 
 func counter(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }
+
+// 410 Gone ends the delivery at once.
+func TestWebhookGoneStops(t *testing.T) {
+	t.Setenv("TEST_WEBHOOK_SECRET", secret)
+	rcv := newReceiver(t, 410, 500)
+	e := newEnv(t, func(c *jobs.Config) { c.Webhook.SecretEnv = "TEST_WEBHOOK_SECRET" })
+	e.realTime.Store(true)
+	e.submit("u", &jobs.Submission{Inputs: inputs(png(t, 20, 20)), WebhookURL: rcv.srv.URL})
+	rcv.waitFor(t, 1)
+	for i := 0; counter(e.metrics.Webhooks.WithLabelValues("gave_up")) != 1; i++ {
+		if i > 20000 {
+			t.Fatal("not given up")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // several backoff periods: no retry may come
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	if len(rcv.got) != 1 {
+		t.Fatalf("%d attempts after 410", len(rcv.got))
+	}
+}

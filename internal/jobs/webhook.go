@@ -207,7 +207,7 @@ func (d *deliverer) attempt(ctx context.Context, dl *delivery) time.Time {
 	switch {
 	case err == nil:
 		log.Info("webhook delivered", "attempts", dl.Attempts)
-	case dl.Attempts >= d.m.cfg.Webhook.MaxAttempts:
+	case dl.Attempts >= d.m.cfg.Webhook.MaxAttempts, errors.Is(err, errGone):
 		outcome = "gave_up"
 		log.Error("webhook given up", "attempts", dl.Attempts, "err", err)
 	default:
@@ -261,8 +261,15 @@ func (d *deliverer) post(ctx context.Context, dl *delivery) error {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
+	if resp.StatusCode == http.StatusGone {
+		return errGone
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return fmt.Errorf("receiver answered %s", resp.Status)
 	}
 	return nil
 }
+
+// errGone: the receiver answered 410 Gone, "stop sending" (Standard
+// Webhooks): the delivery is given up without further attempts.
+var errGone = errors.New("receiver answered 410 Gone")
