@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/visionserve/visionserve/internal/jobs"
@@ -55,6 +57,9 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 	body := http.MaxBytesReader(w, r.Body, cfg.MaxBytes+multipartJobOverhead)
 	sub, err := jobs.ParseRequest(r.Header.Get("Content-Type"), r.URL.Query(), r.Header.Get(HeaderIdempotencyKey), body,
 		jobs.RequestLimits{MaxItems: cfg.MaxItems, MaxBytes: cfg.MaxBytes})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = errDeadline // the upload outlived jobs.submit_timeout
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

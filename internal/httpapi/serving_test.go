@@ -397,3 +397,32 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A job submission that never finishes uploading is answered 504 once
+// jobs.submit_timeout passes, and frees its upload slot.
+func TestIntegrationJobSubmitDeadline(t *testing.T) {
+	srv := apptest.Start(t, func(c *config.Config) {
+		c.Jobs.Dir = t.TempDir()
+		c.Jobs.SubmitTimeout = 300 * time.Millisecond
+		c.Jobs.MaxConcurrentUploads = 1
+	})
+	good := lineImage(t)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/jobs", pr)
+	req.Header.Set("Content-Type", "image/png")
+	req.ContentLength = int64(len(good))
+	go pw.Write(good[:100]) // and never the rest
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "deadline-exceeded") {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if resp, body := post(t, srv.URL+"/v1/jobs", "image/png", good); resp.StatusCode != 202 {
+		t.Fatalf("after the deadline: %d %s", resp.StatusCode, body)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
 
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/ocr"
@@ -140,6 +141,9 @@ func readMultipart(mr *multipart.Reader, sub *Submission, lim RequestLimits) err
 			return nil
 		}
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return err
+			}
 			return errorf(ErrBadRequest, "malformed multipart body: %v", err)
 		}
 		if !fileFields[part.FormName()] && part.FileName() == "" {
@@ -181,6 +185,9 @@ func readOne(contentType string, r io.Reader) (Input, error) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return in, errorf(ErrTooLarge, "the submission exceeds %d bytes", mbe.Limit)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return in, err // the transport's deadline: its own answer
 		}
 		return in, errorf(ErrBadRequest, "reading the body: %v", err)
 	}
