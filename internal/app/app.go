@@ -120,8 +120,10 @@ func New(opts Options) (a *App, err error) {
 		if a.auth, err = auth.New(cfg.Auth, auth.Options{Log: opts.Logger, Metrics: auth.NewMetrics(opts.Registry)}); err != nil {
 			return nil, err
 		}
-		if cfg.Auth.Disabled && !isLoopback(cfg.Server.Addr) {
-			a.log.Error("authentication is disabled on a listener that is not loopback-only: anyone who can reach it may use it", "addr", cfg.Server.Addr)
+		for _, addr := range []string{cfg.Server.Addr, cfg.Server.GRPCAddr} {
+			if cfg.Auth.Disabled && addr != "" && !isLoopback(addr) {
+				a.log.Error("authentication is disabled on a listener that is not loopback-only: anyone who can reach it may use it", "addr", addr)
+			}
 		}
 	}
 	if cfg.TLS.Runtime().Enabled() && !opts.CoreOnly {
@@ -206,14 +208,28 @@ func New(opts Options) (a *App, err error) {
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
 	if cfg.Server.GRPCAddr != "" {
-		a.grpc = grpcapi.New(grpcapi.Config{
+		gc := grpcapi.Config{
 			OIP:             a.oip,
 			Scheduler:       a.sched,
 			RequestTimeout:  cfg.Server.RequestTimeout,
 			MaxMessageBytes: int(cfg.Limits.MaxBytes) + 64<<10, // the tensors plus the message's envelope
 			Metrics:         a.serving,
 			Log:             opts.Logger,
-		})
+		}
+		// The same credentials, scopes, rate limits and certificate as HTTP.
+		if a.auth != nil {
+			scopes := grpcapi.MethodScopes()
+			gc.Unary = append(gc.Unary, a.auth.UnaryServerInterceptor(scopes))
+			gc.Stream = append(gc.Stream, a.auth.StreamServerInterceptor(scopes))
+		}
+		if limiter != nil {
+			gc.Unary = append(gc.Unary, limiter.UnaryServerInterceptor(principalKey))
+			gc.Stream = append(gc.Stream, limiter.StreamServerInterceptor(principalKey))
+		}
+		if a.tls != nil {
+			gc.TLS = a.tls.TLSConfig()
+		}
+		a.grpc = grpcapi.New(gc)
 	}
 	if cfg.Server.AdminAddr != "" {
 		a.admin = &http.Server{
@@ -242,6 +258,16 @@ func (a *App) GRPCAddr() string {
 		return ""
 	}
 	return a.grpcLn.Addr().String()
+}
+
+// principalKey names the rate-limited caller of a gRPC call from the
+// principal the auth interceptor found; public methods have none.
+func principalKey(ctx context.Context) (ratelimit.Key, bool) {
+	p := auth.PrincipalFrom(ctx)
+	if p == nil {
+		return ratelimit.Key{}, false
+	}
+	return ratelimit.Key{Principal: p.ID, Tenant: p.Tenant}, true
 }
 
 // isLoopback reports whether addr (host:port) binds loopback only.

@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -35,6 +37,12 @@ type Config struct {
 	MaxStreams uint32
 	Metrics    *metrics.Serving // may be nil
 	Log        *slog.Logger
+	// Unary and Stream run after the metrics interceptor and before
+	// admission: authentication and rate limits (auth, ratelimit).
+	Unary  []grpc.UnaryServerInterceptor
+	Stream []grpc.StreamServerInterceptor
+	// TLS, when set, is the listener's TLS configuration (tlsconf).
+	TLS *tls.Config
 }
 
 // Server is the gRPC server of the public gRPC listener.
@@ -61,9 +69,14 @@ func New(cfg Config) *Server {
 		cfg.MaxStreams = 256
 	}
 	s := &Server{cfg: cfg, log: cfg.Log.With("component", "grpc"), health: health.NewServer()}
+	unary := append(append([]grpc.UnaryServerInterceptor{s.observe}, cfg.Unary...), s.admit)
 	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(s.observe, s.admit),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(cfg.Stream...),
 		grpc.MaxConcurrentStreams(cfg.MaxStreams),
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	if cfg.MaxMessageBytes > 0 {
 		opts = append(opts, grpc.MaxRecvMsgSize(cfg.MaxMessageBytes))

@@ -320,9 +320,12 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 // Confidences go through the model's calibration as Tesseract's do.
 func (s *Service) readPage(ctx context.Context, model *Model, img image.Image, i int, opt Options, t *timings) (Page, error) {
 	t0 := time.Now()
+	_, pspan := s.stage(ctx, "ocr.preprocess", model, i)
 	b := img.Bounds()
 	if b.Dx() < 3 || b.Dy() < 3 {
-		return Page{}, &imageio.Error{Kind: imageio.ErrUnusable, Detail: fmt.Sprintf("page %d is %dx%d pixels; text needs at least 3x3", i, b.Dx(), b.Dy())}
+		err := &imageio.Error{Kind: imageio.ErrUnusable, Detail: fmt.Sprintf("page %d is %dx%d pixels; text needs at least 3x3", i, b.Dx(), b.Dy())}
+		endStage(pspan, err)
+		return Page{}, err
 	}
 	mode := opt.Mode
 	if mode == ModeAuto {
@@ -331,10 +334,13 @@ func (s *Service) readPage(ctx context.Context, model *Model, img image.Image, i
 			mode = ModeLine
 		}
 	}
+	endStage(pspan, nil)
 	t.preprocess += time.Since(t0)
 
 	t1 := time.Now()
-	lines, err := model.Pages.ReadPage(ctx, img, mode)
+	sctx, span := s.stage(ctx, "ocr.read_page", model, i)
+	lines, err := model.Pages.ReadPage(sctx, img, mode)
+	endStage(span, err)
 	t.recognize += time.Since(t1)
 	if err != nil {
 		return Page{}, err
