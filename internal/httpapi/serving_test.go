@@ -426,3 +426,43 @@ func TestIntegrationJobSubmitDeadline(t *testing.T) {
 		t.Fatalf("after the deadline: %d %s", resp.StatusCode, body)
 	}
 }
+
+// The admin listener of a real server: pprof behind a models:admin
+// credential even with authentication off, absent from the public
+// listener; health and metrics open.
+func TestIntegrationAdminListener(t *testing.T) {
+	srv := apptest.Start(t, nil)
+	get := func(url, key string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", url, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if srv.AdminKey == "" {
+		t.Fatal("no admin key")
+	}
+	for _, tc := range []struct {
+		url, key string
+		want     int
+	}{
+		{srv.AdminURL + "/debug/pprof/cmdline", "", 401},
+		{srv.AdminURL + "/debug/pprof/cmdline", srv.AdminKey, 200},
+		{srv.AdminURL + "/debug/pprof/goroutine?debug=1", srv.AdminKey, 200},
+		{srv.URL + "/debug/pprof/cmdline", srv.AdminKey, 404},
+		{srv.AdminURL + "/metrics", "", 200},
+		{srv.AdminURL + "/healthz", "", 200},
+		{srv.AdminURL + "/v1/ocr", "", 404},
+	} {
+		if got := get(tc.url, tc.key); got != tc.want {
+			t.Errorf("GET %s (key %v): %d, want %d", tc.url, tc.key != "", got, tc.want)
+		}
+	}
+}

@@ -7,12 +7,14 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/visionserve/visionserve/internal/app"
+	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/config"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
@@ -23,15 +25,20 @@ type Server struct {
 	URL      string // http://127.0.0.1:port (https:// with TLS)
 	AdminURL string // the admin listener
 	GRPCAddr string // 127.0.0.1:port of the gRPC server, "" when it is off
+	// AdminKey is an API key with the models:admin scope, for the admin
+	// listener's routes, which need a credential even with
+	// authentication off (send it as Authorization: Bearer). Empty when
+	// mutate replaced the auth section.
+	AdminKey string
 	Registry *prometheus.Registry
 	stopped  bool
 }
 
 // Start runs a server with the default configuration changed by mutate
-// (which may be nil). Both listeners take a free loopback port, and
+// (which may be nil). Every listener takes a free loopback port, and
 // authentication is off unless mutate configures it (set
-// Auth.Disabled = false). It skips the test (fails under CI) when
-// Tesseract is not installed.
+// Auth.Disabled = false); Server.AdminKey opens the admin routes. It
+// skips the test (fails under CI) when Tesseract is not installed.
 func Start(t testing.TB, mutate func(*config.Config)) *Server {
 	t.Helper()
 	cfg := config.Default()
@@ -39,8 +46,16 @@ func Start(t testing.TB, mutate func(*config.Config)) *Server {
 	cfg.Server.GRPCAddr = "127.0.0.1:0"
 	cfg.Server.AdminAddr = "127.0.0.1:0"
 	cfg.Auth.Disabled = true
+	adminKey, adminHash, err := auth.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Auth.APIKeys = []auth.APIKey{{Name: "apptest-admin", Hash: adminHash, Scopes: []string{string(auth.ScopeModelsAdmin)}}}
 	if mutate != nil {
 		mutate(&cfg)
+	}
+	if !slices.ContainsFunc(cfg.Auth.APIKeys, func(k auth.APIKey) bool { return k.Hash == adminHash }) {
+		adminKey = ""
 	}
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.DiscardHandler)
@@ -58,7 +73,7 @@ func Start(t testing.TB, mutate func(*config.Config)) *Server {
 	if a.TLS() != nil {
 		scheme = "https://"
 	}
-	s := &Server{App: a, URL: scheme + a.Addr(), AdminURL: scheme + a.AdminAddr(), GRPCAddr: a.GRPCAddr(), Registry: reg}
+	s := &Server{App: a, URL: scheme + a.Addr(), AdminURL: scheme + a.AdminAddr(), GRPCAddr: a.GRPCAddr(), AdminKey: adminKey, Registry: reg}
 	t.Cleanup(func() { s.Stop(t) })
 	return s
 }
