@@ -168,7 +168,7 @@ func New(opts Options) (a *App, err error) {
 		// Background runner: they yield to interactive requests.
 		background := ocr.NewService(ocfg, source, a.sched.Background(), a.metrics, opts.Logger)
 		a.jobs, err = jobs.Open(jobs.Options{
-			Config: jc, OCR: background, Limits: cfg.Limits.ImageLimits(), Log: opts.Logger,
+			Config: jc, OCR: background, Scheduler: a.sched.Background(), Limits: cfg.Limits.ImageLimits(), Log: opts.Logger,
 			Metrics: jobs.NewMetrics(opts.Registry), Tracer: a.tracing.Tracer(), Propagator: a.tracing.Propagator(), Version: Version,
 		})
 		if err != nil {

@@ -78,7 +78,9 @@ type env struct {
 	// timestamps against theirs; retries wait for real).
 	realTime atomic.Bool
 	m        *jobs.Manager
-	metrics  *jobs.Metrics
+	// renders counts work run through the Scheduler (PDF rasterisation).
+	renders atomic.Int64
+	metrics *jobs.Metrics
 }
 
 func newEnv(t *testing.T, change func(*jobs.Config)) *env {
@@ -108,7 +110,11 @@ func (e *env) clock() time.Time {
 func (e *env) open() {
 	e.t.Helper()
 	e.metrics = jobs.NewMetrics(prometheus.NewRegistry())
-	m, err := jobs.Open(jobs.Options{Config: e.cfg, OCR: e.ocr, Now: e.clock, Metrics: e.metrics, Version: "test"})
+	held := runnerFunc(func(ctx context.Context, fn func(context.Context) error) error {
+		e.renders.Add(1)
+		return fn(ctx)
+	})
+	m, err := jobs.Open(jobs.Options{Config: e.cfg, OCR: e.ocr, Scheduler: held, Now: e.clock, Metrics: e.metrics, Version: "test"})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -235,6 +241,9 @@ func TestPDF(t *testing.T) {
 	res, err := e.m.Result("u", st.ID)
 	if err != nil || st.State != jobs.StateSucceeded {
 		t.Fatalf("%v %+v", err, st)
+	}
+	if n := e.renders.Load(); n != 3 {
+		t.Errorf("%d renders held a worker, want one per PDF page (3)", n)
 	}
 	// Rendered at the PDF's own resolution, each page has its image's size.
 	for i, want := range []image.Point{{30, 30}, {120, 60}, {90, 45}, {60, 30}} {
@@ -647,3 +656,7 @@ func TestWebhookGoneStops(t *testing.T) {
 		t.Fatalf("%d attempts after 410", len(rcv.got))
 	}
 }
+
+type runnerFunc func(ctx context.Context, fn func(context.Context) error) error
+
+func (f runnerFunc) Run(ctx context.Context, fn func(context.Context) error) error { return f(ctx, fn) }

@@ -41,6 +41,10 @@ type Options struct {
 	Limits imageio.Limits
 	// Rasterizer reads PDFs; nil: Poppler as configured.
 	Rasterizer Rasterizer
+	// Scheduler runs each PDF page's rasterisation holding a worker, so
+	// the renderer's CPU is counted like recognition's (give it the
+	// scheduler's Background runner); nil: rasterise without one.
+	Scheduler  Runner
 	Log        *slog.Logger
 	Metrics    *Metrics
 	Tracer     trace.Tracer
@@ -49,12 +53,18 @@ type Options struct {
 	Version    string
 }
 
+// Runner runs fn holding a worker (sched.Background).
+type Runner interface {
+	Run(ctx context.Context, fn func(context.Context) error) error
+}
+
 // Manager owns the job database and runs the jobs.
 type Manager struct {
 	cfg     Config
 	ocr     Recognizer
 	limits  imageio.Limits
 	raster  Rasterizer
+	holder  Runner
 	log     *slog.Logger
 	metrics *Metrics
 	tracer  trace.Tracer
@@ -108,7 +118,7 @@ func Open(opts Options) (*Manager, error) {
 		opts.Propagator = propagation.TraceContext{}
 	}
 	m := &Manager{
-		cfg: cfg, ocr: opts.OCR, limits: opts.Limits.WithDefaults(), raster: opts.Rasterizer,
+		cfg: cfg, ocr: opts.OCR, limits: opts.Limits.WithDefaults(), raster: opts.Rasterizer, holder: opts.Scheduler,
 		log: opts.Log.With("component", "jobs"), metrics: opts.Metrics, tracer: opts.Tracer, prop: opts.Propagator,
 		now: opts.Now, version: opts.Version,
 		queued: map[string]bool{}, wake: make(chan struct{}, 1), running: map[string]context.CancelCauseFunc{},
@@ -828,7 +838,17 @@ func (m *Manager) runTask(jctx context.Context, rec *record, t task, files map[i
 		if t.Page-1 < len(it.PageDPI) {
 			dpi = it.PageDPI[t.Page-1]
 		}
-		png, err := m.raster.Render(ctx, path, t.Page, dpi)
+		var png []byte
+		render := func(ctx context.Context) (err error) {
+			png, err = m.raster.Render(ctx, path, t.Page, dpi)
+			return err
+		}
+		var err error
+		if m.holder != nil {
+			err = m.holder.Run(ctx, render)
+		} else {
+			err = render(ctx)
+		}
 		if err != nil {
 			if transient(err, jctx) {
 				return nil, err
