@@ -90,6 +90,13 @@ type Config struct {
 	// Off by default: a pool of single-threaded engines, one per core,
 	// serves more requests per second than engines fighting over cores.
 	AllowOpenMP bool
+	// Data, when not nil, holds the content of the .traineddata files by
+	// language name ("eng", and "osd" with Orientation). The engine is then
+	// initialised from these bytes and opens no file at all, so a caller
+	// that checked the bytes knows exactly what is loaded (model packages
+	// verify digests of what they hand over here). Languages must then
+	// name exactly one language; DataPath is ignored.
+	Data map[string][]byte
 }
 
 // DefaultDataPath returns $TESSDATA_PREFIX or the first Debian tessdata
@@ -131,6 +138,9 @@ func New(cfg Config) (e *Engine, err error) {
 	if cfg.Languages == "" {
 		cfg.Languages = "eng"
 	}
+	if cfg.Data != nil {
+		return newFromData(cfg)
+	}
 	for _, lang := range strings.Split(cfg.Languages, "+") {
 		if _, err := os.Stat(filepath.Join(cfg.DataPath, lang+".traineddata")); err != nil {
 			return nil, fmt.Errorf("tesseract: language %q: %w (install tesseract-ocr-%s or set the data path)", lang, err, lang)
@@ -140,9 +150,12 @@ func New(cfg Config) (e *Engine, err error) {
 	if !cfg.AllowOpenMP {
 		e.single = 1
 	}
+	// The error returns below set e to nil; close the partial engine
+	// through its own pointer.
+	partial := e
 	defer func() {
 		if err != nil {
-			e.Close() // Close copes with a partial construction.
+			partial.Close() // Close copes with a partial construction.
 		}
 	}()
 	if e.api, err = initAPI(cfg.DataPath, cfg.Languages); err != nil {
@@ -162,9 +175,14 @@ func New(cfg Config) (e *Engine, err error) {
 		}
 		C.TessBaseAPISetPageSegMode(e.osd, C.PSM_OSD_ONLY)
 	}
+	e.arm()
+	return e, nil
+}
+
+// arm creates the cancel flag and the progress monitor that reads it.
+func (e *Engine) arm() {
 	e.cancel = (*C.int)(C.calloc(1, C.size_t(unsafe.Sizeof(C.int(0)))))
 	e.monitor = C.vs_monitor(e.cancel)
-	return e, nil
 }
 
 func initAPI(dataPath, langs string) (*C.TessBaseAPI, error) {

@@ -128,6 +128,15 @@ func TestNewErrors(t *testing.T) {
 	if _, err := New(Config{DataPath: t.TempDir()}); err == nil {
 		t.Error("empty data path accepted")
 	}
+	// A file that exists but is not a model fails in Tesseract itself;
+	// the partial engine is freed and the error returned (no panic).
+	bad := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bad, "eng.traineddata"), make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{DataPath: bad}); err == nil {
+		t.Error("a model file of zeros accepted")
+	}
 }
 
 func TestTooSmall(t *testing.T) {
