@@ -38,7 +38,7 @@ const (
 	// MaxPathBytes bounds the length of one file path.
 	MaxPathBytes = 1024
 	// MaxVersion is the largest version number accepted.
-	MaxVersion = 1<<31 - 1
+	MaxVersion = modelrepo.MaxVersion
 )
 
 // Kind says which pipeline and engine a model is for.
@@ -106,20 +106,9 @@ type Manifest struct {
 
 // ValidName reports whether name can name a model: 1 to 64 characters of
 // lowercase ASCII letters, digits, '.', '_' and '-', starting with a letter
-// or digit. Names appear in directory names, URLs and metric labels.
-func ValidName(name string) bool {
-	if len(name) == 0 || len(name) > 64 || strings.Contains(name, "..") {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		alnum := 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
-		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
-			return false
-		}
-	}
-	return true
-}
+// or digit. Names appear in directory names, URLs and metric labels. The
+// rule lives in modelrepo, which discovers model directories by it.
+func ValidName(name string) bool { return modelrepo.ValidName(name) }
 
 // Validate checks every field. It returns a *modelrepo.Error with
 // ReasonManifestInvalid.

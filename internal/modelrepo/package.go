@@ -1,0 +1,125 @@
+package modelrepo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Package is a version directory that a Verifier accepted: what it is, the
+// digest of every file, and who signed it. Loaders build from it.
+type Package struct {
+	Dir     string
+	Name    string
+	Version int
+	Kind    string
+	// Runtime is the manifest's engine options (a JSON object), or nil.
+	Runtime json.RawMessage
+	// Files are the verified files by slash-separated relative path.
+	Files  map[string]File
+	Signer Signer
+}
+
+// File is a verified file's size and lowercase hex SHA-256.
+type File struct {
+	SHA256 string
+	Size   int64
+}
+
+// Signer says who signed a package.
+type Signer struct {
+	// Method is "key", "certificate", or "" for an unsigned package
+	// admitted by the allow-unsigned switch.
+	Method string `json:"method"`
+	// KeyID is the signing key's identifier (SHA-256 of its PEM).
+	KeyID string `json:"key_id,omitempty"`
+	// Subject is the signing certificate's subject (certificate method).
+	Subject string `json:"subject,omitempty"`
+	// NotAfter is the earliest expiry in the verified certificate chain;
+	// zero for the key method.
+	NotAfter time.Time `json:"not_after,omitzero"`
+}
+
+// ReadFile reads the listed file rel and checks its size and SHA-256
+// against the verified ones. Loaders read model bytes through it and hand
+// those very bytes to their engine, so what is loaded is what was verified
+// even if the file changed on disk after verification.
+func (p *Package) ReadFile(ctx context.Context, rel string) ([]byte, error) {
+	f, ok := p.Files[rel]
+	if !ok {
+		return nil, NewError(ReasonMissingFile, rel, "the loader needs this file and the package does not list it")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	fh, err := os.Open(filepath.Join(p.Dir, filepath.FromSlash(rel)))
+	if err != nil {
+		reason := ReasonIOError
+		if errors.Is(err, fs.ErrNotExist) {
+			reason = ReasonMissingFile
+		}
+		return nil, &Error{Reason: reason, Path: rel, Err: err}
+	}
+	defer fh.Close()
+	data := make([]byte, f.Size)
+	if _, err := io.ReadFull(fh, data); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, &Error{Reason: ReasonDigestMismatch, Path: rel, Expected: fmt.Sprintf("%d bytes", f.Size), Actual: "fewer bytes"}
+		}
+		return nil, &Error{Reason: ReasonIOError, Path: rel, Err: err}
+	}
+	var one [1]byte
+	if n, _ := fh.Read(one[:]); n > 0 {
+		return nil, &Error{Reason: ReasonDigestMismatch, Path: rel, Expected: fmt.Sprintf("%d bytes", f.Size), Actual: "more bytes"}
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != f.SHA256 {
+		return nil, NewDigestMismatch(rel, "sha256:"+f.SHA256, "sha256:"+got)
+	}
+	return data, nil
+}
+
+// Path returns the on-disk path of the listed file rel. A loader that must
+// let its engine open files by name (an engine without a load-from-memory
+// API) uses it; the bytes it then loads were verified moments before but
+// are not re-checked. Prefer ReadFile.
+func (p *Package) Path(rel string) (string, error) {
+	if _, ok := p.Files[rel]; !ok {
+		return "", NewError(ReasonMissingFile, rel, "the loader needs this file and the package does not list it")
+	}
+	return filepath.Join(p.Dir, filepath.FromSlash(rel)), nil
+}
+
+// Verifier checks a version directory (digests, signature, trust) and
+// describes what it accepted. Every failure is an *Error with a Reason.
+type Verifier interface {
+	Verify(ctx context.Context, dir string) (*Package, error)
+}
+
+// Loader builds a servable Instance from a verified package. One Loader is
+// registered per package kind (Options.Loaders).
+type Loader interface {
+	Load(ctx context.Context, pkg *Package) (Instance, error)
+}
+
+// LoaderFunc adapts a function to Loader.
+type LoaderFunc func(ctx context.Context, pkg *Package) (Instance, error)
+
+// Load implements Loader.
+func (f LoaderFunc) Load(ctx context.Context, pkg *Package) (Instance, error) { return f(ctx, pkg) }
+
+// Instance is one loaded model version. The repository calls Warmup once
+// before publishing it and Close once after it has drained: no request
+// holds it then, so Close may free every engine.
+type Instance interface {
+	Warmup(ctx context.Context) error
+	Close() error
+}
