@@ -73,10 +73,14 @@ type Options struct {
 	Mode    Mode
 	// NoRotate skips orientation detection (pages known to be upright).
 	NoRotate bool
+	// Key makes version routing sticky: requests with the same key reach
+	// the same version while the model's traffic weights are unchanged.
+	Key string
 }
 
-// Selector says which model a request wants.
-type Selector struct{ Name, Version, Lang string }
+// Selector says which model a request wants. Key is the sticky routing
+// key; sources without versions ignore it.
+type Selector struct{ Name, Version, Lang, Key string }
 
 // Engine is one OCR engine instance, used by one request at a time.
 type Engine interface {
@@ -207,7 +211,7 @@ func (s *Service) recognize(ctx context.Context, in Input, opt Options) (*Result
 	if opt.Mode == "" {
 		opt.Mode = ModeAuto
 	}
-	model, release, err := s.models.Acquire(Selector{Name: opt.Model, Version: opt.Version, Lang: opt.Lang})
+	model, release, err := s.models.Acquire(Selector{Name: opt.Model, Version: opt.Version, Lang: opt.Lang, Key: opt.Key})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,130 @@
+package ocrrepo_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/visionserve/visionserve/internal/modelrepo"
+	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
+	"github.com/visionserve/visionserve/internal/modelrepo/repotest"
+	"github.com/visionserve/visionserve/internal/modelrepo/trust"
+	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/ocr/ocrrepo"
+	"github.com/visionserve/visionserve/internal/sched"
+	"github.com/visionserve/visionserve/internal/testenv"
+)
+
+// verified publishes a signed package and returns what the server's
+// verifier makes of it.
+func verified(t *testing.T, files map[string][]byte, runtime map[string]any) *modelrepo.Package {
+	t.Helper()
+	key := repotest.NewKey(t)
+	dir := repotest.Publish(t, t.TempDir(), repotest.Spec{Name: "ocr-eng", Version: 1, Kind: manifest.KindOCRTesseract, Runtime: runtime, Files: files, Signer: key.Signer})
+	p, err := trust.New(trust.Config{Keys: []string{key.PublicPath}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := p.Verify(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkg
+}
+
+func lineImage(t *testing.T) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testenv.Shared(t, "data/ocr/lines"), "book/0005/010001.bin.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// A package loads, warms up and reads like the system model, through the
+// scheduler, and frees its engines on Close.
+func TestIntegrationLoadAndServe(t *testing.T) {
+	pkg := verified(t, repotest.Tessdata(t), map[string]any{"lang": "eng"})
+	s := sched.New(2, 4, nil)
+	l := &ocrrepo.TesseractLoader{Workers: 2, Run: s.Run}
+	inst, err := l.Load(context.Background(), pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.Warmup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m := inst.(*ocrrepo.Instance).OCRModel()
+	if m.Ref != (ocr.ModelRef{Name: "ocr-eng", Version: "1"}) || m.Languages != "eng" {
+		t.Errorf("model %+v", m)
+	}
+	static, err := ocr.NewStaticModels(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := ocr.NewService(ocr.DefaultConfig(), static, s, nil, nil)
+	res, err := svc.Recognize(context.Background(), ocr.Input{Data: lineImage(t)}, ocr.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(strings.TrimSpace(res.Text)) < 10 || res.Model.Version != "1" {
+		t.Errorf("result %q from %+v", res.Text, res.Model)
+	}
+	if err := inst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Engines.Acquire(context.Background()); err == nil {
+		t.Error("engines still lent after Close")
+	}
+}
+
+// The loader hands Tesseract the bytes it re-hashed, not whatever the
+// file holds later: a file swapped after verification fails the load.
+func TestIntegrationLoaderRechecksWhatItLoads(t *testing.T) {
+	data := repotest.Tessdata(t)
+	pkg := verified(t, data, nil)
+	if err := os.WriteFile(filepath.Join(pkg.Dir, "eng.traineddata"), data["osd.traineddata"], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := (&ocrrepo.TesseractLoader{Workers: 1}).Load(context.Background(), pkg)
+	if !errors.Is(err, modelrepo.ReasonDigestMismatch) {
+		t.Fatalf("err = %v, want digest_mismatch", err)
+	}
+}
+
+// Packages that verify but cannot serve fail in the phase that finds out.
+func TestIntegrationBrokenModels(t *testing.T) {
+	data := repotest.Tessdata(t)
+	ctx := context.Background()
+	l := &ocrrepo.TesseractLoader{Workers: 1}
+
+	// Signed garbage: the engine refuses it.
+	_, err := l.Load(ctx, verified(t, map[string][]byte{"eng.traineddata": []byte(strings.Repeat("not a model ", 100))}, nil))
+	if err == nil {
+		t.Error("garbage traineddata loaded")
+	}
+	// A runtime the loader does not understand.
+	_, err = l.Load(ctx, verified(t, map[string][]byte{"eng.traineddata": data["eng.traineddata"]}, map[string]any{"langs": "eng"}))
+	if !errors.Is(err, modelrepo.ReasonManifestInvalid) {
+		t.Errorf("unknown runtime field: %v", err)
+	}
+	// The language's file is not in the package.
+	_, err = l.Load(ctx, verified(t, map[string][]byte{"eng.traineddata": data["eng.traineddata"]}, map[string]any{"lang": "deu"}))
+	if !errors.Is(err, modelrepo.ReasonMissingFile) {
+		t.Errorf("missing language file: %v", err)
+	}
+	// A model configured to read no character at all: it loads, and the
+	// warm-up finds it reads nothing.
+	blind := map[string]any{"variables": map[string]string{"tessedit_char_whitelist": "~"}}
+	inst, err := l.Load(ctx, verified(t, map[string][]byte{"eng.traineddata": data["eng.traineddata"]}, blind))
+	if err != nil {
+		t.Fatalf("blind model: %v", err)
+	}
+	defer inst.Close()
+	if err := inst.Warmup(ctx); !errors.Is(err, ocrrepo.ErrWarmupNoText) {
+		t.Errorf("warm-up of a model that reads nothing: %v", err)
+	}
+}
