@@ -41,6 +41,8 @@ type Config struct {
 	Tracing    tracing.Config   `yaml:"tracing"`
 	Log        Log              `yaml:"log"`
 	ONNX       ONNX             `yaml:"onnx"`
+	// Repository serves signed model packages instead of Models.
+	Repository Repository `yaml:"repository"`
 }
 
 // ONNX configures the ONNX Runtime library that onnx and ppocr models use.
@@ -162,6 +164,8 @@ func Default() Config {
 		Jobs:    jobsDefaults(),
 		Tracing: tracing.Config{SampleRatio: 1},
 		Log:     Log{Level: "info", Format: "text"},
+
+		Repository: DefaultRepository(),
 	}
 }
 
@@ -279,6 +283,7 @@ func (c Config) Validate() error {
 			add("%s: %s", name, strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
 	}
+	c.Repository.validate(add)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -102,3 +102,26 @@ func TestByteSize(t *testing.T) {
 		t.Errorf("String = %s", s)
 	}
 }
+
+func TestLoadRepository(t *testing.T) {
+	d := Default()
+	if d.Repository.Dir != "" || d.DefaultModelName() != "ocr-eng" || d.Repository.StickyHeader != "X-Routing-Key" || d.Repository.Policy.Latest != 1 {
+		t.Errorf("defaults %+v", d.Repository)
+	}
+	c, err := Load("testdata/repository.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Repository
+	if r.Dir != "/var/lib/visionserve/models" || c.DefaultModelName() != "ocr-deu" || r.RescanInterval != 10*time.Second || r.Watch ||
+		r.StickyHeader != "X-Tenant" || r.MaxParallelLoads != 1 || len(r.Trust.Keys) != 2 || len(r.Trust.CACertificates) != 1 ||
+		!r.Trust.AllowUnsigned || r.Policy.Latest != 2 || r.Policies["ocr-eng"].Versions[0] != 3 {
+		t.Errorf("repository %+v", r)
+	}
+	_, err = Load("testdata/bad-repository.yaml")
+	for _, w := range []string{"default_model", "rescan_interval", "sticky_header", "max_parallel_loads", "repository.policy:", "policies.ocr-eng"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("bad repository: error does not mention %q: %v", w, err)
+		}
+	}
+}

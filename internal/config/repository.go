@@ -1,0 +1,119 @@
+package config
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/visionserve/visionserve/internal/modelrepo"
+)
+
+// Repository configures serving from a model repository of signed
+// packages (docs/model-packages.md). With Dir empty the server serves the
+// built-in models list instead.
+type Repository struct {
+	// Dir is the repository root, <dir>/<model>/<version>/ (--models).
+	Dir string `yaml:"dir"`
+	// DefaultModel answers requests that name no model; "" means the name
+	// of the first entry of models (ocr-eng by default).
+	DefaultModel string `yaml:"default_model"`
+	// RescanInterval is how often the whole repository is listed again,
+	// besides the filesystem watch.
+	RescanInterval time.Duration `yaml:"rescan_interval"`
+	// Watch turns the filesystem watch (inotify) on.
+	Watch bool `yaml:"watch"`
+	// StickyHeader names the request header whose value routes requests
+	// stickily to one version; "" turns sticky routing off.
+	StickyHeader string `yaml:"sticky_header"`
+	// MaxParallelLoads bounds version loads in flight across models.
+	MaxParallelLoads int   `yaml:"max_parallel_loads"`
+	Trust            Trust `yaml:"trust"`
+	// Policy is the version policy of models not listed in Policies.
+	Policy   modelrepo.Policy            `yaml:"policy"`
+	Policies map[string]modelrepo.Policy `yaml:"policies"`
+}
+
+// Trust lists what signatures the server accepts.
+type Trust struct {
+	// Keys are PEM public key files (--trust-key, repeatable).
+	Keys []string `yaml:"keys"`
+	// CACertificates are PEM files of trusted CA certificates (--trust-ca).
+	CACertificates []string `yaml:"ca_certificates"`
+	// AllowUnsigned admits packages without model.sig (--allow-unsigned).
+	AllowUnsigned bool `yaml:"allow_unsigned"`
+}
+
+// DefaultStickyHeader is the default request header for sticky routing.
+const DefaultStickyHeader = "X-Routing-Key"
+
+// DefaultRepository returns the repository defaults (no repository).
+func DefaultRepository() Repository {
+	return Repository{
+		RescanInterval:   30 * time.Second,
+		Watch:            true,
+		StickyHeader:     DefaultStickyHeader,
+		MaxParallelLoads: 2,
+		Policy:           modelrepo.DefaultPolicy(),
+	}
+}
+
+// DefaultModelName resolves Repository.DefaultModel.
+func (c Config) DefaultModelName() string {
+	if c.Repository.DefaultModel != "" {
+		return c.Repository.DefaultModel
+	}
+	if len(c.Models) > 0 {
+		return c.Models[0].Name
+	}
+	return ""
+}
+
+func (r Repository) validate(add func(string, ...any)) {
+	if r.RescanInterval <= 0 {
+		add("repository.rescan_interval must be positive, got %v", r.RescanInterval)
+	}
+	if r.MaxParallelLoads < 1 {
+		add("repository.max_parallel_loads must be >= 1, got %d", r.MaxParallelLoads)
+	}
+	if r.DefaultModel != "" && !modelrepo.ValidName(r.DefaultModel) {
+		add("repository.default_model %q is not a valid model name", r.DefaultModel)
+	}
+	if h := r.StickyHeader; h != "" && (strings.ContainsAny(h, " :\t\r\n") || http.CanonicalHeaderKey(h) == "") {
+		add("repository.sticky_header %q is not a header name", h)
+	}
+	if err := r.Policy.Validate(); err != nil {
+		add("repository.policy: %v", err)
+	}
+	for _, name := range sortedKeys(r.Policies) {
+		if !modelrepo.ValidName(name) {
+			add("repository.policies: %q is not a valid model name", name)
+		}
+		if err := r.Policies[name].Validate(); err != nil {
+			add("repository.policies.%s: %v", name, err)
+		}
+	}
+	for _, k := range append(slices.Clone(r.Trust.Keys), r.Trust.CACertificates...) {
+		if strings.TrimSpace(k) == "" {
+			add("repository.trust: empty file name")
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// String summarises the repository settings for the start-up log.
+func (r Repository) String() string {
+	if r.Dir == "" {
+		return "none (built-in models)"
+	}
+	return fmt.Sprintf("%s (trust: %d keys, %d CA files, allow_unsigned=%v; policy %+v)", r.Dir, len(r.Trust.Keys), len(r.Trust.CACertificates), r.Trust.AllowUnsigned, r.Policy)
+}
