@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -24,6 +25,7 @@ import (
 	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/loader"
 	"github.com/visionserve/visionserve/internal/metrics"
+	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
 	"github.com/visionserve/visionserve/internal/ratelimit"
@@ -46,6 +48,8 @@ type Options struct {
 	// (the ocr and calibrate commands): no credentials, TLS, jobs or
 	// admin listener are set up, and Start must not be called.
 	CoreOnly bool
+	// Loaders add or replace model repository loaders, by package kind.
+	Loaders map[string]modelrepo.Loader
 }
 
 // DefaultOptions matches the command-line defaults.
@@ -77,6 +81,8 @@ type App struct {
 	admin    *http.Server      // nil: no admin listener
 	adminLn  net.Listener
 	adminErr chan error
+	repo     *modelrepo.Repository // nil without repository.dir
+	started  time.Time
 }
 
 // New loads the models and builds the server; nothing listens yet. On
@@ -95,7 +101,7 @@ func New(opts Options) (a *App, err error) {
 	}
 	// Every record logged with a request's context carries its trace id.
 	opts.Logger = slog.New(tracing.LogHandler(opts.Logger.Handler()))
-	a = &App{opts: opts, log: opts.Logger.With("component", "app"), served: make(chan error, 1), grpcErr: make(chan error, 1), adminErr: make(chan error, 1)}
+	a = &App{opts: opts, log: opts.Logger.With("component", "app"), served: make(chan error, 1), grpcErr: make(chan error, 1), adminErr: make(chan error, 1), started: time.Now()}
 	loaded := a // a is nil once an error is returned
 	defer func() {
 		if err != nil {
@@ -141,7 +147,7 @@ func New(opts Options) (a *App, err error) {
 
 	a.serving = metrics.NewServing(opts.Registry)
 	env := loader.Env{Scheduler: a.sched, Instances: workers, ONNXLibrary: cfg.ONNX.Library, Metrics: a.serving, Log: opts.Logger.With("component", "loader")}
-	for _, mc := range cfg.Models {
+	for _, mc := range a.staticConfig(cfg) {
 		m, err := loadModel(mc, env)
 		if err != nil {
 			return nil, err
@@ -151,7 +157,7 @@ func New(opts Options) (a *App, err error) {
 		}
 		a.models = append(a.models, m)
 	}
-	source, err := ocrSource(a.models)
+	source, err := a.modelSource(cfg, env)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +185,7 @@ func New(opts Options) (a *App, err error) {
 	if rl := ratelimit.New(cfg.RateLimits, ratelimit.Options{Metrics: ratelimit.NewMetrics(opts.Registry, cfg.RateLimits)}); rl.Enabled() {
 		limiter = rl
 	}
-	oipModels, err := oipSource(a.models, a.ocr, cfg.Limits.MaxPages)
+	oipModels, err := a.oipModels(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +205,10 @@ func New(opts Options) (a *App, err error) {
 		Limiter:        limiter,
 		Jobs:           a.jobs,
 		Tracing:        a.tracing,
+		Models:         a.modelAdmin(),
+		StaticModels:   a.staticStatus(),
+		DefaultModel:   cfg.DefaultModelName(),
+		StickyHeader:   cfg.Repository.StickyHeader,
 	})
 	a.srv = &http.Server{
 		Handler:           a.handler,
@@ -244,6 +254,14 @@ func New(opts Options) (a *App, err error) {
 		a.srv.TLSConfig = a.tls.TLSConfig()
 		if a.admin != nil {
 			a.admin.TLSConfig = a.tls.TLSConfig()
+		}
+	}
+	if a.repo != nil {
+		// Event streams (admin listener) never end on their own; end them
+		// when shutdown starts, or Shutdown would wait for them.
+		a.srv.RegisterOnShutdown(a.repo.CloseEvents)
+		if a.admin != nil {
+			a.admin.RegisterOnShutdown(a.repo.CloseEvents)
 		}
 	}
 	return a, nil
@@ -307,7 +325,7 @@ func (a *App) readiness() error {
 	if !a.ready.Load() {
 		return errors.New("not ready: starting or shutting down")
 	}
-	return nil
+	return a.modelsReady()
 }
 
 // Start listens on the configured address and serves in the background.

@@ -79,5 +79,6 @@ func (a *App) closeModels(ctx context.Context) error {
 		errs = append(errs, m.Close(ctx))
 	}
 	a.models = nil
+	errs = append(errs, a.closeRepository(ctx))
 	return errors.Join(errs...)
 }

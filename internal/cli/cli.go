@@ -117,6 +117,7 @@ type serverFlags struct {
 	tlsCert     string
 	tlsKey      string
 	tlsClientCA string
+	repo        repoFlags
 }
 
 func (f *serverFlags) register(fs *flag.FlagSet, d config.Config, serving bool) {
@@ -134,6 +135,7 @@ func (f *serverFlags) register(fs *flag.FlagSet, d config.Config, serving bool) 
 		fs.StringVar(&f.tlsCert, "tls-cert", d.TLS.CertFile, "PEM certificate chain: serve HTTPS (TLS 1.3), reloaded when the file changes")
 		fs.StringVar(&f.tlsKey, "tls-key", d.TLS.KeyFile, "PEM private key of --tls-cert")
 		fs.StringVar(&f.tlsClientCA, "tls-client-ca", d.TLS.ClientCAFile, "PEM CA certificates: require client certificates (mTLS)")
+		f.repo.register(fs)
 	}
 }
 
@@ -175,6 +177,7 @@ func (f *serverFlags) load(fs *flag.FlagSet) (config.Config, error) {
 			cfg.TLS.ClientCAFile = f.tlsClientCA
 		}
 	})
+	f.repo.apply(fs, &cfg)
 	return cfg, cfg.Validate()
 }
 

@@ -34,6 +34,8 @@ commands:
                                                       write DIR/model.sig
   verify   (--key PUBLIC)... (--ca CA.pem)... DIR      check DIR's files and signature
   inspect  DIR                                        show the manifest and the signature
+  bootstrap [--home DIR] [--tessdata DIR]             package and sign the system's Tesseract model
+                                                      with a local key (HOME/keys) into HOME/models
 
 Run 'visionserve model <command> -h' for a command's flags.
 Exit status: 0 on success, 1 when a command fails, 2 on a usage error.
@@ -44,7 +46,7 @@ Exit status: 0 on success, 1 when a command fails, 2 on a usage error.
 // line on stderr naming the reason, 2 on a usage error.
 func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "visionserve model: missing command (keygen, pack, sign, verify or inspect); see -h")
+		fmt.Fprintln(stderr, "visionserve model: missing command (keygen, pack, sign, verify, inspect or bootstrap); see -h")
 		return 2
 	}
 	c := &modelCmd{verb: args[0], stdout: stdout, stderr: stderr}
@@ -59,11 +61,13 @@ func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return c.verify(ctx, args[1:])
 	case "inspect":
 		return c.inspect(args[1:])
+	case "bootstrap":
+		return c.bootstrap(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, modelUsage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "visionserve model: unknown command %q (want keygen, pack, sign, verify or inspect)\n", modelOneLine(args[0]))
+	fmt.Fprintf(stderr, "visionserve model: unknown command %q (want keygen, pack, sign, verify, inspect or bootstrap)\n", modelOneLine(args[0]))
 	return 2
 }
 

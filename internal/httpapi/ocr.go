@@ -40,6 +40,9 @@ func (s *Server) handleOCR(w http.ResponseWriter, r *http.Request) {
 	if v := r.Header.Get(HeaderModelVersion); v != "" && opt.Version == "" {
 		opt.Version = v
 	}
+	if h := s.cfg.StickyHeader; h != "" {
+		opt.Key = r.Header.Get(h)
+	}
 	in, release, err := s.readImage(w, r)
 	if err != nil {
 		s.writeError(w, r, err)

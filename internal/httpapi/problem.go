@@ -33,6 +33,9 @@ type Problem struct {
 	// Error repeats Detail on the Open Inference Protocol's routes (/v2),
 	// whose clients read an error response's "error" member.
 	Error string `json:"error,omitempty"`
+	// Reason is the bounded failure reason of a model version that could
+	// not be loaded (digest_mismatch, untrusted_key, ...).
+	Reason string `json:"reason,omitempty"`
 }
 
 const problemBase = "https://visionserve.dev/problems/"
@@ -49,6 +52,9 @@ var errDeadline = errors.New("request deadline exceeded")
 func problemFor(err error) (p Problem, retryAfter time.Duration) {
 	status, kind := http.StatusInternalServerError, "internal"
 	detail := "internal error; the server log has the details"
+	if status, kind, detail, reason, retry, ok := modelProblem(err); ok {
+		return Problem{Type: problemBase + kind, Title: http.StatusText(status), Status: status, Detail: detail, Reason: reason}, retry
+	}
 	var maxBytes *http.MaxBytesError
 	var bad *badRequest
 	var limited *ratelimit.LimitError

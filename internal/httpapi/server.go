@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/metrics"
+	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
 	"github.com/visionserve/visionserve/internal/ratelimit"
@@ -53,6 +55,17 @@ type Config struct {
 	Jobs *jobs.Manager
 	// Tracing starts a span per request and sets X-Trace-Id; nil: none.
 	Tracing *tracing.Provider
+
+	// Models administers the model repository; nil when the server runs
+	// without one (the model routes then list StaticModels and refuse
+	// changes with 409).
+	Models       ModelAdmin
+	StaticModels []modelrepo.ModelStatus
+	// DefaultModel is the model answering requests that name none.
+	DefaultModel string
+	// StickyHeader names the request header whose value routes requests
+	// to the same version while traffic weights are unchanged; "" for none.
+	StickyHeader string
 }
 
 // Route is one served endpoint.
@@ -100,6 +113,14 @@ func New(cfg Config) *Server {
 		{Method: http.MethodGet, Path: "/readyz", Handler: s.handleReadyz},
 		{Method: http.MethodGet, Path: "/metrics", Handler: promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}).ServeHTTP},
 		{Method: http.MethodGet, Path: "/openapi.json", Handler: s.handleOpenAPI},
+		// Model administration: scope models:admin, so served on the
+		// admin listener only (scopes.go).
+		{Method: http.MethodGet, Path: "/v1/models", Handler: s.handleModels},
+		{Method: http.MethodGet, Path: "/v1/models/events", Handler: s.handleEvents},
+		{Method: http.MethodGet, Path: "/v1/models/{model}", Handler: s.handleModel},
+		{Method: http.MethodPost, Path: "/v1/models/{model}/versions/{version}/load", Handler: s.handleLoad},
+		{Method: http.MethodPost, Path: "/v1/models/{model}/versions/{version}/unload", Handler: s.handleUnload},
+		{Method: http.MethodPut, Path: "/v1/models/{model}/traffic", Handler: s.handleTraffic},
 	}
 	s.routes = append(s.routes, s.oipRoutes()...)
 	s.routes = append(s.routes, s.jobRoutes()...)
@@ -124,7 +145,7 @@ func New(cfg Config) *Server {
 func (s *Server) handleUnrouted(w http.ResponseWriter, r *http.Request) {
 	var allow []string
 	for _, rt := range s.routes {
-		if pathMatches(rt.Path, r.URL.Path) && rt.Scope != auth.ScopeModelsAdmin {
+		if pathMatches(rt.Path, r.URL.Path) && rt.Scope != auth.ScopeModelsAdmin && !slices.Contains(allow, rt.Method) {
 			allow = append(allow, rt.Method)
 		}
 	}

@@ -15,15 +15,16 @@ type ModelStatus struct {
 	Name string `json:"name"`
 	// Kind is the package kind of the newest ready version, if any.
 	Kind     string          `json:"kind,omitempty"`
-	Policy   Policy          `json:"policy"`
+	Policy   *Policy         `json:"policy,omitempty"`
 	Traffic  Traffic         `json:"traffic"`
 	Versions []VersionStatus `json:"versions"`
 }
 
 // Traffic is a model's split of unpinned requests.
 type Traffic struct {
-	// Mode is "latest" (the newest ready version takes everything) or
-	// "weights" (set with SetTraffic).
+	// Mode is "latest" (the newest ready version takes everything),
+	// "weights" (set with SetTraffic) or "static" (a server without a
+	// repository).
 	Mode string `json:"mode"`
 	// Weights are the configured weights by version, in "weights" mode.
 	Weights map[string]int `json:"weights,omitempty"`
@@ -35,6 +36,7 @@ type Traffic struct {
 const (
 	TrafficLatest  = "latest"
 	TrafficWeights = "weights"
+	TrafficStatic  = "static"
 )
 
 // VersionStatus describes one version.
@@ -98,7 +100,8 @@ func (r *Repository) Ready(name string) error {
 }
 
 func (r *Repository) statusLocked(m *model) ModelStatus {
-	st := ModelStatus{Name: m.name, Policy: m.policy, Traffic: Traffic{Mode: TrafficLatest, Shares: maps.Clone(m.shares)}}
+	policy := m.policy
+	st := ModelStatus{Name: m.name, Policy: &policy, Traffic: Traffic{Mode: TrafficLatest, Shares: maps.Clone(m.shares)}}
 	if st.Traffic.Shares == nil {
 		st.Traffic.Shares = map[string]float64{}
 	}

@@ -185,6 +185,15 @@ func NewService(cfg Config, models ModelSource, s Scheduler, m *metrics.Metrics,
 	return &Service{cfg: cfg, models: models, sched: s, metrics: m, log: log.With("component", "ocr")}
 }
 
+// WithSource returns a Service like s that takes its models from src: a
+// caller that already pinned a version (the inference protocol over a
+// model repository) reads with exactly that version.
+func (s *Service) WithSource(src ModelSource) *Service {
+	c := *s
+	c.models = src
+	return &c
+}
+
 // Limits returns the input limits, for transports that read bodies.
 func (s *Service) Limits() imageio.Limits { return s.cfg.Limits }
 

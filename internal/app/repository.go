@@ -1,0 +1,211 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"time"
+
+	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/httpapi"
+	"github.com/visionserve/visionserve/internal/loader"
+	"github.com/visionserve/visionserve/internal/metrics"
+	"github.com/visionserve/visionserve/internal/modelrepo"
+	"github.com/visionserve/visionserve/internal/modelrepo/trust"
+	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/ocr/ocrrepo"
+	"github.com/visionserve/visionserve/internal/oip"
+)
+
+// A server with repository.dir (--models) serves the signed packages of
+// that repository, and nothing else: the built-in models list is for
+// servers without one (and for the in-process ocr command).
+
+// staticConfig returns the built-in models to load: none when models come
+// from a repository.
+func (a *App) staticConfig(cfg config.Config) []config.Model {
+	if cfg.Repository.Dir != "" {
+		return nil
+	}
+	return cfg.Models
+}
+
+// modelSource returns where requests get their model version: the
+// repository, started here (its initial loads finished), or the static
+// models just loaded.
+func (a *App) modelSource(cfg config.Config, env loader.Env) (ocr.ModelSource, error) {
+	if cfg.Repository.Dir == "" {
+		return ocrSource(a.models)
+	}
+	rc := cfg.Repository
+	policy, err := trust.New(trust.Config{
+		Keys: rc.Trust.Keys, CACertificates: rc.Trust.CACertificates, AllowUnsigned: rc.Trust.AllowUnsigned, Log: a.opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	policy.LogSummary()
+	mm := metrics.NewModelMetrics(a.opts.Registry)
+	// One scheduler for every version: engines are built and warmed on its
+	// workers, so a swap never runs more inference than --workers allows.
+	loaders := map[string]modelrepo.Loader{
+		ocrrepo.KindTesseract: &ocrrepo.TesseractLoader{Workers: env.Instances, Run: a.sched.Run},
+	}
+	maps.Copy(loaders, a.opts.Loaders)
+	repo, err := modelrepo.New(modelrepo.Options{
+		Dir:              rc.Dir,
+		Verifier:         policy,
+		Loaders:          loaders,
+		DefaultPolicy:    rc.Policy,
+		Policies:         rc.Policies,
+		RescanInterval:   rc.RescanInterval,
+		NoWatch:          !rc.Watch,
+		MaxParallelLoads: rc.MaxParallelLoads,
+		Observer:         mm.Observe,
+		Log:              a.opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := repo.Start(context.Background()); err != nil {
+		return nil, err
+	}
+	a.repo = repo
+	def := cfg.DefaultModelName()
+	if err := repo.Ready(def); err != nil {
+		a.log.Warn("the default model has no ready version yet; readiness fails until it has", "model", def, "err", err)
+	}
+	a.log.Info("model repository started", "dir", rc.Dir, "models", repo.Names(), "default_model", def,
+		"duration", time.Since(start).Round(time.Millisecond))
+	return &ocrrepo.Source{Repo: repo, Default: def}, nil
+}
+
+// modelAdmin is the repository for the model routes, or nil (an interface
+// holding a nil pointer would not be).
+func (a *App) modelAdmin() httpapi.ModelAdmin {
+	if a.repo == nil {
+		return nil
+	}
+	return a.repo
+}
+
+// staticStatus describes the built-in models for GET /v1/models.
+func (a *App) staticStatus() []modelrepo.ModelStatus {
+	var out []modelrepo.ModelStatus
+	for _, m := range a.models {
+		out = append(out, modelrepo.ModelStatus{
+			Name:     m.Name,
+			Kind:     m.Kind,
+			Traffic:  modelrepo.Traffic{Mode: modelrepo.TrafficStatic, Shares: map[string]float64{m.Version: 1}},
+			Versions: []modelrepo.VersionStatus{{Version: m.Version, State: modelrepo.StateReady, Since: a.started, Kind: m.Kind}},
+		})
+	}
+	return out
+}
+
+// oipModels returns the models of the inference protocol: the static ones,
+// or the repository's.
+func (a *App) oipModels(cfg config.Config) (oip.ModelSource, error) {
+	if a.repo == nil {
+		s, err := oipSource(a.models, a.ocr, cfg.Limits.MaxPages)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	return &repoOIP{repo: a.repo, ocr: a.ocr, maxImages: cfg.Limits.MaxPages}, nil
+}
+
+// repoOIP serves the repository's versions on the inference protocol: OCR
+// kinds through the OCR service, tensor kinds as they are. The OCR service
+// reads with the very version the protocol request pinned, never a second
+// routing decision that a swap could change in between.
+type repoOIP struct {
+	repo      *modelrepo.Repository
+	ocr       *ocr.Service
+	maxImages int
+}
+
+// tensorInstance is a loaded version that answers tensors (kind onnx).
+type tensorInstance interface {
+	TensorModel() oip.Model
+}
+
+// ocrInstance is a loaded version that reads text.
+type ocrInstance interface {
+	OCRModel() *ocr.Model
+}
+
+func (s *repoOIP) Acquire(name, version string) (oip.Handle, func(), error) {
+	pin := 0
+	if version != "" {
+		var ok bool
+		if pin, ok = modelrepo.ParseVersion(version); !ok {
+			return oip.Handle{}, nil, fmt.Errorf("%w: version %q is not a positive integer", oip.ErrVersionNotFound, version)
+		}
+	}
+	h, err := s.repo.Acquire(modelrepo.Selector{Model: name, Version: pin})
+	switch {
+	case errors.Is(err, modelrepo.ErrModelNotFound):
+		return oip.Handle{}, nil, fmt.Errorf("%w: %v", oip.ErrModelNotFound, err)
+	case errors.Is(err, modelrepo.ErrVersionNotFound):
+		return oip.Handle{}, nil, fmt.Errorf("%w: %v", oip.ErrVersionNotFound, err)
+	case err != nil:
+		return oip.Handle{}, nil, err
+	}
+	v := strconv.Itoa(h.Version())
+	out := oip.Handle{Name: name, Version: v, Versions: s.readyVersions(name, v)}
+	switch inst := h.Instance().(type) {
+	case tensorInstance:
+		out.Model = inst.TensorModel()
+	case ocrInstance:
+		pinned := s.ocr.WithSource(pinnedModel{inst.OCRModel()})
+		out.Model = oip.NewOCRModel(pinned, name, v, s.maxImages)
+	default:
+		h.Release()
+		return oip.Handle{}, nil, fmt.Errorf("%w: %s is a %s model, which the inference protocol does not serve", oip.ErrModelNotFound, name, h.Kind())
+	}
+	return out, h.Release, nil
+}
+
+func (s *repoOIP) readyVersions(name, current string) []string {
+	st, err := s.repo.Model(name)
+	if err != nil {
+		return []string{current}
+	}
+	var out []string
+	for _, vs := range st.Versions {
+		if vs.State == modelrepo.StateReady {
+			out = append(out, vs.Version)
+		}
+	}
+	return out
+}
+
+// pinnedModel is an ocr.ModelSource of one model version already pinned by
+// its caller.
+type pinnedModel struct{ m *ocr.Model }
+
+func (p pinnedModel) Acquire(ocr.Selector) (*ocr.Model, func(), error) { return p.m, func() {}, nil }
+
+// modelsReady reports whether the default model can take traffic.
+func (a *App) modelsReady() error {
+	if a.repo == nil {
+		return nil
+	}
+	if err := a.repo.Ready(a.opts.Config.DefaultModelName()); err != nil {
+		return errors.New("not ready: " + err.Error())
+	}
+	return nil
+}
+
+// closeRepository drains and frees every version.
+func (a *App) closeRepository(ctx context.Context) error {
+	if a.repo == nil {
+		return nil
+	}
+	return a.repo.Close(ctx)
+}

@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/visionserve/visionserve/internal/config"
+)
+
+// bootstrap creates the key once, publishes version 1, does nothing while
+// the system files are unchanged, and publishes version 2 when they change.
+func TestModelBootstrap(t *testing.T) {
+	home, tessdata := t.TempDir(), t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(tessdata, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("eng.traineddata", "english weights")
+	write("osd.traineddata", "orientation weights")
+	write("deu.traineddata", "not packaged")
+
+	out := modelOK(t, "bootstrap", "--home", home, "--tessdata", tessdata)
+	for _, want := range []string{"created signing key", "published ocr-eng version 1", "--models " + filepath.Join(home, "models"), "--trust-key " + filepath.Join(home, "keys", "public.pem")} {
+		if !strings.Contains(out, want) {
+			t.Errorf("first run: %q lacks %q", out, want)
+		}
+	}
+	v1 := filepath.Join(home, "models", "ocr-eng", "1")
+	pub := filepath.Join(home, "keys", "public.pem")
+	if out := modelOK(t, "verify", "--key", pub, v1); !strings.Contains(out, "verified ocr-eng version 1") {
+		t.Errorf("verify: %q", out)
+	}
+	for _, f := range []string{"eng.traineddata", "osd.traineddata", "manifest.json", "model.sig"} {
+		if _, err := os.Stat(filepath.Join(v1, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(v1, "deu.traineddata")); err == nil {
+		t.Error("another language was packaged")
+	}
+	if st, err := os.Stat(filepath.Join(home, "keys", "private.pem")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("private key: %v %v", st.Mode(), err)
+	}
+
+	out = modelOK(t, "bootstrap", "--home", home, "--tessdata", tessdata)
+	if !strings.Contains(out, "ocr-eng version 1 is up to date") || strings.Contains(out, "created") {
+		t.Errorf("second run: %q", out)
+	}
+
+	write("eng.traineddata", "upgraded english weights")
+	out = modelOK(t, "bootstrap", "--home", home, "--tessdata", tessdata)
+	if !strings.Contains(out, "published ocr-eng version 2") {
+		t.Errorf("after an upgrade: %q", out)
+	}
+	modelOK(t, "verify", "--key", pub, filepath.Join(home, "models", "ocr-eng", "2"))
+	entries, _ := os.ReadDir(filepath.Join(home, "models", "ocr-eng"))
+	if len(entries) != 2 {
+		t.Errorf("leftovers in the repository: %v", entries)
+	}
+
+	if code, _, _ := runModelCmd(t, "bootstrap", "--home", home, "--tessdata", t.TempDir()); code != 1 {
+		t.Errorf("bootstrap without tessdata: exit %d", code)
+	}
+	if code, _, _ := runModelCmd(t, "bootstrap", "--name", "Bad Name"); code != 2 {
+		t.Errorf("bad name: exit %d", code)
+	}
+}
+
+// serve's repository flags override the file's directory and add to its
+// trust lists.
+func TestServeRepositoryFlags(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfgFile, []byte("repository:\n  dir: /from-file\n  trust:\n    keys: [/file.pem]\n"), 0o644)
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var f serverFlags
+	f.register(fs, config.Default(), true)
+	if err := fs.Parse([]string{"--config", cfgFile, "--models", "/repo", "--trust-key", "/a.pem", "--trust-key", "/b.pem", "--trust-ca", "/ca.pem", "--allow-unsigned"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.load(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Repository
+	if r.Dir != "/repo" || strings.Join(r.Trust.Keys, ",") != "/file.pem,/a.pem,/b.pem" || strings.Join(r.Trust.CACertificates, ",") != "/ca.pem" || !r.Trust.AllowUnsigned {
+		t.Errorf("repository %+v", r)
+	}
+}
