@@ -209,3 +209,7 @@ func (a *App) closeRepository(ctx context.Context) error {
 	}
 	return a.repo.Close(ctx)
 }
+
+// Repository returns the model repository, or nil when the server runs
+// without one.
+func (a *App) Repository() *modelrepo.Repository { return a.repo }

@@ -6,6 +6,7 @@
 package repotest
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -147,6 +148,9 @@ type Spec struct {
 	// Tamper, when set, changes the signed directory before it is
 	// published.
 	Tamper func(t testing.TB, dir string)
+	// PublishAs, when not 0, is the version directory's name: a package
+	// whose manifest names another version than its directory.
+	PublishAs int
 }
 
 // Publish builds spec under <root>/<name>/.incoming-*, in the same
@@ -163,7 +167,11 @@ func Publish(t testing.TB, root string, spec Spec) string {
 		t.Fatal(err)
 	}
 	Build(t, staging, spec)
-	final := filepath.Join(parent, strconv.Itoa(spec.Version))
+	as := spec.Version
+	if spec.PublishAs != 0 {
+		as = spec.PublishAs
+	}
+	final := filepath.Join(parent, strconv.Itoa(as))
 	if err := os.Rename(staging, final); err != nil {
 		t.Fatal(err)
 	}
@@ -217,6 +225,31 @@ func Tessdata(t testing.TB) map[string][]byte {
 		out[name] = b
 	}
 	return out
+}
+
+// FlipSignatureByte changes one character of the base64 signature value
+// inside dir/model.sig, keeping the bundle well-formed JSON: the signature
+// no longer verifies (bad_signature).
+func FlipSignatureByte(t testing.TB, dir string) {
+	t.Helper()
+	p := filepath.Join(dir, "model.sig")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte(`"sig"`))
+	if i < 0 {
+		t.Fatal("model.sig has no sig field")
+	}
+	i += bytes.IndexByte(b[i+len(`"sig"`):], '"') + len(`"sig"`) + 1 + 8
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // FlipByte inverts one bit of the byte at offset off of dir/rel (a
