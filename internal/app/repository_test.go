@@ -69,7 +69,9 @@ func TestIntegrationRejectedVersionsKeepThePreviousOne(t *testing.T) {
 			s.Tamper = func(t testing.TB, dir string) { os.Remove(filepath.Join(dir, "osd.traineddata")) }
 		}, modelrepo.ReasonMissingFile},
 		{"an unlisted file added", func(s *repotest.Spec) {
-			s.Tamper = func(t testing.TB, dir string) { os.WriteFile(filepath.Join(dir, "extra.traineddata"), []byte("x"), 0o644) }
+			s.Tamper = func(t testing.TB, dir string) {
+				os.WriteFile(filepath.Join(dir, "extra.traineddata"), []byte("x"), 0o644)
+			}
 		}, modelrepo.ReasonUnlistedFile},
 		{"signed with an untrusted key", func(s *repotest.Spec) { s.Signer = other.Signer }, modelrepo.ReasonUntrustedKey},
 		{"signed with an expired certificate", func(s *repotest.Spec) { s.Signer = expiredSigner(t, f.ca) }, modelrepo.ReasonCertExpired},
