@@ -144,6 +144,7 @@ func New(opts Options) (a *App, err error) {
 	a.metrics.Workers.Set(float64(workers))
 	a.metrics.QueueCapacity.Set(float64(cfg.Server.Queue))
 	a.metrics.Info.WithLabelValues(Version, runtime.Version(), tesseract.Version()).Set(1)
+	tuneMalloc(a.log)
 
 	a.serving = metrics.NewServing(opts.Registry)
 	env := loader.Env{Scheduler: a.sched, Instances: workers, ONNXLibrary: cfg.ONNX.Library, Metrics: a.serving, Log: opts.Logger.With("component", "loader")}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"strconv"
 	"time"
 
 	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/engine/tesseract"
 	"github.com/visionserve/visionserve/internal/httpapi"
 	"github.com/visionserve/visionserve/internal/loader"
 	"github.com/visionserve/visionserve/internal/metrics"
@@ -208,6 +210,14 @@ func (a *App) closeRepository(ctx context.Context) error {
 		return nil
 	}
 	return a.repo.Close(ctx)
+}
+
+// tuneMalloc makes the C allocator give unloaded models' memory back to
+// the system (see tesseract.TuneMalloc), so that hot swaps do not creep.
+func tuneMalloc(log *slog.Logger) {
+	if tesseract.TuneMalloc() {
+		log.Debug("malloc mmap threshold fixed", "bytes", tesseract.MmapThreshold)
+	}
 }
 
 // Repository returns the model repository, or nil when the server runs

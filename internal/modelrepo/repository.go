@@ -430,14 +430,27 @@ func (r *Repository) reconcileLocked(m *model) {
 			r.startLoadLocked(m, next)
 		}
 	}
-	wantedReady := false
+	// A version nobody wants leaves once its traffic has somewhere better
+	// to go: a wanted version newer than it is ready, or the newest wanted
+	// version (the one that takes unpinned traffic) is ready, or nothing
+	// is wanted at all. Until then it keeps serving: a swap never sends
+	// traffic back to an older version kept loaded for pinned clients.
+	target := 0
 	for n := range want {
-		if m.versions[n].live != nil {
-			wantedReady = true
-		}
+		target = max(target, n)
 	}
+	targetReady := target != 0 && m.versions[target].live != nil
 	for _, rec := range m.versions {
-		if rec.live != nil && !want[rec.number] && (wantedReady || len(want) == 0) {
+		if rec.live == nil || want[rec.number] {
+			continue
+		}
+		newerReady := false
+		for n := range want {
+			if n > rec.number && m.versions[n].live != nil {
+				newerReady = true
+			}
+		}
+		if len(want) == 0 || targetReady || newerReady {
 			r.retireLocked(m, rec)
 		}
 	}
@@ -661,9 +674,13 @@ func (r *Repository) setStateLocked(m *model, rec *record, s State, e Event) {
 }
 
 // publishLocked rebuilds the routing tables and publishes them with one
-// atomic store, announcing changed traffic shares.
+// atomic store, then announces changed traffic shares. The order matters
+// to observers: a ready event precedes the store that routes to the
+// version, and a traffic or draining event follows the store that stops
+// routing to one.
 func (r *Repository) publishLocked() {
 	next := make(routes, len(r.models))
+	var changed []Event
 	for name, m := range r.models {
 		ready := map[int]*version{}
 		for n, rec := range m.versions {
@@ -675,10 +692,18 @@ func (r *Repository) publishLocked() {
 		next[name] = rt
 		if !maps.Equal(rt.shares, m.shares) {
 			m.shares = rt.shares
-			r.bus.publish(Event{Type: EventTraffic, Model: name, Traffic: maps.Clone(rt.shares)})
+			changed = append(changed, Event{Type: EventTraffic, Model: name, Traffic: maps.Clone(rt.shares)})
+		}
+	}
+	for name, rt := range *r.routes.Load() {
+		if _, ok := next[name]; !ok && len(rt.shares) > 0 {
+			changed = append(changed, Event{Type: EventTraffic, Model: name, Traffic: map[string]float64{}})
 		}
 	}
 	r.routes.Store(&next)
+	for _, e := range changed {
+		r.bus.publish(e)
+	}
 }
 
 func (r *Repository) waitIdle(ctx context.Context) error {

@@ -242,6 +242,34 @@ func TestRollbackByRemovalKeepsServingUntilReplaced(t *testing.T) {
 	}
 }
 
+// With an old version kept for pinned clients, a swap keeps the current
+// version serving until the new one is ready: traffic never falls back to
+// the old one in between.
+func TestSwapNeverFallsBackToAnOlderKeptVersion(t *testing.T) {
+	e := newEnv(t, func(o *modelrepo.Options) { o.DefaultPolicy = modelrepo.Policy{Latest: 1, Versions: []int{1}} })
+	e.publish("ocr-eng", 1, nil)
+	e.publish("ocr-eng", 2, nil)
+	e.start()
+	e.publish("ocr-eng", 3, map[string]string{"BLOCK": ""})
+	if err := e.repo.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	<-e.loader.entered
+	for range 20 {
+		if v := e.mustServe("ocr-eng", 0); v != 2 {
+			t.Fatalf("while version 3 loads, unpinned served %d, want 2", v)
+		}
+	}
+	close(e.loader.gate)
+	e.waitEvent(is("ocr-eng", 2, modelrepo.StateUnloaded))
+	if v := e.mustServe("ocr-eng", 0); v != 3 {
+		t.Errorf("after the swap served %d", v)
+	}
+	if v := e.mustServe("ocr-eng", 1); v != 1 {
+		t.Errorf("pinned 1 served %d", v)
+	}
+}
+
 // Removing every version unloads the model: nothing is left to serve.
 func TestRemovingTheModelUnloadsIt(t *testing.T) {
 	e := newEnv(t, nil)

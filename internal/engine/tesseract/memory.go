@@ -13,6 +13,14 @@ static void vs_trim(void) {
 	malloc_trim(0);
 #endif
 }
+
+static int vs_mmap_threshold(int n) {
+#ifdef __GLIBC__
+	return mallopt(M_MMAP_THRESHOLD, n);
+#else
+	return 0;
+#endif
+}
 */
 import "C"
 
@@ -20,6 +28,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"unsafe"
 )
@@ -148,6 +157,27 @@ func CheckTraineddata(data []byte) error {
 		return errors.New("not a traineddata file: no entries")
 	}
 	return nil
+}
+
+// MmapThreshold is the allocation size from which TuneMalloc makes glibc
+// map memory directly (its initial default, 128 KiB, doubled).
+const MmapThreshold = 256 << 10
+
+// TuneMalloc fixes glibc's mmap threshold at MmapThreshold, unless the
+// MALLOC_MMAP_THRESHOLD_ environment variable already decides. By default
+// glibc raises the threshold each time a large mapped block is freed, so
+// after the first model version is unloaded the next one's big buffers
+// come from the heap instead, are fragmented by the requests' small
+// allocations, and are never returned: resident memory creeps up with
+// every hot swap (measured here: about +30 MiB after 25 load/unload
+// cycles of a two-engine English model). With a fixed threshold, model
+// memory is mapped, and unmapped when the version is closed. It reports
+// whether it changed the setting; call it before loading models.
+func TuneMalloc() bool {
+	if os.Getenv("MALLOC_MMAP_THRESHOLD_") != "" {
+		return false
+	}
+	return C.vs_mmap_threshold(C.int(MmapThreshold)) == 1
 }
 
 // TrimMemory asks the C allocator to return freed memory to the operating
