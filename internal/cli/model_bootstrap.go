@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/visionserve/visionserve/internal/engine/tesseract"
 	"github.com/visionserve/visionserve/internal/modelrepo"
@@ -68,7 +69,7 @@ func (c *modelCmd) bootstrap(ctx context.Context, args []string) int {
 		return c.fail(err)
 	}
 	if published {
-		fmt.Fprintf(c.stdout, "published %s version %d (%s) in %s\n", *name, v, filepath.Join(files...), repo)
+		fmt.Fprintf(c.stdout, "published %s version %d (%s) in %s\n", *name, v, strings.Join(files, ", "), repo)
 	} else {
 		fmt.Fprintf(c.stdout, "%s version %d is up to date in %s\n", *name, v, repo)
 	}
