@@ -25,7 +25,7 @@ import (
 
 // fixture is a repository with its trust, and a server over it.
 type fixture struct {
-	t    *testing.T
+	t    testing.TB
 	root string
 	key  *repotest.Key
 	ca   *repotest.CA
@@ -37,7 +37,7 @@ type fixture struct {
 
 // newFixture publishes ocr-eng version 1 (the system's eng and osd
 // traineddata, signed with a trusted key) and starts a server over it.
-func newFixture(t *testing.T, mutate func(*config.Config)) *fixture {
+func newFixture(t testing.TB, mutate func(*config.Config)) *fixture {
 	t.Helper()
 	f := &fixture{t: t, root: t.TempDir(), key: repotest.NewKey(t), ca: repotest.NewCA(t), data: repotest.Tessdata(t)}
 	line, err := os.ReadFile(filepath.Join(testenv.Shared(t, "data/ocr/lines"), "book/0005/010001.bin.png"))
@@ -192,7 +192,7 @@ type recorder struct {
 	notify chan struct{}
 }
 
-func record(t *testing.T, repo *modelrepo.Repository) *recorder {
+func record(t testing.TB, repo *modelrepo.Repository) *recorder {
 	r := &recorder{notify: make(chan struct{}, 1)}
 	past := repo.Events()
 	var since uint64
@@ -217,7 +217,7 @@ func record(t *testing.T, repo *modelrepo.Repository) *recorder {
 }
 
 // wait returns the first event of version v of type one of types.
-func (r *recorder) wait(t *testing.T, v int, types ...modelrepo.State) modelrepo.Event {
+func (r *recorder) wait(t testing.TB, v int, types ...modelrepo.State) modelrepo.Event {
 	t.Helper()
 	deadline := time.After(2 * time.Minute)
 	for {

@@ -435,3 +435,36 @@ func rssSampler(t *testing.T) func() int64 {
 		return peak
 	}
 }
+
+// BenchmarkHotSwap measures one swap on an otherwise idle server: the
+// version directory renamed into place -> the first request answered by
+// it, with the verify, load and warm-up phases reported separately (ms).
+//
+//	go test ./internal/app -run '^$' -bench HotSwap -benchtime 10x
+func BenchmarkHotSwap(b *testing.B) {
+	f := newFixture(b, nil)
+	var verify, load, warm, first float64
+	for i := 0; i < b.N; i++ {
+		v := i + 2
+		published := f.publish(v, nil)
+		for {
+			_, got, err := f.ocr("", "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if got == strconv.Itoa(v) {
+				break
+			}
+		}
+		first += float64(time.Since(published).Milliseconds())
+		ev := f.rec.wait(b, v, modelrepo.StateReady)
+		verify += ev.PhasesMS[modelrepo.PhaseVerify]
+		load += ev.PhasesMS[modelrepo.PhaseLoad]
+		warm += ev.PhasesMS[modelrepo.PhaseWarmup]
+	}
+	n := float64(b.N)
+	b.ReportMetric(first/n, "swap-ms")
+	b.ReportMetric(verify/n, "verify-ms")
+	b.ReportMetric(load/n, "load-ms")
+	b.ReportMetric(warm/n, "warmup-ms")
+}
