@@ -250,6 +250,33 @@ func TestIntegrationHotSwapUnderLoad(t *testing.T) {
 	if len(st.Versions) == 0 {
 		t.Error("no versions listed at the end")
 	}
+	// Label values stay bounded: per-version series end with the version.
+	if vs := seriesVersions(t, f, "visionserve_stage_duration_seconds"); len(vs) != 1 || !vs[strconv.Itoa(last)] {
+		t.Errorf("stage duration series for versions %v after the swaps; want only %d", vs, last)
+	}
+}
+
+// seriesVersions returns the version label values of a metric's series.
+func seriesVersions(t *testing.T, f *fixture, name string) map[string]bool {
+	t.Helper()
+	mfs, err := f.srv.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == "version" {
+					out[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	return out
 }
 
 // newest holds, per version, when it was the newest ready version.

@@ -49,7 +49,9 @@ func (a *App) modelSource(cfg config.Config, env loader.Env) (ocr.ModelSource, e
 		return nil, err
 	}
 	policy.LogSummary()
-	mm := metrics.NewModelMetrics(a.opts.Registry)
+	// A version's request metrics end with it: label values stay bounded
+	// however many versions come and go.
+	mm := metrics.NewModelMetrics(a.opts.Registry, a.metrics.Stage, a.metrics.Confidence, a.metrics.Pages)
 	// One scheduler for every version: engines are built and warmed on its
 	// workers, so a swap never runs more inference than --workers allows.
 	loaders := map[string]modelrepo.Loader{

@@ -27,13 +27,24 @@ type ModelMetrics struct {
 	TrafficShare      *prometheus.GaugeVec
 	CertNotAfter      *prometheus.GaugeVec
 
-	mu     sync.Mutex
-	known  map[string]bool     // models whose failure counters exist
-	shares map[string][]string // versions with a share series, by model
+	mu        sync.Mutex
+	known     map[string]bool     // models whose failure counters exist
+	shares    map[string][]string // versions with a share series, by model
+	versioned []VersionedSeries
+}
+
+// VersionedSeries is a collector with model and version labels (the
+// pipelines' per-version histograms and counters); ModelMetrics deletes a
+// version's series when the version is unloaded, so that label values
+// stay bounded by what is loaded however many versions come and go.
+type VersionedSeries interface {
+	DeletePartialMatch(labels prometheus.Labels) int
 }
 
 // NewModelMetrics creates the collectors and registers them with reg.
-func NewModelMetrics(reg prometheus.Registerer) *ModelMetrics {
+// versioned are other collectors labelled by model and version whose series
+// end with the version.
+func NewModelMetrics(reg prometheus.Registerer, versioned ...VersionedSeries) *ModelMetrics {
 	m := &ModelMetrics{
 		LoadDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "visionserve_model_load_duration_seconds",
@@ -64,8 +75,9 @@ func NewModelMetrics(reg prometheus.Registerer) *ModelMetrics {
 			Name: "visionserve_model_signature_not_after_timestamp_seconds",
 			Help: "Expiry (Unix time) of the certificate chain that signed each loaded version; alert before it passes.",
 		}, []string{"model", "version"}),
-		known:  map[string]bool{},
-		shares: map[string][]string{},
+		known:     map[string]bool{},
+		shares:    map[string][]string{},
+		versioned: versioned,
 	}
 	reg.MustRegister(m.LoadDuration, m.LoadFailures, m.LastLoadSuccess, m.LastLoadTimestamp,
 		m.VersionInfo, m.TrafficShare, m.CertNotAfter)
@@ -108,6 +120,9 @@ func (m *ModelMetrics) Observe(e modelrepo.Event) {
 	case modelrepo.EventType(modelrepo.StateUnloaded), modelrepo.EventType(modelrepo.StateRemoved):
 		m.VersionInfo.DeletePartialMatch(prometheus.Labels{"model": e.Model, "version": e.Version})
 		m.CertNotAfter.DeleteLabelValues(e.Model, e.Version)
+		for _, v := range m.versioned {
+			v.DeletePartialMatch(prometheus.Labels{"model": e.Model, "version": e.Version})
+		}
 	case modelrepo.EventTraffic:
 		for _, v := range m.shares[e.Model] {
 			m.TrafficShare.DeleteLabelValues(e.Model, v)

@@ -15,7 +15,11 @@ import (
 
 func TestModelMetricsFollowEvents(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m := metrics.NewModelMetrics(reg)
+	pages := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pages_total", Help: "pages"}, []string{"model", "version", "mode"})
+	reg.MustRegister(pages)
+	pages.WithLabelValues("ocr-eng", "1", "line").Inc()
+	pages.WithLabelValues("ocr-eng", "3", "line").Inc()
+	m := metrics.NewModelMetrics(reg, pages)
 	at := time.Unix(1_800_000_000, 0)
 	expiry := time.Unix(1_900_000_000, 0)
 	ev := func(typ modelrepo.EventType, version string, mod func(*modelrepo.Event)) {
@@ -79,6 +83,9 @@ visionserve_model_version_info{kind="ocr-tesseract",model="ocr-eng",state="ready
 		if strings.Contains(got, gone) {
 			t.Errorf("series with %s remain after unload:\n%s", gone, got)
 		}
+	}
+	if n := testutil.CollectAndCount(pages); n != 1 {
+		t.Errorf("%d page series after version 1 was unloaded, want version 3's only", n)
 	}
 	if !strings.Contains(got, `visionserve_model_traffic_weight{model="ocr-eng",version="3"} 1`) {
 		t.Errorf("traffic of version 3 missing:\n%s", got)
