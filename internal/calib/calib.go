@@ -9,6 +9,7 @@
 package calib
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -63,6 +64,23 @@ func (k Knot) MarshalYAML() (any, error) { return []float64{k.X, k.Y}, nil }
 func (k *Knot) UnmarshalYAML(unmarshal func(any) error) error {
 	var xy []float64
 	if err := unmarshal(&xy); err != nil {
+		return err
+	}
+	if len(xy) != 2 {
+		return fmt.Errorf("calibration knot %v: want [score, probability]", xy)
+	}
+	k.X, k.Y = xy[0], xy[1]
+	return nil
+}
+
+// MarshalJSON writes a knot as [x, y], as in YAML (model package
+// manifests carry curves in their runtime object).
+func (k Knot) MarshalJSON() ([]byte, error) { return json.Marshal([]float64{k.X, k.Y}) }
+
+// UnmarshalJSON reads a knot written as [x, y].
+func (k *Knot) UnmarshalJSON(data []byte) error {
+	var xy []float64
+	if err := json.Unmarshal(data, &xy); err != nil {
 		return err
 	}
 	if len(xy) != 2 {

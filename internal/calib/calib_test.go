@@ -1,6 +1,7 @@
 package calib
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -78,5 +79,20 @@ func TestECEPerfect(t *testing.T) {
 	}
 	if b := Brier([]Sample{{1, true}, {0, false}}); b != 0 {
 		t.Errorf("Brier = %v", b)
+	}
+}
+
+func TestKnotJSON(t *testing.T) {
+	c := Curve{{X: 0.1, Y: 0.2}, {X: 0.9, Y: 0.95}}
+	data, err := json.Marshal(c)
+	if err != nil || string(data) != "[[0.1,0.2],[0.9,0.95]]" {
+		t.Fatalf("%s %v", data, err)
+	}
+	var back Curve
+	if err := json.Unmarshal(data, &back); err != nil || len(back) != 2 || back[1] != c[1] {
+		t.Fatalf("%v %v", back, err)
+	}
+	if err := json.Unmarshal([]byte("[[1,2,3]]"), &back); err == nil {
+		t.Error("a knot of three numbers accepted")
 	}
 }

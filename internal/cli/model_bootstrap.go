@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/visionserve/visionserve/internal/config"
 	"github.com/visionserve/visionserve/internal/engine/tesseract"
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
@@ -143,7 +145,16 @@ func publishSystemModel(ctx context.Context, repo, name, lang, src string, files
 	if err := os.Chmod(staging, 0o755); err != nil {
 		return 0, false, err
 	}
-	runtime := []byte(fmt.Sprintf(`{"lang": %q}`, lang))
+	rt := map[string]any{"lang": lang}
+	if lang == "eng" && sameDigest(filepath.Join(src, "eng.traineddata"), debianEngSHA256) {
+		// The calibration fitted for this very file: packaged, the
+		// confidences stay what the built-in model reports.
+		rt["calibration"] = config.DefaultCalibration
+	}
+	runtime, err := json.Marshal(rt)
+	if err != nil {
+		return 0, false, err
+	}
 	if _, err := manifest.Pack(ctx, staging, name, next, manifest.KindOCRTesseract, runtime); err != nil {
 		return 0, false, err
 	}
@@ -190,6 +201,16 @@ func copyFile(from, to string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// debianEngSHA256 is the SHA-256 of Debian's tesseract-ocr-eng
+// eng.traineddata (package 1:4.1.0-2, the fast integer LSTM), the file
+// config.DefaultCalibration was fitted on.
+const debianEngSHA256 = "7d4322bd2a7749724879683fc3912cb542f19906c83bcc1a52132556427170b2"
+
+func sameDigest(name, want string) bool {
+	got, err := sha256File(name)
+	return err == nil && got == want
 }
 
 func sha256File(name string) (string, error) {

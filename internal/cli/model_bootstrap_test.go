@@ -1,13 +1,18 @@
 package cli
 
 import (
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/visionserve/visionserve/internal/calib"
 	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/engine/tesseract"
+	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
+	"github.com/visionserve/visionserve/internal/testenv"
 )
 
 // bootstrap creates the key once, publishes version 1, does nothing while
@@ -31,6 +36,9 @@ func TestModelBootstrap(t *testing.T) {
 	}
 	v1 := filepath.Join(home, "models", "ocr-eng", "1")
 	pub := filepath.Join(home, "keys", "public.pem")
+	if m, err := manifest.Load(v1); err != nil || strings.Contains(string(m.Runtime), "calibration") {
+		t.Errorf("a file that is not Debian's eng model got its calibration: %s %v", m.Runtime, err)
+	}
 	if out := modelOK(t, "verify", "--key", pub, v1); !strings.Contains(out, "verified ocr-eng version 1") {
 		t.Errorf("verify: %q", out)
 	}
@@ -67,6 +75,33 @@ func TestModelBootstrap(t *testing.T) {
 	}
 	if code, _, _ := runModelCmd(t, "bootstrap", "--name", "Bad Name"); code != 2 {
 		t.Errorf("bad name: exit %d", code)
+	}
+}
+
+// The system's English model is packaged with the calibration fitted for
+// it, so that served confidences mean what the built-in model's mean; any
+// other file is packaged without one.
+func TestModelBootstrapCalibration(t *testing.T) {
+	system := filepath.Join(tesseract.DefaultDataPath(), "eng.traineddata")
+	if sha, err := sha256File(system); err != nil || sha != debianEngSHA256 {
+		testenv.Missing(t, "Debian's tesseract-ocr-eng eng.traineddata is not installed")
+	}
+	tessdata := t.TempDir()
+	if err := copyFile(system, filepath.Join(tessdata, "eng.traineddata")); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	modelOK(t, "bootstrap", "--home", home, "--tessdata", tessdata)
+	m, err := manifest.Load(filepath.Join(home, "models", "ocr-eng", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rt struct {
+		Lang        string
+		Calibration calib.Curve
+	}
+	if err := json.Unmarshal(m.Runtime, &rt); err != nil || rt.Lang != "eng" || len(rt.Calibration) != len(config.DefaultCalibration) {
+		t.Errorf("runtime %s: %+v %v", m.Runtime, rt, err)
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/image/font/opentype"
 	"golang.org/x/image/math/fixed"
 
+	"github.com/visionserve/visionserve/internal/calib"
 	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/engine/tesseract"
 	"github.com/visionserve/visionserve/internal/modelrepo"
@@ -48,6 +49,10 @@ type TesseractRuntime struct {
 	Orientation *bool `json:"orientation,omitempty"`
 	// Variables are Tesseract parameters set after initialisation.
 	Variables map[string]string `json:"variables,omitempty"`
+	// Calibration maps word confidences to probabilities ([score,
+	// probability] knots, as `visionserve calibrate` fits them); it belongs
+	// with the traineddata it was fitted on, hence in the package.
+	Calibration calib.Curve `json:"calibration,omitempty"`
 }
 
 // RunFunc runs fn on a worker of the process's one scheduler.
@@ -121,7 +126,8 @@ func (l *TesseractLoader) Load(ctx context.Context, pkg *modelrepo.Package) (mod
 		return nil, err
 	}
 	return &Instance{
-		model:       &ocr.Model{Ref: ocr.ModelRef{Name: pkg.Name, Version: strconv.Itoa(pkg.Version)}, Languages: rt.Lang, Engines: pool},
+		model: &ocr.Model{Ref: ocr.ModelRef{Name: pkg.Name, Version: strconv.Itoa(pkg.Version)}, Languages: rt.Lang, Engines: pool,
+			Calibration: rt.Calibration},
 		pool:        pool,
 		run:         run,
 		orientation: cfg.Orientation,
@@ -142,6 +148,9 @@ func parseRuntime(raw json.RawMessage) (TesseractRuntime, error) {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&rt); err != nil {
+			return rt, &modelrepo.Error{Reason: modelrepo.ReasonManifestInvalid, Path: "manifest.json", Detail: "runtime for ocr-tesseract", Err: err}
+		}
+		if err := rt.Calibration.Validate(); err != nil {
 			return rt, &modelrepo.Error{Reason: modelrepo.ReasonManifestInvalid, Path: "manifest.json", Detail: "runtime for ocr-tesseract", Err: err}
 		}
 	}

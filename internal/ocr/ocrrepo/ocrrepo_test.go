@@ -47,7 +47,8 @@ func lineImage(t *testing.T) []byte {
 // A package loads, warms up and reads like the system model, through the
 // scheduler, and frees its engines on Close.
 func TestIntegrationLoadAndServe(t *testing.T) {
-	pkg := verified(t, repotest.Tessdata(t), map[string]any{"lang": "eng"})
+	curve := [][2]float64{{0.1, 0.2}, {0.9, 0.95}}
+	pkg := verified(t, repotest.Tessdata(t), map[string]any{"lang": "eng", "calibration": curve})
 	s := sched.New(2, 4, nil)
 	l := &ocrrepo.TesseractLoader{Workers: 2, Run: s.Run}
 	inst, err := l.Load(context.Background(), pkg)
@@ -58,7 +59,7 @@ func TestIntegrationLoadAndServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := inst.(*ocrrepo.Instance).OCRModel()
-	if m.Ref != (ocr.ModelRef{Name: "ocr-eng", Version: "1"}) || m.Languages != "eng" {
+	if m.Ref != (ocr.ModelRef{Name: "ocr-eng", Version: "1"}) || m.Languages != "eng" || len(m.Calibration) != 2 || m.Calibration[1].Y != 0.95 {
 		t.Errorf("model %+v", m)
 	}
 	static, err := ocr.NewStaticModels(m)
@@ -110,6 +111,11 @@ func TestIntegrationBrokenModels(t *testing.T) {
 	_, err = l.Load(ctx, verified(t, map[string][]byte{"eng.traineddata": data["eng.traineddata"]}, map[string]any{"langs": "eng"}))
 	if !errors.Is(err, modelrepo.ReasonManifestInvalid) {
 		t.Errorf("unknown runtime field: %v", err)
+	}
+	// A calibration that is not monotone.
+	_, err = l.Load(ctx, verified(t, map[string][]byte{"eng.traineddata": data["eng.traineddata"]}, map[string]any{"calibration": [][2]float64{{0.5, 0.9}, {0.6, 0.1}}}))
+	if !errors.Is(err, modelrepo.ReasonManifestInvalid) {
+		t.Errorf("bad calibration: %v", err)
 	}
 	// The language's file is not in the package.
 	_, err = l.Load(ctx, verified(t, map[string][]byte{"eng.traineddata": data["eng.traineddata"]}, map[string]any{"lang": "deu"}))
