@@ -233,11 +233,32 @@ func (r *recorder) wait(t testing.TB, v int, types ...modelrepo.State) modelrepo
 	}
 }
 
+// waitModel is wait for another model than ocr-eng.
+func (r *recorder) waitModel(t testing.TB, model string, v int, types ...modelrepo.State) modelrepo.Event {
+	t.Helper()
+	deadline := time.After(2 * time.Minute)
+	for {
+		if e, ok := r.findModel(model, v, types...); ok {
+			return e
+		}
+		select {
+		case <-r.notify:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("%s version %d: no %v event", model, v, types)
+		}
+	}
+}
+
 func (r *recorder) find(v int, types ...modelrepo.State) (modelrepo.Event, bool) {
+	return r.findModel("ocr-eng", v, types...)
+}
+
+func (r *recorder) findModel(model string, v int, types ...modelrepo.State) (modelrepo.Event, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, e := range r.events {
-		if e.Version != strconv.Itoa(v) || e.Model != "ocr-eng" {
+		if e.Version != strconv.Itoa(v) || e.Model != model {
 			continue
 		}
 		for _, typ := range types {

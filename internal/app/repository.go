@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/visionserve/visionserve/internal/config"
@@ -51,12 +52,12 @@ func (a *App) modelSource(cfg config.Config, env loader.Env) (ocr.ModelSource, e
 	policy.LogSummary()
 	// A version's request metrics end with it: label values stay bounded
 	// however many versions come and go.
-	mm := metrics.NewModelMetrics(a.opts.Registry, a.metrics.Stage, a.metrics.Confidence, a.metrics.Pages)
+	mm := metrics.NewModelMetrics(a.opts.Registry, a.metrics.Stage, a.metrics.Confidence, a.metrics.Pages,
+		a.serving.BatchRows, a.serving.BatchSize)
 	// One scheduler for every version: engines are built and warmed on its
 	// workers, so a swap never runs more inference than --workers allows.
-	loaders := map[string]modelrepo.Loader{
-		ocrrepo.KindTesseract: &ocrrepo.TesseractLoader{Workers: env.Instances, Run: a.sched.Run},
-	}
+	loaders := kindLoaders(env, sync.OnceValues(ocrrepo.NewSample))
+	loaders[ocrrepo.KindTesseract] = &ocrrepo.TesseractLoader{Workers: env.Instances, Run: a.sched.Run}
 	maps.Copy(loaders, a.opts.Loaders)
 	repo, err := modelrepo.New(modelrepo.Options{
 		Dir:              rc.Dir,

@@ -163,8 +163,27 @@ func parseRuntime(raw json.RawMessage) (TesseractRuntime, error) {
 // warmupSample renders, once per loader, the line of text each engine of
 // a new version reads before the version is published.
 func (l *TesseractLoader) warmupSample() (*image.Gray, error) {
-	l.sampleOnce.Do(func() { l.sample, l.sampleErr = renderSample(WarmupText) })
+	l.sampleOnce.Do(func() {
+		var s *Sample
+		if s, l.sampleErr = NewSample(); s != nil {
+			l.sample = s.Image
+		}
+	})
 	return l.sample, l.sampleErr
+}
+
+// Sample is the warm-up input of OCR versions: one line of WarmupText.
+type Sample struct {
+	Image *image.Gray
+}
+
+// NewSample renders the warm-up line.
+func NewSample() (*Sample, error) {
+	img, err := renderSample(WarmupText)
+	if err != nil {
+		return nil, err
+	}
+	return &Sample{Image: img}, nil
 }
 
 // WarmupText is the text of the warm-up image.
