@@ -19,8 +19,15 @@ import (
 	"github.com/visionserve/visionserve/internal/modelrepo/repotest"
 )
 
-// swaps is the number of versions published under load.
-const swaps = 50
+// swapCount is the number of versions published under load: 50, or 10
+// with -short (the race-detector pass of make test, where the 50 already
+// ran without it).
+func swapCount() int {
+	if testing.Short() {
+		return 10
+	}
+	return 50
+}
 
 // result is one request of the load.
 type result struct {
@@ -57,6 +64,7 @@ type swapRecord struct {
 //     conservative in the right direction: it can miss nothing the server
 //     did wrong. A refused version never has an interval.
 func TestIntegrationHotSwapUnderLoad(t *testing.T) {
+	swaps := swapCount()
 	f := newFixture(t, func(c *config.Config) {
 		c.Repository.Policy = modelrepo.Policy{Latest: 1, Versions: []int{1}}
 		c.Server.Queue = 64
