@@ -114,10 +114,28 @@ func (f *fixture) ocr(pin, key string) (status int, version string, err error) {
 	return resp.StatusCode, res.Model.Version, nil
 }
 
+// request builds a request for path: the model routes go to the admin
+// listener, with the admin key; everything else to the public one.
+func (f *fixture) request(method, path string, body io.Reader) *http.Request {
+	f.t.Helper()
+	base, admin := f.srv.URL, strings.HasPrefix(path, "/v1/models")
+	if admin {
+		base = f.srv.AdminURL
+	}
+	req, err := http.NewRequest(method, base+path, body)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if admin {
+		req.Header.Set("Authorization", "Bearer "+f.srv.AdminKey)
+	}
+	return req
+}
+
 // getJSON GETs path into v and returns the status.
 func (f *fixture) getJSON(path string, v any) int {
 	f.t.Helper()
-	resp, err := http.Get(f.srv.URL + path)
+	resp, err := http.DefaultClient.Do(f.request("GET", path, nil))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -133,7 +151,7 @@ func (f *fixture) getJSON(path string, v any) int {
 // send makes a request with a JSON body and decodes the answer into v.
 func (f *fixture) send(method, path, body string, v any) int {
 	f.t.Helper()
-	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	req := f.request(method, path, strings.NewReader(body))
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}

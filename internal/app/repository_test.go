@@ -128,7 +128,7 @@ func TestIntegrationRejectedVersionsKeepThePreviousOne(t *testing.T) {
 // load and unload, the event stream, and the errors.
 func TestIntegrationModelAdminAPI(t *testing.T) {
 	f := newFixture(t, func(c *config.Config) { c.Repository.Policy = modelrepo.Policy{Latest: 2} })
-	events := sse(t, f.srv.URL+"/v1/models/events?model=ocr-eng")
+	events := sse(t, f.request("GET", "/v1/models/events?model=ocr-eng", nil))
 	f.publish(2, nil)
 	f.rec.wait(t, 2, modelrepo.StateReady)
 
@@ -195,8 +195,17 @@ func TestIntegrationModelAdminAPI(t *testing.T) {
 	if code := f.send("PUT", "/v1/models/nope/traffic", `{"weights": {"1": 1}}`, nil); code != 404 {
 		t.Errorf("traffic of an unknown model: %d", code)
 	}
-	if code := f.send("GET", "/v1/models/ocr-eng/traffic", "", nil); code != 405 {
-		t.Errorf("GET traffic: %d, want 405", code)
+	// The model routes exist on the admin listener only, and need a
+	// credential there even with authentication off.
+	for url, want := range map[string]int{f.srv.URL + "/v1/models": http.StatusNotFound, f.srv.AdminURL + "/v1/models": http.StatusUnauthorized} {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s without a key: %d, want %d", url, resp.StatusCode, want)
+		}
 	}
 
 	// Unload version 2: version 1 is ready, so 2 leaves at once.
@@ -258,11 +267,10 @@ func TestIntegrationModelAdminAPI(t *testing.T) {
 }
 
 // sse reads a server-sent event stream into a channel until the test ends.
-func sse(t *testing.T, url string) <-chan modelrepo.Event {
+func sse(t *testing.T, req *http.Request) <-chan modelrepo.Event {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
 	if err != nil {
 		t.Fatal(err)
 	}

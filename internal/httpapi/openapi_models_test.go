@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,7 +82,15 @@ func TestIntegrationModelResponsesMatchOpenAPI(t *testing.T) {
 			} else {
 				body = []byte(tc.body)
 			}
-			req, _ := http.NewRequestWithContext(ctx, tc.method, tc.srv.URL+tc.path, bytes.NewReader(body))
+			// The model routes live on the admin listener and need its key.
+			base, admin := tc.srv.URL, strings.HasPrefix(tc.path, "/v1/models")
+			if admin {
+				base = tc.srv.AdminURL
+			}
+			req, _ := http.NewRequestWithContext(ctx, tc.method, base+tc.path, bytes.NewReader(body))
+			if admin {
+				req.Header.Set("Authorization", "Bearer "+tc.srv.AdminKey)
+			}
 			if tc.body != "" {
 				req.Header.Set("Content-Type", "application/json")
 			}

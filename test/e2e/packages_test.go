@@ -4,15 +4,18 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
 
@@ -30,7 +33,22 @@ func TestE2EFirstRunFromPackages(t *testing.T) {
 		t.Fatalf("bootstrap: exit %d\n%s%s", code, out, errOut)
 	}
 	models, pub := filepath.Join(home, "models"), filepath.Join(home, "keys", "public.pem")
-	s := startServer(t, "--models", models, "--trust-key", pub)
+	// The model API is on the admin listener and always needs a
+	// models:admin credential: give the server one key.
+	adminKey, adminHash, err := auth.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(t.TempDir(), "visionserve.yaml")
+	cfg := fmt.Sprintf("auth:\n  api_keys:\n    - {name: e2e-admin, hash: %q, scopes: [models:admin]}\n", adminHash)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "--config", cfgFile, "--models", models, "--trust-key", pub)
+	m := adminAddr.FindStringSubmatch(s.logs.String())
+	if m == nil {
+		t.Fatalf("no admin listener in the log:\n%s", s.logs.String())
+	}
 
 	version := func() string {
 		resp, err := http.Post(s.url+"/v1/ocr", "image/png", mustOpen(t, line))
@@ -50,7 +68,7 @@ func TestE2EFirstRunFromPackages(t *testing.T) {
 		t.Fatalf("readyz: %v %v", resp, err)
 	}
 
-	events, stopEvents := openEvents(t, s.url+"/v1/models/events")
+	events, stopEvents := openEvents(t, "http://"+m[1]+"/v1/models/events", adminKey)
 	defer stopEvents()
 
 	// Publish version 2 the documented way.
@@ -100,14 +118,20 @@ func TestE2EFirstRunFromPackages(t *testing.T) {
 	}
 }
 
+var adminAddr = regexp.MustCompile(`msg="admin listener" .*addr=(127\.0\.0\.1:\d+)`)
+
 // openEvents follows the server's event stream.
-func openEvents(t *testing.T, url string) (<-chan map[string]any, func()) {
+func openEvents(t *testing.T, url, key string) (<-chan map[string]any, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("events: status %d", resp.StatusCode)
 	}
 	out := make(chan map[string]any, 256)
 	go func() {
