@@ -158,6 +158,10 @@ func (s *repoOIP) Acquire(name, version string) (oip.Handle, func(), error) {
 		return oip.Handle{}, nil, fmt.Errorf("%w: %v", oip.ErrModelNotFound, err)
 	case errors.Is(err, modelrepo.ErrVersionNotFound):
 		return oip.Handle{}, nil, fmt.Errorf("%w: %v", oip.ErrVersionNotFound, err)
+	case errors.Is(err, modelrepo.ErrNoReadyVersion):
+		// REST answers 503 (modelrepo's sentinel comes first there);
+		// gRPC, which knows only the protocol's, NotFound.
+		return oip.Handle{}, nil, fmt.Errorf("%w (%w)", err, oip.ErrVersionNotFound)
 	case err != nil:
 		return oip.Handle{}, nil, err
 	}

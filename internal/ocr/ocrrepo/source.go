@@ -86,6 +86,10 @@ func (s *Source) acquire(name string, pin int, key string) (*ocr.Model, func(), 
 		return nil, nil, fmt.Errorf("%w: %v", ocr.ErrModelNotFound, err)
 	case errors.Is(err, modelrepo.ErrVersionNotFound):
 		return nil, nil, fmt.Errorf("%w: %v", ocr.ErrVersionNotFound, err)
+	case errors.Is(err, modelrepo.ErrNoReadyVersion):
+		// Both: transports answer 503 (retry), the OCR core's failure
+		// reasons (traces, jobs) say version_not_found.
+		return nil, nil, fmt.Errorf("%w (%w)", err, ocr.ErrVersionNotFound)
 	case err != nil:
 		return nil, nil, err
 	}

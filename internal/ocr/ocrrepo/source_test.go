@@ -38,6 +38,7 @@ func TestSource(t *testing.T) {
 	for _, p := range []struct{ model, version, kind, lang string }{
 		{"ocr-eng", "1", "ocr-tesseract", "eng"}, {"ocr-eng", "2", "ocr-tesseract", "eng"},
 		{"ocr-deu", "1", "ocr-tesseract", "deu"}, {"faces", "1", "face-detect", ""},
+		{"broken", "1", "no-such-kind", ""},
 	} {
 		dir := filepath.Join(root, p.model, p.version)
 		os.MkdirAll(dir, 0o755)
@@ -80,6 +81,10 @@ func TestSource(t *testing.T) {
 		{sel: ocr.Selector{Name: "faces"}, err: ocr.ErrModelNotFound},
 		{sel: ocr.Selector{Version: "7"}, err: ocr.ErrVersionNotFound},
 		{sel: ocr.Selector{Version: "x"}, err: ocr.ErrVersionNotFound},
+		// A model whose only version failed: 503 on the transports, and
+		// version_not_found for the OCR core's failure reasons.
+		{sel: ocr.Selector{Name: "broken"}, err: modelrepo.ErrNoReadyVersion},
+		{sel: ocr.Selector{Name: "broken"}, err: ocr.ErrVersionNotFound},
 	} {
 		m, release, err := src.Acquire(tc.sel)
 		if tc.err != nil {
