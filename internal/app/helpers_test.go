@@ -205,13 +205,14 @@ func (f *fixture) metric(name string, want map[string]string) float64 {
 // recorder keeps every repository event, with the monotonic clock reading
 // of its time, so request timelines can be checked against it.
 type recorder struct {
+	repo   *modelrepo.Repository
 	mu     sync.Mutex
 	events []modelrepo.Event
 	notify chan struct{}
 }
 
 func record(t testing.TB, repo *modelrepo.Repository) *recorder {
-	r := &recorder{notify: make(chan struct{}, 1)}
+	r := &recorder{repo: repo, notify: make(chan struct{}, 1)}
 	past := repo.Events()
 	var since uint64
 	if len(past) > 0 {
@@ -234,29 +235,23 @@ func record(t testing.TB, repo *modelrepo.Repository) *recorder {
 	return r
 }
 
-// wait returns the first event of version v of type one of types.
+// wait returns the first event of ocr-eng version v of type one of types.
 func (r *recorder) wait(t testing.TB, v int, types ...modelrepo.State) modelrepo.Event {
 	t.Helper()
-	deadline := time.After(2 * time.Minute)
-	for {
-		if e, ok := r.find(v, types...); ok {
-			return e
-		}
-		select {
-		case <-r.notify:
-		case <-time.After(50 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("version %d: no %v event", v, types)
-		}
-	}
+	return r.waitModel(t, "ocr-eng", v, types...)
 }
 
-// waitModel is wait for another model than ocr-eng.
+// waitModel is wait for another model than ocr-eng. A ready event is
+// sent just before the routing table that routes to the version is
+// published; when it returns one, the table is published too (reading the
+// repository's status waits for the publisher), so a request sent next
+// reaches the version.
 func (r *recorder) waitModel(t testing.TB, model string, v int, types ...modelrepo.State) modelrepo.Event {
 	t.Helper()
 	deadline := time.After(2 * time.Minute)
 	for {
 		if e, ok := r.findModel(model, v, types...); ok {
+			_, _ = r.repo.Model(model)
 			return e
 		}
 		select {

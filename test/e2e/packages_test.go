@@ -93,7 +93,10 @@ func TestE2EFirstRunFromPackages(t *testing.T) {
 	for ready := false; !ready; {
 		select {
 		case e := <-events:
-			ready = e["version"] == "2" && e["type"] == "ready"
+			// The traffic event follows the publication of the table
+			// that routes to version 2.
+			shares, _ := e["traffic"].(map[string]any)
+			ready = e["type"] == "traffic" && shares["2"] == 1.0
 		case <-deadline:
 			t.Fatalf("version 2 never became ready:\n%s", s.logs.String())
 		}
