@@ -1,0 +1,624 @@
+package gallery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/visionserve/visionserve/internal/gallery/ann"
+)
+
+// Config bounds and tunes a Manager.
+type Config struct {
+	// Dim is the embedding length; Model identifies the embedder. Faces
+	// stored by another model are not loaded (their vectors live in
+	// another space) and are counted in Stats.Foreign.
+	Dim   int
+	Model string
+	// MaxGalleries, MaxFaces (over all galleries) and MaxFacesPerSubject
+	// bound what the manager holds in memory. With a shared store they
+	// are checked against this replica's view, so concurrent writers on
+	// several replicas may overshoot by a few.
+	MaxGalleries       int
+	MaxFaces           int
+	MaxFacesPerSubject int
+	Index              IndexConfig
+	// PollInterval is how often a replica on a shared store polls its
+	// change log even without notifications: the bound on how stale it
+	// can be. SyncWait is how long a write through this replica waits
+	// to see its own change applied before answering anyway.
+	PollInterval time.Duration
+	SyncWait     time.Duration
+	// Retention is how long a shared store keeps change log entries;
+	// a replica away longer reloads everything.
+	Retention time.Duration
+}
+
+// DefaultConfig returns the documented defaults for dimension dim.
+func DefaultConfig(dim int, model string) Config {
+	return Config{
+		Dim: dim, Model: model,
+		MaxGalleries: 1000, MaxFaces: 1_000_000, MaxFacesPerSubject: 100,
+		Index: IndexConfig{
+			ExactBelow: 20000, HNSW: ann.DefaultParams(), BuildWorkers: 1, MaxDeadFraction: 0.25,
+		},
+		PollInterval: 2 * time.Second, SyncWait: 5 * time.Second, Retention: time.Hour,
+	}
+}
+
+// Validate reports unusable settings.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.Dim >= 1, "dimension must be positive, got %d", c.Dim)
+	check(c.MaxGalleries >= 1, "max_galleries must be positive, got %d", c.MaxGalleries)
+	check(c.MaxFaces >= 1, "max_faces must be positive, got %d", c.MaxFaces)
+	check(c.MaxFacesPerSubject >= 1, "max_faces_per_subject must be positive, got %d", c.MaxFacesPerSubject)
+	check(c.Index.ExactBelow >= 2, "exact_below must be at least 2, got %d", c.Index.ExactBelow)
+	check(c.Index.BuildWorkers >= 1, "build_workers must be positive, got %d", c.Index.BuildWorkers)
+	check(c.Index.MaxDeadFraction > 0 && c.Index.MaxDeadFraction < 1, "max_dead_fraction must be in (0,1), got %g", c.Index.MaxDeadFraction)
+	check(c.PollInterval > 0, "poll_interval must be positive, got %v", c.PollInterval)
+	check(c.SyncWait > 0, "sync_wait must be positive, got %v", c.SyncWait)
+	check(c.Retention > 0, "retention must be positive, got %v", c.Retention)
+	if err := c.Index.HNSW.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("hnsw: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Observer receives the manager's measurements; metrics implement it.
+// Every method must be cheap and safe for concurrent use.
+type Observer interface {
+	// Sizes reports totals over all galleries and the largest gallery.
+	Sizes(galleries, subjects, faces, largest int)
+	// Searched reports one search's latency by index kind.
+	Searched(kind string, d time.Duration)
+	// Rebuilt reports a finished background index build.
+	Rebuilt(kind string, d time.Duration, err error)
+	// Synced reports change log events applied from a shared store, and
+	// failed polls.
+	Synced(events int, err error)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Sizes(int, int, int, int)             {}
+func (nopObserver) Searched(string, time.Duration)       {}
+func (nopObserver) Rebuilt(string, time.Duration, error) {}
+func (nopObserver) Synced(int, error)                    {}
+
+// Manager serves galleries from memory and writes them through a Store.
+// It is safe for concurrent use.
+type Manager struct {
+	cfg   Config
+	store Store
+	feed  Feed // nil for a store only this process writes
+	obs   Observer
+	log   *slog.Logger
+
+	// wmu orders writes with their index updates for an unshared store.
+	wmu sync.Mutex
+
+	mu        sync.RWMutex
+	galleries map[string]*galleryIndex
+	applied   uint64        // last change log sequence applied (shared stores)
+	advanced  chan struct{} // closed and replaced whenever applied grows
+	faces     int           // live faces over all galleries
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	builds chan struct{} // one background build at a time
+	wake   chan struct{}
+	closed bool
+}
+
+// Open loads every gallery from store into memory and, for a shared store,
+// starts following its change log. The Manager owns store from here on
+// and closes it in Close. log and obs may be nil.
+func Open(ctx context.Context, store Store, cfg Config, log *slog.Logger, obs Observer) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("gallery: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	m := &Manager{
+		cfg: cfg, store: store, obs: obs, log: log.With("component", "gallery"),
+		galleries: map[string]*galleryIndex{}, advanced: make(chan struct{}),
+		builds: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+	}
+	m.feed, _ = store.(Feed)
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	start := time.Now()
+	if err := m.reload(ctx); err != nil {
+		m.cancel()
+		return nil, err
+	}
+	g, s, f, _ := m.sizes()
+	m.log.Info("galleries loaded", "galleries", g, "subjects", s, "faces", f, "duration", time.Since(start).Round(time.Millisecond), "shared", m.feed != nil)
+	if m.feed != nil {
+		m.wg.Go(m.follow)
+		m.wg.Go(func() {
+			if err := m.feed.Listen(m.ctx, m.poke); err != nil && m.ctx.Err() == nil {
+				m.log.Error("change notifications stopped; relying on polling", "err", err)
+			}
+		})
+	}
+	return m, nil
+}
+
+// reload replaces every index with the store's current content.
+func (m *Manager) reload(ctx context.Context) error {
+	gals := map[string]*galleryIndex{}
+	faces, foreign := 0, 0
+	seq, err := m.store.Load(ctx, func(ev Event) error {
+		switch ev.Op {
+		case OpCreateGallery:
+			gals[ev.Gallery] = newGalleryIndex(ev.Gallery, ev.Created, m.cfg.Dim)
+		case OpAddFace:
+			g := gals[ev.Gallery]
+			if g == nil || ev.Face == nil {
+				return nil
+			}
+			if !m.usable(g, ev.Face) {
+				foreign++
+				return nil
+			}
+			if g.add(ev.Face.ID, ev.Subject, ev.Face.Embedding) {
+				faces++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("gallery: load: %w", err)
+	}
+	if foreign > 0 {
+		m.log.Warn("faces made by another embedding model were not loaded; re-enroll them", "faces", foreign, "model", m.cfg.Model)
+	}
+	m.mu.Lock()
+	m.galleries, m.faces = gals, faces
+	m.setApplied(seq)
+	m.mu.Unlock()
+	for _, g := range gals {
+		g.mu.Lock()
+		m.maybeRebuild(g)
+		g.mu.Unlock()
+	}
+	m.report()
+	return nil
+}
+
+// usable reports whether f can go into g's index: same model, sane vector.
+func (m *Manager) usable(g *galleryIndex, f *Face) bool {
+	if f.Model != m.cfg.Model || checkEmbedding(f.Embedding, m.cfg.Dim) != nil {
+		g.foreign++
+		return false
+	}
+	return true
+}
+
+// setApplied records progress through the change log; m.mu must be held.
+func (m *Manager) setApplied(seq uint64) {
+	if seq != m.applied {
+		m.applied = seq
+		close(m.advanced)
+		m.advanced = make(chan struct{})
+	}
+}
+
+// Close stops following the change log and background builds, then
+// closes the store.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	m.mu.Unlock()
+	m.cancel()
+	m.wg.Wait()
+	return m.store.Close()
+}
+
+// Gallery describes one gallery.
+type Gallery struct {
+	Name     string    `json:"name"`
+	Created  time.Time `json:"created"`
+	Subjects int       `json:"subjects"`
+	Faces    int       `json:"faces"`
+}
+
+// CreateGallery creates the gallery if it does not exist; created says
+// whether it did not.
+func (m *Manager) CreateGallery(ctx context.Context, name string) (Gallery, bool, error) {
+	if err := ValidGalleryName(name); err != nil {
+		return Gallery{}, false, err
+	}
+	if g := m.gallery(name); g != nil {
+		return m.describe(g), false, nil
+	}
+	unlock := m.lockWrite()
+	defer unlock()
+	m.mu.RLock()
+	n, exists := len(m.galleries), m.galleries[name] != nil
+	m.mu.RUnlock()
+	if !exists && n >= m.cfg.MaxGalleries {
+		return Gallery{}, false, &LimitError{What: "galleries", Limit: m.cfg.MaxGalleries}
+	}
+	ev, created, err := m.store.CreateGallery(ctx, name, time.Now())
+	if err != nil {
+		return Gallery{}, false, err
+	}
+	if created {
+		if err := m.commit(ctx, ev); err != nil {
+			return Gallery{}, false, err
+		}
+	} else if m.feed != nil {
+		// Created meanwhile by another replica: wait to see it.
+		m.poke()
+		_ = m.waitFor(ctx, func() bool { return m.gallery(name) != nil })
+	}
+	g := m.gallery(name)
+	if g == nil {
+		return Gallery{Name: name, Created: ev.Created}, created, nil
+	}
+	return m.describe(g), created, nil
+}
+
+// AddFace enrolls an embedding for subject and returns the new face's id.
+func (m *Manager) AddFace(ctx context.Context, gallery, subject string, emb []float32) (string, error) {
+	if err := ValidGalleryName(gallery); err != nil {
+		return "", err
+	}
+	if err := ValidSubjectName(subject); err != nil {
+		return "", err
+	}
+	if err := checkEmbedding(emb, m.cfg.Dim); err != nil {
+		return "", err
+	}
+	// A shared store knows galleries this replica may not have seen yet;
+	// it answers ErrGalleryNotFound itself.
+	g := m.gallery(gallery)
+	if g == nil && m.feed == nil {
+		return "", ErrGalleryNotFound
+	}
+	unlock := m.lockWrite()
+	defer unlock()
+	m.mu.RLock()
+	total := m.faces
+	m.mu.RUnlock()
+	if total >= m.cfg.MaxFaces {
+		return "", &LimitError{What: "faces", Limit: m.cfg.MaxFaces}
+	}
+	if g != nil && g.subjectFaces(subject) >= m.cfg.MaxFacesPerSubject {
+		return "", &LimitError{What: "faces per subject", Limit: m.cfg.MaxFacesPerSubject}
+	}
+	f := Face{ID: newFaceID(), Gallery: gallery, Subject: subject, Model: m.cfg.Model, Embedding: emb, Created: time.Now().UTC()}
+	ev, err := m.store.AddFace(ctx, f)
+	if err != nil {
+		return "", err
+	}
+	if err := m.commit(ctx, ev); err != nil {
+		return "", err
+	}
+	return f.ID, nil
+}
+
+// Subject lists a subject's faces, from the store.
+func (m *Manager) Subject(ctx context.Context, gallery, subject string) ([]FaceInfo, error) {
+	if err := ValidGalleryName(gallery); err != nil {
+		return nil, err
+	}
+	if err := ValidSubjectName(subject); err != nil {
+		return nil, err
+	}
+	return m.store.Faces(ctx, gallery, subject)
+}
+
+// DeleteSubject removes a subject and all its faces; it returns how many.
+func (m *Manager) DeleteSubject(ctx context.Context, gallery, subject string) (int, error) {
+	if err := ValidGalleryName(gallery); err != nil {
+		return 0, err
+	}
+	if err := ValidSubjectName(subject); err != nil {
+		return 0, err
+	}
+	unlock := m.lockWrite()
+	defer unlock()
+	ev, n, err := m.store.DeleteSubject(ctx, gallery, subject)
+	if err != nil {
+		return 0, err
+	}
+	if err := m.commit(ctx, ev); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// Search identifies q in gallery: up to k subjects by their most similar
+// face, best first, none below minSim.
+func (m *Manager) Search(gallery string, q []float32, k int, minSim float64) ([]Match, error) {
+	if err := checkEmbedding(q, m.cfg.Dim); err != nil {
+		return nil, err
+	}
+	g := m.gallery(gallery)
+	if g == nil {
+		return nil, ErrGalleryNotFound
+	}
+	start := time.Now()
+	matches, kind := g.search(q, k, minSim)
+	m.obs.Searched(kind, time.Since(start))
+	return matches, nil
+}
+
+// Has reports whether this replica knows the gallery.
+func (m *Manager) Has(name string) bool { return m.gallery(name) != nil }
+
+// Stats are totals for metrics and logs.
+type Stats struct {
+	Galleries, Subjects, Faces, Largest int
+	Applied                             uint64 // change log position (shared stores)
+}
+
+// Stats returns the current totals.
+func (m *Manager) Stats() Stats {
+	g, s, f, l := m.sizes()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return Stats{Galleries: g, Subjects: s, Faces: f, Largest: l, Applied: m.applied}
+}
+
+// Galleries lists the galleries by name (for tests and tools).
+func (m *Manager) Galleries() []Gallery {
+	m.mu.RLock()
+	gs := make([]*galleryIndex, 0, len(m.galleries))
+	for _, g := range m.galleries {
+		gs = append(gs, g)
+	}
+	m.mu.RUnlock()
+	out := make([]Gallery, len(gs))
+	for i, g := range gs {
+		out[i] = m.describe(g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (m *Manager) describe(g *galleryIndex) Gallery {
+	f, s := g.counts()
+	return Gallery{Name: g.name, Created: g.created, Subjects: s, Faces: f}
+}
+
+func (m *Manager) gallery(name string) *galleryIndex {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.galleries[name]
+}
+
+func (m *Manager) sizes() (galleries, subjects, faces, largest int) {
+	m.mu.RLock()
+	gs := make([]*galleryIndex, 0, len(m.galleries))
+	for _, g := range m.galleries {
+		gs = append(gs, g)
+	}
+	m.mu.RUnlock()
+	for _, g := range gs {
+		f, s := g.counts()
+		subjects += s
+		faces += f
+		largest = max(largest, f)
+	}
+	return len(gs), subjects, faces, largest
+}
+
+func (m *Manager) report() {
+	g, s, f, l := m.sizes()
+	m.obs.Sizes(g, s, f, l)
+}
+
+// lockWrite serialises writes with their index updates when this process
+// is the store's only writer. A shared store orders writes itself, and
+// its changes reach the indexes through the change log.
+func (m *Manager) lockWrite() func() {
+	if m.feed != nil {
+		return func() {}
+	}
+	m.wmu.Lock()
+	return m.wmu.Unlock
+}
+
+// commit makes a committed write visible: applied at once for an unshared
+// store; for a shared one, after this replica's follower has applied it
+// (bounded by SyncWait, since the write is durable either way).
+func (m *Manager) commit(ctx context.Context, ev Event) error {
+	if m.feed == nil {
+		m.apply(ev)
+		m.report()
+		return nil
+	}
+	m.poke()
+	wctx, cancel := context.WithTimeout(ctx, m.cfg.SyncWait)
+	defer cancel()
+	if err := m.waitFor(wctx, func() bool {
+		m.mu.RLock()
+		defer m.mu.RUnlock()
+		return m.applied >= ev.Seq
+	}); err != nil {
+		m.log.Warn("write committed but not yet applied here", "seq", ev.Seq, "err", err)
+	}
+	return nil
+}
+
+// waitFor waits until cond holds, re-checking whenever the applied
+// position advances, or until ctx ends.
+func (m *Manager) waitFor(ctx context.Context, cond func() bool) error {
+	for {
+		m.mu.RLock()
+		ch := m.advanced
+		m.mu.RUnlock()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// apply changes the indexes by one event. It is idempotent: a face already
+// present, or a subject already gone, is left alone.
+func (m *Manager) apply(ev Event) {
+	switch ev.Op {
+	case OpCreateGallery:
+		m.mu.Lock()
+		if m.galleries[ev.Gallery] == nil {
+			m.galleries[ev.Gallery] = newGalleryIndex(ev.Gallery, ev.Created, m.cfg.Dim)
+		}
+		m.mu.Unlock()
+	case OpAddFace:
+		g := m.gallery(ev.Gallery)
+		if g == nil || ev.Face == nil {
+			return
+		}
+		g.mu.Lock()
+		added := m.usable(g, ev.Face) && g.add(ev.Face.ID, ev.Subject, ev.Face.Embedding)
+		m.maybeRebuild(g)
+		g.mu.Unlock()
+		if added {
+			m.mu.Lock()
+			m.faces++
+			m.mu.Unlock()
+		}
+	case OpDeleteSubject:
+		g := m.gallery(ev.Gallery)
+		if g == nil {
+			return
+		}
+		g.mu.Lock()
+		n := g.deleteSubject(ev.Subject)
+		m.maybeRebuild(g)
+		g.mu.Unlock()
+		m.mu.Lock()
+		m.faces -= n
+		m.mu.Unlock()
+	}
+}
+
+// maybeRebuild starts a background rebuild of g when its size or its
+// share of tombstones calls for one; g.mu must be held.
+func (m *Manager) maybeRebuild(g *galleryIndex) {
+	kind, ok := g.rebuildWanted(m.cfg.Index)
+	if !ok || m.ctx.Err() != nil {
+		return
+	}
+	refs, vecs := g.snapshot()
+	m.wg.Go(func() {
+		select {
+		case m.builds <- struct{}{}:
+		case <-m.ctx.Done():
+			g.mu.Lock()
+			g.building, g.pending = false, nil
+			g.mu.Unlock()
+			return
+		}
+		defer func() { <-m.builds }()
+		start := time.Now()
+		err := g.rebuild(m.ctx, kind, m.cfg.Index, refs, vecs)
+		d := time.Since(start)
+		m.obs.Rebuilt(kind, d, err)
+		if err != nil {
+			if m.ctx.Err() == nil {
+				m.log.Error("index rebuild failed", "gallery", g.name, "kind", kind, "err", err)
+			}
+			return
+		}
+		m.log.Info("index rebuilt", "gallery", g.name, "kind", kind, "faces", len(refs), "duration", d.Round(time.Millisecond))
+		// Changes during the build may call for another.
+		g.mu.Lock()
+		m.maybeRebuild(g)
+		g.mu.Unlock()
+	})
+}
+
+// poke wakes the follower without blocking.
+func (m *Manager) poke() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// follow applies the shared store's change log: whenever woken by a
+// notification or a write through this replica, and every PollInterval.
+func (m *Manager) follow() {
+	tick := time.NewTicker(m.cfg.PollInterval)
+	defer tick.Stop()
+	lastPrune := time.Now()
+	for {
+		if err := m.catchUp(m.ctx); err != nil && m.ctx.Err() == nil {
+			m.obs.Synced(0, err)
+			m.log.Warn("reading the gallery change log failed; retrying", "err", err)
+		}
+		if time.Since(lastPrune) > m.cfg.Retention/4 {
+			lastPrune = time.Now()
+			if err := m.feed.Prune(m.ctx, m.cfg.Retention); err != nil && m.ctx.Err() == nil {
+				m.log.Warn("pruning the gallery change log failed", "err", err)
+			}
+		}
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-m.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// catchUp applies every change after the applied position. A gap in the
+// log (this replica fell behind its retention) reloads everything.
+func (m *Manager) catchUp(ctx context.Context) error {
+	const batch = 512
+	for {
+		m.mu.RLock()
+		after := m.applied
+		m.mu.RUnlock()
+		evs, err := m.feed.Changes(ctx, after, batch)
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		if evs[0].Seq != after+1 {
+			m.log.Warn("gallery change log was pruned past this replica's position; reloading", "applied", after, "oldest", evs[0].Seq)
+			return m.reload(ctx)
+		}
+		for _, ev := range evs {
+			m.apply(ev)
+			m.mu.Lock()
+			m.setApplied(ev.Seq)
+			m.mu.Unlock()
+		}
+		m.obs.Synced(len(evs), nil)
+		m.report()
+		if len(evs) < batch {
+			return nil
+		}
+	}
+}
