@@ -37,6 +37,7 @@ type Config struct {
 	Limits     Limits           `yaml:"limits"`
 	OCR        OCR              `yaml:"ocr"`
 	Models     []Model          `yaml:"models"`
+	Face       Face             `yaml:"face"`
 	Jobs       Jobs             `yaml:"jobs"`
 	Tracing    tracing.Config   `yaml:"tracing"`
 	Log        Log              `yaml:"log"`
@@ -161,6 +162,7 @@ func Default() Config {
 			MinOrientationConfidence: oc.MinOrientationConfidence,
 		},
 		Models:  []Model{{Name: "ocr-eng", Version: "1", Engine: "tesseract", Languages: "eng", Calibration: DefaultCalibration}},
+		Face:    defaultFace(),
 		Jobs:    jobsDefaults(),
 		Tracing: tracing.Config{SampleRatio: 1},
 		Log:     Log{Level: "info", Format: "text"},
@@ -284,6 +286,7 @@ func (c Config) Validate() error {
 		}
 	}
 	c.Repository.validate(add)
+	errs = append(errs, c.Face.validate()...)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -1,0 +1,180 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/visionserve/visionserve/internal/face"
+	"github.com/visionserve/visionserve/internal/gallery"
+	"github.com/visionserve/visionserve/internal/gallery/ann"
+)
+
+// Face configures face recognition. It is off unless both model files are
+// set.
+type Face struct {
+	// Detector and Embedder are the ONNX files of the YuNet detector
+	// and the embedder (shared/models/face; docs/faces.md).
+	Detector string `yaml:"detector"`
+	Embedder string `yaml:"embedder"`
+	// Sessions is the number of ONNX sessions per model (requests that
+	// run it at once); 0 means server.workers.
+	Sessions int `yaml:"sessions"`
+	// Threshold is the default cosine similarity for a match.
+	Threshold       float64           `yaml:"threshold"`
+	DefaultMaxFaces int               `yaml:"default_max_faces"`
+	MaxFaces        int               `yaml:"max_faces"`
+	DefaultTopK     int               `yaml:"default_top_k"`
+	MaxTopK         int               `yaml:"max_top_k"`
+	CacheEntries    int               `yaml:"cache_entries"`
+	Flip            bool              `yaml:"flip"` // add the mirrored face's embedding (twice the embedding cost)
+	Detect          face.DetectParams `yaml:"detect"`
+	Gallery         Gallery           `yaml:"gallery"`
+}
+
+// Gallery configures where galleries are stored and how they are indexed.
+type Gallery struct {
+	// Store is "embedded" (a bbolt file at Path, one process) or
+	// "postgres" (shared by replicas; Postgres is the connection string,
+	// whose password belongs in PGPASSWORD or a .pgpass file, never here).
+	Store              string        `yaml:"store"`
+	Path               string        `yaml:"path"`
+	Postgres           string        `yaml:"postgres"`
+	MaxGalleries       int           `yaml:"max_galleries"`
+	MaxFaces           int           `yaml:"max_faces"`
+	MaxFacesPerSubject int           `yaml:"max_faces_per_subject"`
+	ExactBelow         int           `yaml:"exact_below"`
+	HNSW               ann.Params    `yaml:"hnsw"`
+	BuildWorkers       int           `yaml:"build_workers"`
+	PollInterval       time.Duration `yaml:"poll_interval"`
+	Retention          time.Duration `yaml:"retention"`
+}
+
+// Gallery store kinds.
+const (
+	StoreEmbedded = "embedded"
+	StorePostgres = "postgres"
+)
+
+// defaultFace is the face section's default: off, with every tunable at
+// its documented default.
+func defaultFace() Face {
+	fc := face.DefaultConfig()
+	gc := gallery.DefaultConfig(1, "")
+	return Face{
+		Threshold:       fc.Threshold,
+		DefaultMaxFaces: fc.DefaultMaxFaces,
+		MaxFaces:        fc.MaxFaces,
+		DefaultTopK:     fc.DefaultTopK,
+		MaxTopK:         fc.MaxTopK,
+		CacheEntries:    fc.CacheEntries,
+		Detect:          face.DefaultDetectParams(),
+		Gallery: Gallery{
+			Store:              StoreEmbedded,
+			Path:               "galleries.db",
+			MaxGalleries:       gc.MaxGalleries,
+			MaxFaces:           gc.MaxFaces,
+			MaxFacesPerSubject: gc.MaxFacesPerSubject,
+			ExactBelow:         gc.Index.ExactBelow,
+			HNSW:               gc.Index.HNSW,
+			BuildWorkers:       gc.Index.BuildWorkers,
+			PollInterval:       gc.PollInterval,
+			Retention:          gc.Retention,
+		},
+	}
+}
+
+// Enabled reports whether face recognition is configured.
+func (f Face) Enabled() bool { return f.Detector != "" || f.Embedder != "" }
+
+// ServiceConfig converts to the face core's configuration.
+func (f Face) ServiceConfig(l Limits) face.Config {
+	return face.Config{
+		Threshold: f.Threshold, DefaultMaxFaces: f.DefaultMaxFaces, MaxFaces: f.MaxFaces,
+		DefaultTopK: f.DefaultTopK, MaxTopK: f.MaxTopK, CacheEntries: f.CacheEntries, Limits: l.ImageLimits(),
+	}
+}
+
+// ManagerConfig converts to the gallery manager's configuration for an
+// embedder with the given dimension and id.
+func (g Gallery) ManagerConfig(dim int, model string) gallery.Config {
+	c := gallery.DefaultConfig(dim, model)
+	c.MaxGalleries, c.MaxFaces, c.MaxFacesPerSubject = g.MaxGalleries, g.MaxFaces, g.MaxFacesPerSubject
+	c.Index.ExactBelow, c.Index.HNSW, c.Index.BuildWorkers = g.ExactBelow, g.HNSW, g.BuildWorkers
+	c.PollInterval, c.Retention = g.PollInterval, g.Retention
+	return c
+}
+
+// validate reports every problem of the face section; only an enabled
+// section is checked.
+func (f Face) validate() []error {
+	if !f.Enabled() {
+		return nil
+	}
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if f.Detector == "" || f.Embedder == "" {
+		add("face: set both face.detector and face.embedder (or neither, to turn face recognition off)")
+	}
+	if f.Sessions < 0 {
+		add("face.sessions must be >= 0 (0 means server.workers), got %d", f.Sessions)
+	}
+	if err := f.ServiceConfig(Limits{}).Validate(); err != nil {
+		errs = append(errs, prefixed("face.", err)...)
+	}
+	if err := f.Detect.Validate(); err != nil {
+		errs = append(errs, prefixed("face.detect.", err)...)
+	}
+	g := f.Gallery
+	switch g.Store {
+	case StoreEmbedded:
+		if g.Path == "" {
+			add("face.gallery.path is empty (the embedded store's file)")
+		}
+	case StorePostgres:
+		if g.Postgres == "" {
+			add("face.gallery.postgres is empty (a connection string, e.g. postgres://visionserve@db:5432/visionserve)")
+		} else if hasPassword(g.Postgres) {
+			add("face.gallery.postgres holds a password: put it in the PGPASSWORD environment variable or a .pgpass file instead")
+		}
+	default:
+		add("face.gallery.store %q: use %s or %s", g.Store, StoreEmbedded, StorePostgres)
+	}
+	if err := g.ManagerConfig(1, "").Validate(); err != nil {
+		errs = append(errs, prefixed("face.gallery.", err)...)
+	}
+	return errs
+}
+
+// prefixed splits a joined error and prefixes each line with the key path.
+func prefixed(prefix string, err error) []error {
+	var out []error
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimPrefix(strings.TrimPrefix(line, "face: "), "gallery: ")
+		out = append(out, errors.New(prefix+line))
+	}
+	return out
+}
+
+// hasPassword reports a password inside a PostgreSQL connection string
+// (URL user info or a password= keyword).
+func hasPassword(dsn string) bool {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return false
+		}
+		if _, ok := u.User.Password(); ok {
+			return true
+		}
+		return u.Query().Has("password")
+	}
+	for _, kv := range strings.Fields(dsn) {
+		if strings.HasPrefix(kv, "password=") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,72 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFaceOffByDefault(t *testing.T) {
+	if Default().Face.Enabled() {
+		t.Fatal("face recognition is on by default; it needs model files")
+	}
+}
+
+func TestLoadFace(t *testing.T) {
+	c, err := Load("testdata/face.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Face
+	if !f.Enabled() || f.Sessions != 2 || f.Threshold != 0.5 || !f.Flip || f.Detect.ScoreThreshold != 0.8 || f.Detect.MaxSide != 960 {
+		t.Errorf("face = %+v", f)
+	}
+	// Keys absent from the file keep their defaults, also inside nested
+	// sections.
+	d := Default().Face
+	if f.Detect.NMSThreshold != d.Detect.NMSThreshold || f.Gallery.MaxGalleries != d.Gallery.MaxGalleries {
+		t.Errorf("defaults lost: detect %+v gallery %+v", f.Detect, f.Gallery)
+	}
+	g := f.Gallery
+	if g.Store != StorePostgres || g.ExactBelow != 5000 || g.HNSW.M != 16 || g.PollInterval != time.Second {
+		t.Errorf("gallery = %+v", g)
+	}
+	mc := g.ManagerConfig(128, "m")
+	if mc.Dim != 128 || mc.MaxFaces != 50000 || mc.Index.HNSW.EfSearch != 64 {
+		t.Errorf("manager config = %+v", mc)
+	}
+	sc := f.ServiceConfig(c.Limits)
+	if sc.MaxTopK != 10 || sc.DefaultTopK != 3 || sc.Limits.MaxBytes != int64(c.Limits.MaxBytes) {
+		t.Errorf("service config = %+v", sc)
+	}
+}
+
+func TestLoadFaceRejects(t *testing.T) {
+	_, err := Load("testdata/bad-face.yaml")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, w := range []string{
+		"set both face.detector and face.embedder", "face.threshold", "face.max_faces",
+		"face.detect.score_threshold", "holds a password", "face.gallery.hnsw: m", "face.gallery.poll_interval",
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not mention %q:\n%v", w, err)
+		}
+	}
+}
+
+func TestHasPassword(t *testing.T) {
+	for dsn, want := range map[string]bool{
+		"postgres://u@h/db":                 false,
+		"postgres://u:p@h/db":               true,
+		"postgresql://u@h/db?password=x":    true,
+		"host=h user=u dbname=d":            false,
+		"host=h user=u password=x dbname=d": true,
+		"postgres://u@h/db?sslmode=require": false,
+	} {
+		if got := hasPassword(dsn); got != want {
+			t.Errorf("hasPassword(%q) = %v", dsn, got)
+		}
+	}
+}
