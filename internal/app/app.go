@@ -65,6 +65,7 @@ type App struct {
 	models  []*loader.Model
 	ocr     *ocr.Service
 	oip     *oip.Service
+	face    *faceParts
 	handler *httpapi.Server
 	srv     *http.Server
 	ln      net.Listener
@@ -192,10 +193,14 @@ func New(opts Options) (a *App, err error) {
 	}
 	a.oip = oip.NewService(oip.Config{Name: "visionserve", Version: Version, Ready: a.readiness,
 		Limits: oip.Limits{MaxBytes: int64(cfg.Limits.MaxBytes), MaxElements: cfg.Limits.MaxTensorElements}}, oipModels, opts.Logger)
+	if err := a.startFace(cfg); err != nil {
+		return nil, err
+	}
 
 	a.handler = httpapi.New(httpapi.Config{
 		OCR:            a.ocr,
 		OIP:            a.oip,
+		Face:           a.Face(),
 		Scheduler:      a.sched,
 		Metrics:        a.metrics,
 		Gatherer:       opts.Registry,

@@ -80,5 +80,7 @@ func (a *App) closeModels(ctx context.Context) error {
 	}
 	a.models = nil
 	errs = append(errs, a.closeRepository(ctx))
+	errs = append(errs, a.face.close(ctx))
+	a.face = nil
 	return errors.Join(errs...)
 }

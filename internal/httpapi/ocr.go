@@ -206,7 +206,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if s.cfg.Scheduler != nil && (errors.Is(err, sched.ErrQueueFull) || errors.Is(err, sched.ErrDraining) || errors.Is(err, engine.ErrPoolClosed)) {
 		retry = s.cfg.Scheduler.RetryAfter()
 	}
-	if p.Status >= 500 && p.Status != http.StatusServiceUnavailable && p.Status != http.StatusGatewayTimeout {
+	if p.Status >= 500 && p.Status != http.StatusServiceUnavailable && p.Status != http.StatusGatewayTimeout && p.Status != http.StatusNotImplemented {
 		s.log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
 	}
 	writeProblem(w, r, p, retry)

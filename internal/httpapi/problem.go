@@ -13,6 +13,8 @@ import (
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/engine/onnx"
+	"github.com/visionserve/visionserve/internal/face"
+	"github.com/visionserve/visionserve/internal/gallery"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/ocr"
@@ -106,6 +108,24 @@ func problemFor(err error) (p Problem, retryAfter time.Duration) {
 		status, kind, detail = http.StatusBadRequest, "bad-request", err.Error()
 	case errors.Is(err, oip.ErrTooLarge):
 		status, kind, detail = http.StatusRequestEntityTooLarge, "too-large", err.Error()
+	case errors.Is(err, face.ErrBadOption), errors.Is(err, gallery.ErrInvalidName):
+		status, kind, detail = http.StatusBadRequest, "bad-request", err.Error()
+	case errors.Is(err, face.ErrNoFace):
+		status, kind, detail = http.StatusUnprocessableEntity, "no-face", err.Error()
+	case errors.Is(err, face.ErrDisabled):
+		status, kind, detail = http.StatusNotImplemented, "not-enabled", err.Error()+"; see docs/faces.md"
+	case errors.Is(err, gallery.ErrGalleryNotFound):
+		status, kind, detail = http.StatusNotFound, "gallery-not-found", "no gallery has that name; create it with PUT /v1/galleries/{gallery}"
+	case errors.Is(err, gallery.ErrSubjectNotFound):
+		status, kind, detail = http.StatusNotFound, "subject-not-found", "the gallery has no faces for that subject"
+	case errors.Is(err, gallery.ErrLimit):
+		status, kind, detail = http.StatusConflict, "limit-reached", err.Error()
+	case errors.Is(err, gallery.ErrUnavailable):
+		status, kind, detail = http.StatusServiceUnavailable, "store-unavailable", "the gallery database cannot be reached; retry later"
+		retryAfter = time.Second
+	case errors.Is(err, gallery.ErrClosed):
+		status, kind, detail = http.StatusServiceUnavailable, "shutting-down", "the server is shutting down; retry on another replica"
+		retryAfter = time.Second
 	case errors.Is(err, sched.ErrQueueFull):
 		status, kind = http.StatusTooManyRequests, "queue-full"
 		detail = "every worker is busy and the queue is full; retry after the delay in Retry-After"

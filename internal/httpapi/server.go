@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/visionserve/visionserve/internal/auth"
+	"github.com/visionserve/visionserve/internal/face"
 	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/metrics"
 	"github.com/visionserve/visionserve/internal/modelrepo"
@@ -37,7 +38,8 @@ import (
 // Config is what the transport needs from the process.
 type Config struct {
 	OCR       *ocr.Service
-	OIP       *oip.Service // the Open Inference Protocol routes under /v2
+	OIP       *oip.Service  // the Open Inference Protocol routes under /v2
+	Face      *face.Service // nil: face routes answer 501
 	Scheduler *sched.Scheduler
 	Metrics   *metrics.Metrics
 	Gatherer  prometheus.Gatherer
@@ -124,6 +126,7 @@ func New(cfg Config) *Server {
 	}
 	s.routes = append(s.routes, s.oipRoutes()...)
 	s.routes = append(s.routes, s.jobRoutes()...)
+	s.routes = append(s.routes, s.faceRoutes()...)
 	for i := range s.routes {
 		s.routes[i].Scope = scopeOf(s.routes[i])
 		rt := s.routes[i]

@@ -1,0 +1,111 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/engine/onnx"
+	"github.com/visionserve/visionserve/internal/face"
+	"github.com/visionserve/visionserve/internal/gallery"
+	"github.com/visionserve/visionserve/internal/metrics"
+)
+
+// Interface guards: the metrics observe the face core and the galleries.
+var (
+	_ face.Observer    = (*metrics.Face)(nil)
+	_ gallery.Observer = (*metrics.Face)(nil)
+	_ face.Galleries   = (*gallery.Manager)(nil)
+)
+
+// faceParts is what face recognition adds to a process; close releases it
+// (also after a partial start).
+type faceParts struct {
+	models    *face.Models
+	galleries *gallery.Manager
+	service   *face.Service
+}
+
+// startFace loads the face models, opens the gallery store and builds the
+// face core, when the configuration enables face recognition. On error it
+// releases what it built.
+func (a *App) startFace(cfg config.Config) (err error) {
+	fc := cfg.Face
+	if !fc.Enabled() {
+		return nil
+	}
+	start := time.Now()
+	p := &faceParts{}
+	defer func() {
+		if err != nil {
+			_ = p.close(context.Background())
+		}
+	}()
+	rt, err := onnx.Init("")
+	if err != nil {
+		return fmt.Errorf("face recognition needs ONNX Runtime: %w", err)
+	}
+	opts := face.DefaultLoadOptions()
+	opts.Detect = fc.Detect
+	opts.Embed.Flip = fc.Flip
+	opts.Runtime.Sessions = fc.Sessions
+	if opts.Runtime.Sessions == 0 {
+		opts.Runtime.Sessions = a.sched.Workers()
+	}
+	if p.models, err = face.Load(face.Files{Detector: fc.Detector, Embedder: fc.Embedder}, opts); err != nil {
+		return err
+	}
+	m := metrics.NewFace(a.opts.Registry)
+	store, err := openGalleryStore(fc.Gallery)
+	if err != nil {
+		return err
+	}
+	gcfg := fc.Gallery.ManagerConfig(p.models.Pipeline.Dim(), p.models.EmbedderID())
+	if p.galleries, err = gallery.Open(context.Background(), store, gcfg, a.opts.Logger, m); err != nil {
+		store.Close()
+		return err
+	}
+	if p.service, err = face.NewService(fc.ServiceConfig(cfg.Limits), p.models, p.galleries, a.sched, m, a.opts.Logger); err != nil {
+		return err
+	}
+	a.face = p
+	a.log.Info("face recognition loaded", "detector", fc.Detector, "embedder", fc.Embedder,
+		"embedder_id", p.models.EmbedderID(), "sessions", opts.Runtime.Sessions, "onnxruntime", rt.Version,
+		"gallery_store", fc.Gallery.Store, "duration", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func openGalleryStore(g config.Gallery) (gallery.Store, error) {
+	switch g.Store {
+	case config.StorePostgres:
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return gallery.OpenPostgres(ctx, g.Postgres, 0)
+	default:
+		return gallery.OpenBolt(g.Path, 10*time.Second)
+	}
+}
+
+// Face returns the face core (nil when face recognition is off).
+func (a *App) Face() *face.Service {
+	if a.face == nil {
+		return nil
+	}
+	return a.face.service
+}
+
+// close stops the galleries (after requests have drained) and frees the
+// models.
+func (p *faceParts) close(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
+	var errs []error
+	if p.galleries != nil {
+		errs = append(errs, p.galleries.Close())
+	}
+	errs = append(errs, p.models.Close(ctx))
+	return errors.Join(errs...)
+}
