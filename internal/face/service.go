@@ -114,7 +114,7 @@ type Galleries interface {
 	Subject(ctx context.Context, gallery, subject string) ([]gallery.FaceInfo, error)
 	DeleteSubject(ctx context.Context, gallery, subject string) (int, error)
 	Search(gallery string, q []float32, k int, minSim float64) ([]gallery.Match, error)
-	Has(gallery string) bool
+	MayExist(gallery string) bool
 }
 
 // Service is the face core every transport calls. It is safe for
@@ -251,6 +251,9 @@ func (s *Service) Enroll(ctx context.Context, galleryName, subject string, in In
 	if err := gallery.ValidSubjectName(subject); err != nil {
 		return nil, err
 	}
+	if !g.MayExist(galleryName) {
+		return nil, gallery.ErrGalleryNotFound
+	}
 	t := timings{start: time.Now()}
 	an, err := s.analyze(ctx, in, largest, &t)
 	if err != nil {
@@ -260,11 +263,11 @@ func (s *Service) Enroll(ctx context.Context, galleryName, subject string, in In
 	if !ok {
 		return nil, ErrNoFace
 	}
-	s.obs.ObserveFaces(OpEnroll, 1)
 	id, err := g.AddFace(ctx, galleryName, subject, f.Embedding)
 	if err != nil {
 		return nil, err
 	}
+	s.obs.ObserveFaces(OpEnroll, 1)
 	return &EnrollResult{FaceID: id, Box: roundBox(f.Box), Score: round4(f.Score), TimingMS: s.finish(&t)}, nil
 }
 
@@ -315,7 +318,7 @@ func (s *Service) Identify(ctx context.Context, galleryName string, in Input, op
 		return nil, fmt.Errorf("%w: top_k=%d; use 1 to %d", ErrBadOption, topK, s.cfg.MaxTopK)
 	}
 	// Fail before inference when the gallery does not exist.
-	if !g.Has(galleryName) {
+	if !g.MayExist(galleryName) {
 		return nil, gallery.ErrGalleryNotFound
 	}
 	t := timings{start: time.Now()}

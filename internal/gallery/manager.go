@@ -365,8 +365,10 @@ func (m *Manager) Search(gallery string, q []float32, k int, minSim float64) ([]
 	return matches, nil
 }
 
-// Has reports whether this replica knows the gallery.
-func (m *Manager) Has(name string) bool { return m.gallery(name) != nil }
+// MayExist is false only when the gallery certainly does not exist, so a
+// caller can refuse a request before costly work. With a shared store a
+// gallery this replica has not seen yet may exist, so it is always true.
+func (m *Manager) MayExist(name string) bool { return m.feed != nil || m.gallery(name) != nil }
 
 // Stats are totals for metrics and logs.
 type Stats struct {

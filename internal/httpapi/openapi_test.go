@@ -73,6 +73,7 @@ func TestIntegrationResponsesMatchOpenAPI(t *testing.T) {
 		{"POST", "/v1/ocr", "image/png", []byte("garbage"), 400},
 		{"POST", "/v1/ocr", "image/png", imagetest.PNGHeader(30000, 30000), 413},
 		{"POST", "/v1/ocr?model=nope", "image/png", good, 404},
+		{"POST", "/v1/faces/detect", "image/png", good, 501},
 		{"GET", "/healthz", "", nil, 200},
 		{"GET", "/readyz", "", nil, 200},
 		{"GET", "/metrics", "", nil, 200},
