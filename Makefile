@@ -37,6 +37,14 @@ fuzz: ## fuzz the image decoder for FUZZTIME (default 5m)
 bench: ## throughput: server vs engine in-process vs one tesseract process per image (ratios)
 	$(GO) test ./test/e2e -run '^$$' -bench BenchmarkThroughput -benchtime 1x -count 1 -timeout 30m
 
+.PHONY: bench-ann
+bench-ann: ## ANN index: 1,000,000 random unit vectors (d=128), recall@10, latency, build time, memory (slow)
+	nice -n 19 $(GO) test ./internal/gallery/ann -run '^$$' -bench HNSWRandom -benchtime 1x -timeout 6h -v
+
+.PHONY: face-eval
+face-eval: ## face accuracy on ../shared/data/face: verification AUC, FAR/FRR at the default threshold, identification top-1
+	$(GO) test ./internal/face -run TestIntegrationEvaluate -count 1 -v
+
 .PHONY: generate
 generate: ## regenerate the committed gRPC/protobuf code in proto/ (protoc + pinned plugins)
 	hack/generate.sh

@@ -16,6 +16,11 @@ hack/setup.sh
 # (~/.cache/visionserve/onnxruntime); it prints the path.
 VISIONSERVE_ONNXRUNTIME_LIB=${VISIONSERVE_ONNXRUNTIME_LIB:-$(hack/setup-onnxruntime.sh)}
 export VISIONSERVE_ONNXRUNTIME_LIB
+# The shared gallery store's tests start their own PostgreSQL servers in
+# temporary directories (internal/gallery/pgtest); this finds or installs
+# the server binaries.
+VISIONSERVE_PG_BIN=${VISIONSERVE_PG_BIN:-$(hack/setup-postgres.sh)}
+export VISIONSERVE_PG_BIN
 
 step "lint"
 hack/lint.sh

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +70,25 @@ func TestHasPassword(t *testing.T) {
 		if got := hasPassword(dsn); got != want {
 			t.Errorf("hasPassword(%q) = %v", dsn, got)
 		}
+	}
+}
+
+// The documented file of every key with its default is the default.
+func TestDocumentedDefaults(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "Every key with its default:\n\n```yaml\n")
+	if !ok {
+		t.Fatal("docs/configuration.md: no defaults block")
+	}
+	block, _, _ := strings.Cut(rest, "```")
+	c, err := Parse([]byte(block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c, Default()) {
+		t.Errorf("docs/configuration.md defaults differ from Default():\n%+v\n%+v", c, Default())
 	}
 }

@@ -29,7 +29,7 @@ type Params struct {
 // DefaultParams reach recall@10 of at least 0.95 on 1,000,000 random unit
 // vectors of dimension 128, the hardest case for a graph index (real face
 // embeddings cluster by identity and are easier).
-func DefaultParams() Params { return Params{M: 24, EfConstruction: 200, EfSearch: 192} }
+func DefaultParams() Params { return Params{M: 48, EfConstruction: 100, EfSearch: 1024} }
 
 // Validate reports parameters outside the useful range.
 func (p Params) Validate() error {
