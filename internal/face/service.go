@@ -327,23 +327,34 @@ func (s *Service) Identify(ctx context.Context, galleryName string, in Input, op
 		return nil, err
 	}
 	res := &IdentifyResult{Faces: []IdentifiedFace{}}
-	t0 := time.Now()
-	for i := range min(maxFaces, len(an.Faces)) {
-		f := an.Faces[i]
-		matches, err := g.Search(galleryName, f.Embedding, topK, threshold)
-		if err != nil {
-			return nil, err
+	// Searching a large gallery is CPU work like inference: it runs on a
+	// worker too.
+	err = s.sched.Run(ctx, func(ctx context.Context) error {
+		t0 := time.Now()
+		defer func() { t.search += time.Since(t0) }()
+		for i := range min(maxFaces, len(an.Faces)) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			f := an.Faces[i]
+			matches, err := g.Search(galleryName, f.Embedding, topK, threshold)
+			if err != nil {
+				return err
+			}
+			for k := range matches {
+				matches[k].Similarity = round4(matches[k].Similarity)
+				s.obs.ObserveSimilarity(OpIdentify, matches[k].Similarity)
+			}
+			if matches == nil {
+				matches = []gallery.Match{}
+			}
+			res.Faces = append(res.Faces, IdentifiedFace{Box: roundBox(f.Box), Score: round4(f.Score), Matches: matches})
 		}
-		for k := range matches {
-			matches[k].Similarity = round4(matches[k].Similarity)
-			s.obs.ObserveSimilarity(OpIdentify, matches[k].Similarity)
-		}
-		if matches == nil {
-			matches = []gallery.Match{}
-		}
-		res.Faces = append(res.Faces, IdentifiedFace{Box: roundBox(f.Box), Score: round4(f.Score), Matches: matches})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	t.search += time.Since(t0)
 	s.obs.ObserveFaces(OpIdentify, len(res.Faces))
 	res.TimingMS = s.finish(&t)
 	return res, nil

@@ -101,11 +101,13 @@ func TestDot(t *testing.T) {
 // at a time and in parallel, before and after deleting a third.
 func TestHNSWRecall(t *testing.T) {
 	const (
-		dim     = 64
-		n       = 4000
-		queries = 200
-		k       = 10
+		dim = 64
+		k   = 10
 	)
+	n, queries := 4000, 200
+	if raceEnabled {
+		n, queries = 800, 50
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	vecs := randomUnit(rng, n, dim)
 	qs := randomUnit(rng, queries, dim)
@@ -152,7 +154,7 @@ func TestHNSWRecall(t *testing.T) {
 			}
 			sum += recallAt(exact, got)
 		}
-		r := sum / queries
+		r := sum / float64(queries)
 		t.Logf("%s: recall@%d = %.4f", name, k, r)
 		if r < minRecall {
 			t.Errorf("%s: recall@%d = %.4f, want at least %.2f", name, k, r, minRecall)
@@ -214,5 +216,14 @@ func TestHNSWSmall(t *testing.T) {
 	}
 	if err := DefaultParams().Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestBuildCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	vecs := randomUnit(rand.New(rand.NewPCG(9, 9)), 5000, 16)
+	if _, err := Build(ctx, 16, vecs, Params{M: 8, EfConstruction: 16, EfSearch: 16}, 1, 2); err == nil {
+		t.Fatal("Build ignored a cancelled context")
 	}
 }
