@@ -33,7 +33,9 @@ type faceParts struct {
 // releases what it built.
 func (a *App) startFace(cfg config.Config) (err error) {
 	fc := cfg.Face
-	if !fc.Enabled() {
+	// In-process commands (CoreOnly) need no face models, and must not
+	// take the gallery store's lock from a server on the same file.
+	if !fc.Enabled() || a.opts.CoreOnly {
 		return nil
 	}
 	start := time.Now()
