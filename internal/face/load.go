@@ -11,6 +11,9 @@ import (
 	"github.com/visionserve/visionserve/internal/engine/onnx"
 )
 
+// Interface guard: an ONNX session pool is a face model.
+var _ Model = (*onnx.Pool)(nil)
+
 // Files names the two model files of a face recognition model: the YuNet
 // detector and the embedder. A model package will provide them from its
 // directory; today the configuration does.

@@ -36,6 +36,7 @@ type LimitError struct {
 	Limit int
 }
 
+// Error implements error.
 func (e *LimitError) Error() string {
 	return fmt.Sprintf("%v: at most %d %s", ErrLimit, e.Limit, e.What)
 }
