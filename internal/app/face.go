@@ -45,7 +45,7 @@ func (a *App) startFace(cfg config.Config) (err error) {
 			_ = p.close(context.Background())
 		}
 	}()
-	rt, err := onnx.Init("")
+	rt, err := onnx.Init(cfg.ONNX.Library)
 	if err != nil {
 		return fmt.Errorf("face recognition needs ONNX Runtime: %w", err)
 	}
