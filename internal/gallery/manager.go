@@ -268,9 +268,11 @@ func (m *Manager) CreateGallery(ctx context.Context, name string) (Gallery, bool
 			return Gallery{}, false, err
 		}
 	} else if m.feed != nil {
-		// Created meanwhile by another replica: wait to see it.
+		// Created meanwhile by another replica: wait (boundedly) to see it.
 		m.poke()
-		_ = m.waitFor(ctx, func() bool { return m.gallery(name) != nil })
+		wctx, cancel := context.WithTimeout(ctx, m.cfg.SyncWait)
+		_ = m.waitFor(wctx, func() bool { return m.gallery(name) != nil })
+		cancel()
 	}
 	g := m.gallery(name)
 	if g == nil {
