@@ -66,6 +66,9 @@ var evalSets = []string{"orl-faces", "face_recognition-examples", "openface-exam
 // rate, and identification top-1 (one enrolled image per identity, every
 // other image identified). It also re-derives the default threshold.
 func TestIntegrationEvaluate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("225 images and 20,035 pairs; skipped with -short")
+	}
 	m := realModels(t)
 	ctx := context.Background()
 	var pooled []face.Pair
