@@ -44,7 +44,7 @@ func DefaultConfig(dim int, model string) Config {
 		Dim: dim, Model: model,
 		MaxGalleries: 1000, MaxFaces: 1_000_000, MaxFacesPerSubject: 100,
 		Index: IndexConfig{
-			ExactBelow: 100_000, HNSW: ann.DefaultParams(), BuildWorkers: 1, MaxDeadFraction: 0.25,
+			ExactBelow: 500_000, HNSW: ann.DefaultParams(), BuildWorkers: 1, MaxDeadFraction: 0.25,
 		},
 		PollInterval: 2 * time.Second, SyncWait: 5 * time.Second, Retention: time.Hour,
 	}
