@@ -65,12 +65,13 @@ type VisionServiceSpec struct {
 	// +optional
 	Models *ModelSource `json:"models,omitempty"`
 
-	// Replicas is the number of pods while spec.autoscaling is not set;
-	// defaults to minReplicas. The scale subresource reads and writes this
+	// Replicas is the number of pods while spec.autoscaling is not set
+	// (ignored while it is). The scale subresource reads and writes this
 	// field, so an HPA or KEDA can drive a VisionService instead of the
 	// built-in autoscaler (leave spec.autoscaling unset then). It is not
 	// clamped to minReplicas..maxReplicas, so scaling to zero works.
 	// +optional
+	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=0
 	Replicas *int32 `json:"replicas,omitempty"`
 
