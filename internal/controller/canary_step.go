@@ -1,0 +1,155 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	v1alpha1 "github.com/visionserve/visionserve/api/v1alpha1"
+	"github.com/visionserve/visionserve/internal/controller/autoscale"
+	"github.com/visionserve/visionserve/internal/controller/canary"
+	"github.com/visionserve/visionserve/internal/controller/metricsource"
+)
+
+// Event reasons of the canary.
+const (
+	ReasonCanaryStarted      = "CanaryStarted"
+	ReasonCanaryPromoted     = "CanaryPromoted"
+	ReasonCanaryRolledBack   = "CanaryRolledBack"
+	ReasonCanaryRemoved      = "CanaryRemoved"
+	ReasonTrafficNotApplied  = "TrafficNotApplied"
+	reasonCanaryStartedState = "Started"
+)
+
+// canary advances the canary by one decision: set the traffic weights its
+// phase implies on every ready pod, then judge it on the window.
+func (r *Reconciler) canary(ctx context.Context, vs *v1alpha1.VisionService, f *fleet, obs autoscale.Observation, pods []corev1.Pod, now time.Time) {
+	spec, st := vs.Spec.Canary, vs.Status.Canary
+	if spec == nil {
+		if st != nil && st.Phase == v1alpha1.CanaryProgressing {
+			// Withdrawn under test: everything back to the stable version.
+			if _, err := r.setWeights(ctx, vs, f, st.Model, map[int32]int32{st.StableVersion: 100}, pods); err != nil {
+				return // retried next interval
+			}
+			st.Phase, st.Reason = v1alpha1.CanaryRolledBack, ReasonCanaryRemoved
+			st.Message = fmt.Sprintf("spec.canary was removed while version %d was under test; all %s traffic returned to version %d", st.Version, st.Model, st.StableVersion)
+			r.Recorder.Event(vs, corev1.EventTypeNormal, ReasonCanaryRemoved, st.Message)
+		}
+		meta.RemoveStatusCondition(&vs.Status.Conditions, v1alpha1.ConditionCanaryHealthy)
+		return
+	}
+	weight := canaryWeight(spec)
+	if st == nil || st.Model != spec.Model || st.Version != spec.Version || st.StableVersion != spec.StableVersion {
+		// A new canary. The window so far is from before it: its 5xx
+		// ratio is the baseline.
+		base := round(obs.ErrorRatio, 4)
+		st = &v1alpha1.CanaryStatus{
+			Model: spec.Model, StableVersion: spec.StableVersion, Version: spec.Version,
+			Phase: v1alpha1.CanaryProgressing, Reason: reasonCanaryStartedState, BaselineErrorRatio: &base,
+			Message: fmt.Sprintf("sending %d%% of %s traffic to version %d, the rest to %d", weight, spec.Model, spec.Version, spec.StableVersion),
+		}
+		vs.Status.Canary = st
+		r.Recorder.Event(vs, corev1.EventTypeNormal, ReasonCanaryStarted, st.Message)
+	}
+
+	applied, err := r.setWeights(ctx, vs, f, st.Model, weightsFor(st, weight), pods)
+	if err != nil {
+		setCondition(vs, v1alpha1.ConditionCanaryHealthy, metav1.ConditionUnknown, ReasonTrafficNotApplied, err.Error())
+		return
+	}
+	if st.StartTime == nil && applied > 0 {
+		t := metav1.NewTime(now)
+		st.StartTime = &t
+	}
+	if st.Phase == v1alpha1.CanaryProgressing && st.StartTime != nil {
+		r.judge(ctx, vs, f, st, obs, pods, now)
+	}
+	switch st.Phase {
+	case v1alpha1.CanaryRolledBack:
+		setCondition(vs, v1alpha1.ConditionCanaryHealthy, metav1.ConditionFalse, st.Reason, st.Message)
+	default:
+		setCondition(vs, v1alpha1.ConditionCanaryHealthy, metav1.ConditionTrue, st.Reason, st.Message)
+	}
+}
+
+func (r *Reconciler) judge(ctx context.Context, vs *v1alpha1.VisionService, f *fleet, st *v1alpha1.CanaryStatus, obs autoscale.Observation, pods []corev1.Pod, now time.Time) {
+	stable := obs.PerVersion[autoscale.Version{Model: st.Model, Version: strconv.Itoa(int(st.StableVersion))}]
+	cand := obs.PerVersion[autoscale.Version{Model: st.Model, Version: strconv.Itoa(int(st.Version))}]
+	base := 0.0
+	if st.BaselineErrorRatio != nil {
+		base = *st.BaselineErrorRatio
+	}
+	v := canary.Judge(canaryParams(vs.Spec.Canary), canary.Observation{
+		Elapsed:   now.Sub(st.StartTime.Time),
+		StableSum: stable.Sum, StableCount: stable.Count,
+		CanarySum: cand.Sum, CanaryCount: cand.Count,
+		ErrorRatio: obs.ErrorRatio, Requests: obs.Requests, BaselineErrorRatio: base,
+	})
+	logf.FromContext(ctx).V(1).Info("canary decision", "action", string(v.Action), "reason", v.Reason, "inputs", v.Message)
+	if v.Judged {
+		c, s := round(v.CanaryMean, 4), round(v.StableMean, 4)
+		st.CanaryConfidence, st.StableConfidence = &c, &s
+	}
+	st.Reason, st.Message = v.Reason, v.Message
+	switch v.Action {
+	case canary.Rollback:
+		st.Phase = v1alpha1.CanaryRolledBack
+		st.Message = fmt.Sprintf("version %d rolled back, all traffic to %d: %s", st.Version, st.StableVersion, v.Message)
+		r.Recorder.Event(vs, corev1.EventTypeWarning, ReasonCanaryRolledBack, st.Message)
+	case canary.Promote:
+		st.Phase = v1alpha1.CanaryPromoted
+		st.Message = fmt.Sprintf("version %d promoted, all traffic to it: %s", st.Version, v.Message)
+		r.Recorder.Event(vs, corev1.EventTypeNormal, ReasonCanaryPromoted, st.Message)
+	default:
+		return
+	}
+	// Act at once rather than an interval later; a failure is retried then.
+	_, _ = r.setWeights(ctx, vs, f, st.Model, weightsFor(st, 0), pods)
+}
+
+// weightsFor are the traffic weights of a canary's phase.
+func weightsFor(st *v1alpha1.CanaryStatus, weight int32) map[int32]int32 {
+	switch st.Phase {
+	case v1alpha1.CanaryPromoted:
+		return map[int32]int32{st.Version: 100}
+	case v1alpha1.CanaryRolledBack:
+		return map[int32]int32{st.StableVersion: 100}
+	}
+	return map[int32]int32{st.StableVersion: 100 - weight, st.Version: weight}
+}
+
+// setWeights puts the weights on every ready pod (idempotent: pods that
+// restarted get them again). It returns how many pods took them; an error
+// names the pods that refused, and is reported once as an event.
+func (r *Reconciler) setWeights(ctx context.Context, vs *v1alpha1.VisionService, f *fleet, model string, weights map[int32]int32, pods []corev1.Pod) (int, error) {
+	var errs []error
+	applied := 0
+	for i := range pods {
+		p := &pods[i]
+		if !podReady(p) {
+			continue
+		}
+		if err := metricsource.SetTraffic(ctx, r.httpClient(), r.podURL(p, port(vs)), model, weights); err != nil {
+			errs = append(errs, fmt.Errorf("pod %s: %w", p.Name, err))
+			continue
+		}
+		applied++
+	}
+	err := errors.Join(errs...)
+	if err != nil && err.Error() != f.lastTraffic {
+		r.Recorder.Event(vs, corev1.EventTypeWarning, ReasonTrafficNotApplied, err.Error())
+	}
+	if err != nil {
+		f.lastTraffic = err.Error()
+	} else {
+		f.lastTraffic = ""
+	}
+	return applied, err
+}

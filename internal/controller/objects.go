@@ -1,0 +1,358 @@
+package controller
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+
+	v1alpha1 "github.com/visionserve/visionserve/api/v1alpha1"
+)
+
+// Labels and paths shared by the objects the operator builds.
+const (
+	LabelName      = "app.kubernetes.io/name"
+	LabelInstance  = "app.kubernetes.io/instance"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	LabelComponent = "app.kubernetes.io/component"
+	ManagedBy      = "visionserve-operator"
+
+	// AnnotationConfigHash rolls the pods when the server config changes.
+	AnnotationConfigHash = "visionserve.io/config-hash"
+
+	ModelsPath = "/models"
+	ConfigDir  = "/etc/visionserve"
+	ConfigFile = "config.yaml"
+
+	containerName = "visionserve"
+	portName      = "http"
+	// uid of the image's non-root user (deploy/Dockerfile).
+	runAsUser = 65532
+	// terminationGrace: the server's shutdown_timeout (30 s) plus a margin
+	// (docs/operations.md).
+	terminationGrace = 40
+)
+
+// ServiceMonitorGVK is the Prometheus Operator's ServiceMonitor.
+var ServiceMonitorGVK = schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"}
+
+// selectorLabels select a VisionService's pods.
+func selectorLabels(vs *v1alpha1.VisionService) map[string]string {
+	return map[string]string{LabelName: "visionserve", LabelInstance: vs.Name}
+}
+
+// objectLabels are on everything the operator creates.
+func objectLabels(vs *v1alpha1.VisionService) map[string]string {
+	l := selectorLabels(vs)
+	l[LabelManagedBy] = ManagedBy
+	l[LabelComponent] = "server"
+	return l
+}
+
+func ownerRef(vs *v1alpha1.VisionService) *metav1ac.OwnerReferenceApplyConfiguration {
+	return metav1ac.OwnerReference().
+		WithAPIVersion(v1alpha1.GroupVersion.String()).
+		WithKind("VisionService").
+		WithName(vs.Name).
+		WithUID(vs.UID).
+		WithController(true).
+		WithBlockOwnerDeletion(true)
+}
+
+func port(vs *v1alpha1.VisionService) int32 {
+	if vs.Spec.Server.Port > 0 {
+		return vs.Spec.Server.Port
+	}
+	return 8080
+}
+
+func configMapName(vs *v1alpha1.VisionService) string { return vs.Name + "-config" }
+
+// modelClaimName is the claim the pods mount, or "" without models.
+func modelClaimName(vs *v1alpha1.VisionService) string {
+	switch m := vs.Spec.Models; {
+	case m == nil:
+		return ""
+	case m.PersistentVolumeClaim != nil:
+		return m.PersistentVolumeClaim.ClaimName
+	case m.VolumeClaimTemplate != nil:
+		return vs.Name + "-models"
+	}
+	return ""
+}
+
+// serverArgs are the arguments of `visionserve serve`.
+func serverArgs(vs *v1alpha1.VisionService) []string {
+	args := []string{"serve", "--addr", ":" + strconv.Itoa(int(port(vs)))}
+	if vs.Spec.Server.Config != "" {
+		args = append(args, "--config", ConfigDir+"/"+ConfigFile)
+	}
+	if w := vs.Spec.Server.Workers; w != nil {
+		args = append(args, "--workers", strconv.Itoa(int(*w)))
+	}
+	if q := vs.Spec.Server.Queue; q != nil {
+		args = append(args, "--queue", strconv.Itoa(int(*q)))
+	}
+	return append(args, vs.Spec.Server.Args...)
+}
+
+func configHash(vs *v1alpha1.VisionService) string {
+	h := sha256.Sum256([]byte(vs.Spec.Server.Config))
+	return hex.EncodeToString(h[:8])
+}
+
+func httpGet(path string) *corev1ac.ProbeApplyConfiguration {
+	return corev1ac.Probe().WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString(portName)))
+}
+
+// deployment is the server Deployment with the given replica count.
+func deployment(vs *v1alpha1.VisionService, replicas int32) *appsv1ac.DeploymentApplyConfiguration {
+	c := corev1ac.Container().
+		WithName(containerName).
+		WithImage(vs.Spec.Image).
+		WithArgs(serverArgs(vs)...).
+		WithPorts(corev1ac.ContainerPort().WithName(portName).WithContainerPort(port(vs)).WithProtocol(corev1.ProtocolTCP)).
+		// Readiness is "the default models are loaded" and turns false the
+		// moment shutdown begins; liveness only "the process serves HTTP".
+		WithReadinessProbe(httpGet("/readyz").WithPeriodSeconds(5).WithFailureThreshold(2)).
+		WithLivenessProbe(httpGet("/healthz").WithPeriodSeconds(10).WithFailureThreshold(3)).
+		// Loading and verifying models may take minutes.
+		WithStartupProbe(httpGet("/healthz").WithPeriodSeconds(5).WithFailureThreshold(60)).
+		WithSecurityContext(corev1ac.SecurityContext().
+			WithRunAsNonRoot(true).
+			WithRunAsUser(runAsUser).
+			WithRunAsGroup(runAsUser).
+			WithReadOnlyRootFilesystem(true).
+			WithAllowPrivilegeEscalation(false).
+			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL"))).
+		WithVolumeMounts(corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"))
+	if vs.Spec.ImagePullPolicy != "" {
+		c.WithImagePullPolicy(vs.Spec.ImagePullPolicy)
+	}
+	if r := resourcesApply(vs.Spec.Resources); r != nil {
+		c.WithResources(r)
+	}
+	for i := range vs.Spec.Server.Env {
+		c.WithEnv(envApply(vs.Spec.Server.Env[i]))
+	}
+
+	pod := corev1ac.PodSpec().
+		WithAutomountServiceAccountToken(false). // the server never talks to the API
+		WithTerminationGracePeriodSeconds(terminationGrace).
+		WithSecurityContext(corev1ac.PodSecurityContext().
+			WithRunAsNonRoot(true).
+			WithFSGroup(runAsUser).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+		WithTopologySpreadConstraints(corev1ac.TopologySpreadConstraint().
+			WithMaxSkew(1).
+			WithTopologyKey(corev1.LabelHostname).
+			WithWhenUnsatisfiable(corev1.ScheduleAnyway).
+			WithLabelSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(vs)))).
+		WithVolumes(corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(resource.MustParse("1Gi"))))
+	if claim := modelClaimName(vs); claim != "" {
+		pod.WithVolumes(corev1ac.Volume().WithName("models").
+			WithPersistentVolumeClaim(corev1ac.PersistentVolumeClaimVolumeSource().WithClaimName(claim).WithReadOnly(true)))
+		c.WithVolumeMounts(corev1ac.VolumeMount().WithName("models").WithMountPath(ModelsPath).WithReadOnly(true))
+	}
+	if vs.Spec.Server.Config != "" {
+		pod.WithVolumes(corev1ac.Volume().WithName("config").
+			WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(configMapName(vs))))
+		c.WithVolumeMounts(corev1ac.VolumeMount().WithName("config").WithMountPath(ConfigDir).WithReadOnly(true))
+	}
+	if len(vs.Spec.NodeSelector) > 0 {
+		pod.WithNodeSelector(vs.Spec.NodeSelector)
+	}
+	for _, t := range vs.Spec.Tolerations {
+		tol := corev1ac.Toleration().WithKey(t.Key).WithOperator(t.Operator).WithValue(t.Value).WithEffect(t.Effect)
+		if t.TolerationSeconds != nil {
+			tol.WithTolerationSeconds(*t.TolerationSeconds)
+		}
+		pod.WithTolerations(tol)
+	}
+	for _, s := range vs.Spec.ImagePullSecrets {
+		pod.WithImagePullSecrets(corev1ac.LocalObjectReference().WithName(s.Name))
+	}
+	pod.WithContainers(c)
+
+	annotations := map[string]string{
+		AnnotationConfigHash: configHash(vs),
+		// For Prometheus set-ups without the ServiceMonitor CRD.
+		"prometheus.io/scrape": "true",
+		"prometheus.io/port":   strconv.Itoa(int(port(vs))),
+		"prometheus.io/path":   "/metrics",
+	}
+	return appsv1ac.Deployment(vs.Name, vs.Namespace).
+		WithLabels(objectLabels(vs)).
+		WithOwnerReferences(ownerRef(vs)).
+		WithSpec(appsv1ac.DeploymentSpec().
+			WithReplicas(replicas).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(vs))).
+			// Keep serving capacity during a rollout: surge, never go below.
+			WithStrategy(appsv1ac.DeploymentStrategy().
+				WithType(appsv1.RollingUpdateDeploymentStrategyType).
+				WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
+					WithMaxUnavailable(intstr.FromInt32(0)).
+					WithMaxSurge(intstr.FromString("25%")))).
+			WithTemplate(corev1ac.PodTemplateSpec().
+				WithLabels(objectLabels(vs)).
+				WithAnnotations(annotations).
+				WithSpec(pod)))
+}
+
+func resourcesApply(r corev1.ResourceRequirements) *corev1ac.ResourceRequirementsApplyConfiguration {
+	if len(r.Limits) == 0 && len(r.Requests) == 0 {
+		return nil
+	}
+	out := corev1ac.ResourceRequirements()
+	if len(r.Limits) > 0 {
+		out.WithLimits(r.Limits)
+	}
+	if len(r.Requests) > 0 {
+		out.WithRequests(r.Requests)
+	}
+	return out
+}
+
+func envApply(e corev1.EnvVar) *corev1ac.EnvVarApplyConfiguration {
+	out := corev1ac.EnvVar().WithName(e.Name)
+	if e.ValueFrom == nil {
+		return out.WithValue(e.Value)
+	}
+	src := corev1ac.EnvVarSource()
+	switch f := e.ValueFrom; {
+	case f.SecretKeyRef != nil:
+		ref := corev1ac.SecretKeySelector().WithName(f.SecretKeyRef.Name).WithKey(f.SecretKeyRef.Key)
+		if f.SecretKeyRef.Optional != nil {
+			ref.WithOptional(*f.SecretKeyRef.Optional)
+		}
+		src.WithSecretKeyRef(ref)
+	case f.ConfigMapKeyRef != nil:
+		ref := corev1ac.ConfigMapKeySelector().WithName(f.ConfigMapKeyRef.Name).WithKey(f.ConfigMapKeyRef.Key)
+		if f.ConfigMapKeyRef.Optional != nil {
+			ref.WithOptional(*f.ConfigMapKeyRef.Optional)
+		}
+		src.WithConfigMapKeyRef(ref)
+	case f.FieldRef != nil:
+		src.WithFieldRef(corev1ac.ObjectFieldSelector().WithFieldPath(f.FieldRef.FieldPath))
+	case f.ResourceFieldRef != nil:
+		ref := corev1ac.ResourceFieldSelector().WithResource(f.ResourceFieldRef.Resource)
+		if f.ResourceFieldRef.ContainerName != "" {
+			ref.WithContainerName(f.ResourceFieldRef.ContainerName)
+		}
+		src.WithResourceFieldRef(ref)
+	}
+	return out.WithValueFrom(src)
+}
+
+// service exposes the pods' HTTP port.
+func service(vs *v1alpha1.VisionService) *corev1ac.ServiceApplyConfiguration {
+	return corev1ac.Service(vs.Name, vs.Namespace).
+		WithLabels(objectLabels(vs)).
+		WithOwnerReferences(ownerRef(vs)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithType(corev1.ServiceTypeClusterIP).
+			WithSelector(selectorLabels(vs)).
+			WithPorts(corev1ac.ServicePort().WithName(portName).WithPort(port(vs)).
+				WithTargetPort(intstr.FromString(portName)).WithProtocol(corev1.ProtocolTCP)))
+}
+
+// pdb lets voluntary disruptions (node drains) take one pod at a time.
+func pdb(vs *v1alpha1.VisionService) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
+	return policyv1ac.PodDisruptionBudget(vs.Name, vs.Namespace).
+		WithLabels(objectLabels(vs)).
+		WithOwnerReferences(ownerRef(vs)).
+		WithSpec(policyv1ac.PodDisruptionBudgetSpec().
+			WithMaxUnavailable(intstr.FromInt32(1)).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(vs))))
+}
+
+// configMap holds spec.server.config; nil when there is none.
+func configMap(vs *v1alpha1.VisionService) *corev1ac.ConfigMapApplyConfiguration {
+	if vs.Spec.Server.Config == "" {
+		return nil
+	}
+	return corev1ac.ConfigMap(configMapName(vs), vs.Namespace).
+		WithLabels(objectLabels(vs)).
+		WithOwnerReferences(ownerRef(vs)).
+		WithData(map[string]string{ConfigFile: vs.Spec.Server.Config})
+}
+
+// modelClaim is the claim the operator owns; nil unless volumeClaimTemplate.
+func modelClaim(vs *v1alpha1.VisionService) *corev1ac.PersistentVolumeClaimApplyConfiguration {
+	if vs.Spec.Models == nil || vs.Spec.Models.VolumeClaimTemplate == nil {
+		return nil
+	}
+	t := vs.Spec.Models.VolumeClaimTemplate
+	modes := t.AccessModes
+	if len(modes) == 0 {
+		modes = []corev1.PersistentVolumeAccessMode{corev1.ReadOnlyMany}
+	}
+	spec := corev1ac.PersistentVolumeClaimSpec().
+		WithAccessModes(modes...).
+		WithResources(corev1ac.VolumeResourceRequirements().WithRequests(corev1.ResourceList{corev1.ResourceStorage: t.Size}))
+	if t.StorageClassName != nil {
+		spec.WithStorageClassName(*t.StorageClassName)
+	}
+	return corev1ac.PersistentVolumeClaim(modelClaimName(vs), vs.Namespace).
+		WithLabels(objectLabels(vs)).
+		WithOwnerReferences(ownerRef(vs)).
+		WithSpec(spec)
+}
+
+// serviceMonitor has Prometheus scrape every pod's /metrics.
+func serviceMonitor(vs *v1alpha1.VisionService) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"metadata": map[string]any{
+			"name":      vs.Name,
+			"namespace": vs.Namespace,
+			"labels":    toAny(objectLabels(vs)),
+			"ownerReferences": []any{map[string]any{
+				"apiVersion": v1alpha1.GroupVersion.String(), "kind": "VisionService", "name": vs.Name,
+				"uid": string(vs.UID), "controller": true, "blockOwnerDeletion": true,
+			}},
+		},
+		"spec": map[string]any{
+			"selector":  map[string]any{"matchLabels": toAny(selectorLabels(vs))},
+			"endpoints": []any{map[string]any{"port": portName, "path": "/metrics", "interval": "15s"}},
+		},
+	}}
+	u.SetGroupVersionKind(ServiceMonitorGVK)
+	return u
+}
+
+func toAny(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// podReady reports whether a pod is ready to serve and scrape.
+func podReady(p *corev1.Pod) bool {
+	if p.DeletionTimestamp != nil || p.Status.PodIP == "" {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// podURL is the base URL of a pod's HTTP port.
+func podURL(p *corev1.Pod, port int32) string {
+	return "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(int(port)))
+}
