@@ -14,13 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -183,7 +183,7 @@ type fakePod struct {
 	conf     map[string]float64 // version -> mean confidence
 	share    map[string]float64 // version -> share of the requests
 	counts   map[string]float64 // version -> predictions
-	weights  map[string]int // last PUT traffic weights
+	weights  map[string]int     // last PUT traffic weights
 	puts     int
 }
 
