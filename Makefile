@@ -17,6 +17,10 @@ setup: ## install missing system dependencies (Tesseract, Leptonica, pkg-config)
 build: ## build bin/visionserve
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/visionserve ./cmd/visionserve
 
+.PHONY: operator
+operator: ## build bin/visionserve-operator (the Kubernetes operator)
+	$(GO) build -trimpath -o bin/visionserve-operator ./cmd/visionserve-operator
+
 .PHONY: quickstart
 quickstart: ## install, build, start the server on 127.0.0.1:8080 and show a real OCR result
 	hack/quickstart.sh
@@ -46,8 +50,9 @@ face-eval: ## face accuracy on ../shared/data/face: verification AUC, FAR/FRR at
 	$(GO) test ./internal/face -run TestIntegrationEvaluate -count 1 -v
 
 .PHONY: generate
-generate: ## regenerate the committed gRPC/protobuf code in proto/ (protoc + pinned plugins)
+generate: ## regenerate the committed generated code: gRPC/protobuf in proto/ (protoc), the operator's deepcopy, CRD and RBAC (controller-gen)
 	hack/generate.sh
+	hack/generate-operator.sh
 
 .PHONY: clean
 clean: ## remove build outputs

@@ -21,9 +21,14 @@ export VISIONSERVE_ONNXRUNTIME_LIB
 # the server binaries.
 VISIONSERVE_PG_BIN=${VISIONSERVE_PG_BIN:-$(hack/setup-postgres.sh)}
 export VISIONSERVE_PG_BIN
+# The operator's envtest suites run a real kube-apiserver (built from source
+# once, cached in ~/.cache/visionserve/envtest) and Debian's etcd.
+KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS:-$(hack/setup-envtest.sh)}
+export KUBEBUILDER_ASSETS
 
 step "lint"
 hack/lint.sh
+hack/generate-operator.sh --check
 
 step "tests (unit, integration, e2e with the real engine)"
 go test -count=1 -timeout 20m ./...
