@@ -156,6 +156,7 @@ func New(opts Options) (a *App, err error) {
 		}
 		if m.OCR != nil {
 			m.OCR.Calibration = mc.Calibration
+			m.OCR.Cheaper = mc.CheapTier
 		}
 		a.models = append(a.models, m)
 	}
@@ -169,6 +170,7 @@ func New(opts Options) (a *App, err error) {
 		MinOrientationConfidence: cfg.OCR.MinOrientationConfidence,
 		Limits:                   cfg.Limits.ImageLimits(),
 		Tracer:                   a.tracing.Tracer(),
+		Tier:                     cfg.OCR.Tier,
 	}
 	a.ocr = ocr.NewService(ocfg, source, a.sched, a.metrics, opts.Logger)
 	if jc := cfg.Jobs.Runtime(); jc.Enabled() {

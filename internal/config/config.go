@@ -24,6 +24,7 @@ import (
 	"github.com/visionserve/visionserve/internal/calib"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/ocr/tier"
 	"github.com/visionserve/visionserve/internal/ratelimit"
 	"github.com/visionserve/visionserve/internal/tracing"
 )
@@ -89,6 +90,9 @@ type OCR struct {
 	Review                   ocr.ReviewPolicy `yaml:"review"`
 	OrientationCheckBelow    float64          `yaml:"orientation_check_below"`
 	MinOrientationConfidence float64          `yaml:"min_orientation_confidence"`
+	// Tier says when models that have a cheap_tier switch to it: under
+	// sustained queueing (docs/operator.md). Off unless enter_queue is set.
+	Tier tier.Policy `yaml:"tier"`
 }
 
 // Model is one served model.
@@ -107,6 +111,9 @@ type Model struct {
 	// Runtime holds a ppocr or onnx model's options, the same object a
 	// model package manifest carries under "runtime" (docs/configuration.md).
 	Runtime map[string]any `yaml:"runtime"`
+	// CheapTier is the model's cheaper quality tier, served while the
+	// server is under sustained queueing (ocr.tier); none when absent.
+	CheapTier *ocr.CheapTier `yaml:"cheap_tier"`
 }
 
 // DefaultCalibration is fitted by `visionserve calibrate` on the 250 shared
@@ -160,6 +167,7 @@ func Default() Config {
 			Review:                   oc.Review,
 			OrientationCheckBelow:    oc.OrientationCheckBelow,
 			MinOrientationConfidence: oc.MinOrientationConfidence,
+			Tier:                     tier.Policy{Sustain: 10 * time.Second},
 		},
 		Models:  []Model{{Name: "ocr-eng", Version: "1", Engine: "tesseract", Languages: "eng", Calibration: DefaultCalibration}},
 		Face:    defaultFace(),
@@ -237,6 +245,9 @@ func (c Config) Validate() error {
 			add("%s must be in [0,1], got %g", name, v)
 		}
 	}
+	if err := c.OCR.Tier.Validate(); err != nil {
+		add("ocr.%v", err)
+	}
 	if len(c.Models) == 0 {
 		add("models: at least one model is needed")
 	}
@@ -272,6 +283,11 @@ func (c Config) Validate() error {
 		}
 		if err := m.Calibration.Validate(); err != nil {
 			add("models[%d].%v", i, err)
+		}
+		if m.CheapTier != nil {
+			if err := m.CheapTier.Validate(); err != nil {
+				add("models[%d].%v", i, err)
+			}
 		}
 	}
 	if c.Server.AdminAddr != "" && c.Server.AdminAddr == c.Server.Addr && !strings.HasSuffix(c.Server.Addr, ":0") {

@@ -41,6 +41,8 @@ type Metrics struct {
 	Confidence      *prometheus.HistogramVec
 	Pages           *prometheus.CounterVec
 	Info            *prometheus.GaugeVec
+	// Tiers counts OCR requests by the quality tier that read them.
+	Tiers *prometheus.CounterVec
 }
 
 // latencyBuckets span 1 ms to about 65 s: OCR of a line is tens of ms, a
@@ -102,13 +104,17 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "visionserve_ocr_pages_total",
 			Help: "Pages recognised, by model, version and chosen segmentation mode.",
 		}, []string{"model", "version", "mode"}),
+		Tiers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "visionserve_ocr_tier_requests_total",
+			Help: "OCR requests by model and the quality tier that read them (full, or cheap under sustained queueing).",
+		}, []string{"model", "tier"}),
 		Info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "visionserve_build_info",
 			Help: "Always 1; labels say which visionserve and engine versions run.",
 		}, []string{"version", "goversion", "tesseract"}),
 	}
 	reg.MustRegister(m.Requests, m.RequestDuration, m.InFlight, m.Stage, m.QueueWaitTime,
-		m.QueueLength, m.WorkersBusy, m.Workers, m.QueueCapacity, m.Rejections, m.Confidence, m.Pages, m.Info)
+		m.QueueLength, m.WorkersBusy, m.Workers, m.QueueCapacity, m.Rejections, m.Confidence, m.Pages, m.Info, m.Tiers)
 	return m
 }
 

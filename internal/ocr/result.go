@@ -14,6 +14,9 @@ type Result struct {
 	Confidence float64            `json:"confidence"`
 	Pages      []Page             `json:"pages"`
 	TimingMS   map[string]float64 `json:"timing_ms,omitempty"`
+	// Tier is the quality tier that read the request, full or cheap, for a
+	// model that has a cheaper tier; absent otherwise.
+	Tier string `json:"tier,omitempty"`
 }
 
 // ModelRef names the model version that produced a result.

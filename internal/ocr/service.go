@@ -16,6 +16,7 @@ import (
 	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/metrics"
+	"github.com/visionserve/visionserve/internal/ocr/tier"
 	"github.com/visionserve/visionserve/internal/tracing"
 )
 
@@ -76,6 +77,9 @@ type Options struct {
 	// Key makes version routing sticky: requests with the same key reach
 	// the same version while the model's traffic weights are unchanged.
 	Key string
+	// MaxSide downscales pages to this longer side before recognition
+	// (0: as they are); the cheaper tier sets it (cheap.go).
+	MaxSide int
 }
 
 // Selector says which model a request wants. Key is the sticky routing
@@ -118,6 +122,9 @@ type Model struct {
 	// probability that the whole line is right: the product of its words'.
 	// Without it (empty), confidences are the engine's own.
 	Calibration calib.Curve
+	// Cheaper is the model's cheaper quality tier, served under sustained
+	// queueing (Config.Tier); nil: the model has none.
+	Cheaper *CheapTier
 }
 
 // lineConfidence is the line's confidence from the engine's raw line
@@ -157,6 +164,9 @@ type Config struct {
 	Limits                   imageio.Limits
 	// Tracer receives a span per request and per pipeline stage; nil: none.
 	Tracer trace.Tracer
+	// Tier says when models with a cheaper tier switch to it; the zero
+	// value never does.
+	Tier tier.Policy
 }
 
 // DefaultConfig returns the documented defaults.
@@ -171,6 +181,7 @@ type Service struct {
 	sched   Scheduler
 	metrics *metrics.Metrics // may be nil
 	log     *slog.Logger
+	tiers   *tier.Switch
 }
 
 // NewService wires the core. m may be nil (no metrics).
@@ -182,7 +193,7 @@ func NewService(cfg Config, models ModelSource, s Scheduler, m *metrics.Metrics,
 	if cfg.Tracer == nil {
 		cfg.Tracer = noop.NewTracerProvider().Tracer("")
 	}
-	return &Service{cfg: cfg, models: models, sched: s, metrics: m, log: log.With("component", "ocr")}
+	return &Service{cfg: cfg, models: models, sched: s, metrics: m, log: log.With("component", "ocr"), tiers: tier.NewSwitch(cfg.Tier)}
 }
 
 // WithSource returns a Service like s that takes its models from src: a
@@ -232,6 +243,7 @@ func (s *Service) recognize(ctx context.Context, in Input, opt Options) (*Result
 		return nil, err
 	}
 	res := &Result{Model: model.Ref, Pages: make([]Page, 0, len(doc.Pages))}
+	res.Tier = string(s.chooseTier(model, &opt))
 	var t timings
 	for i := range doc.Pages {
 		var page Page
@@ -286,6 +298,7 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 		endStage(pspan, err)
 		return Page{}, err
 	}
+	gray, scale := downscale(gray, opt.MaxSide)
 	mode := opt.Mode
 	if mode == ModeAuto {
 		mode = ModePage
@@ -324,6 +337,7 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 			}
 		}
 	}
+	unscale(lines, scale)
 	return Page{Index: i, Width: b.Dx(), Height: b.Dy(), Angle: angle, Mode: string(mode), Confidence: conf, Lines: lines}, nil
 }
 

@@ -231,6 +231,9 @@ func (s *Scheduler) RetryAfter() time.Duration {
 	return time.Duration(max(secs, 1)) * time.Second
 }
 
+// QueueLength is the number of admitted requests waiting for a worker now.
+func (s *Scheduler) QueueLength() int { return int(s.queued.Load()) }
+
 // Drain stops admitting requests. Admitted ones still run.
 func (s *Scheduler) Drain() { s.draining.Store(true) }
 
