@@ -31,7 +31,7 @@ if [[ "${1:-}" == "--check" ]]; then
 	done
 fi
 
-"$bin" object:headerFile=hack/boilerplate.go.txt paths=./api/...
+"$bin" object paths=./api/...
 "$bin" crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=deploy/operator/crd
 "$bin" rbac:roleName=visionserve-operator paths=./internal/controller/... output:rbac:artifacts:config=deploy/operator/rbac
 
