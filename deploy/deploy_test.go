@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -465,9 +466,30 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("the server stage has no %s", cmd)
 		}
 	}
-	for _, src := range []string{"go.mod", "cmd/visionserve/main.go", "internal/httpapi/openapi.json", "api/v1alpha1/groupversion_info.go"} {
-		if !dockerignoreKeeps(t, src) {
-			t.Errorf("the dockerignore leaves %s out, and the build needs it", src)
+	// Every file of this module that the two binaries are built from must
+	// be in the context.
+	out, err := exec.Command("go", "list", "-deps", "-f", `{{if .Module}}{{if .Module.Main}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}}
+{{end}}{{range .CgoFiles}}{{$d}}/{{.}}
+{{end}}{{range .EmbedFiles}}{{$d}}/{{.}}
+{{end}}{{end}}{{end}}`, "../cmd/visionserve", "../cmd/visionserve-operator").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := append(strings.Fields(string(out)), filepath.Join(root, "go.mod"), filepath.Join(root, "go.sum"))
+	if len(files) < 20 {
+		t.Fatalf("go list found only %d files", len(files))
+	}
+	for _, f := range files {
+		rel, err := filepath.Rel(root, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !dockerignoreKeeps(t, filepath.ToSlash(rel)) {
+			t.Errorf("the dockerignore leaves %s out, and the build needs it", rel)
 		}
 	}
 }
