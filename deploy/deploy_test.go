@@ -176,7 +176,7 @@ func TestHelmChart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lintResult := lint.All(chartDir, map[string]any{}, "default", false)
+	lintResult := lint.All(chartDir, map[string]any{"auth": map[string]any{"disabled": true}}, "default", false)
 	for _, m := range lintResult.Messages {
 		if m.Severity >= support.WarningSev {
 			t.Errorf("helm lint: %s", m)
@@ -184,21 +184,30 @@ func TestHelmChart(t *testing.T) {
 	}
 	caps := chartutil.DefaultCapabilities.Copy()
 	caps.APIVersions = append(caps.APIVersions, "monitoring.coreos.com/v1", "monitoring.coreos.com/v1/ServiceMonitor")
+	const keys = `auth: {apiKeys: [{name: clients, hash: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", scopes: [infer]}]}`
 	cases := []struct {
-		name   string
-		values string
-		want   []string // kinds
+		name    string
+		values  string
+		want    []string // kinds
+		wantErr string   // rendering fails with this
 	}{
-		{"defaults", ``, []string{"Deployment", "PodDisruptionBudget", "Service"}},
-		{"everything", `
-server: {config: "server:\n  queue: 8\n", workers: 2, extraArgs: [--log-format, json], env: [{name: GOGC, value: "200"}]}
+		{"defaults", ``, nil, "visionserve refuses to start without credentials"},
+		{"api keys", keys, []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service"}, ""},
+		{"everything", keys + `
+server:
+  config: "server:\n  queue: 8\nauth:\n  api_keys: [{name: ops, hash: 'sha256:00', scopes: ['models:admin']}]\nrepository:\n  trust: {keys: [/etc/visionserve/signer.pem]}\n"
+  files: {signer.pem: "-----BEGIN PUBLIC KEY-----\n"}
+  workers: 2
+  extraArgs: [--log-format, json]
+  env: [{name: GOGC, value: "200"}]
 models: {existingClaim: ocr-models}
 serviceMonitor: {enabled: true, labels: {release: prometheus}}
 podAnnotations: {example.com/team: vision}
 nodeSelector: {kubernetes.io/arch: amd64}
 tolerations: [{key: gpu, operator: Exists, effect: NoSchedule}]
-`, []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceMonitor"}},
-		{"no PDB", `podDisruptionBudget: {enabled: false}`, []string{"Deployment", "Service"}},
+`, []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceMonitor"}, ""},
+		{"no PDB no auth", `{podDisruptionBudget: {enabled: false}, auth: {disabled: true}}`, []string{"Deployment", "Service"}, ""},
+		{"bad config", keys + "\nserver: {config: \"[unclosed\"}", nil, "server.config is not YAML"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,6 +221,12 @@ tolerations: [{key: gpu, operator: Exists, effect: NoSchedule}]
 				t.Fatal(err)
 			}
 			out, err := engine.Render(ch, values)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("rendering: %v, want an error saying %q", err, tc.wantErr)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -235,8 +250,22 @@ tolerations: [{key: gpu, operator: Exists, effect: NoSchedule}]
 				t.Fatalf("rendered %v, want %v", kinds, tc.want)
 			}
 			for _, o := range objs {
-				if o.GetKind() == "Deployment" {
+				switch o.GetKind() {
+				case "Deployment":
 					checkServerPod(t, o)
+				case "ConfigMap":
+					cfg, _, _ := unstructured.NestedString(o.Object, "data", "config.yaml")
+					var parsed struct {
+						Auth struct {
+							APIKeys []map[string]any `yaml:"api_keys"`
+						} `yaml:"auth"`
+					}
+					if err := yaml.Unmarshal([]byte(cfg), &parsed); err != nil {
+						t.Fatalf("config.yaml: %v\n%s", err, cfg)
+					}
+					if len(parsed.Auth.APIKeys) == 0 {
+						t.Errorf("config.yaml has no api_keys:\n%s", cfg)
+					}
 				}
 			}
 			dryRunApply(t, ctx, ns, objs)

@@ -48,6 +48,7 @@ func init() {
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="minReplicas must not be greater than maxReplicas"
 // +kubebuilder:validation:XValidation:rule="!has(self.autoscaling) || has(self.maxReplicas)",message="maxReplicas is required when autoscaling is set"
+// +kubebuilder:validation:XValidation:rule="!has(self.canary) || (has(self.server) && has(self.server.adminKeySecret))",message="a canary needs server.adminKeySecret: a models:admin API key for the pods' admin API"
 type VisionServiceSpec struct {
 	// Image is the visionserve server image, e.g. ghcr.io/visionserve/visionserve:v0.3.0.
 	// +kubebuilder:validation:MinLength=1
@@ -172,6 +173,30 @@ type ServerSpec struct {
 	// +kubebuilder:validation:Maximum=65535
 	Port int32 `json:"port,omitempty"`
 
+	// GRPCPort is the gRPC listener (Open Inference Protocol), exposed by
+	// the Service next to the HTTP port.
+	// +optional
+	// +kubebuilder:default=9090
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	GRPCPort int32 `json:"grpcPort,omitempty"`
+
+	// AdminPort is the admin listener (the model API the canary uses), on
+	// the pod network only: the Service does not expose it.
+	// +optional
+	// +kubebuilder:default=9091
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	AdminPort int32 `json:"adminPort,omitempty"`
+
+	// AdminKeySecret names the key of a Secret in the same namespace holding
+	// an API key with the models:admin scope (visionserve auth hash-key;
+	// its hash goes in the server's auth.api_keys). The operator sends it to
+	// the pods' admin API to set canary traffic weights. Required with a
+	// canary.
+	// +optional
+	AdminKeySecret *corev1.SecretKeySelector `json:"adminKeySecret,omitempty"`
+
 	// Workers is the number of requests each pod recognises at once; 0 or
 	// unset: one per CPU the pod may use.
 	// +optional
@@ -186,10 +211,22 @@ type ServerSpec struct {
 
 	// Config is the server's configuration file (YAML, see
 	// docs/configuration.md), mounted at /etc/visionserve/config.yaml. The
-	// listen address is set by the operator. A change rolls the pods.
+	// listen addresses (and --models /models with spec.models) are set by
+	// the operator; credentials (auth) must be configured here, or
+	// --no-auth given in args: the server refuses to start without either.
+	// A change rolls the pods.
 	// +optional
 	// +kubebuilder:validation:MaxLength=262144
 	Config string `json:"config,omitempty"`
+
+	// Files are more files for /etc/visionserve/ next to config.yaml, by
+	// name: public trust keys and CA certificates of the model repository
+	// (repository.trust.keys: [/etc/visionserve/signer.pem]), a JWKS. Not
+	// for secrets: they end up in a ConfigMap. A change rolls the pods.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$') && k != 'config.yaml')",message="file names are letters, digits, '.', '_' and '-', and not config.yaml"
+	Files map[string]string `json:"files,omitempty"`
 
 	// Args are extra command-line arguments for `visionserve serve`.
 	// +optional

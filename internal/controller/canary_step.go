@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1alpha1 "github.com/visionserve/visionserve/api/v1alpha1"
@@ -125,24 +127,46 @@ func weightsFor(st *v1alpha1.CanaryStatus, weight int32) map[int32]int32 {
 	return map[int32]int32{st.StableVersion: 100 - weight, st.Version: weight}
 }
 
+// adminKey reads the models:admin API key the pods' admin API wants.
+func (r *Reconciler) adminKey(ctx context.Context, vs *v1alpha1.VisionService) (string, error) {
+	ref := vs.Spec.Server.AdminKeySecret
+	if ref == nil {
+		return "", errors.New("spec.server.adminKeySecret is not set")
+	}
+	var sec corev1.Secret
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: vs.Namespace, Name: ref.Name}, &sec); err != nil {
+		return "", fmt.Errorf("reading the admin key: %w", err)
+	}
+	key := strings.TrimSpace(string(sec.Data[ref.Key]))
+	if key == "" {
+		return "", fmt.Errorf("secret %s has no key %q", ref.Name, ref.Key)
+	}
+	return key, nil
+}
+
 // setWeights puts the weights on every ready pod (idempotent: pods that
 // restarted get them again). It returns how many pods took them; an error
 // names the pods that refused, and is reported once as an event.
 func (r *Reconciler) setWeights(ctx context.Context, vs *v1alpha1.VisionService, f *fleet, model string, weights map[int32]int32, pods []corev1.Pod) (int, error) {
 	var errs []error
 	applied := 0
+	key, err := r.adminKey(ctx, vs)
+	if err != nil {
+		errs = append(errs, err)
+		pods = nil
+	}
 	for i := range pods {
 		p := &pods[i]
 		if !podReady(p) {
 			continue
 		}
-		if err := metricsource.SetTraffic(ctx, r.httpClient(), r.podURL(p, port(vs)), model, weights); err != nil {
+		if err := metricsource.SetTraffic(ctx, r.httpClient(), r.podURL(p, adminPort(vs)), model, key, weights); err != nil {
 			errs = append(errs, fmt.Errorf("pod %s: %w", p.Name, err))
 			continue
 		}
 		applied++
 	}
-	err := errors.Join(errs...)
+	err = errors.Join(errs...)
 	if err != nil && err.Error() != f.lastTraffic {
 		r.Recorder.Event(vs, corev1.EventTypeWarning, ReasonTrafficNotApplied, err.Error())
 	}

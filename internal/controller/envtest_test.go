@@ -29,7 +29,8 @@ const timeout = 60 * time.Second
 func newVS(ns, name string, mutate func(*v1alpha1.VisionService)) *v1alpha1.VisionService {
 	vs := &v1alpha1.VisionService{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       v1alpha1.VisionServiceSpec{Image: "ghcr.io/visionserve/visionserve:test"},
+		Spec: v1alpha1.VisionServiceSpec{Image: "ghcr.io/visionserve/visionserve:test",
+			Server: v1alpha1.ServerSpec{Args: []string{"--no-auth"}}},
 	}
 	if mutate != nil {
 		mutate(vs)
@@ -70,6 +71,7 @@ func TestCreateConverges(t *testing.T) {
 		vs.Spec.Replicas = ptr.To[int32](2)
 		vs.Spec.Models = &v1alpha1.ModelSource{PersistentVolumeClaim: &v1alpha1.ModelClaim{ClaimName: "models"}}
 		vs.Spec.Server.Config = "server:\n  queue: 16\n"
+		vs.Spec.Server.Files = map[string]string{"signer.pem": "-----BEGIN PUBLIC KEY-----\n...\n"}
 		vs.Spec.Server.Workers = ptr.To[int32](2)
 		vs.Spec.Resources = corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")}}
 	})
@@ -90,7 +92,8 @@ func TestCreateConverges(t *testing.T) {
 	}
 	pod := dep.Spec.Template.Spec
 	c := pod.Containers[0]
-	wantArgs := []string{"serve", "--addr", ":8080", "--config", "/etc/visionserve/config.yaml", "--workers", "2"}
+	wantArgs := []string{"serve", "--addr", ":8080", "--grpc-addr", ":9090", "--admin-addr", ":9091", "--models", "/models",
+		"--config", "/etc/visionserve/config.yaml", "--workers", "2", "--no-auth"}
 	if !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("args %q, want %q", c.Args, wantArgs)
 	}
@@ -127,8 +130,8 @@ func TestCreateConverges(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if cm.Data[ConfigFile] != vs.Spec.Server.Config {
-			return fmt.Errorf("config %q", cm.Data[ConfigFile])
+		if cm.Data[ConfigFile] != vs.Spec.Server.Config || cm.Data["signer.pem"] == "" {
+			return fmt.Errorf("config map data %q", cm.Data)
 		}
 		return controlledBy(cm, vs)
 	})
@@ -402,6 +405,7 @@ func TestSchemaRefusesInvalidSpecs(t *testing.T) {
 	}
 	canarySpec := func(vs *v1alpha1.VisionService) {
 		vs.Spec.Canary = &v1alpha1.CanarySpec{Model: "ocr-eng", StableVersion: 3, Version: 4}
+		vs.Spec.Server.AdminKeySecret = &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "admin"}, Key: "key"}
 	}
 	dur := func(s string) *metav1.Duration { d, _ := time.ParseDuration(s); return &metav1.Duration{Duration: d} }
 	cases := []struct {
@@ -438,6 +442,8 @@ func TestSchemaRefusesInvalidSpecs(t *testing.T) {
 		}, []string{"set exactly one of persistentVolumeClaim or volumeClaimTemplate"}},
 		{"no model source", func(vs *v1alpha1.VisionService) { vs.Spec.Models = &v1alpha1.ModelSource{} },
 			[]string{"set exactly one of persistentVolumeClaim or volumeClaimTemplate"}},
+		{"canary without an admin key", func(vs *v1alpha1.VisionService) { canarySpec(vs); vs.Spec.Server.AdminKeySecret = nil },
+			[]string{"a canary needs server.adminKeySecret"}},
 		{"canary on its own version", func(vs *v1alpha1.VisionService) { canarySpec(vs); vs.Spec.Canary.Version = 3 },
 			[]string{"version must differ from stableVersion"}},
 		{"canary weight 100", func(vs *v1alpha1.VisionService) { canarySpec(vs); vs.Spec.Canary.Weight = 100 },
@@ -446,6 +452,8 @@ func TestSchemaRefusesInvalidSpecs(t *testing.T) {
 			[]string{"spec.canary.model"}},
 		{"port", func(vs *v1alpha1.VisionService) { vs.Spec.Server.Port = 70000 }, []string{"spec.server.port", "less than or equal to 65535"}},
 		{"pull policy", func(vs *v1alpha1.VisionService) { vs.Spec.ImagePullPolicy = "Sometimes" }, []string{"spec.imagePullPolicy", "Unsupported value"}},
+		{"file name", func(vs *v1alpha1.VisionService) { vs.Spec.Server.Files = map[string]string{"../etc/passwd": "x"} },
+			[]string{"spec.server.files", "file names are letters, digits"}},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -509,6 +517,38 @@ func TestInvalidConfigIsTerminal(t *testing.T) {
 	// Fixing the spec recovers.
 	update(t, ctx, ns, "ocr", func(vs *v1alpha1.VisionService) { vs.Spec.Server.Config = "server: {queue: 8}" })
 	eventually(t, timeout, "the Deployment after the fix", func() error {
+		_, err := get(ctx, ns, "ocr", &appsv1.Deployment{})
+		return err
+	})
+}
+
+// TestNoCredentialsIsTerminal: a server without credentials would refuse
+// to start in every pod; the operator says so instead of crash-looping them.
+func TestNoCredentialsIsTerminal(t *testing.T) {
+	ctx := env(t)
+	ns := namespace(t, ctx)
+	vs := newVS(ns, "ocr", func(vs *v1alpha1.VisionService) {
+		vs.Spec.Server.Args = nil
+		vs.Spec.Server.Config = "server: {queue: 8}"
+	})
+	if err := k8s.Create(ctx, vs); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, timeout, "Failed with InvalidSpec", func() error {
+		got, err := get(ctx, ns, "ocr", &v1alpha1.VisionService{})
+		if err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
+		if got.Status.Phase != v1alpha1.PhaseFailed || c == nil || !strings.Contains(c.Message, "refuses to start without credentials") {
+			return fmt.Errorf("status %+v", got.Status)
+		}
+		return nil
+	})
+	update(t, ctx, ns, "ocr", func(vs *v1alpha1.VisionService) {
+		vs.Spec.Server.Config = "server: {queue: 8}\nauth:\n  api_keys: [{name: c, hash: 'sha256:00', scopes: [infer]}]\n"
+	})
+	eventually(t, timeout, "the Deployment once auth is configured", func() error {
 		_, err := get(ctx, ns, "ocr", &appsv1.Deployment{})
 		return err
 	})
@@ -781,6 +821,10 @@ func TestCanary(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := env(t)
 			ns := namespace(t, ctx)
+			if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admin"},
+				StringData: map[string]string{"key": adminKey}}); err != nil {
+				t.Fatal(err)
+			}
 			fp := newFakePod(t, ns, "ocr-0", map[string]float64{"3": 0.9, "4": tc.canaryConf})
 			fp.setQPS(200)
 			fakeK8sPod(t, ctx, ns, "ocr-0", true)
@@ -788,6 +832,7 @@ func TestCanary(t *testing.T) {
 				vs.Spec.MaxReplicas = ptr.To[int32](1)
 				vs.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{QPSPerReplica: 1000,
 					Interval: &metav1.Duration{Duration: time.Second}, Window: &metav1.Duration{Duration: 2 * time.Second}}
+				vs.Spec.Server.AdminKeySecret = &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "admin"}, Key: "key"}
 				vs.Spec.Canary = &v1alpha1.CanarySpec{Model: "ocr-eng", StableVersion: 3, Version: 4, Weight: 20,
 					Analysis: &metav1.Duration{Duration: 3 * time.Second}, MinSamples: ptr.To[int32](20)}
 			})

@@ -3,7 +3,9 @@ package controller
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net"
+	"slices"
 	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -37,6 +39,8 @@ const (
 
 	containerName = "visionserve"
 	portName      = "http"
+	grpcPortName  = "grpc"
+	adminPortName = "admin"
 	// uid of the image's non-root user (deploy/Dockerfile).
 	runAsUser = 65532
 	// terminationGrace: the server's shutdown_timeout (30 s) plus a margin
@@ -77,6 +81,20 @@ func port(vs *v1alpha1.VisionService) int32 {
 	return 8080
 }
 
+func grpcPort(vs *v1alpha1.VisionService) int32 {
+	if vs.Spec.Server.GRPCPort > 0 {
+		return vs.Spec.Server.GRPCPort
+	}
+	return 9090
+}
+
+func adminPort(vs *v1alpha1.VisionService) int32 {
+	if vs.Spec.Server.AdminPort > 0 {
+		return vs.Spec.Server.AdminPort
+	}
+	return 9091
+}
+
 func configMapName(vs *v1alpha1.VisionService) string { return vs.Name + "-config" }
 
 // modelClaimName is the claim the pods mount, or "" without models.
@@ -94,7 +112,15 @@ func modelClaimName(vs *v1alpha1.VisionService) string {
 
 // serverArgs are the arguments of `visionserve serve`.
 func serverArgs(vs *v1alpha1.VisionService) []string {
-	args := []string{"serve", "--addr", ":" + strconv.Itoa(int(port(vs)))}
+	args := []string{"serve",
+		"--addr", ":" + strconv.Itoa(int(port(vs))),
+		"--grpc-addr", ":" + strconv.Itoa(int(grpcPort(vs))),
+		// On the pod network, for the operator; the Service does not expose it.
+		"--admin-addr", ":" + strconv.Itoa(int(adminPort(vs))),
+	}
+	if vs.Spec.Models != nil {
+		args = append(args, "--models", ModelsPath)
+	}
 	if vs.Spec.Server.Config != "" {
 		args = append(args, "--config", ConfigDir+"/"+ConfigFile)
 	}
@@ -108,8 +134,22 @@ func serverArgs(vs *v1alpha1.VisionService) []string {
 }
 
 func configHash(vs *v1alpha1.VisionService) string {
-	h := sha256.Sum256([]byte(vs.Spec.Server.Config))
-	return hex.EncodeToString(h[:8])
+	h := sha256.New()
+	h.Write([]byte(vs.Spec.Server.Config))
+	names := make([]string, 0, len(vs.Spec.Server.Files))
+	for n := range vs.Spec.Server.Files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(h, "\x00%s\x00%s", n, vs.Spec.Server.Files[n])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// hasConfigMap reports whether the pods get /etc/visionserve from a ConfigMap.
+func hasConfigMap(vs *v1alpha1.VisionService) bool {
+	return vs.Spec.Server.Config != "" || len(vs.Spec.Server.Files) > 0
 }
 
 func httpGet(path string) *corev1ac.ProbeApplyConfiguration {
@@ -122,7 +162,10 @@ func deployment(vs *v1alpha1.VisionService, replicas int32) *appsv1ac.Deployment
 		WithName(containerName).
 		WithImage(vs.Spec.Image).
 		WithArgs(serverArgs(vs)...).
-		WithPorts(corev1ac.ContainerPort().WithName(portName).WithContainerPort(port(vs)).WithProtocol(corev1.ProtocolTCP)).
+		WithPorts(
+			corev1ac.ContainerPort().WithName(portName).WithContainerPort(port(vs)).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName(grpcPortName).WithContainerPort(grpcPort(vs)).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName(adminPortName).WithContainerPort(adminPort(vs)).WithProtocol(corev1.ProtocolTCP)).
 		// Readiness is "the default models are loaded" and turns false the
 		// moment shutdown begins; liveness only "the process serves HTTP".
 		WithReadinessProbe(httpGet("/readyz").WithPeriodSeconds(5).WithFailureThreshold(2)).
@@ -165,7 +208,7 @@ func deployment(vs *v1alpha1.VisionService, replicas int32) *appsv1ac.Deployment
 			WithPersistentVolumeClaim(corev1ac.PersistentVolumeClaimVolumeSource().WithClaimName(claim).WithReadOnly(true)))
 		c.WithVolumeMounts(corev1ac.VolumeMount().WithName("models").WithMountPath(ModelsPath).WithReadOnly(true))
 	}
-	if vs.Spec.Server.Config != "" {
+	if hasConfigMap(vs) {
 		pod.WithVolumes(corev1ac.Volume().WithName("config").
 			WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(configMapName(vs))))
 		c.WithVolumeMounts(corev1ac.VolumeMount().WithName("config").WithMountPath(ConfigDir).WithReadOnly(true))
@@ -263,8 +306,11 @@ func service(vs *v1alpha1.VisionService) *corev1ac.ServiceApplyConfiguration {
 		WithSpec(corev1ac.ServiceSpec().
 			WithType(corev1.ServiceTypeClusterIP).
 			WithSelector(selectorLabels(vs)).
-			WithPorts(corev1ac.ServicePort().WithName(portName).WithPort(port(vs)).
-				WithTargetPort(intstr.FromString(portName)).WithProtocol(corev1.ProtocolTCP)))
+			WithPorts(
+				corev1ac.ServicePort().WithName(portName).WithPort(port(vs)).
+					WithTargetPort(intstr.FromString(portName)).WithProtocol(corev1.ProtocolTCP),
+				corev1ac.ServicePort().WithName(grpcPortName).WithPort(grpcPort(vs)).
+					WithTargetPort(intstr.FromString(grpcPortName)).WithProtocol(corev1.ProtocolTCP)))
 }
 
 // pdb lets voluntary disruptions (node drains) take one pod at a time.
@@ -277,15 +323,22 @@ func pdb(vs *v1alpha1.VisionService) *policyv1ac.PodDisruptionBudgetApplyConfigu
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(vs))))
 }
 
-// configMap holds spec.server.config; nil when there is none.
+// configMap holds spec.server.config and files; nil when there are none.
 func configMap(vs *v1alpha1.VisionService) *corev1ac.ConfigMapApplyConfiguration {
-	if vs.Spec.Server.Config == "" {
+	if !hasConfigMap(vs) {
 		return nil
+	}
+	data := map[string]string{}
+	for n, v := range vs.Spec.Server.Files {
+		data[n] = v
+	}
+	if vs.Spec.Server.Config != "" {
+		data[ConfigFile] = vs.Spec.Server.Config
 	}
 	return corev1ac.ConfigMap(configMapName(vs), vs.Namespace).
 		WithLabels(objectLabels(vs)).
 		WithOwnerReferences(ownerRef(vs)).
-		WithData(map[string]string{ConfigFile: vs.Spec.Server.Config})
+		WithData(data)
 }
 
 // modelClaim is the claim the operator owns; nil unless volumeClaimTemplate.

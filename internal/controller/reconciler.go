@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -90,6 +91,7 @@ type fleet struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=core,resources=services;configmaps;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=core,resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups=core,resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=core,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;update;patch;delete
@@ -288,13 +290,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
-// validate refuses what the schema cannot express.
+// validate refuses what the schema cannot express. The server's own
+// validation of its configuration stays the server's: only what would
+// certainly keep every pod from starting is checked here.
 func validate(vs *v1alpha1.VisionService) error {
+	var m map[string]any
 	if c := vs.Spec.Server.Config; c != "" {
-		var m map[string]any
 		if err := yaml.Unmarshal([]byte(c), &m); err != nil {
 			return fmt.Errorf("spec.server.config is not a YAML mapping: %w", err)
 		}
+	}
+	if _, ok := m["auth"]; !ok && !slices.Contains(vs.Spec.Server.Args, "--no-auth") {
+		return errors.New("the server refuses to start without credentials: configure auth (api_keys or jwt) in spec.server.config, or add --no-auth to spec.server.args (docs/security.md)")
 	}
 	return nil
 }

@@ -240,7 +240,14 @@ func (fp *fakePod) metrics(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintf(w, "# TYPE visionserve_queue_length gauge\nvisionserve_queue_length 0\n")
 }
 
+// adminKey is the models:admin key the fake pods accept.
+const adminKey = "vsk_test_admin_key_0123456789"
+
 func (fp *fakePod) traffic(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "Bearer "+adminKey {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
 	var body struct {
 		Weights map[string]int `json:"weights"`
 	}

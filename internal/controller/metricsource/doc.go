@@ -6,6 +6,7 @@
 // It reads these series (docs/operations.md lists them):
 //
 //	visionserve_http_requests_total{route,method,code}    requests: every POST route but the admin ones, every status
+//	visionserve_grpc_requests_total{method,code}          requests: every gRPC method but health, reflection and metadata
 //	visionserve_prediction_confidence_{sum,count}{model,version}
 //	visionserve_workers, visionserve_workers_busy, visionserve_queue_length
 //

@@ -22,20 +22,29 @@ import (
 // serverMetrics is a /metrics handler over the server's own collectors
 // (internal/metrics), so a renamed series fails this test rather than the
 // autoscaler in production.
-func serverMetrics(t *testing.T) (*metrics.Metrics, http.Handler) {
+func serverMetrics(t *testing.T) (*metrics.Metrics, *prometheus.Registry, http.Handler) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
-	return m, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return m, reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
 func TestParseServerMetrics(t *testing.T) {
-	m, h := serverMetrics(t)
+	m, reg, h := serverMetrics(t)
 	m.Requests.WithLabelValues("POST /v1/ocr", "POST", "200").Add(90)
 	m.Requests.WithLabelValues("POST /v1/ocr", "POST", "429").Add(6)
 	m.Requests.WithLabelValues("POST /v1/ocr", "POST", "503").Add(4)
-	m.Requests.WithLabelValues("GET /metrics", "GET", "200").Add(1000)              // not load
-	m.Requests.WithLabelValues("POST /v1/models/{m}/traffic", "POST", "200").Add(7) // the operator's own calls
+	m.Requests.WithLabelValues("GET /metrics", "GET", "200").Add(1000)                // not load
+	m.Requests.WithLabelValues("PUT /v1/models/{model}/traffic", "PUT", "200").Add(7) // the operator's own calls
+	m.Requests.WithLabelValues("POST /v1/models/{model}/versions/{version}/load", "POST", "200").Add(3)
+	m.Requests.WithLabelValues("POST /v2/models/{model}/infer", "POST", "200").Add(10)
+	m.Requests.WithLabelValues("POST /v1/jobs/{id}/cancel", "POST", "200").Add(2)
+	serving := metrics.NewServing(reg)
+	serving.GRPCRequests.WithLabelValues("/inference.GRPCInferenceService/ModelInfer", "OK").Add(20)
+	serving.GRPCRequests.WithLabelValues("/inference.GRPCInferenceService/ModelInfer", "Internal").Add(1)
+	serving.GRPCRequests.WithLabelValues("/inference.GRPCInferenceService/ModelInfer", "InvalidArgument").Add(2)
+	serving.GRPCRequests.WithLabelValues("/inference.GRPCInferenceService/ServerReady", "OK").Add(500)
+	serving.GRPCRequests.WithLabelValues("/grpc.health.v1.Health/Check", "OK").Add(500)
 	for range 10 {
 		m.Confidence.WithLabelValues("ocr-eng", "3").Observe(0.9)
 	}
@@ -52,7 +61,8 @@ func TestParseServerMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Pod != "p" || !got.Time.Equal(now) || got.Requests != 100 || got.Errors != 4 || got.Workers != 4 || got.Busy != 3 || got.Queue != 2 {
+	// HTTP: 90 + 6 + 4 on /v1/ocr and 10 on /v2; gRPC: 23 ModelInfer. Errors: a 503 and an Internal.
+	if got.Pod != "p" || !got.Time.Equal(now) || got.Requests != 133 || got.Errors != 5 || got.Workers != 4 || got.Busy != 3 || got.Queue != 2 {
 		t.Fatalf("sample %+v", got)
 	}
 	v3 := got.Confidence[autoscale.Version{Model: "ocr-eng", Version: "3"}]
@@ -73,7 +83,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestScrapeAllPartial(t *testing.T) {
-	_, h := serverMetrics(t)
+	_, _, h := serverMetrics(t)
 	ok := httptest.NewServer(h)
 	defer ok.Close()
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -93,9 +103,10 @@ func TestScrapeAllPartial(t *testing.T) {
 
 func TestSetTraffic(t *testing.T) {
 	var got map[string]map[string]int
-	var path string
+	var path, auth string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path = r.Method + " " + r.URL.Path
+		auth = r.Header.Get("Authorization")
 		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
 			t.Error(err)
 		}
@@ -107,13 +118,13 @@ func TestSetTraffic(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer srv.Close()
-	if err := SetTraffic(context.Background(), nil, srv.URL, "ocr-eng", map[int32]int32{3: 90, 4: 10}); err != nil {
+	if err := SetTraffic(context.Background(), nil, srv.URL, "ocr-eng", "vsk_admin", map[int32]int32{3: 90, 4: 10}); err != nil {
 		t.Fatal(err)
 	}
-	if path != "PUT /v1/models/ocr-eng/traffic" || got["weights"]["3"] != 90 || got["weights"]["4"] != 10 {
-		t.Fatalf("%s %v", path, got)
+	if path != "PUT /v1/models/ocr-eng/traffic" || got["weights"]["3"] != 90 || got["weights"]["4"] != 10 || auth != "Bearer vsk_admin" {
+		t.Fatalf("%s %v %q", path, got, auth)
 	}
-	err := SetTraffic(context.Background(), nil, srv.URL, "ocr-eng", map[int32]int32{9: 1})
+	err := SetTraffic(context.Background(), nil, srv.URL, "ocr-eng", "vsk_admin", map[int32]int32{9: 1})
 	var te *TrafficError
 	if !errors.As(err, &te) || te.Status != http.StatusConflict || !strings.Contains(te.Detail, "not loaded") {
 		t.Fatalf("error %v", err)
@@ -123,16 +134,25 @@ func TestSetTraffic(t *testing.T) {
 // TestPrometheus answers the queries the Prometheus source makes from a
 // table, and checks the observation it builds.
 func TestPrometheus(t *testing.T) {
+	const (
+		sel     = `namespace="ns",service="ocr"`
+		routes  = `route=~"POST .*",route!~"POST /(v1/models|debug)/.*|POST .*/cancel"`
+		methods = `method!~"/grpc[.](health|reflection)[.].*|.*/(ServerLive|ServerReady|ModelReady|ServerMetadata|ModelMetadata)"`
+	)
+	one := func(v string) string { return `[{"metric":{},"value":[0,"` + v + `"]}]` }
 	answers := map[string]string{
-		`count(visionserve_workers{namespace="ns",service="ocr"})`:                                                                                   `[{"metric":{},"value":[0,"3"]}]`,
-		`sum(rate(visionserve_http_requests_total{namespace="ns",service="ocr",route=~"POST .*",route!~"POST /v1/models/.*"}[60s]))`:                 `[{"metric":{},"value":[0,"12.5"]}]`,
-		`sum(increase(visionserve_http_requests_total{namespace="ns",service="ocr",route=~"POST .*",route!~"POST /v1/models/.*"}[60s]))`:             `[{"metric":{},"value":[0,"750"]}]`,
-		`sum(increase(visionserve_http_requests_total{namespace="ns",service="ocr",route=~"POST .*",route!~"POST /v1/models/.*",code=~"5.."}[60s]))`: `[{"metric":{},"value":[0,"15"]}]`,
-		`sum(visionserve_queue_length{namespace="ns",service="ocr"})`:                                                                                `[{"metric":{},"value":[0,"4"]}]`,
-		`sum(visionserve_workers_busy{namespace="ns",service="ocr"})`:                                                                                `[{"metric":{},"value":[0,"6"]}]`,
-		`sum(visionserve_workers{namespace="ns",service="ocr"})`:                                                                                     `[{"metric":{},"value":[0,"12"]}]`,
-		`sum by (model, version) (increase(visionserve_prediction_confidence_sum{namespace="ns",service="ocr"}[60s]))`:                               `[{"metric":{"model":"ocr-eng","version":"3"},"value":[0,"450"]},{"metric":{"model":"ocr-eng","version":"4"},"value":[0,"40"]}]`,
-		`sum by (model, version) (increase(visionserve_prediction_confidence_count{namespace="ns",service="ocr"}[60s]))`:                             `[{"metric":{"model":"ocr-eng","version":"3"},"value":[0,"500"]},{"metric":{"model":"ocr-eng","version":"4"},"value":[0,"50"]}]`,
+		`count(visionserve_workers{` + sel + `})`:                                                                                                         one("3"),
+		`sum(rate(visionserve_http_requests_total{` + sel + `,` + routes + `}[60s]))`:                                                                     one("12.5"),
+		`sum(rate(visionserve_grpc_requests_total{` + sel + `,` + methods + `}[60s]))`:                                                                    `[]`, // no gRPC traffic: absent, not an error
+		`sum(increase(visionserve_http_requests_total{` + sel + `,` + routes + `}[60s]))`:                                                                 one("700"),
+		`sum(increase(visionserve_grpc_requests_total{` + sel + `,` + methods + `}[60s]))`:                                                                one("50"),
+		`sum(increase(visionserve_http_requests_total{` + sel + `,` + routes + `,code=~"5.."}[60s]))`:                                                     one("10"),
+		`sum(increase(visionserve_grpc_requests_total{` + sel + `,` + methods + `,code=~"Unknown|Internal|Unavailable|DataLoss|DeadlineExceeded"}[60s]))`: one("5"),
+		`sum(visionserve_queue_length{` + sel + `})`:                                                                                                      one("4"),
+		`sum(visionserve_workers_busy{` + sel + `})`:                                                                                                      one("6"),
+		`sum(visionserve_workers{` + sel + `})`:                                                                                                           one("12"),
+		`sum by (model, version) (increase(visionserve_prediction_confidence_sum{` + sel + `}[60s]))`:                                                     `[{"metric":{"model":"ocr-eng","version":"3"},"value":[0,"450"]},{"metric":{"model":"ocr-eng","version":"4"},"value":[0,"40"]}]`,
+		`sum by (model, version) (increase(visionserve_prediction_confidence_count{` + sel + `}[60s]))`:                                                   `[{"metric":{"model":"ocr-eng","version":"3"},"value":[0,"500"]},{"metric":{"model":"ocr-eng","version":"4"},"value":[0,"50"]}]`,
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query().Get("query")

@@ -14,19 +14,40 @@ import (
 
 // Metric names read from each pod.
 const (
-	MetricRequests   = "visionserve_http_requests_total"
-	MetricConfidence = "visionserve_prediction_confidence"
-	MetricWorkers    = "visionserve_workers"
-	MetricBusy       = "visionserve_workers_busy"
-	MetricQueue      = "visionserve_queue_length"
+	MetricRequests     = "visionserve_http_requests_total"
+	MetricGRPCRequests = "visionserve_grpc_requests_total"
+	MetricConfidence   = "visionserve_prediction_confidence"
+	MetricWorkers      = "visionserve_workers"
+	MetricBusy         = "visionserve_workers_busy"
+	MetricQueue        = "visionserve_queue_length"
 )
 
-// IsInferenceRoute says whether a route label counts as load: every POST
-// route except the model admin API (POST /v1/models/...), which is the
-// operator's own traffic.
+// IsInferenceRoute says whether an HTTP route label counts as load: every
+// POST route except the admin listener's (the model API, which is the
+// operator's own traffic, and pprof) and job cancellation.
 func IsInferenceRoute(route string) bool {
-	return strings.HasPrefix(route, "POST ") && !strings.HasPrefix(route, "POST /v1/models/")
+	return strings.HasPrefix(route, "POST ") &&
+		!strings.HasPrefix(route, "POST /v1/models/") && !strings.HasPrefix(route, "POST /debug/") &&
+		!strings.HasSuffix(route, "/cancel")
 }
+
+// IsInferenceMethod says whether a gRPC method label counts as load: every
+// method but health, reflection and the inference protocol's metadata and
+// readiness calls.
+func IsInferenceMethod(method string) bool {
+	if strings.HasPrefix(method, "/grpc.health.") || strings.HasPrefix(method, "/grpc.reflection.") {
+		return false
+	}
+	_, name, _ := strings.Cut(strings.TrimPrefix(method, "/"), "/")
+	switch name {
+	case "ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata":
+		return false
+	}
+	return true
+}
+
+// grpcServerErrors are the gRPC codes that count like a 5xx.
+var grpcServerErrors = map[string]bool{"Unknown": true, "Internal": true, "Unavailable": true, "DataLoss": true, "DeadlineExceeded": true}
 
 // Parse reads one scrape in the Prometheus text format into a Sample (Pod
 // and Time are left to the caller). Absent series count as zero; a body
@@ -46,6 +67,18 @@ func Parse(r io.Reader) (autoscale.Sample, error) {
 			v := m.GetCounter().GetValue()
 			s.Requests += v
 			if strings.HasPrefix(label(m, "code"), "5") {
+				s.Errors += v
+			}
+		}
+	}
+	if f := fams[MetricGRPCRequests]; f != nil {
+		for _, m := range f.GetMetric() {
+			if !IsInferenceMethod(label(m, "method")) {
+				continue
+			}
+			v := m.GetCounter().GetValue()
+			s.Requests += v
+			if grpcServerErrors[label(m, "code")] {
 				s.Errors += v
 			}
 		}

@@ -29,7 +29,8 @@ type Prometheus struct {
 func (p *Prometheus) Observe(ctx context.Context, namespace, service string, window time.Duration, now time.Time, readyPods int) (autoscale.Observation, error) {
 	sel := fmt.Sprintf(`namespace=%q,service=%q`, namespace, service)
 	w := fmt.Sprintf("%ds", int(window.Seconds()))
-	routes := `route=~"POST .*",route!~"POST /v1/models/.*"`
+	routes := `route=~"POST .*",route!~"POST /(v1/models|debug)/.*|POST .*/cancel"`
+	methods := `method!~"/grpc[.](health|reflection)[.].*|.*/(ServerLive|ServerReady|ModelReady|ServerMetadata|ModelMetadata)"`
 	o := autoscale.Observation{Time: now, ReadyPods: readyPods, PerVersion: map[autoscale.Version]autoscale.SumCount{}}
 
 	scalar := func(q string) (float64, bool, error) {
@@ -47,26 +48,29 @@ func (p *Prometheus) Observe(ctx context.Context, namespace, service string, win
 		return o, nil // nothing reports: the autoscaler holds
 	}
 	o.ReportingPods = int(reporting)
+	// HTTP and gRPC apart: a sum over an absent series would be empty.
+	var errs float64
 	queries := []struct {
 		q   string
 		dst *float64
 	}{
 		{fmt.Sprintf(`sum(rate(%s{%s,%s}[%s]))`, MetricRequests, sel, routes, w), &o.QPS},
+		{fmt.Sprintf(`sum(rate(%s{%s,%s}[%s]))`, MetricGRPCRequests, sel, methods, w), &o.QPS},
 		{fmt.Sprintf(`sum(increase(%s{%s,%s}[%s]))`, MetricRequests, sel, routes, w), &o.Requests},
-		{fmt.Sprintf(`sum(increase(%s{%s,%s,code=~"5.."}[%s]))`, MetricRequests, sel, routes, w), &o.ErrorRatio},
+		{fmt.Sprintf(`sum(increase(%s{%s,%s}[%s]))`, MetricGRPCRequests, sel, methods, w), &o.Requests},
+		{fmt.Sprintf(`sum(increase(%s{%s,%s,code=~"5.."}[%s]))`, MetricRequests, sel, routes, w), &errs},
+		{fmt.Sprintf(`sum(increase(%s{%s,%s,code=~"Unknown|Internal|Unavailable|DataLoss|DeadlineExceeded"}[%s]))`, MetricGRPCRequests, sel, methods, w), &errs},
 		{fmt.Sprintf(`sum(%s{%s})`, MetricQueue, sel), &o.Queue},
 	}
 	for _, q := range queries {
-		if v, _, err := scalar(q.q); err != nil {
+		v, _, err := scalar(q.q)
+		if err != nil {
 			return o, err
-		} else {
-			*q.dst = v
 		}
+		*q.dst += v
 	}
 	if o.Requests > 0 {
-		o.ErrorRatio /= o.Requests
-	} else {
-		o.ErrorRatio = 0
+		o.ErrorRatio = errs / o.Requests
 	}
 	busy, okB, err := scalar(fmt.Sprintf(`sum(%s{%s})`, MetricBusy, sel))
 	if err != nil {

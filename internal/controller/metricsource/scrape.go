@@ -105,10 +105,11 @@ func (s *Scraper) ScrapeAll(ctx context.Context, targets []Target) ([]autoscale.
 }
 
 // SetTraffic sets a model's traffic weights on one pod through its admin
-// API: PUT {base}/v1/models/{model}/traffic {"weights": {"3": 90, "4": 10}}.
-// It is idempotent; the controller calls it every interval so restarted
-// pods get the weights too.
-func SetTraffic(ctx context.Context, client *http.Client, base, modelName string, weights map[int32]int32) error {
+// API: PUT {base}/v1/models/{model}/traffic {"weights": {"3": 90, "4": 10}},
+// authenticated with token (an API key with the models:admin scope). It is
+// idempotent; the controller calls it every interval so restarted pods get
+// the weights too (the server keeps weights in memory only).
+func SetTraffic(ctx context.Context, client *http.Client, base, modelName, token string, weights map[int32]int32) error {
 	if client == nil {
 		client = defaultClient
 	}
@@ -125,6 +126,9 @@ func SetTraffic(ctx context.Context, client *http.Client, base, modelName string
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("setting traffic of %s: %w", modelName, err)

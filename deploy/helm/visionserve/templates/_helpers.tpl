@@ -18,3 +18,25 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
+
+{{/* The server's config.yaml: server.config with auth.apiKeys merged in. */}}
+{{- define "visionserve.config" -}}
+{{- $cfg := dict -}}
+{{- if .Values.server.config -}}
+{{- $cfg = fromYaml .Values.server.config -}}
+{{- if hasKey $cfg "Error" -}}
+{{- fail (printf "server.config is not YAML: %s" (get $cfg "Error")) -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.auth.apiKeys -}}
+{{- $auth := get $cfg "auth" | default dict -}}
+{{- $_ := set $auth "api_keys" (concat (get $auth "api_keys" | default list) .Values.auth.apiKeys) -}}
+{{- $_ := set $cfg "auth" $auth -}}
+{{- end -}}
+{{- if and (not (hasKey $cfg "auth")) (not .Values.auth.disabled) -}}
+{{- fail "visionserve refuses to start without credentials: set auth.apiKeys (visionserve auth hash-key), auth in server.config, or auth.disabled=true" -}}
+{{- end -}}
+{{- if $cfg -}}
+{{- toYaml $cfg -}}
+{{- end -}}
+{{- end -}}
