@@ -40,6 +40,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/visionserve/visionserve/internal/config"
 	"github.com/visionserve/visionserve/internal/controller/controltest"
 	"github.com/visionserve/visionserve/internal/metrics"
 )
@@ -195,7 +196,7 @@ func TestHelmChart(t *testing.T) {
 		{"api keys", keys, []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service"}, ""},
 		{"everything", keys + `
 server:
-  config: "server:\n  queue: 8\nauth:\n  api_keys: [{name: ops, hash: 'sha256:00', scopes: ['models:admin']}]\nrepository:\n  trust: {keys: [/etc/visionserve/signer.pem]}\n"
+  config: "server:\n  queue: 8\nauth:\n  api_keys: [{name: ops, hash: 'sha256:60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752', scopes: ['models:admin']}]\nrepository:\n  trust: {keys: [/etc/visionserve/signer.pem]}\n"
   files: {signer.pem: "-----BEGIN PUBLIC KEY-----\n"}
   workers: 2
   extraArgs: [--log-format, json]
@@ -266,6 +267,7 @@ tolerations: [{key: gpu, operator: Exists, effect: NoSchedule}]
 					if len(parsed.Auth.APIKeys) == 0 {
 						t.Errorf("config.yaml has no api_keys:\n%s", cfg)
 					}
+					checkServerConfig(t, "the chart's config.yaml", cfg)
 				}
 			}
 			dryRunApply(t, ctx, ns, objs)
@@ -334,7 +336,29 @@ func TestOperatorKustomization(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dryRunApply(t, ctx, "samples", splitYAML(t, "sample", sample))
+	objs = splitYAML(t, "sample", sample)
+	dryRunApply(t, ctx, "samples", objs)
+	for _, o := range objs {
+		cfg, _, _ := unstructured.NestedString(o.Object, "spec", "server", "config")
+		checkServerConfig(t, "the sample's spec.server.config", cfg)
+	}
+}
+
+// placeholderHash is how the sample marks the hashes a user fills in.
+var placeholderHash = regexp.MustCompile(`sha256:REPLACE-[A-Z-]+`)
+
+// checkServerConfig parses a configuration the way `visionserve serve
+// --config` does (strict: an unknown or misplaced key fails), with the
+// sample's placeholder hashes replaced by well-formed ones.
+func checkServerConfig(t *testing.T, what, cfg string) {
+	t.Helper()
+	if cfg == "" {
+		t.Fatalf("%s is empty", what)
+	}
+	cfg = placeholderHash.ReplaceAllString(cfg, "sha256:"+strings.Repeat("ab", 32))
+	if _, err := config.Parse([]byte(cfg)); err != nil {
+		t.Errorf("%s is not a valid server configuration: %v\n%s", what, err, cfg)
+	}
 }
 
 // TestGeneratedRBACCoversTheOperator: the ClusterRole lets the operator do
