@@ -156,7 +156,9 @@ func New(opts Options) (a *App, err error) {
 		}
 		if m.OCR != nil {
 			m.OCR.Calibration = mc.Calibration
-			m.OCR.Cheaper = mc.CheapTier
+			if mc.CheapTier != nil { // the configuration overrides the runtime's
+				m.OCR.Cheaper = mc.CheapTier
+			}
 		}
 		a.models = append(a.models, m)
 	}

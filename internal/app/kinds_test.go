@@ -113,7 +113,9 @@ func TestIntegrationPPOCRPackage(t *testing.T) {
 		}
 		files[name] = b
 	}
-	repotest.Publish(t, f.root, repotest.Spec{Name: "ocr-photo", Version: 1, Kind: manifest.KindOCRPPOCR, Files: files, Signer: f.key.Signer})
+	// Its cheaper quality tier comes with the package.
+	repotest.Publish(t, f.root, repotest.Spec{Name: "ocr-photo", Version: 1, Kind: manifest.KindOCRPPOCR, Files: files, Signer: f.key.Signer,
+		Runtime: map[string]any{"cheap_tier": map[string]any{"max_side": 800}}})
 	if ev := f.rec.waitModel(t, "ocr-photo", 1, modelrepo.StateReady, modelrepo.StateFailed); ev.Type != modelrepo.EventType(modelrepo.StateReady) {
 		t.Fatalf("ocr-photo: %s %s", ev.Reason, ev.Detail)
 	}
@@ -126,5 +128,16 @@ func TestIntegrationPPOCRPackage(t *testing.T) {
 	text.ReadFrom(resp.Body)
 	if resp.StatusCode != 200 || resp.Header.Get("X-Model-Version") != "1" || !strings.Contains(text.String(), "quick brown") {
 		t.Errorf("ocr-photo: %d %q", resp.StatusCode, text.String())
+	}
+	// Unloaded, the server reads in the full tier, and says so because
+	// the model has a cheaper one.
+	resp, err = http.Post(f.srv.URL+"/v1/ocr?model=ocr-photo", "image/tiff", bytes.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res struct{ Tier string }
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil || resp.StatusCode != 200 || res.Tier != "full" {
+		t.Errorf("ocr-photo JSON: %d %v, tier %q, want full", resp.StatusCode, err, res.Tier)
 	}
 }

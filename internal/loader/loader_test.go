@@ -43,6 +43,7 @@ func TestLoaderRejects(t *testing.T) {
 		{"ppocr unknown recogniser", loader.PPOCR, `{"recognizer": "magic"}`, `recognizer "magic"`},
 		{"ppocr bad params", loader.PPOCR, `{"params": {"det": {"thresh": 2}}}`, "det.thresh"},
 		{"ppocr unknown param", loader.PPOCR, `{"params": {"dett": {}}}`, `unknown field "dett"`},
+		{"ppocr bad cheap tier", loader.PPOCR, `{"cheap_tier": {"max_side": 10}}`, "cheap_tier.max_side"},
 		{"tesseract empty lang", loader.Tesseract, `{"lang": ""}`, "lang is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

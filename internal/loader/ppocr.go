@@ -44,6 +44,10 @@ type PPOCROptions struct {
 	// Params are the pipeline's parameters (ppocr.Params), over
 	// ppocr.DefaultParams.
 	Params json.RawMessage `json:"params,omitempty"`
+	// CheapTier is the model's cheaper quality tier, served under
+	// sustained queueing (the server's ocr.tier): max_side below the
+	// detector's input limit makes detection itself cheaper.
+	CheapTier *ocr.CheapTier `json:"cheap_tier,omitempty"`
 }
 
 // DefaultPPOCROptions returns the defaults for instances engine instances.
@@ -84,6 +88,11 @@ func PPOCR(name, version, dir string, runtime json.RawMessage, env Env) (m *Mode
 	}
 	if err := params.Validate(); err != nil {
 		return nil, fmt.Errorf("model %s: params: %w", name, err)
+	}
+	if opts.CheapTier != nil {
+		if err := opts.CheapTier.Validate(); err != nil {
+			return nil, fmt.Errorf("model %s: %w", name, err)
+		}
 	}
 	start := time.Now()
 	m = &Model{Name: name, Version: version, Kind: KindOCRPPOCR}
@@ -133,7 +142,7 @@ func PPOCR(name, version, dir string, runtime json.RawMessage, env Env) (m *Mode
 			return e, func() { lines.Release(e) }, nil
 		})
 	}
-	m.OCR = &ocr.Model{Ref: ocr.ModelRef{Name: name, Version: version}, Languages: opts.Lang, Pages: reader}
+	m.OCR = &ocr.Model{Ref: ocr.ModelRef{Name: name, Version: version}, Languages: opts.Lang, Pages: reader, Cheaper: opts.CheapTier}
 	env.log().Info("model loaded", "model", name, "version", version, "kind", KindOCRPPOCR, "recognizer", opts.Recognizer,
 		"classifier", params.Cls.Enabled, "sessions", opts.Sessions, "duration", time.Since(start).Round(time.Millisecond))
 	return m, nil

@@ -16,10 +16,10 @@ import (
 type CheapTier struct {
 	// MaxSide downscales a page so that its longer side is at most this
 	// many pixels before recognition (boxes are mapped back). 0: no limit.
-	MaxSide int `yaml:"max_side"`
+	MaxSide int `yaml:"max_side" json:"max_side,omitempty"`
 	// SkipOrientation reads doubtful pages once, as they are, without
 	// checking them for a turn (which costs about a second reading).
-	SkipOrientation bool `yaml:"skip_orientation"`
+	SkipOrientation bool `yaml:"skip_orientation" json:"skip_orientation,omitempty"`
 }
 
 // Validate reports impossible values.

@@ -53,6 +53,9 @@ type TesseractRuntime struct {
 	// probability] knots, as `visionserve calibrate` fits them); it belongs
 	// with the traineddata it was fitted on, hence in the package.
 	Calibration calib.Curve `json:"calibration,omitempty"`
+	// CheapTier is the version's cheaper quality tier, served under
+	// sustained queueing (the server's ocr.tier); absent: none.
+	CheapTier *ocr.CheapTier `json:"cheap_tier,omitempty"`
 }
 
 // RunFunc runs fn on a worker of the process's one scheduler.
@@ -127,7 +130,7 @@ func (l *TesseractLoader) Load(ctx context.Context, pkg *modelrepo.Package) (mod
 	}
 	return &Instance{
 		model: &ocr.Model{Ref: ocr.ModelRef{Name: pkg.Name, Version: strconv.Itoa(pkg.Version)}, Languages: rt.Lang, Engines: pool,
-			Calibration: rt.Calibration},
+			Calibration: rt.Calibration, Cheaper: rt.CheapTier},
 		pool:        pool,
 		run:         run,
 		orientation: cfg.Orientation,
@@ -152,6 +155,11 @@ func parseRuntime(raw json.RawMessage) (TesseractRuntime, error) {
 		}
 		if err := rt.Calibration.Validate(); err != nil {
 			return rt, &modelrepo.Error{Reason: modelrepo.ReasonManifestInvalid, Path: "manifest.json", Detail: "runtime for ocr-tesseract", Err: err}
+		}
+		if rt.CheapTier != nil {
+			if err := rt.CheapTier.Validate(); err != nil {
+				return rt, &modelrepo.Error{Reason: modelrepo.ReasonManifestInvalid, Path: "manifest.json", Detail: "runtime for ocr-tesseract", Err: err}
+			}
 		}
 	}
 	if rt.Lang == "" {

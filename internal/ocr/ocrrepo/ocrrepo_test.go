@@ -48,7 +48,8 @@ func lineImage(t *testing.T) []byte {
 // scheduler, and frees its engines on Close.
 func TestIntegrationLoadAndServe(t *testing.T) {
 	curve := [][2]float64{{0.1, 0.2}, {0.9, 0.95}}
-	pkg := verified(t, repotest.Tessdata(t), map[string]any{"lang": "eng", "calibration": curve})
+	cheap := map[string]any{"max_side": 1600, "skip_orientation": true}
+	pkg := verified(t, repotest.Tessdata(t), map[string]any{"lang": "eng", "calibration": curve, "cheap_tier": cheap})
 	s := sched.New(2, 4, nil)
 	l := &ocrrepo.TesseractLoader{Workers: 2, Run: s.Run}
 	inst, err := l.Load(context.Background(), pkg)
@@ -61,6 +62,9 @@ func TestIntegrationLoadAndServe(t *testing.T) {
 	m := inst.(*ocrrepo.Instance).OCRModel()
 	if m.Ref != (ocr.ModelRef{Name: "ocr-eng", Version: "1"}) || m.Languages != "eng" || len(m.Calibration) != 2 || m.Calibration[1].Y != 0.95 {
 		t.Errorf("model %+v", m)
+	}
+	if m.Cheaper == nil || *m.Cheaper != (ocr.CheapTier{MaxSide: 1600, SkipOrientation: true}) {
+		t.Errorf("cheap tier %+v, want the manifest's", m.Cheaper)
 	}
 	static, err := ocr.NewStaticModels(m)
 	if err != nil {
@@ -116,6 +120,11 @@ func TestIntegrationBrokenModels(t *testing.T) {
 	_, err = l.Load(ctx, verified(t, map[string][]byte{"eng.traineddata": data["eng.traineddata"]}, map[string]any{"calibration": [][2]float64{{0.5, 0.9}, {0.6, 0.1}}}))
 	if !errors.Is(err, modelrepo.ReasonManifestInvalid) {
 		t.Errorf("bad calibration: %v", err)
+	}
+	// A cheap tier that would shrink pages to nothing.
+	_, err = l.Load(ctx, verified(t, map[string][]byte{"eng.traineddata": data["eng.traineddata"]}, map[string]any{"cheap_tier": map[string]any{"max_side": 10}}))
+	if !errors.Is(err, modelrepo.ReasonManifestInvalid) || !strings.Contains(err.Error(), "max_side") {
+		t.Errorf("bad cheap tier: %v", err)
 	}
 	// The language's file is not in the package.
 	_, err = l.Load(ctx, verified(t, map[string][]byte{"eng.traineddata": data["eng.traineddata"]}, map[string]any{"lang": "deu"}))
