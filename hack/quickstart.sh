@@ -25,9 +25,24 @@ if [[ -f bin/visionserve.pid ]] && kill -0 "$(cat bin/visionserve.pid)" 2>/dev/n
 fi
 # Package and sign eng + osd as ocr-eng/1 (again only when they changed).
 bin/visionserve model bootstrap --home "$VISIONSERVE_HOME" >&2
-# --no-auth: the quick start serves 127.0.0.1 only, without credentials
-# (the server logs a warning saying so). docs/security.md turns it on.
-bin/visionserve serve --addr "$ADDR" --no-auth --jobs-dir bin/jobs \
+# A local key with the models:admin scope for the admin listener (the model
+# API on 127.0.0.1:9091), created once, readable by this user only.
+admin_key=$VISIONSERVE_HOME/keys/admin.key
+if [[ ! -s "$admin_key" ]]; then
+  mkdir -p "$(dirname "$admin_key")"
+  (umask 077 && bin/visionserve auth hash-key | sed -n 's/^key: *//p' >"$admin_key")
+fi
+admin_hash=$(bin/visionserve auth hash-key --stdin <"$admin_key")
+cat >"$VISIONSERVE_HOME/quickstart.yaml" <<YAML
+# Written by hack/quickstart.sh on every run.
+auth:
+  api_keys:
+    - {name: local-admin, hash: "$admin_hash", scopes: ["models:admin"]}
+YAML
+# --no-auth: the quick start serves 127.0.0.1 only, and inference without
+# credentials (the server logs a warning saying so); the admin API still
+# wants the key above. docs/security.md turns authentication on.
+bin/visionserve serve --addr "$ADDR" --no-auth --config "$VISIONSERVE_HOME/quickstart.yaml" --jobs-dir bin/jobs \
   --models "$VISIONSERVE_HOME/models" --trust-key "$VISIONSERVE_HOME/keys/public.pem" >bin/visionserve.log 2>&1 &
 echo $! >bin/visionserve.pid
 
@@ -57,7 +72,7 @@ quickstart: visionserve is running at http://$ADDR (pid $(cat bin/visionserve.pi
   JSON with boxes and confidences:  curl -s --data-binary @$image http://$ADDR/v1/ocr
   a PDF as a job (docs/jobs.md):     curl -s -H "Content-Type: application/pdf" --data-binary @doc.pdf http://$ADDR/v1/jobs
   metrics:                          curl -s http://$ADDR/metrics
-  models and versions:              GET /v1/models on the admin listener (127.0.0.1:9091), with a models:admin key (docs/security.md)
+  models and versions:              curl -s -H "Authorization: Bearer \$(cat $admin_key)" http://127.0.0.1:9091/v1/models
   model repository (signed):        $VISIONSERVE_HOME/models  (docs/model-packages.md)
   stop it:                          kill \$(cat bin/visionserve.pid)
 MSG
