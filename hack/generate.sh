@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Regenerates the committed Go code for proto/ with protoc (Debian's
-# protobuf-compiler) and the Go plugins at the versions pinned below,
-# installed with `go install` into bin/tools.
+# Regenerates the committed Go code of every .proto under proto/ (today
+# proto/inference, the Open Inference Protocol, and proto/visionserve/v1,
+# the OCR and face services; a new file is picked up when git sees it) with
+# protoc (Debian's protobuf-compiler) and the Go plugins at the versions
+# pinned below, installed with `go install` into bin/tools. Imports are
+# relative to proto/ (import "visionserve/v1/geometry.proto").
 #
 #   hack/generate.sh          # rewrite the generated files in place
 #   hack/generate.sh --check  # regenerate into a scratch directory and fail
