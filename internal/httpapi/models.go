@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -219,24 +218,4 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-}
-
-// modelProblem maps the model repository's errors; problemFor calls it.
-func modelProblem(err error) (status int, kind, detail, reason string, retry time.Duration, ok bool) {
-	var re *modelrepo.Error
-	switch {
-	case errors.Is(err, modelrepo.ErrModelNotFound), errors.Is(err, modelrepo.ErrVersionNotFound):
-		return http.StatusNotFound, "model-not-found", err.Error(), "", 0, true
-	case errors.Is(err, modelrepo.ErrNoReadyVersion):
-		return http.StatusServiceUnavailable, "model-not-ready", err.Error() + "; retry after the delay in Retry-After", "", time.Second, true
-	case errors.Is(err, modelrepo.ErrNoRepository):
-		return http.StatusConflict, "no-repository", "this server runs without a model repository (serve --models DIR): its models are fixed", "", 0, true
-	case errors.Is(err, modelrepo.ErrBadWeights):
-		return http.StatusBadRequest, "bad-request", err.Error(), "", 0, true
-	case errors.Is(err, modelrepo.ErrClosed):
-		return http.StatusServiceUnavailable, "shutting-down", "the server is shutting down; retry on another replica", "", time.Second, true
-	case errors.As(err, &re):
-		return http.StatusUnprocessableEntity, "model-load-failed", err.Error(), string(re.Reason), 0, true
-	}
-	return 0, "", "", "", 0, false
 }

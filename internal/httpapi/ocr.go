@@ -70,17 +70,10 @@ func (s *Server) handleOCR(w http.ResponseWriter, r *http.Request) {
 
 // ocrOptions reads the query; format may also come from the Accept header.
 func ocrOptions(q url.Values, accept string) (opt ocr.Options, asText bool, err error) {
-	mode, err := ocr.ParseMode(q.Get("mode"))
+	opt, err = ocr.Params{Model: q.Get("model"), Version: q.Get("version"), Lang: q.Get("lang"),
+		Mode: q.Get("mode"), Rotate: q.Get("rotate")}.Options()
 	if err != nil {
 		return opt, false, err
-	}
-	opt = ocr.Options{Model: q.Get("model"), Version: q.Get("version"), Lang: q.Get("lang"), Mode: mode}
-	switch q.Get("rotate") {
-	case "", "auto":
-	case "off":
-		opt.NoRotate = true
-	default:
-		return opt, false, badRequestf("rotate=%q; use auto or off", q.Get("rotate"))
 	}
 	switch f := q.Get("format"); f {
 	case "json":

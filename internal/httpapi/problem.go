@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,16 +10,9 @@ import (
 	"time"
 
 	"github.com/visionserve/visionserve/internal/auth"
-	"github.com/visionserve/visionserve/internal/engine"
-	"github.com/visionserve/visionserve/internal/engine/onnx"
-	"github.com/visionserve/visionserve/internal/face"
-	"github.com/visionserve/visionserve/internal/gallery"
-	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/failure"
 	"github.com/visionserve/visionserve/internal/jobs"
-	"github.com/visionserve/visionserve/internal/ocr"
-	"github.com/visionserve/visionserve/internal/oip"
 	"github.com/visionserve/visionserve/internal/ratelimit"
-	"github.com/visionserve/visionserve/internal/sched"
 )
 
 // Problem is an RFC 9457 problem document, the body of every error
@@ -44,102 +36,66 @@ const problemBase = "https://visionserve.dev/problems/"
 
 // StatusClientClosed is logged and counted (never sent: nobody is
 // listening) when the client went away before the answer, as nginx does.
-const StatusClientClosed = 499
+const StatusClientClosed = failure.StatusClientClosed
 
 // errDeadline marks a request that ran out of its server-side deadline.
 var errDeadline = errors.New("request deadline exceeded")
 
 // problemFor is the one place where errors become HTTP statuses. Every
-// handler returns errors and lets writeError call it.
+// handler returns errors and lets writeError call it. The transport's own
+// errors (credentials, rate limits, jobs, malformed bodies) are decided
+// here; the core's come from failure.Classify, which grpcapi reads too.
 func problemFor(err error) (p Problem, retryAfter time.Duration) {
-	status, kind := http.StatusInternalServerError, "internal"
-	detail := "internal error; the server log has the details"
-	if status, kind, detail, reason, retry, ok := modelProblem(err); ok {
-		return Problem{Type: problemBase + kind, Title: http.StatusText(status), Status: status, Detail: detail, Reason: reason}, retry
+	problem := func(status int, kind, detail string) Problem {
+		return Problem{Type: problemBase + kind, Title: http.StatusText(status), Status: status, Detail: detail}
 	}
 	var maxBytes *http.MaxBytesError
 	var bad *badRequest
 	var limited *ratelimit.LimitError
 	switch {
 	case errors.Is(err, auth.ErrUnauthenticated):
-		status, kind, detail = http.StatusUnauthorized, "unauthenticated", err.Error()+"; send Authorization: Bearer <API key or JWT> or X-API-Key"
+		return problem(http.StatusUnauthorized, "unauthenticated", err.Error()+"; send Authorization: Bearer <API key or JWT> or X-API-Key"), 0
 	case errors.Is(err, auth.ErrForbidden):
-		status, kind, detail = http.StatusForbidden, "forbidden", err.Error()
+		return problem(http.StatusForbidden, "forbidden", err.Error()), 0
 	case errors.As(err, &limited):
-		status, kind, detail = http.StatusTooManyRequests, "rate-limited", limited.Error()
-		retryAfter = limited.RetryAfter
+		return problem(http.StatusTooManyRequests, "rate-limited", limited.Error()), limited.RetryAfter
 	case errors.Is(err, jobs.ErrNotFound):
-		status, kind, detail = http.StatusNotFound, "job-not-found", "no such job (jobs are visible to the principal that submitted them, until their retention ends)"
+		return problem(http.StatusNotFound, "job-not-found", "no such job (jobs are visible to the principal that submitted them, until their retention ends)"), 0
 	case errors.Is(err, jobs.ErrNotFinished):
-		status, kind, detail = http.StatusConflict, "job-not-finished", jobDetail(err)
+		return problem(http.StatusConflict, "job-not-finished", jobDetail(err)), 0
 	case errors.Is(err, jobs.ErrQueueFull):
-		status, kind, detail = http.StatusTooManyRequests, "jobs-queue-full", jobDetail(err)
-		retryAfter = 30 * time.Second
+		return problem(http.StatusTooManyRequests, "jobs-queue-full", jobDetail(err)), 30 * time.Second
 	case errors.Is(err, jobs.ErrTooLarge):
-		status, kind, detail = http.StatusRequestEntityTooLarge, "too-large", jobDetail(err)
+		return problem(http.StatusRequestEntityTooLarge, "too-large", jobDetail(err)), 0
 	case errors.Is(err, jobs.ErrBadRequest), errors.Is(err, jobs.ErrWebhookDisabled):
-		status, kind, detail = http.StatusBadRequest, "bad-request", jobDetail(err)
+		return problem(http.StatusBadRequest, "bad-request", jobDetail(err)), 0
 	case errors.Is(err, jobs.ErrIdempotencyConflict):
-		status, kind, detail = http.StatusUnprocessableEntity, "idempotency-key-reused", jobDetail(err)
+		return problem(http.StatusUnprocessableEntity, "idempotency-key-reused", jobDetail(err)), 0
 	case errors.Is(err, jobs.ErrDisabled):
-		status, kind, detail = http.StatusNotImplemented, "jobs-disabled", "asynchronous jobs are not enabled on this server (jobs.dir is not set)"
+		return problem(http.StatusNotImplemented, "jobs-disabled", "asynchronous jobs are not enabled on this server (jobs.dir is not set)"), 0
 	case errors.Is(err, jobs.ErrClosed):
-		status, kind, detail = http.StatusServiceUnavailable, "shutting-down", "the server is shutting down; retry on another replica"
-		retryAfter = time.Second
+		return problem(http.StatusServiceUnavailable, "shutting-down", "the server is shutting down; retry on another replica"), time.Second
 	case errors.As(err, &bad):
-		status, kind, detail = http.StatusBadRequest, "bad-request", bad.msg
+		return problem(http.StatusBadRequest, "bad-request", bad.msg), 0
 	case errors.As(err, &maxBytes):
-		status, kind = http.StatusRequestEntityTooLarge, "too-large"
-		detail = fmt.Sprintf("request body exceeds the limit of %d bytes", maxBytes.Limit)
-	case errors.Is(err, imageio.ErrUnsupported):
-		status, kind, detail = http.StatusUnsupportedMediaType, "unsupported-media-type", inputDetail(err)
-	case errors.Is(err, imageio.ErrUndecodable):
-		status, kind, detail = http.StatusBadRequest, "undecodable-image", inputDetail(err)
-	case errors.Is(err, imageio.ErrTooLarge):
-		status, kind, detail = http.StatusRequestEntityTooLarge, "too-large", inputDetail(err)
-	case errors.Is(err, imageio.ErrUnusable), errors.Is(err, imageio.ErrDecodeTimeout):
-		status, kind, detail = http.StatusUnprocessableEntity, "unusable-image", inputDetail(err)
-	case errors.Is(err, ocr.ErrBadOption):
-		status, kind, detail = http.StatusBadRequest, "bad-request", err.Error()
-	case errors.Is(err, ocr.ErrModelNotFound), errors.Is(err, ocr.ErrVersionNotFound),
-		errors.Is(err, oip.ErrModelNotFound), errors.Is(err, oip.ErrVersionNotFound):
-		status, kind, detail = http.StatusNotFound, "model-not-found", err.Error()
-	case errors.Is(err, oip.ErrInvalidRequest), errors.Is(err, onnx.ErrInvalidInput):
-		status, kind, detail = http.StatusBadRequest, "bad-request", err.Error()
-	case errors.Is(err, oip.ErrTooLarge):
-		status, kind, detail = http.StatusRequestEntityTooLarge, "too-large", err.Error()
-	case errors.Is(err, face.ErrBadOption), errors.Is(err, gallery.ErrInvalidName):
-		status, kind, detail = http.StatusBadRequest, "bad-request", err.Error()
-	case errors.Is(err, face.ErrNoFace):
-		status, kind, detail = http.StatusUnprocessableEntity, "no-face", err.Error()
-	case errors.Is(err, face.ErrDisabled):
-		status, kind, detail = http.StatusNotImplemented, "not-enabled", err.Error()+"; see docs/faces.md"
-	case errors.Is(err, gallery.ErrGalleryNotFound):
-		status, kind, detail = http.StatusNotFound, "gallery-not-found", "no gallery has that name; create it with PUT /v1/galleries/{gallery}"
-	case errors.Is(err, gallery.ErrSubjectNotFound):
-		status, kind, detail = http.StatusNotFound, "subject-not-found", "the gallery has no faces for that subject"
-	case errors.Is(err, gallery.ErrLimit):
-		status, kind, detail = http.StatusConflict, "limit-reached", err.Error()
-	case errors.Is(err, gallery.ErrUnavailable):
-		status, kind, detail = http.StatusServiceUnavailable, "store-unavailable", "the gallery database cannot be reached; retry later"
-		retryAfter = time.Second
-	case errors.Is(err, gallery.ErrClosed):
-		status, kind, detail = http.StatusServiceUnavailable, "shutting-down", "the server is shutting down; retry on another replica"
-		retryAfter = time.Second
-	case errors.Is(err, sched.ErrQueueFull):
-		status, kind = http.StatusTooManyRequests, "queue-full"
-		detail = "every worker is busy and the queue is full; retry after the delay in Retry-After"
-		retryAfter = time.Second
-	case errors.Is(err, sched.ErrDraining), errors.Is(err, engine.ErrPoolClosed):
-		status, kind, detail = http.StatusServiceUnavailable, "shutting-down", "the server is shutting down; retry on another replica"
-		retryAfter = time.Second
+		return problem(http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("request body exceeds the limit of %d bytes", maxBytes.Limit)), 0
 	case errors.Is(err, errDeadline):
-		status, kind = http.StatusGatewayTimeout, "deadline-exceeded"
-		detail = "the request did not complete within the server's deadline"
-	case errors.Is(err, context.Canceled):
-		status, kind, detail = StatusClientClosed, "client-closed", "the client closed the request"
+		return problem(http.StatusGatewayTimeout, "deadline-exceeded", "the request did not complete within the server's deadline"), 0
 	}
-	return Problem{Type: problemBase + kind, Title: http.StatusText(status), Status: status, Detail: detail}, retryAfter
+	c, _ := failure.Classify(err)
+	if hint, ok := httpHints[c.Kind]; ok {
+		c.Detail = hint
+	}
+	p = problem(c.Status, c.Kind, c.Detail)
+	p.Reason = c.Reason
+	return p, c.RetryAfter
+}
+
+// httpHints replace the detail of failures whose remedy is an HTTP call
+// or header.
+var httpHints = map[string]string{
+	"gallery-not-found": "no gallery has that name; create it with PUT /v1/galleries/{gallery}",
+	"queue-full":        "every worker is busy and the queue is full; retry after the delay in Retry-After",
 }
 
 // jobDetail returns the client-facing detail of a jobs error.
@@ -147,15 +103,6 @@ func jobDetail(err error) string {
 	var je *jobs.Error
 	if errors.As(err, &je) {
 		return je.Detail
-	}
-	return err.Error()
-}
-
-// inputDetail returns the client-facing detail of an input error.
-func inputDetail(err error) string {
-	var ie *imageio.Error
-	if errors.As(err, &ie) {
-		return ie.Detail
 	}
 	return err.Error()
 }

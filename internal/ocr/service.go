@@ -82,6 +82,40 @@ type Options struct {
 	MaxSide int
 }
 
+// Params are a request's options as every transport receives them: the
+// /v1/ocr query parameters, the fields of visionserve.v1.RecognizeRequest.
+// Empty fields take their defaults.
+type Params struct {
+	Model, Version, Lang string
+	Mode                 string // auto, page, block, line, word
+	Rotate               string // auto, off
+}
+
+// Options validates p; a value outside its enum is ErrBadOption.
+func (p Params) Options() (Options, error) {
+	mode, err := ParseMode(p.Mode)
+	if err != nil {
+		return Options{}, err
+	}
+	noRotate, err := ParseRotate(p.Rotate)
+	if err != nil {
+		return Options{}, err
+	}
+	return Options{Model: p.Model, Version: p.Version, Lang: p.Lang, Mode: mode, NoRotate: noRotate}, nil
+}
+
+// ParseRotate reads the rotate option: "" and auto detect pages turned by
+// 90, 180 or 270 degrees; off skips detection (Options.NoRotate).
+func ParseRotate(s string) (noRotate bool, err error) {
+	switch s {
+	case "", "auto":
+		return false, nil
+	case "off":
+		return true, nil
+	}
+	return false, fmt.Errorf("%w: rotate=%q; use auto or off", ErrBadOption, s)
+}
+
 // Selector says which model a request wants. Key is the sticky routing
 // key; sources without versions ignore it.
 type Selector struct{ Name, Version, Lang, Key string }

@@ -91,13 +91,12 @@ func (m *OCRModel) Infer(ctx context.Context, inputs []engine.Tensor, params Par
 	if opt.Mode, err = ocr.ParseMode(mode); err != nil {
 		return nil, err
 	}
-	switch rotate, _, err := params.String("rotate"); {
-	case err != nil:
+	rotate, _, err := params.String("rotate")
+	if err != nil {
 		return nil, err
-	case rotate == "off":
-		opt.NoRotate = true
-	case rotate != "" && rotate != "auto":
-		return nil, invalidf("parameter rotate=%q; use auto or off", rotate)
+	}
+	if opt.NoRotate, err = ocr.ParseRotate(rotate); err != nil {
+		return nil, err
 	}
 	images, ok := inputs[0].Data.([][]byte)
 	if !ok {

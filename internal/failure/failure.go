@@ -1,0 +1,152 @@
+package failure
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/visionserve/visionserve/internal/engine"
+	"github.com/visionserve/visionserve/internal/engine/onnx"
+	"github.com/visionserve/visionserve/internal/face"
+	"github.com/visionserve/visionserve/internal/gallery"
+	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/modelrepo"
+	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/oip"
+	"github.com/visionserve/visionserve/internal/sched"
+)
+
+// Class is one kind of failure as the transports report it.
+type Class struct {
+	// Kind is the stable name of the failure: the suffix of the HTTP
+	// problem type (undecodable-image, gallery-not-found, ...).
+	Kind string
+	// Status is the HTTP status and Code the gRPC status code.
+	Status int
+	Code   codes.Code
+	// Detail says what went wrong; it is safe to show to the client
+	// (an internal error's is a fixed text).
+	Detail string
+	// Reason is the bounded failure reason of a model version that could
+	// not be loaded (digest_mismatch, untrusted_key, ...); usually empty.
+	Reason string
+	// RetryAfter, when positive, is when a retry may succeed.
+	RetryAfter time.Duration
+}
+
+// StatusClientClosed is the HTTP status logged and counted (never sent:
+// nobody is listening) when the client went away first, as nginx does.
+const StatusClientClosed = 499
+
+// InternalDetail is all a client learns of an unexpected failure.
+const InternalDetail = "internal error; the server log has the details"
+
+// Internal is the class of an error no core package declared.
+var Internal = Class{Kind: "internal", Status: http.StatusInternalServerError, Code: codes.Internal, Detail: InternalDetail}
+
+// The gRPC codes, by HTTP status: 400 and 422 are InvalidArgument (the
+// request must change; retrying does not help); 413 is ResourceExhausted
+// (as gRPC itself answers a message over the size limit); 415 is
+// Unimplemented (a format this server does not read), 501 too; 404 is
+// NotFound; 409 is FailedPrecondition (the state must change first);
+// 429 is ResourceExhausted; 503 is Unavailable; 504 is DeadlineExceeded.
+
+// Classify returns the class of err, or Internal and false when no core
+// package declared it.
+func Classify(err error) (Class, bool) {
+	c := func(kind string, status int, code codes.Code, detail string) (Class, bool) {
+		return Class{Kind: kind, Status: status, Code: code, Detail: detail}, true
+	}
+	retry := func(cl Class, ok bool) (Class, bool) {
+		cl.RetryAfter = time.Second
+		return cl, ok
+	}
+	var re *modelrepo.Error
+	switch {
+	case err == nil:
+		return Class{}, false
+	// The model repository first: a version that is not ready also wraps
+	// ocr.ErrVersionNotFound (for the OCR core's failure reasons), but
+	// the client should retry, not give up.
+	case errors.Is(err, modelrepo.ErrModelNotFound), errors.Is(err, modelrepo.ErrVersionNotFound):
+		return c("model-not-found", http.StatusNotFound, codes.NotFound, err.Error())
+	case errors.Is(err, modelrepo.ErrNoReadyVersion):
+		return retry(c("model-not-ready", http.StatusServiceUnavailable, codes.Unavailable, err.Error()+"; retry later"))
+	case errors.Is(err, modelrepo.ErrNoRepository):
+		return c("no-repository", http.StatusConflict, codes.FailedPrecondition,
+			"this server runs without a model repository (serve --models DIR): its models are fixed")
+	case errors.Is(err, modelrepo.ErrBadWeights):
+		return c("bad-request", http.StatusBadRequest, codes.InvalidArgument, err.Error())
+	case errors.Is(err, modelrepo.ErrClosed):
+		return retry(shuttingDown())
+	case errors.As(err, &re):
+		cl, ok := c("model-load-failed", http.StatusUnprocessableEntity, codes.FailedPrecondition, err.Error())
+		cl.Reason = string(re.Reason)
+		return cl, ok
+
+	case errors.Is(err, imageio.ErrUnsupported):
+		return c("unsupported-media-type", http.StatusUnsupportedMediaType, codes.Unimplemented, imageDetail(err))
+	case errors.Is(err, imageio.ErrUndecodable):
+		return c("undecodable-image", http.StatusBadRequest, codes.InvalidArgument, imageDetail(err))
+	case errors.Is(err, imageio.ErrTooLarge):
+		return c("too-large", http.StatusRequestEntityTooLarge, codes.ResourceExhausted, imageDetail(err))
+	case errors.Is(err, imageio.ErrUnusable), errors.Is(err, imageio.ErrDecodeTimeout):
+		return c("unusable-image", http.StatusUnprocessableEntity, codes.InvalidArgument, imageDetail(err))
+
+	case errors.Is(err, ocr.ErrBadOption):
+		return c("bad-request", http.StatusBadRequest, codes.InvalidArgument, err.Error())
+	case errors.Is(err, ocr.ErrModelNotFound), errors.Is(err, ocr.ErrVersionNotFound),
+		errors.Is(err, oip.ErrModelNotFound), errors.Is(err, oip.ErrVersionNotFound):
+		return c("model-not-found", http.StatusNotFound, codes.NotFound, err.Error())
+	case errors.Is(err, oip.ErrInvalidRequest), errors.Is(err, onnx.ErrInvalidInput):
+		return c("bad-request", http.StatusBadRequest, codes.InvalidArgument, err.Error())
+	case errors.Is(err, oip.ErrTooLarge):
+		return c("too-large", http.StatusRequestEntityTooLarge, codes.ResourceExhausted, err.Error())
+
+	case errors.Is(err, face.ErrBadOption), errors.Is(err, gallery.ErrInvalidName):
+		return c("bad-request", http.StatusBadRequest, codes.InvalidArgument, err.Error())
+	case errors.Is(err, face.ErrNoFace):
+		return c("no-face", http.StatusUnprocessableEntity, codes.InvalidArgument, err.Error())
+	case errors.Is(err, face.ErrDisabled):
+		return c("not-enabled", http.StatusNotImplemented, codes.Unimplemented, err.Error()+"; see docs/faces.md")
+	case errors.Is(err, gallery.ErrGalleryNotFound):
+		return c("gallery-not-found", http.StatusNotFound, codes.NotFound, "no gallery has that name; create it first")
+	case errors.Is(err, gallery.ErrSubjectNotFound):
+		return c("subject-not-found", http.StatusNotFound, codes.NotFound, "the gallery has no faces for that subject")
+	case errors.Is(err, gallery.ErrLimit):
+		return c("limit-reached", http.StatusConflict, codes.FailedPrecondition, err.Error())
+	case errors.Is(err, gallery.ErrUnavailable):
+		return retry(c("store-unavailable", http.StatusServiceUnavailable, codes.Unavailable, "the gallery database cannot be reached; retry later"))
+	case errors.Is(err, gallery.ErrClosed):
+		return retry(shuttingDown())
+
+	case errors.Is(err, sched.ErrQueueFull):
+		return retry(c("queue-full", http.StatusTooManyRequests, codes.ResourceExhausted, "every worker is busy and the queue is full; retry later"))
+	case errors.Is(err, sched.ErrDraining), errors.Is(err, engine.ErrPoolClosed):
+		return retry(shuttingDown())
+
+	// Last: a core error that also wraps a context error says more.
+	case errors.Is(err, context.DeadlineExceeded):
+		return c("deadline-exceeded", http.StatusGatewayTimeout, codes.DeadlineExceeded, "the request did not complete within its deadline")
+	case errors.Is(err, context.Canceled):
+		return c("client-closed", StatusClientClosed, codes.Canceled, "the client closed the request")
+	}
+	return Internal, false
+}
+
+func shuttingDown() (Class, bool) {
+	return Class{Kind: "shutting-down", Status: http.StatusServiceUnavailable, Code: codes.Unavailable,
+		Detail: "the server is shutting down; retry on another replica"}, true
+}
+
+// imageDetail is an image error's client-facing detail.
+func imageDetail(err error) string {
+	var ie *imageio.Error
+	if errors.As(err, &ie) {
+		return ie.Detail
+	}
+	return err.Error()
+}
