@@ -228,11 +228,19 @@ func New(opts Options) (a *App, err error) {
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
 	if cfg.Server.GRPCAddr != "" {
+		// A message holds the tensors or image(s) plus its envelope; the
+		// largest is Faces/Verify's two images. Each method checks its own
+		// bound: ModelInfer the inference protocol's, images max_bytes each.
+		const envelope = 64 << 10
 		gc := grpcapi.Config{
 			OIP:             a.oip,
+			OCR:             a.ocr,
+			Face:            a.Face(),
+			StickyHeader:    cfg.Repository.StickyHeader,
 			Scheduler:       a.sched,
 			RequestTimeout:  cfg.Server.RequestTimeout,
-			MaxMessageBytes: int(cfg.Limits.MaxBytes) + 64<<10, // the tensors plus the message's envelope
+			MaxMessageBytes: 2*int(cfg.Limits.MaxBytes) + envelope,
+			OIPMessageBytes: int(cfg.Limits.MaxBytes) + envelope,
 			Metrics:         a.serving,
 			Log:             opts.Logger,
 		}

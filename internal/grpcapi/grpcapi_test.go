@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -14,7 +17,11 @@ import (
 	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/engine/batch"
 	"github.com/visionserve/visionserve/internal/engine/onnx"
+	"github.com/visionserve/visionserve/internal/face"
+	"github.com/visionserve/visionserve/internal/failure"
+	"github.com/visionserve/visionserve/internal/gallery"
 	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
 	"github.com/visionserve/visionserve/internal/sched"
@@ -31,11 +38,25 @@ func TestCodeFor(t *testing.T) {
 		{wrap(oip.ErrModelNotFound), codes.NotFound},
 		{wrap(oip.ErrVersionNotFound), codes.NotFound},
 		{wrap(ocr.ErrModelNotFound), codes.NotFound},
+		{wrap(modelrepo.ErrVersionNotFound), codes.NotFound},
+		// Not ready yet: retry, although the OCR core also calls it "version not found".
+		{fmt.Errorf("%w (%w)", modelrepo.ErrNoReadyVersion, ocr.ErrVersionNotFound), codes.Unavailable},
 		{wrap(oip.ErrInvalidRequest), codes.InvalidArgument},
-		{wrap(oip.ErrTooLarge), codes.InvalidArgument},
+		{wrap(oip.ErrTooLarge), codes.ResourceExhausted},
 		{wrap(onnx.ErrInvalidInput), codes.InvalidArgument},
 		{wrap(ocr.ErrBadOption), codes.InvalidArgument},
 		{&imageio.Error{Kind: imageio.ErrUndecodable, Detail: "truncated"}, codes.InvalidArgument},
+		{&imageio.Error{Kind: imageio.ErrUnusable, Detail: "1x1"}, codes.InvalidArgument},
+		{&imageio.Error{Kind: imageio.ErrTooLarge, Detail: "big"}, codes.ResourceExhausted},
+		{&imageio.Error{Kind: imageio.ErrUnsupported, Detail: "a PDF"}, codes.Unimplemented},
+		{wrap(face.ErrDisabled), codes.Unimplemented},
+		{wrap(face.ErrNoFace), codes.InvalidArgument},
+		{wrap(face.ErrBadOption), codes.InvalidArgument},
+		{wrap(gallery.ErrInvalidName), codes.InvalidArgument},
+		{gallery.ErrGalleryNotFound, codes.NotFound},
+		{gallery.ErrSubjectNotFound, codes.NotFound},
+		{wrap(gallery.ErrLimit), codes.FailedPrecondition},
+		{wrap(gallery.ErrUnavailable), codes.Unavailable},
 		{wrap(sched.ErrQueueFull), codes.ResourceExhausted},
 		{batch.ErrQueueFull, codes.ResourceExhausted},
 		{sched.ErrDraining, codes.Unavailable},
@@ -49,16 +70,70 @@ func TestCodeFor(t *testing.T) {
 			t.Errorf("codeFor(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
+	message := func(err error) string { st, _ := statusFor(err); return st.Message() }
 	// Internal errors do not leak their text; image errors give their detail.
-	if st := status.Convert(statusFor(errors.New("secret path /etc/x"))); st.Message() != internalMessage {
-		t.Errorf("internal error message %q", st.Message())
+	if m := message(errors.New("secret path /etc/x")); m != internalMessage {
+		t.Errorf("internal error message %q", m)
 	}
-	if st := status.Convert(statusFor(&imageio.Error{Kind: imageio.ErrUndecodable, Detail: "truncated PNG"})); st.Message() != "truncated PNG" {
-		t.Errorf("image error message %q", st.Message())
+	if m := message(&imageio.Error{Kind: imageio.ErrUndecodable, Detail: "truncated PNG"}); m != "truncated PNG" {
+		t.Errorf("image error message %q", m)
+	}
+	if m := message(gallery.ErrGalleryNotFound); !strings.Contains(m, "CreateGallery") {
+		t.Errorf("gallery-not-found message %q names no remedy", m)
 	}
 	// A status from gRPC itself passes through.
-	if st := status.Convert(statusFor(status.Error(codes.ResourceExhausted, "message too large"))); st.Code() != codes.ResourceExhausted {
+	if st, _ := statusFor(status.Error(codes.ResourceExhausted, "message too large")); st.Code() != codes.ResourceExhausted {
 		t.Errorf("a gRPC status became %v", st.Code())
+	}
+	// Failures worth retrying carry RetryInfo; the others none.
+	for err, want := range map[error]bool{sched.ErrQueueFull: true, sched.ErrDraining: true, gallery.ErrUnavailable: true,
+		imageio.ErrTooLarge: false, gallery.ErrLimit: false} {
+		st, retry := statusFor(err)
+		var info *errdetails.RetryInfo
+		for _, d := range st.Details() {
+			if ri, ok := d.(*errdetails.RetryInfo); ok {
+				info = ri
+			}
+		}
+		if got := info != nil && retry > 0 && info.GetRetryDelay().AsDuration() == retry; got != want {
+			t.Errorf("%v: RetryInfo %v (retry %v), want it: %v", err, info, retry, want)
+		}
+	}
+}
+
+// Every HTTP status maps to the gRPC code that is its counterpart, for
+// every failure the core declares: the two transports classify alike.
+func TestCodesFollowHTTPStatuses(t *testing.T) {
+	counterpart := map[int][]codes.Code{
+		400: {codes.InvalidArgument}, 404: {codes.NotFound}, 409: {codes.FailedPrecondition},
+		413: {codes.ResourceExhausted}, 415: {codes.Unimplemented}, 422: {codes.InvalidArgument, codes.FailedPrecondition},
+		429: {codes.ResourceExhausted}, 499: {codes.Canceled}, 501: {codes.Unimplemented}, 503: {codes.Unavailable},
+		504: {codes.DeadlineExceeded},
+	}
+	for _, err := range []error{
+		modelrepo.ErrModelNotFound, modelrepo.ErrNoReadyVersion, modelrepo.ErrNoRepository, modelrepo.ErrBadWeights,
+		modelrepo.ErrClosed, &modelrepo.Error{Reason: "digest_mismatch"},
+		imageio.ErrUnsupported, imageio.ErrUndecodable, imageio.ErrTooLarge, imageio.ErrUnusable, imageio.ErrDecodeTimeout,
+		ocr.ErrBadOption, ocr.ErrModelNotFound, ocr.ErrVersionNotFound, oip.ErrModelNotFound, oip.ErrVersionNotFound,
+		oip.ErrInvalidRequest, oip.ErrTooLarge, onnx.ErrInvalidInput,
+		face.ErrBadOption, face.ErrNoFace, face.ErrDisabled, gallery.ErrInvalidName, gallery.ErrGalleryNotFound,
+		gallery.ErrSubjectNotFound, gallery.ErrLimit, gallery.ErrUnavailable, gallery.ErrClosed,
+		sched.ErrQueueFull, sched.ErrDraining, engine.ErrPoolClosed, context.DeadlineExceeded, context.Canceled,
+	} {
+		c, ok := failure.Classify(err)
+		if !ok {
+			t.Errorf("%v is not classified", err)
+			continue
+		}
+		if !slices.Contains(counterpart[c.Status], c.Code) {
+			t.Errorf("%v: HTTP %d but gRPC %v", err, c.Status, c.Code)
+		}
+		if got := codeFor(err); got != c.Code {
+			t.Errorf("%v: codeFor %v, class %v", err, got, c.Code)
+		}
+		if c.Detail == "" || strings.Contains(c.Detail, "\n") {
+			t.Errorf("%v: detail %q is not one line", err, c.Detail)
+		}
 	}
 }
 

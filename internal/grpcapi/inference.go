@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/oip"
 	pb "github.com/visionserve/visionserve/proto/inference"
@@ -17,6 +19,9 @@ import (
 type inference struct {
 	pb.UnimplementedGRPCInferenceServiceServer
 	oip *oip.Service
+	// maxBytes bounds a ModelInfer message (0: none): the server's receive
+	// limit is larger, for Faces/Verify's two images.
+	maxBytes int
 }
 
 func (s *inference) ServerLive(context.Context, *pb.ServerLiveRequest) (*pb.ServerLiveResponse, error) {
@@ -57,6 +62,11 @@ func (s *inference) ModelMetadata(_ context.Context, req *pb.ModelMetadataReques
 }
 
 func (s *inference) ModelInfer(ctx context.Context, req *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
+	if s.maxBytes > 0 {
+		if n := proto.Size(req); n > s.maxBytes {
+			return nil, fmt.Errorf("%w: the message is %d bytes; the limit is %d", oip.ErrTooLarge, n, s.maxBytes)
+		}
+	}
 	in, err := decodeInfer(req, s.oip.Limits())
 	if err != nil {
 		return nil, err

@@ -17,22 +17,38 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/visionserve/visionserve/internal/face"
 	"github.com/visionserve/visionserve/internal/metrics"
+	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
 	"github.com/visionserve/visionserve/internal/sched"
 	pb "github.com/visionserve/visionserve/proto/inference"
+	v1 "github.com/visionserve/visionserve/proto/visionserve/v1"
 )
 
 // Config is what the transport needs from the process.
 type Config struct {
 	OIP *oip.Service
+	OCR *ocr.Service
+	// Face is the face core; nil: the Faces methods answer Unimplemented,
+	// as the HTTP face routes answer 501.
+	Face *face.Service
+	// StickyHeader names the HTTP header of sticky version routing
+	// (repository.sticky_header); RecognizeRequest.routing_key, or request
+	// metadata of that name, carries its value. "": sticky routing is off.
+	StickyHeader string
 	// Scheduler admits inference calls (sched.Scheduler.Admit).
 	Scheduler *sched.Scheduler
 	// RequestTimeout bounds each inference call (a client deadline that
 	// is sooner wins).
 	RequestTimeout time.Duration
-	// MaxMessageBytes bounds a received message.
+	// MaxMessageBytes bounds a received message: the largest a method
+	// takes (Verify's two images). Each method checks its own bound
+	// (images: the core's max_bytes each; ModelInfer: OIPMessageBytes).
 	MaxMessageBytes int
+	// OIPMessageBytes bounds a ModelInfer request; 0: no bound beyond
+	// MaxMessageBytes.
+	OIPMessageBytes int
 	// MaxStreams bounds concurrent calls per connection (default 256).
 	MaxStreams uint32
 	Metrics    *metrics.Serving // may be nil
@@ -54,10 +70,19 @@ type Server struct {
 }
 
 // admitted lists the methods that do inference: they pass admission
-// control and get the request timeout.
-var admitted = map[string]bool{pb.GRPCInferenceService_ModelInfer_FullMethodName: true}
+// control and get the request timeout. They are the counterparts of the
+// HTTP routes marked Admit.
+var admitted = map[string]bool{
+	pb.GRPCInferenceService_ModelInfer_FullMethodName: true,
+	v1.OCR_Recognize_FullMethodName:                   true,
+	v1.Faces_Detect_FullMethodName:                    true,
+	v1.Faces_Verify_FullMethodName:                    true,
+	v1.Faces_Enroll_FullMethodName:                    true,
+	v1.Faces_Identify_FullMethodName:                  true,
+}
 
-// New builds the server with the inference, health and reflection services.
+// New builds the server with the inference, OCR, face, health and
+// reflection services.
 func New(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -82,7 +107,9 @@ func New(cfg Config) *Server {
 		opts = append(opts, grpc.MaxRecvMsgSize(cfg.MaxMessageBytes))
 	}
 	s.grpc = grpc.NewServer(opts...)
-	pb.RegisterGRPCInferenceServiceServer(s.grpc, &inference{oip: cfg.OIP})
+	pb.RegisterGRPCInferenceServiceServer(s.grpc, &inference{oip: cfg.OIP, maxBytes: cfg.OIPMessageBytes})
+	v1.RegisterOCRServer(s.grpc, &ocrService{ocr: cfg.OCR, sticky: cfg.StickyHeader})
+	v1.RegisterFacesServer(s.grpc, &faceService{face: cfg.Face})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.SetServing(false)
@@ -92,9 +119,9 @@ func New(cfg Config) *Server {
 // Serve accepts connections on ln until Stop.
 func (s *Server) Serve(ln net.Listener) error { return s.grpc.Serve(ln) }
 
-// SetServing sets the health status of the server ("") and of the
-// inference service: SERVING when ready, NOT_SERVING while starting or
-// draining.
+// SetServing sets the health status of the server ("") and of each
+// service: SERVING when ready, NOT_SERVING while starting or draining.
+// visionserve.v1.Faces is NOT_SERVING throughout without face recognition.
 func (s *Server) SetServing(ok bool) {
 	st := healthpb.HealthCheckResponse_NOT_SERVING
 	if ok {
@@ -102,7 +129,16 @@ func (s *Server) SetServing(ok bool) {
 	}
 	s.health.SetServingStatus("", st)
 	s.health.SetServingStatus(pb.GRPCInferenceService_ServiceDesc.ServiceName, st)
+	s.health.SetServingStatus(v1.OCR_ServiceDesc.ServiceName, st)
+	if s.cfg.Face == nil {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	s.health.SetServingStatus(v1.Faces_ServiceDesc.ServiceName, st)
 }
+
+// Services returns the served services and their methods, health and
+// reflection included (grpc.Server.GetServiceInfo).
+func (s *Server) Services() map[string]grpc.ServiceInfo { return s.grpc.GetServiceInfo() }
 
 // Stop drains: health turns NOT_SERVING, calls in flight finish until ctx
 // ends, then the remaining connections are closed.
@@ -144,10 +180,10 @@ func (s *Server) observe(ctx context.Context, req any, info *grpc.UnaryServerInf
 	resp, err = handler(ctx, req)
 	if err != nil && codeFor(err) == codes.Internal {
 		if _, isStatus := status.FromError(err); !isStatus {
-			s.log.Error("call failed", "method", info.FullMethod, "err", err)
+			s.log.ErrorContext(ctx, "call failed", "method", info.FullMethod, "err", err)
 		}
 	}
-	return resp, statusFor(err)
+	return resp, s.errorFor(ctx, err)
 }
 
 // admit applies admission control and the request timeout to inference.

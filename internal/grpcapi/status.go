@@ -3,73 +3,91 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"math"
+	"strconv"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/visionserve/visionserve/internal/engine"
-	"github.com/visionserve/visionserve/internal/engine/onnx"
-	"github.com/visionserve/visionserve/internal/imageio"
-	"github.com/visionserve/visionserve/internal/ocr"
-	"github.com/visionserve/visionserve/internal/oip"
+	"github.com/visionserve/visionserve/internal/failure"
 	"github.com/visionserve/visionserve/internal/sched"
 )
 
 // internalMessage is all a client learns of an unexpected failure.
-const internalMessage = "internal error; the server log has the details"
+const internalMessage = failure.InternalDetail
 
-// codeFor is the one place where errors become gRPC status codes. It
-// mirrors httpapi's problemFor: 404 is NotFound, 400/413/415/422 are
-// InvalidArgument (the request must change; retrying will not help), 429
-// is ResourceExhausted, 503 is Unavailable, 504 is DeadlineExceeded.
-func codeFor(err error) codes.Code {
-	switch {
-	case err == nil:
-		return codes.OK
-	case errors.Is(err, oip.ErrModelNotFound), errors.Is(err, oip.ErrVersionNotFound),
-		errors.Is(err, ocr.ErrModelNotFound), errors.Is(err, ocr.ErrVersionNotFound):
-		return codes.NotFound
-	case errors.Is(err, oip.ErrInvalidRequest), errors.Is(err, oip.ErrTooLarge), errors.Is(err, onnx.ErrInvalidInput),
-		errors.Is(err, ocr.ErrBadOption), errors.Is(err, imageio.ErrUnsupported), errors.Is(err, imageio.ErrUndecodable),
-		errors.Is(err, imageio.ErrTooLarge), errors.Is(err, imageio.ErrUnusable), errors.Is(err, imageio.ErrDecodeTimeout):
-		return codes.InvalidArgument
-	case errors.Is(err, sched.ErrQueueFull):
-		return codes.ResourceExhausted
-	case errors.Is(err, sched.ErrDraining), errors.Is(err, engine.ErrPoolClosed):
-		return codes.Unavailable
-	case errors.Is(err, context.DeadlineExceeded):
-		return codes.DeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		return codes.Canceled
-	}
-	return codes.Internal
+// grpcHints replace the message of failures whose remedy is another call.
+var grpcHints = map[string]string{
+	"gallery-not-found": "no gallery has that name; create it with visionserve.v1.Faces/CreateGallery",
 }
 
-// statusFor turns err into the status error a handler returns. Client
-// errors carry their message; internal ones a fixed text.
-func statusFor(err error) error {
+// statusFor is the one place where errors become gRPC statuses. The core's
+// errors are classified as the HTTP transport classifies them
+// (failure.Classify: the code is the counterpart of the HTTP status) with
+// the same one-line message; a status from gRPC itself or from the auth
+// and rate-limit interceptors passes through. retry is the advice of a
+// failure worth retrying later (0: none); statusFor also puts it in the
+// status as a google.rpc.RetryInfo detail.
+func statusFor(err error) (st *status.Status, retry time.Duration) {
+	if err == nil {
+		return nil, 0
+	}
+	if st, ok := status.FromError(err); ok {
+		return st, 0
+	}
+	c, _ := failure.Classify(err)
+	msg := c.Detail
+	if hint, ok := grpcHints[c.Kind]; ok {
+		msg = hint
+	}
+	return withRetry(status.New(c.Code, msg), c.RetryAfter), c.RetryAfter
+}
+
+// withRetry adds a RetryInfo detail to st when retry is positive.
+func withRetry(st *status.Status, retry time.Duration) *status.Status {
+	if retry <= 0 {
+		return st
+	}
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retry)}); err == nil {
+		return d
+	}
+	return st
+}
+
+// codeFor is statusFor's code.
+func codeFor(err error) codes.Code {
+	if err == nil {
+		return codes.OK
+	}
+	st, _ := statusFor(err)
+	return st.Code()
+}
+
+// errorFor returns the status error a call ends with. Waits the scheduler
+// caused get its estimate of when a worker frees, as HTTP's Retry-After
+// does, both as the RetryInfo detail and as a "retry-after" trailer in
+// whole seconds (the rate limiter's trailer).
+func (s *Server) errorFor(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok {
-		return err // already a status (from gRPC itself)
+	st, retry := statusFor(err)
+	if retry > 0 && s.cfg.Scheduler != nil &&
+		(errors.Is(err, sched.ErrQueueFull) || errors.Is(err, sched.ErrDraining) || errors.Is(err, engine.ErrPoolClosed)) {
+		if est := s.cfg.Scheduler.RetryAfter(); est > 0 {
+			retry = est
+			st = withRetry(status.New(st.Code(), st.Message()), retry)
+		}
 	}
-	code := codeFor(err)
-	msg := err.Error()
-	var ie *imageio.Error
-	switch {
-	case code == codes.Internal:
-		msg = internalMessage
-	case errors.As(err, &ie):
-		msg = ie.Detail
-	case code == codes.ResourceExhausted:
-		msg = "every worker is busy and the queue is full; retry later"
-	case code == codes.Unavailable:
-		msg = "the server is shutting down; retry on another replica"
-	case code == codes.DeadlineExceeded:
-		msg = "the request did not complete within its deadline"
-	case code == codes.Canceled:
-		msg = "the request was cancelled"
+	if retry > 0 {
+		secs := int(math.Ceil(retry.Seconds()))
+		_ = grpc.SetTrailer(ctx, metadata.Pairs("retry-after", strconv.Itoa(max(secs, 1))))
 	}
-	return status.Error(code, msg)
+	return st.Err()
 }

@@ -1,0 +1,170 @@
+package grpcapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/visionserve/visionserve/internal/face"
+	"github.com/visionserve/visionserve/internal/gallery"
+	v1 "github.com/visionserve/visionserve/proto/visionserve/v1"
+)
+
+// faceService implements visionserve.v1.Faces on face.Service, as the
+// HTTP face and gallery routes do.
+type faceService struct {
+	v1.UnimplementedFacesServer
+	face *face.Service // nil: face recognition is off
+}
+
+// core returns the face core, or ErrDisabled (Unimplemented).
+func (s *faceService) core() (*face.Service, error) {
+	if s.face == nil {
+		return nil, face.ErrDisabled
+	}
+	return s.face, nil
+}
+
+// input checks an image field and wraps it for the core.
+func (s *faceService) input(fs *face.Service, data []byte, contentType string) (face.Input, error) {
+	declared, err := checkImage(data, contentType, fs.Limits())
+	if err != nil {
+		return face.Input{}, err
+	}
+	return face.Input{Data: data, Declared: declared}, nil
+}
+
+func (s *faceService) Detect(ctx context.Context, req *v1.DetectRequest) (*v1.DetectResponse, error) {
+	fs, err := s.core()
+	if err != nil {
+		return nil, err
+	}
+	in, err := s.input(fs, req.GetImage(), req.GetContentType())
+	if err != nil {
+		return nil, err
+	}
+	res, err := fs.Detect(ctx, in, int(req.GetMaxFaces()))
+	if err != nil {
+		return nil, err
+	}
+	out := &v1.DetectResponse{Width: int32(res.Width), Height: int32(res.Height), Faces: make([]*v1.FaceBox, len(res.Faces))}
+	for i, f := range res.Faces {
+		fb := &v1.FaceBox{Box: box(f.Box), Score: f.Score, Landmarks: make([]*v1.Point, len(f.Landmarks))}
+		for k, p := range f.Landmarks {
+			fb.Landmarks[k] = &v1.Point{X: p[0], Y: p[1]}
+		}
+		out.Faces[i] = fb
+	}
+	return out, nil
+}
+
+func (s *faceService) Verify(ctx context.Context, req *v1.VerifyRequest) (*v1.VerifyResponse, error) {
+	fs, err := s.core()
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.input(fs, req.GetA(), req.GetAContentType())
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.input(fs, req.GetB(), req.GetBContentType())
+	if err != nil {
+		return nil, err
+	}
+	res, err := fs.Verify(ctx, a, b, req.Threshold)
+	if err != nil {
+		return nil, err
+	}
+	return &v1.VerifyResponse{Similarity: res.Similarity, Match: res.Match, Threshold: res.Threshold}, nil
+}
+
+func (s *faceService) CreateGallery(ctx context.Context, req *v1.CreateGalleryRequest) (*v1.CreateGalleryResponse, error) {
+	fs, err := s.core()
+	if err != nil {
+		return nil, err
+	}
+	g, created, err := fs.CreateGallery(ctx, req.GetGallery())
+	if err != nil {
+		return nil, err
+	}
+	return &v1.CreateGalleryResponse{Name: g.Name, Created: timestamp(g.Created), Subjects: int32(g.Subjects),
+		Faces: int32(g.Faces), Existed: !created}, nil
+}
+
+func (s *faceService) Enroll(ctx context.Context, req *v1.EnrollRequest) (*v1.EnrollResponse, error) {
+	fs, err := s.core()
+	if err != nil {
+		return nil, err
+	}
+	in, err := s.input(fs, req.GetImage(), req.GetContentType())
+	if err != nil {
+		return nil, err
+	}
+	res, err := fs.Enroll(ctx, req.GetGallery(), req.GetSubject(), in)
+	if err != nil {
+		return nil, err
+	}
+	return &v1.EnrollResponse{FaceId: res.FaceID, Box: box(res.Box), Score: res.Score}, nil
+}
+
+func (s *faceService) GetSubject(ctx context.Context, req *v1.GetSubjectRequest) (*v1.GetSubjectResponse, error) {
+	fs, err := s.core()
+	if err != nil {
+		return nil, err
+	}
+	faces, err := fs.Subject(ctx, req.GetGallery(), req.GetSubject())
+	if err != nil {
+		return nil, err
+	}
+	out := &v1.GetSubjectResponse{Gallery: req.GetGallery(), Subject: req.GetSubject(), Faces: make([]*v1.EnrolledFace, len(faces))}
+	for i, f := range faces {
+		out.Faces[i] = &v1.EnrolledFace{FaceId: f.ID, Created: timestamp(f.Created)}
+	}
+	return out, nil
+}
+
+func (s *faceService) DeleteSubject(ctx context.Context, req *v1.DeleteSubjectRequest) (*v1.DeleteSubjectResponse, error) {
+	fs, err := s.core()
+	if err != nil {
+		return nil, err
+	}
+	n, err := fs.DeleteSubject(ctx, req.GetGallery(), req.GetSubject())
+	if err != nil {
+		return nil, err
+	}
+	return &v1.DeleteSubjectResponse{Faces: int32(n)}, nil
+}
+
+func (s *faceService) Identify(ctx context.Context, req *v1.IdentifyRequest) (*v1.IdentifyResponse, error) {
+	fs, err := s.core()
+	if err != nil {
+		return nil, err
+	}
+	opt := face.IdentifyOptions{TopK: int(req.GetTopK()), Threshold: req.Threshold, MaxFaces: int(req.GetMaxFaces())}
+	in, err := s.input(fs, req.GetImage(), req.GetContentType())
+	if err != nil {
+		return nil, err
+	}
+	res, err := fs.Identify(ctx, req.GetGallery(), in, opt)
+	if err != nil {
+		return nil, err
+	}
+	out := &v1.IdentifyResponse{Faces: make([]*v1.IdentifiedFace, len(res.Faces))}
+	for i, f := range res.Faces {
+		out.Faces[i] = &v1.IdentifiedFace{Box: box(f.Box), Score: f.Score, Matches: matches(f.Matches)}
+	}
+	return out, nil
+}
+
+func box(b face.Box) *v1.Box { return &v1.Box{X: b.X, Y: b.Y, Width: b.Width, Height: b.Height} }
+
+func matches(ms []gallery.Match) []*v1.Match {
+	out := make([]*v1.Match, len(ms))
+	for i, m := range ms {
+		out[i] = &v1.Match{Subject: m.Subject, Similarity: m.Similarity}
+	}
+	return out
+}
+
+// timestamp formats t as encoding/json does, so both transports print
+// the same text.
+func timestamp(t time.Time) string { return t.Format(time.RFC3339Nano) }

@@ -1,0 +1,121 @@
+package grpcapi
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/ocr"
+	v1 "github.com/visionserve/visionserve/proto/visionserve/v1"
+)
+
+// Request and response metadata keys: the HTTP headers of those names.
+const (
+	mdModelName    = "x-model-name"
+	mdModelVersion = "x-model-version"
+)
+
+// ocrService implements visionserve.v1.OCR on ocr.Service, as POST
+// /v1/ocr does.
+type ocrService struct {
+	v1.UnimplementedOCRServer
+	ocr    *ocr.Service
+	sticky string // the sticky routing header's name; "": off
+}
+
+func (s *ocrService) Recognize(ctx context.Context, req *v1.RecognizeRequest) (*v1.RecognizeResponse, error) {
+	opt, err := ocr.Params{Model: req.GetModel(), Version: req.GetVersion(), Lang: req.GetLang(),
+		Mode: req.GetMode(), Rotate: req.GetRotate()}.Options()
+	if err != nil {
+		return nil, err
+	}
+	var textOnly bool
+	switch f := req.GetFormat(); f {
+	case "", "json":
+	case "text":
+		textOnly = true
+	default:
+		return nil, fmt.Errorf("%w: format=%q; use json or text", ocr.ErrBadOption, f)
+	}
+	// The request field wins over the metadata, as HTTP's query parameter
+	// wins over its header.
+	md, _ := metadata.FromIncomingContext(ctx)
+	if opt.Version == "" {
+		opt.Version = first(md, mdModelVersion)
+	}
+	if s.sticky != "" {
+		if opt.Key = req.GetRoutingKey(); opt.Key == "" {
+			opt.Key = first(md, s.sticky)
+		}
+	}
+	declared, err := checkImage(req.GetImage(), req.GetContentType(), s.ocr.Limits())
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.ocr.Recognize(ctx, ocr.Input{Data: req.GetImage(), Declared: declared}, opt)
+	if err != nil {
+		return nil, err
+	}
+	_ = grpc.SetHeader(ctx, metadata.Pairs(mdModelName, res.Model.Name, mdModelVersion, res.Model.Version))
+	return encodeOCR(res, textOnly), nil
+}
+
+// checkImage checks an image field as the HTTP transport checks a body
+// before the core sees it: the declared media type, then the size.
+func checkImage(data []byte, contentType string, lim imageio.Limits) (imageio.Format, error) {
+	declared, err := imageio.CheckMediaType(contentType)
+	if err != nil {
+		return "", err
+	}
+	if n := int64(len(data)); n > lim.MaxBytes {
+		return "", &imageio.Error{Kind: imageio.ErrTooLarge, Detail: fmt.Sprintf("the image is %d bytes; the limit is %d", n, lim.MaxBytes)}
+	}
+	return declared, nil
+}
+
+// first returns the first value of key in md ("" if none).
+func first(md metadata.MD, key string) string {
+	if v := md.Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// encodeOCR converts the core's result; textOnly leaves out the pages.
+func encodeOCR(res *ocr.Result, textOnly bool) *v1.RecognizeResponse {
+	out := &v1.RecognizeResponse{
+		Model:      &v1.ModelRef{Name: res.Model.Name, Version: res.Model.Version},
+		Text:       res.Text,
+		Confidence: res.Confidence,
+		TimingMs:   res.TimingMS,
+	}
+	if textOnly {
+		return out
+	}
+	out.Pages = make([]*v1.Page, len(res.Pages))
+	for i, p := range res.Pages {
+		page := &v1.Page{Index: int32(p.Index), Width: int32(p.Width), Height: int32(p.Height), Angle: int32(p.Angle),
+			Mode: p.Mode, Confidence: p.Confidence, Lines: make([]*v1.Line, len(p.Lines))}
+		for j, l := range p.Lines {
+			line := &v1.Line{Text: l.Text, Confidence: l.Confidence, Box: quad(l.Box), Review: string(l.Review),
+				Words: make([]*v1.Word, len(l.Words))}
+			for k, w := range l.Words {
+				line.Words[k] = &v1.Word{Text: w.Text, Confidence: w.Confidence, Box: quad(w.Box)}
+			}
+			page.Lines[j] = line
+		}
+		out.Pages[i] = page
+	}
+	return out
+}
+
+func quad(q ocr.Quad) []*v1.Point {
+	out := make([]*v1.Point, len(q))
+	for i, p := range q {
+		out[i] = &v1.Point{X: p[0], Y: p[1]}
+	}
+	return out
+}
