@@ -47,12 +47,14 @@ const InternalDetail = "internal error; the server log has the details"
 // Internal is the class of an error no core package declared.
 var Internal = Class{Kind: "internal", Status: http.StatusInternalServerError, Code: codes.Internal, Detail: InternalDetail}
 
-// The gRPC codes, by HTTP status: 400 and 422 are InvalidArgument (the
-// request must change; retrying does not help); 413 is ResourceExhausted
-// (as gRPC itself answers a message over the size limit); 415 is
-// Unimplemented (a format this server does not read), 501 too; 404 is
-// NotFound; 409 is FailedPrecondition (the state must change first);
-// 429 is ResourceExhausted; 503 is Unavailable; 504 is DeadlineExceeded.
+// The gRPC codes, by HTTP status: 400, 415 and 422 are InvalidArgument
+// (the request must change; retrying does not help; 415 is not
+// Unimplemented because bytes of no known format, garbage included, are
+// 415 too); 413 is ResourceExhausted (as gRPC itself answers a message
+// over the size limit); 404 is NotFound; 409 is FailedPrecondition (the
+// state must change first); 429 is ResourceExhausted; 501 (face
+// recognition not configured) is Unimplemented; 503 is Unavailable; 504
+// is DeadlineExceeded.
 
 // Classify returns the class of err, or Internal and false when no core
 // package declared it.
@@ -88,7 +90,7 @@ func Classify(err error) (Class, bool) {
 		return cl, ok
 
 	case errors.Is(err, imageio.ErrUnsupported):
-		return c("unsupported-media-type", http.StatusUnsupportedMediaType, codes.Unimplemented, imageDetail(err))
+		return c("unsupported-media-type", http.StatusUnsupportedMediaType, codes.InvalidArgument, imageDetail(err))
 	case errors.Is(err, imageio.ErrUndecodable):
 		return c("undecodable-image", http.StatusBadRequest, codes.InvalidArgument, imageDetail(err))
 	case errors.Is(err, imageio.ErrTooLarge):

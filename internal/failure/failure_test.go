@@ -31,7 +31,7 @@ func TestClassify(t *testing.T) {
 		{wrap(ocr.ErrModelNotFound), "model-not-found", 404, codes.NotFound, false},
 		{fmt.Errorf("%w (%w)", modelrepo.ErrNoReadyVersion, ocr.ErrVersionNotFound), "model-not-ready", 503, codes.Unavailable, true},
 		{&modelrepo.Error{Reason: "untrusted_key"}, "model-load-failed", 422, codes.FailedPrecondition, false},
-		{&imageio.Error{Kind: imageio.ErrUnsupported, Detail: "PDF"}, "unsupported-media-type", 415, codes.Unimplemented, false},
+		{&imageio.Error{Kind: imageio.ErrUnsupported, Detail: "PDF"}, "unsupported-media-type", 415, codes.InvalidArgument, false},
 		{&imageio.Error{Kind: imageio.ErrUndecodable, Detail: "x"}, "undecodable-image", 400, codes.InvalidArgument, false},
 		{&imageio.Error{Kind: imageio.ErrTooLarge, Detail: "x"}, "too-large", 413, codes.ResourceExhausted, false},
 		{&imageio.Error{Kind: imageio.ErrDecodeTimeout, Detail: "x"}, "unusable-image", 422, codes.InvalidArgument, false},

@@ -48,7 +48,7 @@ func TestCodeFor(t *testing.T) {
 		{&imageio.Error{Kind: imageio.ErrUndecodable, Detail: "truncated"}, codes.InvalidArgument},
 		{&imageio.Error{Kind: imageio.ErrUnusable, Detail: "1x1"}, codes.InvalidArgument},
 		{&imageio.Error{Kind: imageio.ErrTooLarge, Detail: "big"}, codes.ResourceExhausted},
-		{&imageio.Error{Kind: imageio.ErrUnsupported, Detail: "a PDF"}, codes.Unimplemented},
+		{&imageio.Error{Kind: imageio.ErrUnsupported, Detail: "a PDF"}, codes.InvalidArgument},
 		{wrap(face.ErrDisabled), codes.Unimplemented},
 		{wrap(face.ErrNoFace), codes.InvalidArgument},
 		{wrap(face.ErrBadOption), codes.InvalidArgument},
@@ -106,7 +106,7 @@ func TestCodeFor(t *testing.T) {
 func TestCodesFollowHTTPStatuses(t *testing.T) {
 	counterpart := map[int][]codes.Code{
 		400: {codes.InvalidArgument}, 404: {codes.NotFound}, 409: {codes.FailedPrecondition},
-		413: {codes.ResourceExhausted}, 415: {codes.Unimplemented}, 422: {codes.InvalidArgument, codes.FailedPrecondition},
+		413: {codes.ResourceExhausted}, 415: {codes.InvalidArgument}, 422: {codes.InvalidArgument, codes.FailedPrecondition},
 		429: {codes.ResourceExhausted}, 499: {codes.Canceled}, 501: {codes.Unimplemented}, 503: {codes.Unavailable},
 		504: {codes.DeadlineExceeded},
 	}

@@ -32,13 +32,9 @@ func (s *ocrService) Recognize(ctx context.Context, req *v1.RecognizeRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	var textOnly bool
-	switch f := req.GetFormat(); f {
-	case "", "json":
-	case "text":
-		textOnly = true
-	default:
-		return nil, fmt.Errorf("%w: format=%q; use json or text", ocr.ErrBadOption, f)
+	textOnly, err := ocr.ParseFormat(req.GetFormat())
+	if err != nil {
+		return nil, err
 	}
 	// The request field wins over the metadata, as HTTP's query parameter
 	// wins over its header.

@@ -63,16 +63,25 @@ func TestRefusedBeforeTheCore(t *testing.T) {
 		code   codes.Code
 		inText string
 	}{
-		{"bad mode", func() error { _, err := ocrc.Recognize(ctx, &v1.RecognizeRequest{Image: png, Mode: "para"}); return err },
+		{"bad mode", func() error {
+			_, err := ocrc.Recognize(ctx, &v1.RecognizeRequest{Image: png, Mode: "para"})
+			return err
+		},
 			codes.InvalidArgument, `mode="para"`},
-		{"bad rotate", func() error { _, err := ocrc.Recognize(ctx, &v1.RecognizeRequest{Image: png, Rotate: "on"}); return err },
+		{"bad rotate", func() error {
+			_, err := ocrc.Recognize(ctx, &v1.RecognizeRequest{Image: png, Rotate: "on"})
+			return err
+		},
 			codes.InvalidArgument, `rotate="on"`},
-		{"bad format", func() error { _, err := ocrc.Recognize(ctx, &v1.RecognizeRequest{Image: png, Format: "xml"}); return err },
+		{"bad format", func() error {
+			_, err := ocrc.Recognize(ctx, &v1.RecognizeRequest{Image: png, Format: "xml"})
+			return err
+		},
 			codes.InvalidArgument, `format="xml"`},
 		{"not an image type", func() error {
 			_, err := ocrc.Recognize(ctx, &v1.RecognizeRequest{Image: png, ContentType: "application/pdf"})
 			return err
-		}, codes.Unimplemented, "application/pdf"},
+		}, codes.InvalidArgument, "application/pdf"},
 		{"image over max_bytes", func() error {
 			_, err := ocrc.Recognize(ctx, &v1.RecognizeRequest{Image: bytes.Repeat([]byte{1}, 1001)})
 			return err

@@ -75,16 +75,11 @@ func ocrOptions(q url.Values, accept string) (opt ocr.Options, asText bool, err 
 	if err != nil {
 		return opt, false, err
 	}
-	switch f := q.Get("format"); f {
-	case "json":
-	case "text":
-		asText = true
-	case "":
-		asText = strings.HasPrefix(accept, "text/plain")
-	default:
-		return opt, false, badRequestf("format=%q; use json or text", f)
+	if f := q.Get("format"); f != "" {
+		asText, err = ocr.ParseFormat(f)
+		return opt, asText, err
 	}
-	return opt, asText, nil
+	return opt, strings.HasPrefix(accept, "text/plain"), nil
 }
 
 // readImage reads the image from a raw body or the multipart field
