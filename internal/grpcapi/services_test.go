@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,8 +14,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/ocr"
@@ -140,5 +144,54 @@ func TestAdmissionRetryAdvice(t *testing.T) {
 	}
 	if got := trailer.Get("retry-after"); len(got) != 1 || got[0] == "" || got[0] == "0" {
 		t.Errorf("retry-after trailer %q", got)
+	}
+}
+
+// Reflection describes the OCR and Faces services with everything their
+// messages import, so grpcurl can call them with no .proto at hand.
+func TestReflectionDescribesTheServices(t *testing.T) {
+	conn := dial(t, New(Config{}))
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.CloseSend()
+	ask := func(req *reflectionpb.ServerReflectionRequest) *reflectionpb.ServerReflectionResponse {
+		t.Helper()
+		if err := stream.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	var names []string
+	for _, s := range ask(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}).GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	for _, want := range []string{"visionserve.v1.OCR", "visionserve.v1.Faces", "inference.GRPCInferenceService", "grpc.health.v1.Health"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("reflection lists %v, not %s", names, want)
+		}
+	}
+	// The server sends each file once per stream: the second service's
+	// answer leaves out what the first already sent.
+	var got []string
+	for _, symbol := range []string{"visionserve.v1.OCR", "visionserve.v1.Faces"} {
+		files := ask(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: symbol}}).
+			GetFileDescriptorResponse().GetFileDescriptorProto()
+		for _, b := range files {
+			var fd descriptorpb.FileDescriptorProto
+			if err := proto.Unmarshal(b, &fd); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fd.GetName())
+		}
+	}
+	slices.Sort(got)
+	if want := []string{"visionserve/v1/faces.proto", "visionserve/v1/geometry.proto", "visionserve/v1/ocr.proto"}; !slices.Equal(got, want) {
+		t.Errorf("reflection sent %v, want %v", got, want)
 	}
 }
