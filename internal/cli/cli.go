@@ -127,7 +127,7 @@ func (f *serverFlags) register(fs *flag.FlagSet, d config.Config, serving bool) 
 	fs.StringVar(&f.logFormat, "log-format", d.Log.Format, "text or json")
 	if serving {
 		fs.StringVar(&f.addr, "addr", d.Server.Addr, "listen address; use :8080 to listen on every interface")
-		fs.StringVar(&f.grpcAddr, "grpc-addr", d.Server.GRPCAddr, `gRPC (Open Inference Protocol) listen address; "" turns gRPC off`)
+		fs.StringVar(&f.grpcAddr, "grpc-addr", d.Server.GRPCAddr, `gRPC listen address (OCR, faces, Open Inference Protocol); "" turns gRPC off`)
 		fs.IntVar(&f.queue, "queue", d.Server.Queue, "requests that may wait for a worker before new ones get 429")
 		fs.StringVar(&f.adminAddr, "admin-addr", d.Server.AdminAddr, "admin listener (model admin API, pprof, metrics); empty turns it off")
 		fs.BoolVar(&f.noAuth, "no-auth", d.Auth.Disabled, "serve requests without credentials (local use on 127.0.0.1 only; admin routes still need credentials)")
