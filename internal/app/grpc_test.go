@@ -89,7 +89,7 @@ func ocrFromProto(t *testing.T, r *v1.RecognizeResponse) ocr.Result {
 		return q
 	}
 	res := ocr.Result{Model: ocr.ModelRef{Name: r.GetModel().GetName(), Version: r.GetModel().GetVersion()},
-		Text: r.GetText(), Confidence: r.GetConfidence(), TimingMS: r.GetTimingMs(), Pages: []ocr.Page{}}
+		Text: r.GetText(), Confidence: r.GetConfidence(), TimingMS: r.GetTimingMs(), Tier: r.GetTier(), Pages: []ocr.Page{}}
 	for _, p := range r.GetPages() {
 		page := ocr.Page{Index: int(p.GetIndex()), Width: int(p.GetWidth()), Height: int(p.GetHeight()), Angle: int(p.GetAngle()),
 			Mode: p.GetMode(), Confidence: p.GetConfidence(), Lines: []ocr.Line{}}
@@ -123,10 +123,15 @@ func withoutTimings(t *testing.T, want, r ocr.Result) ocr.Result {
 
 // The must-show test: the same images read over HTTP POST /v1/ocr and over
 // gRPC OCR/Recognize give identical results (text, boxes, confidences,
-// review tiers, pages, model version), with the same options, version
-// pins and errors.
+// review tiers, pages, quality tier, model version), with the same
+// options, version pins and errors.
 func TestIntegrationGRPCOCRMatchesHTTP(t *testing.T) {
-	srv := apptest.Start(t, func(c *config.Config) { c.Limits.MaxBytes = 60000 })
+	srv := apptest.Start(t, func(c *config.Config) {
+		c.Limits.MaxBytes = 60000
+		// A cheaper tier (never entered: ocr.tier is off) makes results
+		// name their quality tier.
+		c.Models[0].CheapTier = &ocr.CheapTier{MaxSide: 400, SkipOrientation: true}
+	})
 	conn := grpcConn(t, srv.GRPCAddr)
 	client := v1.NewOCRClient(conn)
 	ctx := context.Background()
@@ -171,7 +176,8 @@ func TestIntegrationGRPCOCRMatchesHTTP(t *testing.T) {
 			got := withoutTimings(t, want, ocrFromProto(t, resp))
 			want.TimingMS = nil
 			sameJSON(t, "results", want, got)
-			if len(strings.TrimSpace(want.Text)) < 10 || len(want.Pages) == 0 || len(want.Pages[0].Lines) == 0 || want.Pages[0].Lines[0].Review == "" {
+			if len(strings.TrimSpace(want.Text)) < 10 || len(want.Pages) == 0 || len(want.Pages[0].Lines) == 0 || want.Pages[0].Lines[0].Review == "" ||
+				want.Tier != "full" {
 				t.Errorf("a result that proves little: %s", body)
 			}
 			for _, k := range []string{"X-Model-Name", "X-Model-Version"} {

@@ -87,6 +87,7 @@ func encodeOCR(res *ocr.Result, textOnly bool) *v1.RecognizeResponse {
 		Text:       res.Text,
 		Confidence: res.Confidence,
 		TimingMs:   res.TimingMS,
+		Tier:       res.Tier,
 	}
 	if textOnly {
 		return out

@@ -171,7 +171,11 @@ type RecognizeResponse struct {
 	Confidence float64 `protobuf:"fixed64,3,opt,name=confidence,proto3" json:"confidence,omitempty"`
 	Pages      []*Page `protobuf:"bytes,4,rep,name=pages,proto3" json:"pages,omitempty"`
 	// Milliseconds spent decoding, preprocessing, recognising, in total.
-	TimingMs      map[string]float64 `protobuf:"bytes,5,rep,name=timing_ms,proto3" json:"timing_ms,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	TimingMs map[string]float64 `protobuf:"bytes,5,rep,name=timing_ms,proto3" json:"timing_ms,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	// The quality tier that read the request, full or cheap, for a model
+	// that has a cheaper tier (cheap: the server was under sustained
+	// queueing; expect lower confidences); empty for other models.
+	Tier          string `protobuf:"bytes,6,opt,name=tier,proto3" json:"tier,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -239,6 +243,13 @@ func (x *RecognizeResponse) GetTimingMs() map[string]float64 {
 		return x.TimingMs
 	}
 	return nil
+}
+
+func (x *RecognizeResponse) GetTier() string {
+	if x != nil {
+		return x.Tier
+	}
+	return ""
 }
 
 // ModelRef names the model version that produced a result.
@@ -546,7 +557,7 @@ const file_visionserve_v1_ocr_proto_rawDesc = "" +
 	"\x04mode\x18\x06 \x01(\tR\x04mode\x12\x16\n" +
 	"\x06rotate\x18\a \x01(\tR\x06rotate\x12\x16\n" +
 	"\x06format\x18\b \x01(\tR\x06format\x12 \n" +
-	"\vrouting_key\x18\t \x01(\tR\vrouting_key\"\xaf\x02\n" +
+	"\vrouting_key\x18\t \x01(\tR\vrouting_key\"\xc3\x02\n" +
 	"\x11RecognizeResponse\x12.\n" +
 	"\x05model\x18\x01 \x01(\v2\x18.visionserve.v1.ModelRefR\x05model\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1e\n" +
@@ -554,7 +565,8 @@ const file_visionserve_v1_ocr_proto_rawDesc = "" +
 	"confidence\x18\x03 \x01(\x01R\n" +
 	"confidence\x12*\n" +
 	"\x05pages\x18\x04 \x03(\v2\x14.visionserve.v1.PageR\x05pages\x12M\n" +
-	"\ttiming_ms\x18\x05 \x03(\v2/.visionserve.v1.RecognizeResponse.TimingMsEntryR\ttiming_ms\x1a;\n" +
+	"\ttiming_ms\x18\x05 \x03(\v2/.visionserve.v1.RecognizeResponse.TimingMsEntryR\ttiming_ms\x12\x12\n" +
+	"\x04tier\x18\x06 \x01(\tR\x04tier\x1a;\n" +
 	"\rTimingMsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"8\n" +
