@@ -24,8 +24,8 @@ func (s *faceService) core() (*face.Service, error) {
 	return s.face, nil
 }
 
-// input checks an image field and wraps it for the core.
-func (s *faceService) input(fs *face.Service, data []byte, contentType string) (face.Input, error) {
+// faceInput checks an image field and wraps it for the core.
+func faceInput(fs *face.Service, data []byte, contentType string) (face.Input, error) {
 	declared, err := checkImage(data, contentType, fs.Limits())
 	if err != nil {
 		return face.Input{}, err
@@ -38,7 +38,7 @@ func (s *faceService) Detect(ctx context.Context, req *v1.DetectRequest) (*v1.De
 	if err != nil {
 		return nil, err
 	}
-	in, err := s.input(fs, req.GetImage(), req.GetContentType())
+	in, err := faceInput(fs, req.GetImage(), req.GetContentType())
 	if err != nil {
 		return nil, err
 	}
@@ -62,11 +62,11 @@ func (s *faceService) Verify(ctx context.Context, req *v1.VerifyRequest) (*v1.Ve
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.input(fs, req.GetA(), req.GetAContentType())
+	a, err := faceInput(fs, req.GetA(), req.GetAContentType())
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.input(fs, req.GetB(), req.GetBContentType())
+	b, err := faceInput(fs, req.GetB(), req.GetBContentType())
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func (s *faceService) Enroll(ctx context.Context, req *v1.EnrollRequest) (*v1.En
 	if err != nil {
 		return nil, err
 	}
-	in, err := s.input(fs, req.GetImage(), req.GetContentType())
+	in, err := faceInput(fs, req.GetImage(), req.GetContentType())
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func (s *faceService) Identify(ctx context.Context, req *v1.IdentifyRequest) (*v
 		return nil, err
 	}
 	opt := face.IdentifyOptions{TopK: int(req.GetTopK()), Threshold: req.Threshold, MaxFaces: int(req.GetMaxFaces())}
-	in, err := s.input(fs, req.GetImage(), req.GetContentType())
+	in, err := faceInput(fs, req.GetImage(), req.GetContentType())
 	if err != nil {
 		return nil, err
 	}

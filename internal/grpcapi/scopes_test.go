@@ -19,7 +19,7 @@ import (
 func TestEveryServedMethodHasAScope(t *testing.T) {
 	scopes := MethodScopes()
 	served := map[string]bool{}
-	services := New(Config{}).Services()
+	services := New(Config{}).grpc.GetServiceInfo()
 	for svc, info := range services {
 		for _, m := range info.Methods {
 			full := "/" + svc + "/" + m.Name

@@ -136,10 +136,6 @@ func (s *Server) SetServing(ok bool) {
 	s.health.SetServingStatus(v1.Faces_ServiceDesc.ServiceName, st)
 }
 
-// Services returns the served services and their methods, health and
-// reflection included (grpc.Server.GetServiceInfo).
-func (s *Server) Services() map[string]grpc.ServiceInfo { return s.grpc.GetServiceInfo() }
-
 // Stop drains: health turns NOT_SERVING, calls in flight finish until ctx
 // ends, then the remaining connections are closed.
 func (s *Server) Stop(ctx context.Context) error {

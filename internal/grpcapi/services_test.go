@@ -195,3 +195,53 @@ func TestReflectionDescribesTheServices(t *testing.T) {
 		t.Errorf("reflection sent %v, want %v", got, want)
 	}
 }
+
+// recordSource is an OCR model source that records what a request asked
+// for and serves nothing.
+type recordSource struct{ sel ocr.Selector }
+
+func (r *recordSource) Acquire(sel ocr.Selector) (*ocr.Model, func(), error) {
+	r.sel = sel
+	return nil, nil, ocr.ErrModelNotFound
+}
+
+// Recognize routes as /v1/ocr does: the version field wins over the
+// x-model-version metadata (the query parameter over the header), the
+// routing_key field over the sticky header's metadata, and neither counts
+// when sticky routing is off.
+func TestRecognizeRouting(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		sticky string
+		req    *v1.RecognizeRequest
+		md     []string
+		want   ocr.Selector
+	}{
+		{"fields", "X-Routing-Key", &v1.RecognizeRequest{Model: "m", Version: "2", Lang: "eng", RoutingKey: "k"}, nil,
+			ocr.Selector{Name: "m", Version: "2", Lang: "eng", Key: "k"}},
+		{"metadata", "X-Routing-Key", &v1.RecognizeRequest{}, []string{"x-model-version", "3", "x-routing-key", "tenant-a"},
+			ocr.Selector{Version: "3", Key: "tenant-a"}},
+		{"fields win", "X-Routing-Key", &v1.RecognizeRequest{Version: "2", RoutingKey: "k"}, []string{"x-model-version", "3", "x-routing-key", "tenant-a"},
+			ocr.Selector{Version: "2", Key: "k"}},
+		{"another sticky header", "X-Tenant", &v1.RecognizeRequest{}, []string{"x-routing-key", "no", "x-tenant", "acme"},
+			ocr.Selector{Key: "acme"}},
+		{"sticky routing off", "", &v1.RecognizeRequest{RoutingKey: "k"}, []string{"x-routing-key", "tenant-a"},
+			ocr.Selector{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &recordSource{}
+			conn := dial(t, New(Config{OCR: ocr.NewService(ocr.DefaultConfig(), src, nil, nil, nil), StickyHeader: tc.sticky}))
+			ctx := context.Background()
+			if tc.md != nil {
+				ctx = metadata.NewOutgoingContext(ctx, metadata.Pairs(tc.md...))
+			}
+			tc.req.Image = []byte("x")
+			if _, err := v1.NewOCRClient(conn).Recognize(ctx, tc.req); status.Code(err) != codes.NotFound {
+				t.Fatalf("Recognize: %v", err)
+			}
+			if src.sel != tc.want {
+				t.Errorf("selector %+v, want %+v", src.sel, tc.want)
+			}
+		})
+	}
+}
