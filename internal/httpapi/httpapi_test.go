@@ -322,8 +322,11 @@ func TestIntegrationDeadline(t *testing.T) {
 	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(string(body), "deadline-exceeded") {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
-	// The single admission slot is free again.
-	if resp, body := post(t, srv.URL+"/v1/ocr", "image/png", good); resp.StatusCode != 200 {
+	// The single admission slot is free again: the next request is admitted
+	// (with no queue, a held slot answers 503 at once). It may still run
+	// past the short deadline on a loaded machine, hence 504 is fine too.
+	resp, body = post(t, srv.URL+"/v1/ocr", "image/png", good)
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusGatewayTimeout {
 		t.Fatalf("after the deadline: %d %s", resp.StatusCode, body)
 	}
 }

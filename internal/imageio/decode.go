@@ -83,8 +83,9 @@ type Document struct {
 }
 
 // Open identifies the format of data and validates every page header
-// against the limits. declared is the format the client claimed, if any;
-// when the bytes contradict it the input is undecodable.
+// against the limits. The bytes decide the format; declared, the format
+// the client claimed if any, only words the error for bytes of no known
+// format (undecodable as the claimed format rather than unsupported).
 func Open(data []byte, declared Format, lim Limits) (*Document, error) {
 	lim = lim.WithDefaults()
 	if int64(len(data)) > lim.MaxBytes {
