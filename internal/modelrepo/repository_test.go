@@ -657,3 +657,50 @@ func TestEventReplayAndSlowSubscribers(t *testing.T) {
 		t.Errorf("slow subscriber: lagged=%v after %d events", slow.Lagged(), n)
 	}
 }
+
+// AcquireNewest finds the newest ready version with a property, outside
+// the traffic weights, and pins it like Acquire.
+func TestAcquireNewest(t *testing.T) {
+	e := newEnv(t, func(o *modelrepo.Options) {
+		o.Policies = map[string]modelrepo.Policy{"face-embed": {Latest: 3}}
+	})
+	for v := 1; v <= 3; v++ {
+		e.publish("face-embed", v, nil)
+	}
+	e.start()
+	below := func(n int) func(modelrepo.Instance) bool {
+		return func(i modelrepo.Instance) bool { return i.(*fakeInstance).version < n }
+	}
+	h, err := e.repo.AcquireNewest("face-embed", below(3))
+	if err != nil || h.Version() != 2 {
+		t.Fatalf("newest below 3: %v %v", h, err)
+	}
+	// The pinned version drains only once released.
+	e.publish("face-embed", 4, nil)
+	e.sync()
+	if e.state("face-embed", 2).State != modelrepo.StateReady {
+		t.Fatalf("version 2 is %s", e.state("face-embed", 2).State)
+	}
+	if err := os.RemoveAll(filepath.Join(e.dir, "face-embed", "2")); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	if st := e.state("face-embed", 2).State; st != modelrepo.StateDraining {
+		t.Fatalf("removed version 2 pinned by a handle is %s, want draining", st)
+	}
+	h.Release()
+	e.waitEvent(is("face-embed", 2, modelrepo.StateUnloaded))
+	two := func(i modelrepo.Instance) bool { return i.(*fakeInstance).version == 2 }
+	if h, err := e.repo.AcquireNewest("face-embed", two); !errors.Is(err, modelrepo.ErrVersionNotFound) {
+		h.Release()
+		t.Fatalf("no match: %v", err)
+	}
+	if _, err := e.repo.AcquireNewest("nope", below(9)); !errors.Is(err, modelrepo.ErrModelNotFound) {
+		t.Fatalf("unknown model: %v", err)
+	}
+	h, err = e.repo.AcquireNewest("face-embed", below(9))
+	if err != nil || h.Version() != 4 {
+		t.Fatalf("newest: %v %v", h, err)
+	}
+	h.Release()
+}

@@ -233,3 +233,40 @@ func readyList(rt *route) string {
 	}
 	return s
 }
+
+// AcquireNewest pins the newest ready version of model whose Instance
+// match accepts, whatever the traffic weights say: for a caller that needs
+// a property of the loaded version itself rather than a routing decision
+// (the face core needs an embedder of a given embedding space, which an
+// older version kept loaded may hold). Like Acquire it never waits. It
+// fails with ErrVersionNotFound when no ready version matches.
+func (r *Repository) AcquireNewest(model string, match func(Instance) bool) (*Handle, error) {
+	for {
+		rt, ok := (*r.routes.Load())[model]
+		if !ok {
+			return nil, fmt.Errorf("%w: %q", ErrModelNotFound, model)
+		}
+		nums := make([]int, 0, len(rt.ready))
+		for n := range rt.ready {
+			nums = append(nums, n)
+		}
+		slices.Sort(nums)
+		stale := false
+		for i := len(nums) - 1; i >= 0; i-- {
+			v := rt.ready[nums[i]]
+			if !v.tryAcquire() {
+				stale = true // drained since the table was read
+				continue
+			}
+			if match(v.inst) {
+				return &Handle{v: v}, nil
+			}
+			v.release()
+		}
+		if !stale {
+			return nil, fmt.Errorf("%w: no ready version of %s matches (ready: %s)", ErrVersionNotFound, model, readyList(rt))
+		}
+		// A newer table replaced the one read: a version it holds may
+		// match.
+	}
+}
