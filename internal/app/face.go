@@ -64,8 +64,7 @@ func (a *App) startFace(cfg config.Config) (err error) {
 	if err != nil {
 		return err
 	}
-	gcfg := fc.Gallery.ManagerConfig(p.models.Pipeline.Dim(), p.models.EmbedderID())
-	if p.galleries, err = gallery.Open(context.Background(), store, gcfg, a.opts.Logger, m); err != nil {
+	if p.galleries, err = gallery.Open(context.Background(), store, fc.Gallery.ManagerConfig(), a.opts.Logger, m); err != nil {
 		store.Close()
 		return err
 	}

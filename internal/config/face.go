@@ -62,7 +62,7 @@ const (
 // its documented default.
 func defaultFace() Face {
 	fc := face.DefaultConfig()
-	gc := gallery.DefaultConfig(1, "")
+	gc := gallery.DefaultConfig()
 	return Face{
 		Threshold:       fc.Threshold,
 		DefaultMaxFaces: fc.DefaultMaxFaces,
@@ -97,10 +97,9 @@ func (f Face) ServiceConfig(l Limits) face.Config {
 	}
 }
 
-// ManagerConfig converts to the gallery manager's configuration for an
-// embedder with the given dimension and id.
-func (g Gallery) ManagerConfig(dim int, model string) gallery.Config {
-	c := gallery.DefaultConfig(dim, model)
+// ManagerConfig converts to the gallery manager's configuration.
+func (g Gallery) ManagerConfig() gallery.Config {
+	c := gallery.DefaultConfig()
 	c.MaxGalleries, c.MaxFaces, c.MaxFacesPerSubject = g.MaxGalleries, g.MaxFaces, g.MaxFacesPerSubject
 	c.Index.ExactBelow, c.Index.HNSW, c.Index.BuildWorkers = g.ExactBelow, g.HNSW, g.BuildWorkers
 	c.PollInterval, c.Retention = g.PollInterval, g.Retention
@@ -142,7 +141,7 @@ func (f Face) validate() []error {
 	default:
 		add("face.gallery.store %q: use %s or %s", g.Store, StoreEmbedded, StorePostgres)
 	}
-	if err := g.ManagerConfig(1, "").Validate(); err != nil {
+	if err := g.ManagerConfig().Validate(); err != nil {
 		errs = append(errs, prefixed("face.gallery.", err)...)
 	}
 	return errs

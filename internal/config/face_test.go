@@ -33,8 +33,8 @@ func TestLoadFace(t *testing.T) {
 	if g.Store != StorePostgres || g.ExactBelow != 5000 || g.HNSW.M != 16 || g.PollInterval != time.Second {
 		t.Errorf("gallery = %+v", g)
 	}
-	mc := g.ManagerConfig(128, "m")
-	if mc.Dim != 128 || mc.MaxFaces != 50000 || mc.Index.HNSW.EfSearch != 64 {
+	mc := g.ManagerConfig()
+	if mc.MaxFaces != 50000 || mc.Index.HNSW.EfSearch != 64 {
 		t.Errorf("manager config = %+v", mc)
 	}
 	sc := f.ServiceConfig(c.Limits)

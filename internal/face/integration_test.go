@@ -262,7 +262,7 @@ func TestIntegrationService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gm, err := gallery.Open(ctx, store, gallery.DefaultConfig(m.Pipeline.Dim(), m.EmbedderID()), nil, nil)
+	gm, err := gallery.Open(ctx, store, gallery.DefaultConfig(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

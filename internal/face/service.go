@@ -107,21 +107,33 @@ type Scheduler interface {
 }
 
 // Galleries is the gallery store the service enrolls into and searches
-// (gallery.Manager).
+// (gallery.Manager). Every vector carries the id of the embedder that
+// computed it (model), and is only ever compared with vectors of that id.
 type Galleries interface {
 	CreateGallery(ctx context.Context, name string) (gallery.Gallery, bool, error)
-	AddFace(ctx context.Context, gallery, subject string, emb []float32) (string, error)
+	AddFace(ctx context.Context, gallery, subject, model string, emb []float32) (string, error)
 	Subject(ctx context.Context, gallery, subject string) ([]gallery.FaceInfo, error)
 	DeleteSubject(ctx context.Context, gallery, subject string) (int, error)
-	Search(gallery string, q []float32, k int, minSim float64) ([]gallery.Match, error)
+	Search(gallery, model string, q []float32, k int, minSim float64) ([]gallery.Match, error)
+	// Spaces lists the embedder ids of a gallery's faces, most faces
+	// first; nil for an empty gallery (or one this replica has not seen).
+	Spaces(gallery string) []gallery.Space
 	MayExist(gallery string) bool
 }
 
 // Service is the face core every transport calls. It is safe for
 // concurrent use.
+//
+// Each request pins the model versions it runs on (ModelSource) for its
+// whole life. Detect and verify use the current versions. Enroll and
+// identify use the embedder whose id the gallery's faces carry, as long as
+// some loaded version computes it, and the current one for an empty
+// gallery: a gallery is always searched, and grown, in one embedding
+// space. When the gallery's embedder is not loaded they fail with an
+// EmbedderError rather than compare vectors of different embedders.
 type Service struct {
 	cfg       Config
-	models    *Models
+	models    ModelSource
 	galleries Galleries
 	sched     Scheduler
 	obs       Observer
@@ -131,11 +143,11 @@ type Service struct {
 
 // NewService wires the core. galleries may be nil (detect and verify
 // only); obs and log may be nil.
-func NewService(cfg Config, models *Models, galleries Galleries, s Scheduler, obs Observer, log *slog.Logger) (*Service, error) {
+func NewService(cfg Config, models ModelSource, galleries Galleries, s Scheduler, obs Observer, log *slog.Logger) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("face: %w", err)
 	}
-	if models == nil || models.Pipeline == nil || s == nil {
+	if models == nil || s == nil {
 		return nil, errors.New("face: a service needs models and a scheduler")
 	}
 	if obs == nil {
@@ -170,6 +182,7 @@ type FaceBox struct {
 
 // DetectResult is the answer to Detect.
 type DetectResult struct {
+	Models   UsedModels         `json:"models"`
 	Width    int                `json:"width"`
 	Height   int                `json:"height"`
 	Faces    []FaceBox          `json:"faces"`
@@ -183,11 +196,16 @@ func (s *Service) Detect(ctx context.Context, in Input, maxFaces int) (*DetectRe
 		return nil, err
 	}
 	t := timings{start: time.Now()}
-	a, err := s.analyze(ctx, in, func(*Analysis) []int { return nil }, &t)
+	p, err := s.pin(nil)
 	if err != nil {
 		return nil, err
 	}
-	res := &DetectResult{Width: a.Width, Height: a.Height, Faces: []FaceBox{}}
+	defer p.done()
+	a, err := s.analyze(ctx, p, in, func(*Analysis) []int { return nil }, &t)
+	if err != nil {
+		return nil, err
+	}
+	res := &DetectResult{Models: p.used(), Width: a.Width, Height: a.Height, Faces: []FaceBox{}}
 	for i := range min(maxFaces, len(a.Faces)) {
 		res.Faces = append(res.Faces, faceBox(a.Faces[i]))
 	}
@@ -198,6 +216,7 @@ func (s *Service) Detect(ctx context.Context, in Input, maxFaces int) (*DetectRe
 
 // VerifyResult is the answer to Verify.
 type VerifyResult struct {
+	Models     UsedModels         `json:"models"`
 	Similarity float64            `json:"similarity"`
 	Match      bool               `json:"match"`
 	Threshold  float64            `json:"threshold"`
@@ -212,9 +231,14 @@ func (s *Service) Verify(ctx context.Context, a, b Input, threshold *float64) (*
 		return nil, err
 	}
 	t := timings{start: time.Now()}
+	p, err := s.pin(func() (EmbedderVersion, func(), error) { return s.models.AcquireEmbedder("") })
+	if err != nil {
+		return nil, err
+	}
+	defer p.done()
 	var embs [2][]float32
 	for i, in := range []Input{a, b} {
-		an, err := s.analyze(ctx, in, largest, &t)
+		an, err := s.analyze(ctx, p, in, largest, &t)
 		if err != nil {
 			return nil, fmt.Errorf("image %q: %w", []string{"a", "b"}[i], err)
 		}
@@ -226,11 +250,12 @@ func (s *Service) Verify(ctx context.Context, a, b Input, threshold *float64) (*
 	}
 	sim := round4(Cosine(embs[0], embs[1]))
 	s.obs.ObserveSimilarity(OpVerify, sim)
-	return &VerifyResult{Similarity: sim, Match: sim >= thr, Threshold: thr, TimingMS: s.finish(&t)}, nil
+	return &VerifyResult{Models: p.used(), Similarity: sim, Match: sim >= thr, Threshold: thr, TimingMS: s.finish(&t)}, nil
 }
 
 // EnrollResult is the answer to Enroll.
 type EnrollResult struct {
+	Models   UsedModels         `json:"models"`
 	FaceID   string             `json:"face_id"`
 	Box      Box                `json:"box"`
 	Score    float64            `json:"score"`
@@ -255,7 +280,12 @@ func (s *Service) Enroll(ctx context.Context, galleryName, subject string, in In
 		return nil, gallery.ErrGalleryNotFound
 	}
 	t := timings{start: time.Now()}
-	an, err := s.analyze(ctx, in, largest, &t)
+	p, err := s.pin(func() (EmbedderVersion, func(), error) { return s.embedderFor(g, galleryName) })
+	if err != nil {
+		return nil, err
+	}
+	defer p.done()
+	an, err := s.analyze(ctx, p, in, largest, &t)
 	if err != nil {
 		return nil, err
 	}
@@ -263,12 +293,12 @@ func (s *Service) Enroll(ctx context.Context, galleryName, subject string, in In
 	if !ok {
 		return nil, ErrNoFace
 	}
-	id, err := g.AddFace(ctx, galleryName, subject, f.Embedding)
+	id, err := g.AddFace(ctx, galleryName, subject, p.emb.ID, f.Embedding)
 	if err != nil {
 		return nil, err
 	}
 	s.obs.ObserveFaces(OpEnroll, 1)
-	return &EnrollResult{FaceID: id, Box: roundBox(f.Box), Score: round4(f.Score), TimingMS: s.finish(&t)}, nil
+	return &EnrollResult{Models: p.used(), FaceID: id, Box: roundBox(f.Box), Score: round4(f.Score), TimingMS: s.finish(&t)}, nil
 }
 
 // IdentifyOptions are identify's per-request choices; zero values select
@@ -288,6 +318,7 @@ type IdentifiedFace struct {
 
 // IdentifyResult is the answer to Identify.
 type IdentifyResult struct {
+	Models   UsedModels         `json:"models"`
 	Faces    []IdentifiedFace   `json:"faces"`
 	TimingMS map[string]float64 `json:"-"`
 }
@@ -322,11 +353,16 @@ func (s *Service) Identify(ctx context.Context, galleryName string, in Input, op
 		return nil, gallery.ErrGalleryNotFound
 	}
 	t := timings{start: time.Now()}
-	an, err := s.analyze(ctx, in, func(a *Analysis) []int { return seq(min(maxFaces, len(a.Faces))) }, &t)
+	p, err := s.pin(func() (EmbedderVersion, func(), error) { return s.embedderFor(g, galleryName) })
 	if err != nil {
 		return nil, err
 	}
-	res := &IdentifyResult{Faces: []IdentifiedFace{}}
+	defer p.done()
+	an, err := s.analyze(ctx, p, in, func(a *Analysis) []int { return seq(min(maxFaces, len(a.Faces))) }, &t)
+	if err != nil {
+		return nil, err
+	}
+	res := &IdentifyResult{Models: p.used(), Faces: []IdentifiedFace{}}
 	// Searching a large gallery is CPU work like inference: it runs on a
 	// worker too.
 	err = s.sched.Run(ctx, func(ctx context.Context) error {
@@ -337,7 +373,7 @@ func (s *Service) Identify(ctx context.Context, galleryName string, in Input, op
 				return err
 			}
 			f := an.Faces[i]
-			matches, err := g.Search(galleryName, f.Embedding, topK, threshold)
+			matches, err := g.Search(galleryName, p.emb.ID, f.Embedding, topK, threshold)
 			if err != nil {
 				return err
 			}
@@ -414,14 +450,101 @@ func (s *Service) threshold(t *float64) (float64, error) {
 	return *t, nil
 }
 
+// pinned is the model versions one request runs on.
+type pinned struct {
+	det      DetectorVersion
+	emb      *EmbedderVersion // nil when the request embeds nothing
+	releases []func()
+}
+
+// pin pins the current detector and, unless embedder is nil, the embedder
+// it returns. Call done when the request ends.
+func (s *Service) pin(embedder func() (EmbedderVersion, func(), error)) (*pinned, error) {
+	det, release, err := s.models.AcquireDetector()
+	if err != nil {
+		return nil, err
+	}
+	p := &pinned{det: det, releases: []func(){release}}
+	if embedder != nil {
+		emb, release, err := embedder()
+		if err != nil {
+			p.done()
+			return nil, err
+		}
+		p.emb = &emb
+		p.releases = append(p.releases, release)
+	}
+	return p, nil
+}
+
+func (p *pinned) done() {
+	for _, r := range p.releases {
+		r()
+	}
+	p.releases = nil
+}
+
+// used names the versions for the response.
+func (p *pinned) used() UsedModels {
+	u := UsedModels{Detector: p.det.Ref}
+	if p.emb != nil {
+		u.Embedder = &EmbedderRef{ModelRef: p.emb.Ref, ID: p.emb.ID}
+	}
+	return u
+}
+
+// pipeline joins the pinned versions.
+func (p *pinned) pipeline() *Pipeline {
+	pl := &Pipeline{det: p.det.Detector}
+	if p.emb != nil {
+		pl.emb = p.emb.Embedder
+	}
+	return pl
+}
+
+// cacheKey distinguishes cached analyses of different models: the
+// detector's weights and the embedding space.
+func (p *pinned) cacheKey() string {
+	k := p.det.Digest + "|"
+	if p.emb != nil {
+		k += p.emb.ID
+	}
+	return k + "|"
+}
+
+// embedderFor pins the embedder a gallery's requests use: a loaded one
+// whose id the gallery's faces carry (the id holding the most faces
+// first), or the current one when the gallery is empty.
+func (s *Service) embedderFor(g Galleries, galleryName string) (EmbedderVersion, func(), error) {
+	spaces := g.Spaces(galleryName)
+	if len(spaces) == 0 {
+		return s.models.AcquireEmbedder("")
+	}
+	for _, sp := range spaces {
+		v, release, err := s.models.AcquireEmbedder(sp.Model)
+		if err == nil {
+			return v, release, nil
+		}
+		if !errors.Is(err, ErrEmbedderNotLoaded) {
+			return EmbedderVersion{}, nil, err
+		}
+	}
+	e := &EmbedderError{Gallery: galleryName, Held: spaces[0].Model}
+	if v, release, err := s.models.AcquireEmbedder(""); err == nil {
+		e.Loaded = v.ID
+		release()
+	}
+	return EmbedderVersion{}, nil, e
+}
+
 // analyze returns the faces of in (its first page), with embeddings for
 // the faces need picks. A cached analysis of the same bytes is reused;
 // otherwise the image is decoded, detected and embedded on one worker.
-func (s *Service) analyze(ctx context.Context, in Input, need func(*Analysis) []int, t *timings) (*Analysis, error) {
+func (s *Service) analyze(ctx context.Context, p *pinned, in Input, need func(*Analysis) []int, t *timings) (*Analysis, error) {
 	var key string
 	if s.cfg.CacheEntries > 0 {
 		sum := sha256.Sum256(in.Data)
-		key = s.models.cacheKey() + string(sum[:])
+		key = p.cacheKey() + string(sum[:])
 		if a := s.cache.get(key); a != nil && embedded(a, need(a)) {
 			s.obs.CacheLookup(true)
 			return a, nil
@@ -441,7 +564,7 @@ func (s *Service) analyze(ctx context.Context, in Input, need func(*Analysis) []
 		if err != nil {
 			return err
 		}
-		pl := s.models.Pipeline
+		pl := p.pipeline()
 		t1 := time.Now()
 		a := cached
 		if a == nil {

@@ -15,7 +15,10 @@ import (
 	"github.com/visionserve/visionserve/internal/gallery/pgtest"
 )
 
-const testDim = 16
+const (
+	testDim   = 16
+	testModel = "sha256:test-model"
+)
 
 func unit(rng *rand.Rand) []float32 {
 	v := make([]float32, testDim)
@@ -47,7 +50,7 @@ func near(rng *rand.Rand, v []float32) []float32 {
 }
 
 func testConfig() Config {
-	c := DefaultConfig(testDim, "test-model")
+	c := DefaultConfig()
 	c.PollInterval = 200 * time.Millisecond
 	c.Index.HNSW = ann.Params{M: 8, EfConstruction: 40, EfSearch: 40}
 	return c
@@ -110,11 +113,11 @@ func TestManager(t *testing.T) {
 			if _, created, err := m.CreateGallery(ctx, "staff"); err != nil || created {
 				t.Fatalf("second create: created=%v err=%v", created, err)
 			}
-			if _, err := m.AddFace(ctx, "nope", "alice", unit(rng)); !errors.Is(err, ErrGalleryNotFound) {
+			if _, err := m.AddFace(ctx, "nope", "alice", testModel, unit(rng)); !errors.Is(err, ErrGalleryNotFound) {
 				t.Fatalf("enroll into a missing gallery: %v", err)
 			}
-			if _, err := m.AddFace(ctx, "staff", "alice", make([]float32, 3)); !errors.Is(err, ErrEmbedding) {
-				t.Fatalf("short embedding: %v", err)
+			if _, err := m.AddFace(ctx, "staff", "alice", "", unit(rng)); !errors.Is(err, ErrEmbedding) {
+				t.Fatalf("no embedder id: %v", err)
 			}
 
 			people := map[string][]float32{}
@@ -123,7 +126,7 @@ func TestManager(t *testing.T) {
 				name := fmt.Sprintf("person-%02d", i)
 				people[name] = unit(rng)
 				for range 2 {
-					id, err := m.AddFace(ctx, "staff", name, near(rng, people[name]))
+					id, err := m.AddFace(ctx, "staff", name, testModel, near(rng, people[name]))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -133,7 +136,7 @@ func TestManager(t *testing.T) {
 			checkIdentify := func(m *Manager) {
 				t.Helper()
 				for name, v := range people {
-					got, err := m.Search("staff", near(rng, v), 3, 0.5)
+					got, err := m.Search("staff", testModel, near(rng, v), 3, 0.5)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -148,7 +151,14 @@ func TestManager(t *testing.T) {
 				}
 			}
 			checkIdentify(m)
-			if _, err := m.Search("nope", unit(rng), 1, 0); !errors.Is(err, ErrGalleryNotFound) {
+			// An embedder's vectors all have the length of its first.
+			if _, err := m.AddFace(ctx, "staff", "alice", testModel, make([]float32, 3)); !errors.Is(err, ErrEmbedding) {
+				t.Fatalf("short embedding: %v", err)
+			}
+			if _, err := m.Search("staff", testModel, make([]float32, 3), 1, 0); !errors.Is(err, ErrEmbedding) {
+				t.Fatalf("short query: %v", err)
+			}
+			if _, err := m.Search("nope", testModel, unit(rng), 1, 0); !errors.Is(err, ErrGalleryNotFound) {
 				t.Fatalf("search a missing gallery: %v", err)
 			}
 
@@ -168,7 +178,7 @@ func TestManager(t *testing.T) {
 			if _, err := m.DeleteSubject(ctx, "staff", "person-03"); !errors.Is(err, ErrSubjectNotFound) {
 				t.Fatalf("second delete: %v", err)
 			}
-			if got, _ := m.Search("staff", people["person-03"], 1, 0.8); len(got) != 0 {
+			if got, _ := m.Search("staff", testModel, people["person-03"], 1, 0.8); len(got) != 0 {
 				t.Fatalf("deleted subject still found: %+v", got)
 			}
 			st := m.Stats()
@@ -185,13 +195,32 @@ func TestManager(t *testing.T) {
 			delete(people, "person-03")
 			checkIdentify(m2)
 
-			// Another model's faces are not loaded.
-			other := testConfig()
-			other.Model = "other-model"
-			m2.Close()
-			m3 := open(t, newStore(t), other)
-			if st3 := m3.Stats(); st3.Faces != 0 || st3.Galleries != 1 {
-				t.Fatalf("foreign model: %+v", st3)
+			// Another embedder's vectors never meet this gallery's: a
+			// search in its space finds nothing, and the gallery refuses
+			// its faces.
+			const otherModel = "sha256:other-model"
+			if sp := m2.Spaces("staff"); len(sp) != 1 || sp[0] != (Space{Model: testModel, Faces: 38}) {
+				t.Fatalf("spaces %+v", sp)
+			}
+			for name, v := range people {
+				if got, err := m2.Search("staff", otherModel, v, 1, -1); err != nil || len(got) != 0 {
+					t.Fatalf("search %s in another space: %+v %v", name, got, err)
+				}
+				break
+			}
+			var me *MismatchError
+			if _, err := m2.AddFace(ctx, "staff", "zoe", otherModel, unit(rng)); !errors.As(err, &me) || me.Held != testModel || !errors.Is(err, ErrEmbedderMismatch) {
+				t.Fatalf("enroll another embedder's face: %v", err)
+			}
+			// The store, not only this replica's view, refuses it.
+			if name == "postgres" {
+				f := Face{ID: newFaceID(), Gallery: "staff", Subject: "zoe", Model: otherModel, Embedding: unit(rng), Created: time.Now()}
+				if _, err := m2.store.AddFace(ctx, f); !errors.As(err, &me) || me.Held != testModel {
+					t.Fatalf("the shared store took another embedder's face: %v", err)
+				}
+			}
+			if st := m2.Stats(); st.Faces != 38 {
+				t.Fatalf("after the refused enroll: %+v", st)
 			}
 		})
 	}
@@ -220,15 +249,15 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("existing gallery at the limit: %v", err)
 	}
 	for range 2 {
-		if _, err := m.AddFace(ctx, "a", "x", unit(rng)); err != nil {
+		if _, err := m.AddFace(ctx, "a", "x", testModel, unit(rng)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := m.AddFace(ctx, "a", "x", unit(rng)); !errors.As(err, &le) || le.What != "faces per subject" {
+	if _, err := m.AddFace(ctx, "a", "x", testModel, unit(rng)); !errors.As(err, &le) || le.What != "faces per subject" {
 		t.Fatalf("third face of a subject: %v", err)
 	}
 	for _, sub := range []string{"y", "z", "w", "v"} {
-		_, err = m.AddFace(ctx, "b", sub, unit(rng))
+		_, err = m.AddFace(ctx, "b", sub, testModel, unit(rng))
 	}
 	if !errors.As(err, &le) || le.What != "faces" {
 		t.Fatalf("sixth face: %v", err)
@@ -278,12 +307,12 @@ func TestIndexSwitch(t *testing.T) {
 	for i := range 300 {
 		sub := fmt.Sprintf("s%03d", i)
 		vecs[sub] = unit(rng)
-		if _, err := m.AddFace(ctx, "g", sub, vecs[sub]); err != nil {
+		if _, err := m.AddFace(ctx, "g", sub, testModel, vecs[sub]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	kind := func() string {
-		g := m.gallery("g")
+		g := m.gallery("g").space(testModel)
 		g.mu.RLock()
 		defer g.mu.RUnlock()
 		return g.kind()
@@ -301,7 +330,7 @@ func TestIndexSwitch(t *testing.T) {
 	waitKind(KindHNSW)
 	found := 0
 	for sub, v := range vecs {
-		got, err := m.Search("g", v, 1, 0.99)
+		got, err := m.Search("g", testModel, v, 1, 0.99)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -327,7 +356,7 @@ func TestIndexSwitch(t *testing.T) {
 	}
 	waitKind(KindExact)
 	for sub, v := range vecs {
-		got, _ := m.Search("g", v, 1, 0.99)
+		got, _ := m.Search("g", testModel, v, 1, 0.99)
 		if len(got) != 1 || got[0].Subject != sub {
 			t.Fatalf("after compaction %s: %+v", sub, got)
 		}
@@ -352,16 +381,16 @@ func TestSearchDistinctSubjects(t *testing.T) {
 	}
 	q := unit(rng)
 	for range 60 {
-		if _, err := m.AddFace(ctx, "g", "crowd", near(rng, q)); err != nil && !errors.Is(err, ErrLimit) {
+		if _, err := m.AddFace(ctx, "g", "crowd", testModel, near(rng, q)); err != nil && !errors.Is(err, ErrLimit) {
 			t.Fatal(err)
 		}
 	}
 	for i := range 5 {
-		if _, err := m.AddFace(ctx, "g", fmt.Sprintf("other%d", i), unit(rng)); err != nil {
+		if _, err := m.AddFace(ctx, "g", fmt.Sprintf("other%d", i), testModel, unit(rng)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := m.Search("g", q, 4, -1)
+	got, err := m.Search("g", testModel, q, 4, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,10 +420,10 @@ func TestConcurrent(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(w), 9))
 			for i := range 40 {
 				sub := fmt.Sprintf("w%d-%d", w, i%10)
-				if _, err := m.AddFace(ctx, "g", sub, unit(rng)); err != nil && !errors.Is(err, ErrLimit) {
+				if _, err := m.AddFace(ctx, "g", sub, testModel, unit(rng)); err != nil && !errors.Is(err, ErrLimit) {
 					t.Error(err)
 				}
-				if _, err := m.Search("g", unit(rng), 3, 0); err != nil {
+				if _, err := m.Search("g", testModel, unit(rng), 3, 0); err != nil {
 					t.Error(err)
 				}
 				if i%7 == 0 {
@@ -415,5 +444,99 @@ func TestConcurrent(t *testing.T) {
 	m2 := open(t, s2, c)
 	if st2 := m2.Stats(); st2.Faces != st.Faces || st2.Subjects != st.Subjects {
 		t.Fatalf("memory had %+v, store reloads %+v", st, st2)
+	}
+}
+
+// TestSpaces: a gallery holding faces of two embedders (stored before the
+// embedder changed) keeps one index per embedder, searched only with its
+// own vectors; it takes new faces of either, of no third, and a new
+// gallery takes the first embedder that comes.
+func TestSpaces(t *testing.T) {
+	for name, newStore := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			rng := rand.New(rand.NewPCG(7, 8))
+			const old, cur, third = "sha256:old", "sha256:new", "sha256:third"
+			s := newStore(t)
+			if _, _, err := s.CreateGallery(ctx, "mixed", time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			// Written to the store directly, as an older server did.
+			alice, bob := unit(rng), unit(rng)
+			for i, f := range []Face{
+				{Subject: "alice", Model: old, Embedding: alice},
+				{Subject: "alice", Model: old, Embedding: near(rng, alice)},
+				{Subject: "bob", Model: cur, Embedding: bob},
+			} {
+				f.ID, f.Gallery, f.Created = fmt.Sprintf("f%d", i), "mixed", time.Now()
+				if ps, ok := s.(*PostgresStore); ok {
+					// The store refuses a mixed gallery now; older ones
+					// did not check.
+					_, err := ps.pool.Exec(ctx, `INSERT INTO visionserve_faces (id, gallery, subject, model, embedding, created) VALUES ($1, $2, $3, $4, $5, $6)`,
+						f.ID, f.Gallery, f.Subject, f.Model, encodeEmbedding(f.Embedding), f.Created)
+					if err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				if _, err := s.AddFace(ctx, f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m := open(t, s, testConfig())
+			if sp := m.Spaces("mixed"); len(sp) != 2 || sp[0] != (Space{old, 2}) || sp[1] != (Space{cur, 1}) {
+				t.Fatalf("spaces %+v", sp)
+			}
+			if st := m.Stats(); st.Faces != 3 || st.Subjects != 2 {
+				t.Fatalf("stats %+v", st)
+			}
+			// alice's vector is searched among the old embedder's faces
+			// only: bob (a face of the new embedder) is never compared.
+			if got, _ := m.Search("mixed", old, alice, 5, -1); len(got) != 1 || got[0].Subject != "alice" {
+				t.Fatalf("old space: %+v", got)
+			}
+			if got, _ := m.Search("mixed", cur, alice, 5, -1); len(got) != 1 || got[0].Subject != "bob" {
+				t.Fatalf("new space: %+v", got)
+			}
+			if got, err := m.Search("mixed", third, alice, 5, -1); err != nil || len(got) != 0 {
+				t.Fatalf("third space: %+v %v", got, err)
+			}
+			for _, model := range []string{old, cur} {
+				if _, err := m.AddFace(ctx, "mixed", "carol", model, unit(rng)); err != nil {
+					t.Fatalf("enroll %s: %v", model, err)
+				}
+			}
+			if _, err := m.AddFace(ctx, "mixed", "carol", third, unit(rng)); !errors.Is(err, ErrEmbedderMismatch) {
+				t.Fatalf("enroll a third embedder: %v", err)
+			}
+			if n, err := m.DeleteSubject(ctx, "mixed", "carol"); err != nil || n != 2 {
+				t.Fatalf("delete across spaces: %d %v", n, err)
+			}
+			// A new, empty gallery takes the first embedder that comes.
+			if _, _, err := m.CreateGallery(ctx, "fresh"); err != nil {
+				t.Fatal(err)
+			}
+			if m.Spaces("fresh") != nil {
+				t.Fatalf("empty gallery spaces %+v", m.Spaces("fresh"))
+			}
+			if _, err := m.AddFace(ctx, "fresh", "dan", third, unit(rng)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.AddFace(ctx, "fresh", "erin", cur, unit(rng)); !errors.Is(err, ErrEmbedderMismatch) {
+				t.Fatalf("second embedder in a new gallery: %v", err)
+			}
+			// Emptied, a gallery takes any embedder again.
+			if _, err := m.DeleteSubject(ctx, "fresh", "dan"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.AddFace(ctx, "fresh", "erin", cur, unit(rng)); err != nil {
+				t.Fatalf("enroll into the emptied gallery: %v", err)
+			}
+			m.Close()
+			m2 := open(t, newStore(t), testConfig())
+			if sp := m2.Spaces("mixed"); len(sp) != 2 {
+				t.Fatalf("after restart: %+v", sp)
+			}
+		})
 	}
 }

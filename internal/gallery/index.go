@@ -38,13 +38,14 @@ type faceRef struct {
 	subject string
 }
 
-// galleryIndex is one gallery's in-memory vector index and the maps from
-// index ids to faces and subjects. Readers hold mu shared; mutations and
-// the swap after a rebuild hold it exclusively.
+// galleryIndex is the in-memory vector index of one gallery's faces of one
+// embedding space (one embedder), and the maps from index ids to faces and
+// subjects. Readers hold mu shared; mutations and the swap after a rebuild
+// hold it exclusively.
 type galleryIndex struct {
-	name    string
-	created time.Time
-	dim     int
+	name  string // the gallery's, for logs
+	model string // the embedder id every vector here carries
+	dim   int
 
 	mu        sync.RWMutex
 	idx       ann.Index
@@ -55,8 +56,6 @@ type galleryIndex struct {
 	// recorded in pending and replayed onto the new index before the swap.
 	building bool
 	pending  []pendingOp
-	// models counts faces skipped because another model made them.
-	foreign int
 }
 
 type pendingOp struct {
@@ -66,9 +65,9 @@ type pendingOp struct {
 	vec     []float32
 }
 
-func newGalleryIndex(name string, created time.Time, dim int) *galleryIndex {
+func newGalleryIndex(name, model string, dim int) *galleryIndex {
 	return &galleryIndex{
-		name: name, created: created, dim: dim, idx: ann.NewFlat(dim),
+		name: name, model: model, dim: dim, idx: ann.NewFlat(dim),
 		byFace: map[string]uint32{}, bySubject: map[string][]uint32{},
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -12,13 +13,11 @@ import (
 	"github.com/visionserve/visionserve/internal/gallery/ann"
 )
 
-// Config bounds and tunes a Manager.
+// Config bounds and tunes a Manager. It names no embedder: every face
+// carries the id of the embedder that computed it, and the Manager keeps
+// each gallery's faces in one index per embedder id, searched only with
+// vectors of that id.
 type Config struct {
-	// Dim is the embedding length; Model identifies the embedder. Faces
-	// stored by another model are not loaded (their vectors live in
-	// another space) and are counted in Stats.Foreign.
-	Dim   int
-	Model string
 	// MaxGalleries, MaxFaces (over all galleries) and MaxFacesPerSubject
 	// bound what the manager holds in memory. With a shared store they
 	// are checked against this replica's view, so concurrent writers on
@@ -38,10 +37,9 @@ type Config struct {
 	Retention time.Duration
 }
 
-// DefaultConfig returns the documented defaults for dimension dim.
-func DefaultConfig(dim int, model string) Config {
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
 	return Config{
-		Dim: dim, Model: model,
 		MaxGalleries: 1000, MaxFaces: 1_000_000, MaxFacesPerSubject: 100,
 		Index: IndexConfig{
 			ExactBelow: 500_000, HNSW: ann.DefaultParams(), BuildWorkers: 1, MaxDeadFraction: 0.25,
@@ -58,7 +56,6 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf(format, args...))
 		}
 	}
-	check(c.Dim >= 1, "dimension must be positive, got %d", c.Dim)
 	check(c.MaxGalleries >= 1, "max_galleries must be positive, got %d", c.MaxGalleries)
 	check(c.MaxFaces >= 1, "max_faces must be positive, got %d", c.MaxFaces)
 	check(c.MaxFacesPerSubject >= 1, "max_faces_per_subject must be positive, got %d", c.MaxFacesPerSubject)
@@ -108,10 +105,11 @@ type Manager struct {
 	wmu sync.Mutex
 
 	mu        sync.RWMutex
-	galleries map[string]*galleryIndex
-	applied   uint64        // last change log sequence applied (shared stores)
-	advanced  chan struct{} // closed and replaced whenever applied grows
-	faces     int           // live faces over all galleries
+	galleries map[string]*galleryState
+	dims      map[string]int // vector length by embedder id, from its first face
+	applied   uint64         // last change log sequence applied (shared stores)
+	advanced  chan struct{}  // closed and replaced whenever applied grows
+	faces     int            // live faces over all galleries
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -136,7 +134,7 @@ func Open(ctx context.Context, store Store, cfg Config, log *slog.Logger, obs Ob
 	}
 	m := &Manager{
 		cfg: cfg, store: store, obs: obs, log: log.With("component", "gallery"),
-		galleries: map[string]*galleryIndex{}, advanced: make(chan struct{}),
+		galleries: map[string]*galleryState{}, dims: map[string]int{}, advanced: make(chan struct{}),
 		builds: make(chan struct{}, 1), wake: make(chan struct{}, 1),
 	}
 	m.feed, _ = store.(Feed)
@@ -161,22 +159,24 @@ func Open(ctx context.Context, store Store, cfg Config, log *slog.Logger, obs Ob
 
 // reload replaces every index with the store's current content.
 func (m *Manager) reload(ctx context.Context) error {
-	gals := map[string]*galleryIndex{}
-	faces, foreign := 0, 0
+	gals := map[string]*galleryState{}
+	dims := map[string]int{}
+	faces, bad := 0, 0
 	seq, err := m.store.Load(ctx, func(ev Event) error {
 		switch ev.Op {
 		case OpCreateGallery:
-			gals[ev.Gallery] = newGalleryIndex(ev.Gallery, ev.Created, m.cfg.Dim)
+			gals[ev.Gallery] = newGalleryState(ev.Gallery, ev.Created)
 		case OpAddFace:
 			g := gals[ev.Gallery]
 			if g == nil || ev.Face == nil {
 				return nil
 			}
-			if !m.usable(g, ev.Face) {
-				foreign++
+			dim, err := faceDim(dims, ev.Face)
+			if err != nil {
+				bad++
 				return nil
 			}
-			if g.add(ev.Face.ID, ev.Subject, ev.Face.Embedding) {
+			if g.spaceFor(ev.Face.Model, dim).add(ev.Face.ID, ev.Subject, ev.Face.Embedding) {
 				faces++
 			}
 		}
@@ -185,29 +185,42 @@ func (m *Manager) reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gallery: load: %w", err)
 	}
-	if foreign > 0 {
-		m.log.Warn("faces made by another embedding model were not loaded; re-enroll them", "faces", foreign, "model", m.cfg.Model)
+	if bad > 0 {
+		m.log.Warn("stored faces with an unusable embedding (no embedder id, a length unlike the rest of their embedder's, or not finite) were not loaded", "faces", bad)
+	}
+	if n := len(dims); n > 1 {
+		m.log.Info("stored faces come from several embedders; each gallery is searched only with the embedder its faces carry", "embedders", n)
 	}
 	m.mu.Lock()
-	m.galleries, m.faces = gals, faces
+	m.galleries, m.dims, m.faces = gals, dims, faces
 	m.setApplied(seq)
 	m.mu.Unlock()
 	for _, g := range gals {
-		g.mu.Lock()
-		m.maybeRebuild(g)
-		g.mu.Unlock()
+		for _, idx := range g.indexes() {
+			idx.mu.Lock()
+			m.maybeRebuild(idx)
+			idx.mu.Unlock()
+		}
 	}
 	m.report()
 	return nil
 }
 
-// usable reports whether f can go into g's index: same model, sane vector.
-func (m *Manager) usable(g *galleryIndex, f *Face) bool {
-	if f.Model != m.cfg.Model || checkEmbedding(f.Embedding, m.cfg.Dim) != nil {
-		g.foreign++
-		return false
+// faceDim checks a stored face's embedding against the length of its
+// embedder's other vectors (recording the first) and returns that length.
+func faceDim(dims map[string]int, f *Face) (int, error) {
+	if f.Model == "" {
+		return 0, fmt.Errorf("%w: no embedder id", ErrEmbedding)
 	}
-	return true
+	dim, ok := dims[f.Model]
+	if !ok {
+		dim = len(f.Embedding)
+	}
+	if err := checkEmbedding(f.Embedding, dim); err != nil || dim < 1 {
+		return 0, fmt.Errorf("%w: length %d", ErrEmbedding, len(f.Embedding))
+	}
+	dims[f.Model] = dim
+	return dim, nil
 }
 
 // setApplied records progress through the change log; m.mu must be held.
@@ -281,15 +294,20 @@ func (m *Manager) CreateGallery(ctx context.Context, name string) (Gallery, bool
 	return m.describe(g), created, nil
 }
 
-// AddFace enrolls an embedding for subject and returns the new face's id.
-func (m *Manager) AddFace(ctx context.Context, gallery, subject string, emb []float32) (string, error) {
+// AddFace enrolls an embedding that the embedder with id model computed
+// for subject, and returns the new face's id. A gallery whose faces all
+// carry other embedder ids refuses it (MismatchError).
+func (m *Manager) AddFace(ctx context.Context, gallery, subject, model string, emb []float32) (string, error) {
 	if err := ValidGalleryName(gallery); err != nil {
 		return "", err
 	}
 	if err := ValidSubjectName(subject); err != nil {
 		return "", err
 	}
-	if err := checkEmbedding(emb, m.cfg.Dim); err != nil {
+	if model == "" {
+		return "", fmt.Errorf("%w: no embedder id", ErrEmbedding)
+	}
+	if err := m.checkQuery(model, emb); err != nil {
 		return "", err
 	}
 	// A shared store knows galleries this replica may not have seen yet;
@@ -309,7 +327,14 @@ func (m *Manager) AddFace(ctx context.Context, gallery, subject string, emb []fl
 	if g != nil && g.subjectFaces(subject) >= m.cfg.MaxFacesPerSubject {
 		return "", &LimitError{What: "faces per subject", Limit: m.cfg.MaxFacesPerSubject}
 	}
-	f := Face{ID: newFaceID(), Gallery: gallery, Subject: subject, Model: m.cfg.Model, Embedding: emb, Created: time.Now().UTC()}
+	// Under the write lock, an unshared store's view is exact; a shared
+	// store checks again in its transaction.
+	if g != nil {
+		if held := g.models(); len(held) > 0 && !slices.ContainsFunc(held, func(s Space) bool { return s.Model == model }) {
+			return "", &MismatchError{Gallery: gallery, Held: held[0].Model, Model: model}
+		}
+	}
+	f := Face{ID: newFaceID(), Gallery: gallery, Subject: subject, Model: model, Embedding: emb, Created: time.Now().UTC()}
 	ev, err := m.store.AddFace(ctx, f)
 	if err != nil {
 		return "", err
@@ -351,20 +376,49 @@ func (m *Manager) DeleteSubject(ctx context.Context, gallery, subject string) (i
 	return n, nil
 }
 
-// Search identifies q in gallery: up to k subjects by their most similar
-// face, best first, none below minSim.
-func (m *Manager) Search(gallery string, q []float32, k int, minSim float64) ([]Match, error) {
-	if err := checkEmbedding(q, m.cfg.Dim); err != nil {
+// Search identifies q, a vector of the embedder with id model, in
+// gallery: up to k subjects by their most similar face of that embedder,
+// best first, none below minSim. Faces of other embedders are never
+// compared with q.
+func (m *Manager) Search(gallery, model string, q []float32, k int, minSim float64) ([]Match, error) {
+	if err := m.checkQuery(model, q); err != nil {
 		return nil, err
 	}
 	g := m.gallery(gallery)
 	if g == nil {
 		return nil, ErrGalleryNotFound
 	}
+	idx := g.space(model)
+	if idx == nil {
+		return nil, nil
+	}
 	start := time.Now()
-	matches, kind := g.search(q, k, minSim)
+	matches, kind := idx.search(q, k, minSim)
 	m.obs.Searched(kind, time.Since(start))
 	return matches, nil
+}
+
+// checkQuery checks v against the length of model's stored vectors (any
+// length for an embedder with none yet).
+func (m *Manager) checkQuery(model string, v []float32) error {
+	m.mu.RLock()
+	dim, ok := m.dims[model]
+	m.mu.RUnlock()
+	if !ok {
+		dim = max(len(v), 1)
+	}
+	return checkEmbedding(v, dim)
+}
+
+// Spaces lists the embedder ids of gallery's faces, most faces first; nil
+// for an empty or unknown gallery. Callers embed with the first one they
+// have loaded, so that a gallery is always searched in its own space.
+func (m *Manager) Spaces(gallery string) []Space {
+	g := m.gallery(gallery)
+	if g == nil {
+		return nil
+	}
+	return g.models()
 }
 
 // MayExist is false only when the gallery certainly does not exist, so a
@@ -389,7 +443,7 @@ func (m *Manager) Stats() Stats {
 // Galleries lists the galleries by name (for tests and tools).
 func (m *Manager) Galleries() []Gallery {
 	m.mu.RLock()
-	gs := make([]*galleryIndex, 0, len(m.galleries))
+	gs := make([]*galleryState, 0, len(m.galleries))
 	for _, g := range m.galleries {
 		gs = append(gs, g)
 	}
@@ -402,12 +456,12 @@ func (m *Manager) Galleries() []Gallery {
 	return out
 }
 
-func (m *Manager) describe(g *galleryIndex) Gallery {
+func (m *Manager) describe(g *galleryState) Gallery {
 	f, s := g.counts()
 	return Gallery{Name: g.name, Created: g.created, Subjects: s, Faces: f}
 }
 
-func (m *Manager) gallery(name string) *galleryIndex {
+func (m *Manager) gallery(name string) *galleryState {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.galleries[name]
@@ -415,7 +469,7 @@ func (m *Manager) gallery(name string) *galleryIndex {
 
 func (m *Manager) sizes() (galleries, subjects, faces, largest int) {
 	m.mu.RLock()
-	gs := make([]*galleryIndex, 0, len(m.galleries))
+	gs := make([]*galleryState, 0, len(m.galleries))
 	for _, g := range m.galleries {
 		gs = append(gs, g)
 	}
@@ -492,7 +546,7 @@ func (m *Manager) apply(ev Event) {
 	case OpCreateGallery:
 		m.mu.Lock()
 		if m.galleries[ev.Gallery] == nil {
-			m.galleries[ev.Gallery] = newGalleryIndex(ev.Gallery, ev.Created, m.cfg.Dim)
+			m.galleries[ev.Gallery] = newGalleryState(ev.Gallery, ev.Created)
 		}
 		m.mu.Unlock()
 	case OpAddFace:
@@ -500,10 +554,18 @@ func (m *Manager) apply(ev Event) {
 		if g == nil || ev.Face == nil {
 			return
 		}
-		g.mu.Lock()
-		added := m.usable(g, ev.Face) && g.add(ev.Face.ID, ev.Subject, ev.Face.Embedding)
-		m.maybeRebuild(g)
-		g.mu.Unlock()
+		m.mu.Lock()
+		dim, err := faceDim(m.dims, ev.Face)
+		m.mu.Unlock()
+		if err != nil {
+			m.log.Warn("a stored face has an unusable embedding; not indexed", "face", ev.Face.ID, "err", err)
+			return
+		}
+		idx := g.spaceFor(ev.Face.Model, dim)
+		idx.mu.Lock()
+		added := idx.add(ev.Face.ID, ev.Subject, ev.Face.Embedding)
+		m.maybeRebuild(idx)
+		idx.mu.Unlock()
 		if added {
 			m.mu.Lock()
 			m.faces++
@@ -514,10 +576,13 @@ func (m *Manager) apply(ev Event) {
 		if g == nil {
 			return
 		}
-		g.mu.Lock()
-		n := g.deleteSubject(ev.Subject)
-		m.maybeRebuild(g)
-		g.mu.Unlock()
+		n := 0
+		for _, idx := range g.indexes() {
+			idx.mu.Lock()
+			n += idx.deleteSubject(ev.Subject)
+			m.maybeRebuild(idx)
+			idx.mu.Unlock()
+		}
 		m.mu.Lock()
 		m.faces -= n
 		m.mu.Unlock()
@@ -552,7 +617,7 @@ func (m *Manager) maybeRebuild(g *galleryIndex) {
 			}
 			return
 		}
-		m.log.Info("index rebuilt", "gallery", g.name, "kind", kind, "faces", len(refs), "duration", d.Round(time.Millisecond))
+		m.log.Info("index rebuilt", "gallery", g.name, "embedder", g.model, "kind", kind, "faces", len(refs), "duration", d.Round(time.Millisecond))
 		// Changes during the build may call for another.
 		g.mu.Lock()
 		m.maybeRebuild(g)

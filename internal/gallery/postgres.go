@@ -50,6 +50,9 @@ var schema = []string{
 		embedding bytea NOT NULL,
 		created   timestamptz NOT NULL)`,
 	`CREATE INDEX IF NOT EXISTS visionserve_faces_subject ON visionserve_faces (gallery, subject)`,
+	// Added with embedder swaps: AddFace asks which embedders a gallery's
+	// faces carry. Creating it on an existing database is harmless.
+	`CREATE INDEX IF NOT EXISTS visionserve_faces_model ON visionserve_faces (gallery, model)`,
 	`CREATE TABLE IF NOT EXISTS visionserve_changes (
 		seq     bigint PRIMARY KEY,
 		op      text NOT NULL,
@@ -197,11 +200,36 @@ func (s *PostgresStore) CreateGallery(ctx context.Context, name string, at time.
 	return ev, true, nil
 }
 
-// AddFace implements Store.
+// AddFace implements Store. Replicas may enroll into one gallery with
+// different embedders during a swap, so the gallery's row is locked and
+// its faces' embedder ids checked in the same transaction: a gallery never
+// holds a new face of an embedder none of its faces carry.
 func (s *PostgresStore) AddFace(ctx context.Context, f Face) (Event, error) {
 	ev := Event{Op: OpAddFace, Gallery: f.Gallery, Subject: f.Subject, Face: &f}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO visionserve_faces (id, gallery, subject, model, embedding, created) VALUES ($1, $2, $3, $4, $5, $6)`,
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM visionserve_galleries WHERE name = $1 FOR UPDATE`, f.Gallery).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrGalleryNotFound
+		}
+		if err != nil {
+			return err
+		}
+		// Two range scans instead of model <> $2, which would read every
+		// face of the same embedder.
+		var same bool
+		var other string
+		if err := tx.QueryRow(ctx, `SELECT
+			EXISTS (SELECT 1 FROM visionserve_faces WHERE gallery = $1 AND model = $2),
+			COALESCE((SELECT model FROM visionserve_faces WHERE gallery = $1 AND model < $2 LIMIT 1),
+			         (SELECT model FROM visionserve_faces WHERE gallery = $1 AND model > $2 LIMIT 1), '')`,
+			f.Gallery, f.Model).Scan(&same, &other); err != nil {
+			return err
+		}
+		if !same && other != "" {
+			return &MismatchError{Gallery: f.Gallery, Held: other, Model: f.Model}
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO visionserve_faces (id, gallery, subject, model, embedding, created) VALUES ($1, $2, $3, $4, $5, $6)`,
 			f.ID, f.Gallery, f.Subject, f.Model, encodeEmbedding(f.Embedding), f.Created)
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23503" { // foreign_key_violation
@@ -377,7 +405,7 @@ func (s *PostgresStore) Prune(ctx context.Context, keep time.Duration) error {
 // ErrUnavailable and wraps the rest.
 func storePGErr(err error) error {
 	switch {
-	case err == nil, errors.Is(err, ErrGalleryNotFound), errors.Is(err, ErrSubjectNotFound):
+	case err == nil, errors.Is(err, ErrGalleryNotFound), errors.Is(err, ErrSubjectNotFound), errors.Is(err, ErrEmbedderMismatch):
 		return err
 	}
 	return fmt.Errorf("gallery store: %w", pgErr(err))
@@ -390,7 +418,7 @@ func pgErr(err error) error {
 	if err == nil || errors.As(err, &pe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	if errors.Is(err, ErrGalleryNotFound) || errors.Is(err, ErrSubjectNotFound) {
+	if errors.Is(err, ErrGalleryNotFound) || errors.Is(err, ErrSubjectNotFound) || errors.Is(err, ErrEmbedderMismatch) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)

@@ -65,16 +65,16 @@ func TestSharedReplicas(t *testing.T) {
 		t.Fatalf("second replica's create: created=%v err=%v", created, err)
 	}
 	v := unit(rng)
-	id, err := a.AddFace(ctx, "shared", "alice", v)
+	id, err := a.AddFace(ctx, "shared", "alice", testModel, v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := a.Search("shared", v, 1, 0.99); len(got) != 1 {
+	if got, _ := a.Search("shared", testModel, v, 1, 0.99); len(got) != 1 {
 		t.Fatal("writer does not find its own enroll")
 	}
 	found := func(m *Manager) func() bool {
 		return func() bool {
-			got, err := m.Search("shared", v, 1, 0.99)
+			got, err := m.Search("shared", testModel, v, 1, 0.99)
 			return err == nil && len(got) == 1 && got[0].Subject == "alice"
 		}
 	}
@@ -103,17 +103,17 @@ func TestSharedReplicas(t *testing.T) {
 	if _, _, err := c.CreateGallery(ctx, "fresh"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.AddFace(ctx, "fresh", "bob", unit(rng)); err != nil {
+	if _, err := b.AddFace(ctx, "fresh", "bob", testModel, unit(rng)); err != nil {
 		t.Fatalf("enroll through a replica that may not have seen the gallery yet: %v", err)
 	}
-	if _, err := b.AddFace(ctx, "missing", "bob", unit(rng)); !errors.Is(err, ErrGalleryNotFound) {
+	if _, err := b.AddFace(ctx, "missing", "bob", testModel, unit(rng)); !errors.Is(err, ErrGalleryNotFound) {
 		t.Fatalf("enroll into a missing gallery: %v", err)
 	}
 
 	// Ordering: an add then a delete of the same subject, through
 	// different replicas, ends with the subject gone everywhere.
 	for i := range 5 {
-		if _, err := a.AddFace(ctx, "shared", "carol", unit(rng)); err != nil {
+		if _, err := a.AddFace(ctx, "shared", "carol", testModel, unit(rng)); err != nil {
 			t.Fatal(i, err)
 		}
 		if _, err := b.DeleteSubject(ctx, "shared", "carol"); err != nil {
@@ -160,7 +160,7 @@ func TestPrunedLogReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if _, err := a.AddFace(ctx, "g", "x", unit(rng)); err != nil {
+		if _, err := a.AddFace(ctx, "g", "x", testModel, unit(rng)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -129,6 +129,9 @@ type Store interface {
 	// zero) when it existed already.
 	CreateGallery(ctx context.Context, name string, at time.Time) (ev Event, created bool, err error)
 	// AddFace stores f; ErrGalleryNotFound when its gallery is absent.
+	// A store that several processes write refuses a face whose embedder
+	// id none of the gallery's faces carry, if it holds any (a
+	// MismatchError); the Manager checks that itself for the others.
 	AddFace(ctx context.Context, f Face) (Event, error)
 	// DeleteSubject removes every face of the subject and reports how
 	// many; ErrGalleryNotFound or ErrSubjectNotFound when there is none.
