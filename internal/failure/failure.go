@@ -118,6 +118,10 @@ func Classify(err error) (Class, bool) {
 		return c("gallery-not-found", http.StatusNotFound, codes.NotFound, "no gallery has that name; create it first")
 	case errors.Is(err, gallery.ErrSubjectNotFound):
 		return c("subject-not-found", http.StatusNotFound, codes.NotFound, "the gallery has no faces for that subject")
+	case errors.Is(err, face.ErrEmbedderNotLoaded):
+		return c("embedder-not-loaded", http.StatusConflict, codes.FailedPrecondition, err.Error())
+	case errors.Is(err, gallery.ErrEmbedderMismatch):
+		return c("embedder-mismatch", http.StatusConflict, codes.FailedPrecondition, err.Error())
 	case errors.Is(err, gallery.ErrLimit):
 		return c("limit-reached", http.StatusConflict, codes.FailedPrecondition, err.Error())
 	case errors.Is(err, gallery.ErrUnavailable):

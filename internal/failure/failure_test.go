@@ -40,6 +40,8 @@ func TestClassify(t *testing.T) {
 		{wrap(face.ErrDisabled), "not-enabled", 501, codes.Unimplemented, false},
 		{gallery.ErrGalleryNotFound, "gallery-not-found", 404, codes.NotFound, false},
 		{wrap(gallery.ErrLimit), "limit-reached", 409, codes.FailedPrecondition, false},
+		{&face.EmbedderError{Gallery: "g", Held: "sha256:a"}, "embedder-not-loaded", 409, codes.FailedPrecondition, false},
+		{&gallery.MismatchError{Gallery: "g", Held: "sha256:a", Model: "sha256:b"}, "embedder-mismatch", 409, codes.FailedPrecondition, false},
 		{wrap(gallery.ErrUnavailable), "store-unavailable", 503, codes.Unavailable, true},
 		{batch.ErrQueueFull, "queue-full", 429, codes.ResourceExhausted, true},
 		{sched.ErrDraining, "shutting-down", 503, codes.Unavailable, true},

@@ -63,6 +63,7 @@ func (s *Server) handleFaceDetect(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	setFaceModels(w, res.Models)
 	writeTimedJSON(w, http.StatusOK, res, res.TimingMS)
 }
 
@@ -98,6 +99,7 @@ func (s *Server) handleFaceVerify(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	setFaceModels(w, res.Models)
 	writeTimedJSON(w, http.StatusOK, res, res.TimingMS)
 }
 
@@ -136,6 +138,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	setFaceModels(w, res.Models)
 	writeTimedJSON(w, http.StatusCreated, res, res.TimingMS)
 }
 
@@ -203,6 +206,7 @@ func (s *Server) handleIdentify(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	setFaceModels(w, res.Models)
 	writeTimedJSON(w, http.StatusOK, res, res.TimingMS)
 }
 
@@ -318,6 +322,21 @@ func floatParam(q url.Values, name string) (*float64, error) {
 		return nil, badRequestf("%s=%q: want a number", name, v)
 	}
 	return &f, nil
+}
+
+// Response headers that say which model versions answered a face request,
+// as "name/version" (the JSON field models has them too, with the
+// embedder's id).
+const (
+	HeaderFaceDetector = "X-Face-Detector"
+	HeaderFaceEmbedder = "X-Face-Embedder"
+)
+
+func setFaceModels(w http.ResponseWriter, m face.UsedModels) {
+	w.Header().Set(HeaderFaceDetector, m.Detector.Name+"/"+m.Detector.Version)
+	if m.Embedder != nil {
+		w.Header().Set(HeaderFaceEmbedder, m.Embedder.Name+"/"+m.Embedder.Version)
+	}
 }
 
 // writeTimedJSON answers with v as JSON and the stage timings as the

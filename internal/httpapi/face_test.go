@@ -121,6 +121,10 @@ func decodeJSON(t *testing.T, body []byte, v any) {
 	}
 }
 
+// mobileFaceNetSHA256 is the digest of shared/models/face/MobileFaceNet.onnx
+// (its SOURCES.md).
+const mobileFaceNetSHA256 = "b7120c095d60094f28a4a54ba6a8bf51b297a6273fb40ef6350dfec1f63d9507"
+
 // TestIntegrationFaceAPI drives every face and gallery endpoint of a real
 // server with the real models: good requests and each kind of error, every
 // response checked against openapi.json, then the metrics.
@@ -142,6 +146,10 @@ func TestIntegrationFaceAPI(t *testing.T) {
 	runCalls(t, srv.URL, []apiCall{
 		{name: "detect", method: "POST", path: "/v1/faces/detect?max_faces=2", ct: "image/jpeg", body: both, want: 200, check: func(t *testing.T, b []byte) {
 			var r struct {
+				Models struct {
+					Detector struct{ Name, Version string }
+					Embedder *struct{}
+				}
 				Faces []struct {
 					Box       struct{ X, Y, Width, Height float64 }
 					Landmarks [][2]float64
@@ -152,6 +160,10 @@ func TestIntegrationFaceAPI(t *testing.T) {
 			decodeJSON(t, b, &r)
 			if len(r.Faces) != 2 || r.Width != 2000 || r.Faces[0].Score < r.Faces[1].Score || len(r.Faces[0].Landmarks) != 5 {
 				t.Errorf("detect: %s", b)
+			}
+			// Model files are named by file name and digest.
+			if m := r.Models; m.Detector.Name != "yunet_s_dynamic.onnx" || m.Detector.Version != "sha256:daede24002cc" || m.Embedder != nil {
+				t.Errorf("detect models: %s", b)
 			}
 		}},
 		{name: "detect no face", method: "POST", path: "/v1/faces/detect", ct: "image/png", body: blank.Bytes(), want: 200, check: func(t *testing.T, b []byte) {
@@ -169,6 +181,9 @@ func TestIntegrationFaceAPI(t *testing.T) {
 			decodeJSON(t, b, &r)
 			if !r.Match || r.Threshold != 0.45 || r.Similarity < 0.45 {
 				t.Errorf("verify: %s", b)
+			}
+			if !strings.Contains(string(b), `"embedder":{"name":"MobileFaceNet.onnx","version":"sha256:b7120c095d60","id":"sha256:`+mobileFaceNetSHA256+`"}`) {
+				t.Errorf("verify models: %s", b)
 			}
 		}},
 		{name: "verify different", method: "POST", path: "/v1/faces/verify?threshold=0.3", ct: mismatchCT, body: mismatchBody, want: 200, check: func(t *testing.T, b []byte) {
