@@ -64,6 +64,15 @@ func httpCall(t *testing.T, method, url, contentType string, body []byte) (int, 
 
 // sameJSON fails the test unless want and got are deeply equal, printing
 // both as JSON.
+// faceModelsFrom is the core's UsedModels of a gRPC face answer.
+func faceModelsFrom(m *v1.FaceModels) face.UsedModels {
+	u := face.UsedModels{Detector: face.ModelRef{Name: m.GetDetector().GetName(), Version: m.GetDetector().GetVersion()}}
+	if e := m.GetEmbedder(); e != nil {
+		u.Embedder = &face.EmbedderRef{ModelRef: face.ModelRef{Name: e.GetName(), Version: e.GetVersion()}, ID: e.GetId()}
+	}
+	return u
+}
+
 func sameJSON(t *testing.T, what string, want, got any) {
 	t.Helper()
 	if !reflect.DeepEqual(want, got) {
@@ -331,11 +340,15 @@ func TestIntegrationGRPCFacesMatchHTTP(t *testing.T) {
 			ok(code, body, 200)
 			var want face.DetectResult
 			decode(body, &want)
-			resp, err := client.Detect(ctx, &v1.DetectRequest{Image: tc.data, MaxFaces: int32(tc.maxFaces)})
+			var header metadata.MD
+			resp, err := client.Detect(ctx, &v1.DetectRequest{Image: tc.data, MaxFaces: int32(tc.maxFaces)}, grpc.Header(&header))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := face.DetectResult{Width: int(resp.GetWidth()), Height: int(resp.GetHeight()), Faces: []face.FaceBox{}}
+			if h := header.Get("x-face-detector"); len(h) != 1 || h[0] != want.Models.Detector.Name+"/"+want.Models.Detector.Version || header.Get("x-face-embedder") != nil {
+				t.Errorf("metadata %v, models %+v", header, want.Models)
+			}
+			got := face.DetectResult{Models: faceModelsFrom(resp.GetModels()), Width: int(resp.GetWidth()), Height: int(resp.GetHeight()), Faces: []face.FaceBox{}}
 			for _, f := range resp.GetFaces() {
 				fb := face.FaceBox{Box: boxFrom(f.GetBox()), Score: f.GetScore()}
 				if len(f.GetLandmarks()) != 5 {
@@ -372,11 +385,15 @@ func TestIntegrationGRPCFacesMatchHTTP(t *testing.T) {
 			ok(code, body, 200)
 			var want face.VerifyResult
 			decode(body, &want)
-			resp, err := client.Verify(ctx, &v1.VerifyRequest{A: tc.a, B: tc.b, Threshold: tc.threshold})
+			var header metadata.MD
+			resp, err := client.Verify(ctx, &v1.VerifyRequest{A: tc.a, B: tc.b, Threshold: tc.threshold}, grpc.Header(&header))
 			if err != nil {
 				t.Fatal(err)
 			}
-			sameJSON(t, "verifications", want, face.VerifyResult{Similarity: resp.GetSimilarity(), Match: resp.GetMatch(), Threshold: resp.GetThreshold()})
+			if h := header.Get("x-face-embedder"); want.Models.Embedder == nil || len(h) != 1 || h[0] != want.Models.Embedder.Name+"/"+want.Models.Embedder.Version {
+				t.Errorf("metadata %v, models %+v", header, want.Models)
+			}
+			sameJSON(t, "verifications", want, face.VerifyResult{Models: faceModelsFrom(resp.GetModels()), Similarity: resp.GetSimilarity(), Match: resp.GetMatch(), Threshold: resp.GetThreshold()})
 			if want.Match != tc.match {
 				t.Errorf("match %v: %s", want.Match, body)
 			}
@@ -402,7 +419,7 @@ func TestIntegrationGRPCFacesMatchHTTP(t *testing.T) {
 		t.Errorf("CreateGallery again: %v %v", again, err)
 	}
 	enrolled, err := client.Enroll(ctx, &v1.EnrollRequest{Gallery: "staff", Subject: "Barack Obama", Image: obama, ContentType: "image/jpeg"})
-	if err != nil || len(enrolled.GetFaceId()) != 32 || enrolled.GetScore() <= 0 {
+	if err != nil || len(enrolled.GetFaceId()) != 32 || enrolled.GetScore() <= 0 || enrolled.GetModels().GetEmbedder().GetId() == "" {
 		t.Fatalf("Enroll: %v %v", enrolled, err)
 	}
 	code, _, body = httpCall(t, http.MethodPost, srv.URL+"/v1/galleries/staff/subjects/biden/faces", "image/jpeg", biden)
@@ -455,7 +472,7 @@ func TestIntegrationGRPCFacesMatchHTTP(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := face.IdentifyResult{Faces: []face.IdentifiedFace{}}
+			got := face.IdentifyResult{Models: faceModelsFrom(resp.GetModels()), Faces: []face.IdentifiedFace{}}
 			for _, f := range resp.GetFaces() {
 				idf := face.IdentifiedFace{Box: boxFrom(f.GetBox()), Score: f.GetScore(), Matches: []gallery.Match{}}
 				for _, m := range f.GetMatches() {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
 	"github.com/visionserve/visionserve/internal/face"
 	"github.com/visionserve/visionserve/internal/gallery"
 	v1 "github.com/visionserve/visionserve/proto/visionserve/v1"
@@ -46,7 +49,8 @@ func (s *faceService) Detect(ctx context.Context, req *v1.DetectRequest) (*v1.De
 	if err != nil {
 		return nil, err
 	}
-	out := &v1.DetectResponse{Width: int32(res.Width), Height: int32(res.Height), Faces: make([]*v1.FaceBox, len(res.Faces))}
+	out := &v1.DetectResponse{Width: int32(res.Width), Height: int32(res.Height), Faces: make([]*v1.FaceBox, len(res.Faces)),
+		Models: faceModels(ctx, res.Models)}
 	for i, f := range res.Faces {
 		fb := &v1.FaceBox{Box: box(f.Box), Score: f.Score, Landmarks: make([]*v1.Point, len(f.Landmarks))}
 		for k, p := range f.Landmarks {
@@ -74,7 +78,7 @@ func (s *faceService) Verify(ctx context.Context, req *v1.VerifyRequest) (*v1.Ve
 	if err != nil {
 		return nil, err
 	}
-	return &v1.VerifyResponse{Similarity: res.Similarity, Match: res.Match, Threshold: res.Threshold}, nil
+	return &v1.VerifyResponse{Similarity: res.Similarity, Match: res.Match, Threshold: res.Threshold, Models: faceModels(ctx, res.Models)}, nil
 }
 
 func (s *faceService) CreateGallery(ctx context.Context, req *v1.CreateGalleryRequest) (*v1.CreateGalleryResponse, error) {
@@ -103,7 +107,7 @@ func (s *faceService) Enroll(ctx context.Context, req *v1.EnrollRequest) (*v1.En
 	if err != nil {
 		return nil, err
 	}
-	return &v1.EnrollResponse{FaceId: res.FaceID, Box: box(res.Box), Score: res.Score}, nil
+	return &v1.EnrollResponse{FaceId: res.FaceID, Box: box(res.Box), Score: res.Score, Models: faceModels(ctx, res.Models)}, nil
 }
 
 func (s *faceService) GetSubject(ctx context.Context, req *v1.GetSubjectRequest) (*v1.GetSubjectResponse, error) {
@@ -148,11 +152,31 @@ func (s *faceService) Identify(ctx context.Context, req *v1.IdentifyRequest) (*v
 	if err != nil {
 		return nil, err
 	}
-	out := &v1.IdentifyResponse{Faces: make([]*v1.IdentifiedFace, len(res.Faces))}
+	out := &v1.IdentifyResponse{Faces: make([]*v1.IdentifiedFace, len(res.Faces)), Models: faceModels(ctx, res.Models)}
 	for i, f := range res.Faces {
 		out.Faces[i] = &v1.IdentifiedFace{Box: box(f.Box), Score: f.Score, Matches: matches(f.Matches)}
 	}
 	return out, nil
+}
+
+// Response metadata keys that name the face model versions that answered:
+// the HTTP headers of those names.
+const (
+	mdFaceDetector = "x-face-detector"
+	mdFaceEmbedder = "x-face-embedder"
+)
+
+// faceModels sends the versions as response metadata, as HTTP sends its
+// headers, and returns them for the message.
+func faceModels(ctx context.Context, m face.UsedModels) *v1.FaceModels {
+	md := metadata.Pairs(mdFaceDetector, m.Detector.Name+"/"+m.Detector.Version)
+	out := &v1.FaceModels{Detector: &v1.FaceModelRef{Name: m.Detector.Name, Version: m.Detector.Version}}
+	if e := m.Embedder; e != nil {
+		md.Append(mdFaceEmbedder, e.Name+"/"+e.Version)
+		out.Embedder = &v1.FaceEmbedderRef{Name: e.Name, Version: e.Version, Id: e.ID}
+	}
+	_ = grpc.SetHeader(ctx, md)
+	return out
 }
 
 func box(b face.Box) *v1.Box { return &v1.Box{X: b.X, Y: b.Y, Width: b.Width, Height: b.Height} }

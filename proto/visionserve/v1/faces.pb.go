@@ -171,7 +171,9 @@ type DetectResponse struct {
 	Width  int32                  `protobuf:"varint,1,opt,name=width,proto3" json:"width,omitempty"`
 	Height int32                  `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
 	// Best score first.
-	Faces         []*FaceBox `protobuf:"bytes,3,rep,name=faces,proto3" json:"faces,omitempty"`
+	Faces []*FaceBox `protobuf:"bytes,3,rep,name=faces,proto3" json:"faces,omitempty"`
+	// The detector version that answered.
+	Models        *FaceModels `protobuf:"bytes,4,opt,name=models,proto3" json:"models,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -227,6 +229,187 @@ func (x *DetectResponse) GetFaces() []*FaceBox {
 	return nil
 }
 
+func (x *DetectResponse) GetModels() *FaceModels {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
+// FaceModels names the model versions that produced a response, as the
+// HTTP body's models (the headers X-Face-Detector and X-Face-Embedder
+// are also sent as response metadata, x-face-detector and
+// x-face-embedder).
+type FaceModels struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Detector *FaceModelRef          `protobuf:"bytes,1,opt,name=detector,proto3" json:"detector,omitempty"`
+	// Set when faces were embedded (Verify, Enroll, Identify).
+	Embedder      *FaceEmbedderRef `protobuf:"bytes,2,opt,name=embedder,proto3" json:"embedder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FaceModels) Reset() {
+	*x = FaceModels{}
+	mi := &file_visionserve_v1_faces_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FaceModels) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FaceModels) ProtoMessage() {}
+
+func (x *FaceModels) ProtoReflect() protoreflect.Message {
+	mi := &file_visionserve_v1_faces_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FaceModels.ProtoReflect.Descriptor instead.
+func (*FaceModels) Descriptor() ([]byte, []int) {
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *FaceModels) GetDetector() *FaceModelRef {
+	if x != nil {
+		return x.Detector
+	}
+	return nil
+}
+
+func (x *FaceModels) GetEmbedder() *FaceEmbedderRef {
+	if x != nil {
+		return x.Embedder
+	}
+	return nil
+}
+
+// FaceModelRef is a repository model's name and version number, or a
+// model file's name and "sha256:" and the start of its digest.
+type FaceModelRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FaceModelRef) Reset() {
+	*x = FaceModelRef{}
+	mi := &file_visionserve_v1_faces_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FaceModelRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FaceModelRef) ProtoMessage() {}
+
+func (x *FaceModelRef) ProtoReflect() protoreflect.Message {
+	mi := &file_visionserve_v1_faces_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FaceModelRef.ProtoReflect.Descriptor instead.
+func (*FaceModelRef) Descriptor() ([]byte, []int) {
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *FaceModelRef) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FaceModelRef) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+// FaceEmbedderRef is an embedder version and the embedding space it
+// computes in (id): faces compare only with faces of the same id, which a
+// gallery's faces carry.
+type FaceEmbedderRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Id            string                 `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FaceEmbedderRef) Reset() {
+	*x = FaceEmbedderRef{}
+	mi := &file_visionserve_v1_faces_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FaceEmbedderRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FaceEmbedderRef) ProtoMessage() {}
+
+func (x *FaceEmbedderRef) ProtoReflect() protoreflect.Message {
+	mi := &file_visionserve_v1_faces_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FaceEmbedderRef.ProtoReflect.Descriptor instead.
+func (*FaceEmbedderRef) Descriptor() ([]byte, []int) {
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *FaceEmbedderRef) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FaceEmbedderRef) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *FaceEmbedderRef) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 type FaceBox struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Box   *Box                   `protobuf:"bytes,1,opt,name=box,proto3" json:"box,omitempty"`
@@ -241,7 +424,7 @@ type FaceBox struct {
 
 func (x *FaceBox) Reset() {
 	*x = FaceBox{}
-	mi := &file_visionserve_v1_faces_proto_msgTypes[3]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -253,7 +436,7 @@ func (x *FaceBox) String() string {
 func (*FaceBox) ProtoMessage() {}
 
 func (x *FaceBox) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_faces_proto_msgTypes[3]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -266,7 +449,7 @@ func (x *FaceBox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaceBox.ProtoReflect.Descriptor instead.
 func (*FaceBox) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{3}
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *FaceBox) GetBox() *Box {
@@ -305,7 +488,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_visionserve_v1_faces_proto_msgTypes[4]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -317,7 +500,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_faces_proto_msgTypes[4]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -330,7 +513,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{4}
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VerifyRequest) GetA() []byte {
@@ -371,16 +554,17 @@ func (x *VerifyRequest) GetThreshold() float64 {
 type VerifyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The cosine similarity of the two faces' embeddings, in [-1,1].
-	Similarity    float64 `protobuf:"fixed64,1,opt,name=similarity,proto3" json:"similarity,omitempty"`
-	Match         bool    `protobuf:"varint,2,opt,name=match,proto3" json:"match,omitempty"`
-	Threshold     float64 `protobuf:"fixed64,3,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	Similarity    float64     `protobuf:"fixed64,1,opt,name=similarity,proto3" json:"similarity,omitempty"`
+	Match         bool        `protobuf:"varint,2,opt,name=match,proto3" json:"match,omitempty"`
+	Threshold     float64     `protobuf:"fixed64,3,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	Models        *FaceModels `protobuf:"bytes,4,opt,name=models,proto3" json:"models,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_visionserve_v1_faces_proto_msgTypes[5]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -392,7 +576,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_faces_proto_msgTypes[5]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -405,7 +589,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{5}
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *VerifyResponse) GetSimilarity() float64 {
@@ -429,6 +613,13 @@ func (x *VerifyResponse) GetThreshold() float64 {
 	return 0
 }
 
+func (x *VerifyResponse) GetModels() *FaceModels {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
 type CreateGalleryRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Gallery       string                 `protobuf:"bytes,1,opt,name=gallery,proto3" json:"gallery,omitempty"`
@@ -438,7 +629,7 @@ type CreateGalleryRequest struct {
 
 func (x *CreateGalleryRequest) Reset() {
 	*x = CreateGalleryRequest{}
-	mi := &file_visionserve_v1_faces_proto_msgTypes[6]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +641,7 @@ func (x *CreateGalleryRequest) String() string {
 func (*CreateGalleryRequest) ProtoMessage() {}
 
 func (x *CreateGalleryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_faces_proto_msgTypes[6]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +654,7 @@ func (x *CreateGalleryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGalleryRequest.ProtoReflect.Descriptor instead.
 func (*CreateGalleryRequest) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{6}
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateGalleryRequest) GetGallery() string {
@@ -490,7 +681,7 @@ type CreateGalleryResponse struct {
 
 func (x *CreateGalleryResponse) Reset() {
 	*x = CreateGalleryResponse{}
-	mi := &file_visionserve_v1_faces_proto_msgTypes[7]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +693,7 @@ func (x *CreateGalleryResponse) String() string {
 func (*CreateGalleryResponse) ProtoMessage() {}
 
 func (x *CreateGalleryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_faces_proto_msgTypes[7]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +706,7 @@ func (x *CreateGalleryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGalleryResponse.ProtoReflect.Descriptor instead.
 func (*CreateGalleryResponse) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{7}
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateGalleryResponse) GetName() string {
@@ -565,7 +756,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_visionserve_v1_faces_proto_msgTypes[8]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +768,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_faces_proto_msgTypes[8]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +781,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{8}
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EnrollRequest) GetGallery() string {
@@ -622,17 +813,19 @@ func (x *EnrollRequest) GetContentType() string {
 }
 
 type EnrollResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	FaceId        string                 `protobuf:"bytes,1,opt,name=face_id,proto3" json:"face_id,omitempty"`
-	Box           *Box                   `protobuf:"bytes,2,opt,name=box,proto3" json:"box,omitempty"`
-	Score         float64                `protobuf:"fixed64,3,opt,name=score,proto3" json:"score,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	FaceId string                 `protobuf:"bytes,1,opt,name=face_id,proto3" json:"face_id,omitempty"`
+	Box    *Box                   `protobuf:"bytes,2,opt,name=box,proto3" json:"box,omitempty"`
+	Score  float64                `protobuf:"fixed64,3,opt,name=score,proto3" json:"score,omitempty"`
+	// The embedder is the one whose id the gallery's faces carry.
+	Models        *FaceModels `protobuf:"bytes,4,opt,name=models,proto3" json:"models,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_visionserve_v1_faces_proto_msgTypes[9]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +837,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_faces_proto_msgTypes[9]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +850,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{9}
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *EnrollResponse) GetFaceId() string {
@@ -681,6 +874,13 @@ func (x *EnrollResponse) GetScore() float64 {
 	return 0
 }
 
+func (x *EnrollResponse) GetModels() *FaceModels {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
 type GetSubjectRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Gallery       string                 `protobuf:"bytes,1,opt,name=gallery,proto3" json:"gallery,omitempty"`
@@ -691,7 +891,7 @@ type GetSubjectRequest struct {
 
 func (x *GetSubjectRequest) Reset() {
 	*x = GetSubjectRequest{}
-	mi := &file_visionserve_v1_faces_proto_msgTypes[10]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +903,7 @@ func (x *GetSubjectRequest) String() string {
 func (*GetSubjectRequest) ProtoMessage() {}
 
 func (x *GetSubjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_faces_proto_msgTypes[10]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +916,7 @@ func (x *GetSubjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubjectRequest.ProtoReflect.Descriptor instead.
 func (*GetSubjectRequest) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{10}
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetSubjectRequest) GetGallery() string {
@@ -744,7 +944,7 @@ type GetSubjectResponse struct {
 
 func (x *GetSubjectResponse) Reset() {
 	*x = GetSubjectResponse{}
-	mi := &file_visionserve_v1_faces_proto_msgTypes[11]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +956,7 @@ func (x *GetSubjectResponse) String() string {
 func (*GetSubjectResponse) ProtoMessage() {}
 
 func (x *GetSubjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_faces_proto_msgTypes[11]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +969,7 @@ func (x *GetSubjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubjectResponse.ProtoReflect.Descriptor instead.
 func (*GetSubjectResponse) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{11}
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetSubjectResponse) GetGallery() string {
@@ -805,7 +1005,7 @@ type EnrolledFace struct {
 
 func (x *EnrolledFace) Reset() {
 	*x = EnrolledFace{}
-	mi := &file_visionserve_v1_faces_proto_msgTypes[12]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +1017,7 @@ func (x *EnrolledFace) String() string {
 func (*EnrolledFace) ProtoMessage() {}
 
 func (x *EnrolledFace) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_faces_proto_msgTypes[12]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +1030,7 @@ func (x *EnrolledFace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrolledFace.ProtoReflect.Descriptor instead.
 func (*EnrolledFace) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{12}
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EnrolledFace) GetFaceId() string {
@@ -857,7 +1057,7 @@ type DeleteSubjectRequest struct {
 
 func (x *DeleteSubjectRequest) Reset() {
 	*x = DeleteSubjectRequest{}
-	mi := &file_visionserve_v1_faces_proto_msgTypes[13]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +1069,7 @@ func (x *DeleteSubjectRequest) String() string {
 func (*DeleteSubjectRequest) ProtoMessage() {}
 
 func (x *DeleteSubjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_faces_proto_msgTypes[13]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1082,7 @@ func (x *DeleteSubjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubjectRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubjectRequest) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{13}
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteSubjectRequest) GetGallery() string {
@@ -910,7 +1110,7 @@ type DeleteSubjectResponse struct {
 
 func (x *DeleteSubjectResponse) Reset() {
 	*x = DeleteSubjectResponse{}
-	mi := &file_visionserve_v1_faces_proto_msgTypes[14]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1122,7 @@ func (x *DeleteSubjectResponse) String() string {
 func (*DeleteSubjectResponse) ProtoMessage() {}
 
 func (x *DeleteSubjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_faces_proto_msgTypes[14]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1135,7 @@ func (x *DeleteSubjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubjectResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubjectResponse) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{14}
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteSubjectResponse) GetFaces() int32 {
@@ -962,7 +1162,7 @@ type IdentifyRequest struct {
 
 func (x *IdentifyRequest) Reset() {
 	*x = IdentifyRequest{}
-	mi := &file_visionserve_v1_faces_proto_msgTypes[15]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1174,7 @@ func (x *IdentifyRequest) String() string {
 func (*IdentifyRequest) ProtoMessage() {}
 
 func (x *IdentifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_faces_proto_msgTypes[15]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1187,7 @@ func (x *IdentifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentifyRequest.ProtoReflect.Descriptor instead.
 func (*IdentifyRequest) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{15}
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *IdentifyRequest) GetGallery() string {
@@ -1033,15 +1233,17 @@ func (x *IdentifyRequest) GetMaxFaces() int32 {
 }
 
 type IdentifyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Faces         []*IdentifiedFace      `protobuf:"bytes,1,rep,name=faces,proto3" json:"faces,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Faces []*IdentifiedFace      `protobuf:"bytes,1,rep,name=faces,proto3" json:"faces,omitempty"`
+	// The embedder is the one whose id the gallery's faces carry.
+	Models        *FaceModels `protobuf:"bytes,2,opt,name=models,proto3" json:"models,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IdentifyResponse) Reset() {
 	*x = IdentifyResponse{}
-	mi := &file_visionserve_v1_faces_proto_msgTypes[16]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1255,7 @@ func (x *IdentifyResponse) String() string {
 func (*IdentifyResponse) ProtoMessage() {}
 
 func (x *IdentifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_faces_proto_msgTypes[16]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,12 +1268,19 @@ func (x *IdentifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentifyResponse.ProtoReflect.Descriptor instead.
 func (*IdentifyResponse) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{16}
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *IdentifyResponse) GetFaces() []*IdentifiedFace {
 	if x != nil {
 		return x.Faces
+	}
+	return nil
+}
+
+func (x *IdentifyResponse) GetModels() *FaceModels {
+	if x != nil {
+		return x.Models
 	}
 	return nil
 }
@@ -1088,7 +1297,7 @@ type IdentifiedFace struct {
 
 func (x *IdentifiedFace) Reset() {
 	*x = IdentifiedFace{}
-	mi := &file_visionserve_v1_faces_proto_msgTypes[17]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1309,7 @@ func (x *IdentifiedFace) String() string {
 func (*IdentifiedFace) ProtoMessage() {}
 
 func (x *IdentifiedFace) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_faces_proto_msgTypes[17]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1322,7 @@ func (x *IdentifiedFace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentifiedFace.ProtoReflect.Descriptor instead.
 func (*IdentifiedFace) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{17}
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *IdentifiedFace) GetBox() *Box {
@@ -1147,7 +1356,7 @@ type Match struct {
 
 func (x *Match) Reset() {
 	*x = Match{}
-	mi := &file_visionserve_v1_faces_proto_msgTypes[18]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1368,7 @@ func (x *Match) String() string {
 func (*Match) ProtoMessage() {}
 
 func (x *Match) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_faces_proto_msgTypes[18]
+	mi := &file_visionserve_v1_faces_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1381,7 @@ func (x *Match) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Match.ProtoReflect.Descriptor instead.
 func (*Match) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{18}
+	return file_visionserve_v1_faces_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Match) GetSubject() string {
@@ -1202,11 +1411,23 @@ const file_visionserve_v1_faces_proto_rawDesc = "" +
 	"\rDetectRequest\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\fR\x05image\x12\"\n" +
 	"\fcontent_type\x18\x02 \x01(\tR\fcontent_type\x12\x1c\n" +
-	"\tmax_faces\x18\x03 \x01(\x05R\tmax_faces\"m\n" +
+	"\tmax_faces\x18\x03 \x01(\x05R\tmax_faces\"\xa1\x01\n" +
 	"\x0eDetectResponse\x12\x14\n" +
 	"\x05width\x18\x01 \x01(\x05R\x05width\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x05R\x06height\x12-\n" +
-	"\x05faces\x18\x03 \x03(\v2\x17.visionserve.v1.FaceBoxR\x05faces\"{\n" +
+	"\x05faces\x18\x03 \x03(\v2\x17.visionserve.v1.FaceBoxR\x05faces\x122\n" +
+	"\x06models\x18\x04 \x01(\v2\x1a.visionserve.v1.FaceModelsR\x06models\"\x83\x01\n" +
+	"\n" +
+	"FaceModels\x128\n" +
+	"\bdetector\x18\x01 \x01(\v2\x1c.visionserve.v1.FaceModelRefR\bdetector\x12;\n" +
+	"\bembedder\x18\x02 \x01(\v2\x1f.visionserve.v1.FaceEmbedderRefR\bembedder\"<\n" +
+	"\fFaceModelRef\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"O\n" +
+	"\x0fFaceEmbedderRef\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\"{\n" +
 	"\aFaceBox\x12%\n" +
 	"\x03box\x18\x01 \x01(\v2\x13.visionserve.v1.BoxR\x03box\x123\n" +
 	"\tlandmarks\x18\x02 \x03(\v2\x15.visionserve.v1.PointR\tlandmarks\x12\x14\n" +
@@ -1218,13 +1439,14 @@ const file_visionserve_v1_faces_proto_rawDesc = "" +
 	"\x0eb_content_type\x18\x04 \x01(\tR\x0eb_content_type\x12!\n" +
 	"\tthreshold\x18\x05 \x01(\x01H\x00R\tthreshold\x88\x01\x01B\f\n" +
 	"\n" +
-	"_threshold\"d\n" +
+	"_threshold\"\x98\x01\n" +
 	"\x0eVerifyResponse\x12\x1e\n" +
 	"\n" +
 	"similarity\x18\x01 \x01(\x01R\n" +
 	"similarity\x12\x14\n" +
 	"\x05match\x18\x02 \x01(\bR\x05match\x12\x1c\n" +
-	"\tthreshold\x18\x03 \x01(\x01R\tthreshold\"0\n" +
+	"\tthreshold\x18\x03 \x01(\x01R\tthreshold\x122\n" +
+	"\x06models\x18\x04 \x01(\v2\x1a.visionserve.v1.FaceModelsR\x06models\"0\n" +
 	"\x14CreateGalleryRequest\x12\x18\n" +
 	"\agallery\x18\x01 \x01(\tR\agallery\"\x91\x01\n" +
 	"\x15CreateGalleryResponse\x12\x12\n" +
@@ -1237,11 +1459,12 @@ const file_visionserve_v1_faces_proto_rawDesc = "" +
 	"\agallery\x18\x01 \x01(\tR\agallery\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12\x14\n" +
 	"\x05image\x18\x03 \x01(\fR\x05image\x12\"\n" +
-	"\fcontent_type\x18\x04 \x01(\tR\fcontent_type\"g\n" +
+	"\fcontent_type\x18\x04 \x01(\tR\fcontent_type\"\x9b\x01\n" +
 	"\x0eEnrollResponse\x12\x18\n" +
 	"\aface_id\x18\x01 \x01(\tR\aface_id\x12%\n" +
 	"\x03box\x18\x02 \x01(\v2\x13.visionserve.v1.BoxR\x03box\x12\x14\n" +
-	"\x05score\x18\x03 \x01(\x01R\x05score\"G\n" +
+	"\x05score\x18\x03 \x01(\x01R\x05score\x122\n" +
+	"\x06models\x18\x04 \x01(\v2\x1a.visionserve.v1.FaceModelsR\x06models\"G\n" +
 	"\x11GetSubjectRequest\x12\x18\n" +
 	"\agallery\x18\x01 \x01(\tR\agallery\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\"|\n" +
@@ -1265,9 +1488,10 @@ const file_visionserve_v1_faces_proto_rawDesc = "" +
 	"\tthreshold\x18\x05 \x01(\x01H\x00R\tthreshold\x88\x01\x01\x12\x1c\n" +
 	"\tmax_faces\x18\x06 \x01(\x05R\tmax_facesB\f\n" +
 	"\n" +
-	"_threshold\"H\n" +
+	"_threshold\"|\n" +
 	"\x10IdentifyResponse\x124\n" +
-	"\x05faces\x18\x01 \x03(\v2\x1e.visionserve.v1.IdentifiedFaceR\x05faces\"~\n" +
+	"\x05faces\x18\x01 \x03(\v2\x1e.visionserve.v1.IdentifiedFaceR\x05faces\x122\n" +
+	"\x06models\x18\x02 \x01(\v2\x1a.visionserve.v1.FaceModelsR\x06models\"~\n" +
 	"\x0eIdentifiedFace\x12%\n" +
 	"\x03box\x18\x01 \x01(\v2\x13.visionserve.v1.BoxR\x03box\x12\x14\n" +
 	"\x05score\x18\x02 \x01(\x01R\x05score\x12/\n" +
@@ -1299,57 +1523,66 @@ func file_visionserve_v1_faces_proto_rawDescGZIP() []byte {
 	return file_visionserve_v1_faces_proto_rawDescData
 }
 
-var file_visionserve_v1_faces_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_visionserve_v1_faces_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_visionserve_v1_faces_proto_goTypes = []any{
 	(*Box)(nil),                   // 0: visionserve.v1.Box
 	(*DetectRequest)(nil),         // 1: visionserve.v1.DetectRequest
 	(*DetectResponse)(nil),        // 2: visionserve.v1.DetectResponse
-	(*FaceBox)(nil),               // 3: visionserve.v1.FaceBox
-	(*VerifyRequest)(nil),         // 4: visionserve.v1.VerifyRequest
-	(*VerifyResponse)(nil),        // 5: visionserve.v1.VerifyResponse
-	(*CreateGalleryRequest)(nil),  // 6: visionserve.v1.CreateGalleryRequest
-	(*CreateGalleryResponse)(nil), // 7: visionserve.v1.CreateGalleryResponse
-	(*EnrollRequest)(nil),         // 8: visionserve.v1.EnrollRequest
-	(*EnrollResponse)(nil),        // 9: visionserve.v1.EnrollResponse
-	(*GetSubjectRequest)(nil),     // 10: visionserve.v1.GetSubjectRequest
-	(*GetSubjectResponse)(nil),    // 11: visionserve.v1.GetSubjectResponse
-	(*EnrolledFace)(nil),          // 12: visionserve.v1.EnrolledFace
-	(*DeleteSubjectRequest)(nil),  // 13: visionserve.v1.DeleteSubjectRequest
-	(*DeleteSubjectResponse)(nil), // 14: visionserve.v1.DeleteSubjectResponse
-	(*IdentifyRequest)(nil),       // 15: visionserve.v1.IdentifyRequest
-	(*IdentifyResponse)(nil),      // 16: visionserve.v1.IdentifyResponse
-	(*IdentifiedFace)(nil),        // 17: visionserve.v1.IdentifiedFace
-	(*Match)(nil),                 // 18: visionserve.v1.Match
-	(*Point)(nil),                 // 19: visionserve.v1.Point
+	(*FaceModels)(nil),            // 3: visionserve.v1.FaceModels
+	(*FaceModelRef)(nil),          // 4: visionserve.v1.FaceModelRef
+	(*FaceEmbedderRef)(nil),       // 5: visionserve.v1.FaceEmbedderRef
+	(*FaceBox)(nil),               // 6: visionserve.v1.FaceBox
+	(*VerifyRequest)(nil),         // 7: visionserve.v1.VerifyRequest
+	(*VerifyResponse)(nil),        // 8: visionserve.v1.VerifyResponse
+	(*CreateGalleryRequest)(nil),  // 9: visionserve.v1.CreateGalleryRequest
+	(*CreateGalleryResponse)(nil), // 10: visionserve.v1.CreateGalleryResponse
+	(*EnrollRequest)(nil),         // 11: visionserve.v1.EnrollRequest
+	(*EnrollResponse)(nil),        // 12: visionserve.v1.EnrollResponse
+	(*GetSubjectRequest)(nil),     // 13: visionserve.v1.GetSubjectRequest
+	(*GetSubjectResponse)(nil),    // 14: visionserve.v1.GetSubjectResponse
+	(*EnrolledFace)(nil),          // 15: visionserve.v1.EnrolledFace
+	(*DeleteSubjectRequest)(nil),  // 16: visionserve.v1.DeleteSubjectRequest
+	(*DeleteSubjectResponse)(nil), // 17: visionserve.v1.DeleteSubjectResponse
+	(*IdentifyRequest)(nil),       // 18: visionserve.v1.IdentifyRequest
+	(*IdentifyResponse)(nil),      // 19: visionserve.v1.IdentifyResponse
+	(*IdentifiedFace)(nil),        // 20: visionserve.v1.IdentifiedFace
+	(*Match)(nil),                 // 21: visionserve.v1.Match
+	(*Point)(nil),                 // 22: visionserve.v1.Point
 }
 var file_visionserve_v1_faces_proto_depIdxs = []int32{
-	3,  // 0: visionserve.v1.DetectResponse.faces:type_name -> visionserve.v1.FaceBox
-	0,  // 1: visionserve.v1.FaceBox.box:type_name -> visionserve.v1.Box
-	19, // 2: visionserve.v1.FaceBox.landmarks:type_name -> visionserve.v1.Point
-	0,  // 3: visionserve.v1.EnrollResponse.box:type_name -> visionserve.v1.Box
-	12, // 4: visionserve.v1.GetSubjectResponse.faces:type_name -> visionserve.v1.EnrolledFace
-	17, // 5: visionserve.v1.IdentifyResponse.faces:type_name -> visionserve.v1.IdentifiedFace
-	0,  // 6: visionserve.v1.IdentifiedFace.box:type_name -> visionserve.v1.Box
-	18, // 7: visionserve.v1.IdentifiedFace.matches:type_name -> visionserve.v1.Match
-	1,  // 8: visionserve.v1.Faces.Detect:input_type -> visionserve.v1.DetectRequest
-	4,  // 9: visionserve.v1.Faces.Verify:input_type -> visionserve.v1.VerifyRequest
-	6,  // 10: visionserve.v1.Faces.CreateGallery:input_type -> visionserve.v1.CreateGalleryRequest
-	8,  // 11: visionserve.v1.Faces.Enroll:input_type -> visionserve.v1.EnrollRequest
-	10, // 12: visionserve.v1.Faces.GetSubject:input_type -> visionserve.v1.GetSubjectRequest
-	13, // 13: visionserve.v1.Faces.DeleteSubject:input_type -> visionserve.v1.DeleteSubjectRequest
-	15, // 14: visionserve.v1.Faces.Identify:input_type -> visionserve.v1.IdentifyRequest
-	2,  // 15: visionserve.v1.Faces.Detect:output_type -> visionserve.v1.DetectResponse
-	5,  // 16: visionserve.v1.Faces.Verify:output_type -> visionserve.v1.VerifyResponse
-	7,  // 17: visionserve.v1.Faces.CreateGallery:output_type -> visionserve.v1.CreateGalleryResponse
-	9,  // 18: visionserve.v1.Faces.Enroll:output_type -> visionserve.v1.EnrollResponse
-	11, // 19: visionserve.v1.Faces.GetSubject:output_type -> visionserve.v1.GetSubjectResponse
-	14, // 20: visionserve.v1.Faces.DeleteSubject:output_type -> visionserve.v1.DeleteSubjectResponse
-	16, // 21: visionserve.v1.Faces.Identify:output_type -> visionserve.v1.IdentifyResponse
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	6,  // 0: visionserve.v1.DetectResponse.faces:type_name -> visionserve.v1.FaceBox
+	3,  // 1: visionserve.v1.DetectResponse.models:type_name -> visionserve.v1.FaceModels
+	4,  // 2: visionserve.v1.FaceModels.detector:type_name -> visionserve.v1.FaceModelRef
+	5,  // 3: visionserve.v1.FaceModels.embedder:type_name -> visionserve.v1.FaceEmbedderRef
+	0,  // 4: visionserve.v1.FaceBox.box:type_name -> visionserve.v1.Box
+	22, // 5: visionserve.v1.FaceBox.landmarks:type_name -> visionserve.v1.Point
+	3,  // 6: visionserve.v1.VerifyResponse.models:type_name -> visionserve.v1.FaceModels
+	0,  // 7: visionserve.v1.EnrollResponse.box:type_name -> visionserve.v1.Box
+	3,  // 8: visionserve.v1.EnrollResponse.models:type_name -> visionserve.v1.FaceModels
+	15, // 9: visionserve.v1.GetSubjectResponse.faces:type_name -> visionserve.v1.EnrolledFace
+	20, // 10: visionserve.v1.IdentifyResponse.faces:type_name -> visionserve.v1.IdentifiedFace
+	3,  // 11: visionserve.v1.IdentifyResponse.models:type_name -> visionserve.v1.FaceModels
+	0,  // 12: visionserve.v1.IdentifiedFace.box:type_name -> visionserve.v1.Box
+	21, // 13: visionserve.v1.IdentifiedFace.matches:type_name -> visionserve.v1.Match
+	1,  // 14: visionserve.v1.Faces.Detect:input_type -> visionserve.v1.DetectRequest
+	7,  // 15: visionserve.v1.Faces.Verify:input_type -> visionserve.v1.VerifyRequest
+	9,  // 16: visionserve.v1.Faces.CreateGallery:input_type -> visionserve.v1.CreateGalleryRequest
+	11, // 17: visionserve.v1.Faces.Enroll:input_type -> visionserve.v1.EnrollRequest
+	13, // 18: visionserve.v1.Faces.GetSubject:input_type -> visionserve.v1.GetSubjectRequest
+	16, // 19: visionserve.v1.Faces.DeleteSubject:input_type -> visionserve.v1.DeleteSubjectRequest
+	18, // 20: visionserve.v1.Faces.Identify:input_type -> visionserve.v1.IdentifyRequest
+	2,  // 21: visionserve.v1.Faces.Detect:output_type -> visionserve.v1.DetectResponse
+	8,  // 22: visionserve.v1.Faces.Verify:output_type -> visionserve.v1.VerifyResponse
+	10, // 23: visionserve.v1.Faces.CreateGallery:output_type -> visionserve.v1.CreateGalleryResponse
+	12, // 24: visionserve.v1.Faces.Enroll:output_type -> visionserve.v1.EnrollResponse
+	14, // 25: visionserve.v1.Faces.GetSubject:output_type -> visionserve.v1.GetSubjectResponse
+	17, // 26: visionserve.v1.Faces.DeleteSubject:output_type -> visionserve.v1.DeleteSubjectResponse
+	19, // 27: visionserve.v1.Faces.Identify:output_type -> visionserve.v1.IdentifyResponse
+	21, // [21:28] is the sub-list for method output_type
+	14, // [14:21] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_visionserve_v1_faces_proto_init() }
@@ -1358,15 +1591,15 @@ func file_visionserve_v1_faces_proto_init() {
 		return
 	}
 	file_visionserve_v1_geometry_proto_init()
-	file_visionserve_v1_faces_proto_msgTypes[4].OneofWrappers = []any{}
-	file_visionserve_v1_faces_proto_msgTypes[15].OneofWrappers = []any{}
+	file_visionserve_v1_faces_proto_msgTypes[7].OneofWrappers = []any{}
+	file_visionserve_v1_faces_proto_msgTypes[18].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_visionserve_v1_faces_proto_rawDesc), len(file_visionserve_v1_faces_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
