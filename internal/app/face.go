@@ -9,8 +9,10 @@ import (
 	"github.com/visionserve/visionserve/internal/config"
 	"github.com/visionserve/visionserve/internal/engine/onnx"
 	"github.com/visionserve/visionserve/internal/face"
+	"github.com/visionserve/visionserve/internal/face/facerepo"
 	"github.com/visionserve/visionserve/internal/gallery"
 	"github.com/visionserve/visionserve/internal/metrics"
+	"github.com/visionserve/visionserve/internal/modelrepo"
 )
 
 // Interface guards: the metrics observe the face core and the galleries.
@@ -23,12 +25,13 @@ var (
 // faceParts is what face recognition adds to a process; close releases it
 // (also after a partial start).
 type faceParts struct {
-	models    *face.Models
+	models    *face.Models // nil when the models come from the repository
 	galleries *gallery.Manager
 	service   *face.Service
 }
 
-// startFace loads the face models, opens the gallery store and builds the
+// startFace loads the face models (files), or connects the face core to
+// the repository's face models, opens the gallery store and builds the
 // face core, when the configuration enables face recognition. On error it
 // releases what it built.
 func (a *App) startFace(cfg config.Config) (err error) {
@@ -49,15 +52,37 @@ func (a *App) startFace(cfg config.Config) (err error) {
 	if err != nil {
 		return fmt.Errorf("face recognition needs ONNX Runtime: %w", err)
 	}
-	opts := face.DefaultLoadOptions()
-	opts.Detect = fc.Detect
-	opts.Embed.Flip = fc.Flip
-	opts.Runtime.Sessions = fc.Sessions
-	if opts.Runtime.Sessions == 0 {
-		opts.Runtime.Sessions = a.sched.Workers()
-	}
-	if p.models, err = face.Load(face.Files{Detector: fc.Detector, Embedder: fc.Embedder}, opts); err != nil {
-		return err
+	var source face.ModelSource
+	attrs := []any{"onnxruntime", rt.Version, "gallery_store", fc.Gallery.Store}
+	if fc.FromRepository() {
+		if a.repo == nil {
+			return errors.New("face.detector_model and face.embedder_model name repository models, but the server has no model repository")
+		}
+		// Versions load, warm up and swap with the repository; each
+		// request pins the ones it runs on.
+		source = &facerepo.Source{Repo: a.repo, Detector: fc.DetectorModel, Embedder: fc.EmbedderModel}
+		attrs = append(attrs, "detector_model", fc.DetectorModel, "embedder_model", fc.EmbedderModel)
+		for _, name := range []string{fc.DetectorModel, fc.EmbedderModel} {
+			if err := a.repo.Ready(name); err != nil {
+				a.log.Warn("a face model has no ready version yet; the face routes answer 503 until it has", "model", name, "err", err)
+			}
+		}
+		if d := config.Default().Face; fc.Flip != d.Flip || fc.Detect != d.Detect {
+			a.log.Warn("face.detect and face.flip apply to model files; with repository models, set them in the packages' runtime options")
+		}
+	} else {
+		opts := face.DefaultLoadOptions()
+		opts.Detect = fc.Detect
+		opts.Embed.Flip = fc.Flip
+		opts.Runtime.Sessions = fc.Sessions
+		if opts.Runtime.Sessions == 0 {
+			opts.Runtime.Sessions = a.sched.Workers()
+		}
+		if p.models, err = face.Load(face.Files{Detector: fc.Detector, Embedder: fc.Embedder}, opts); err != nil {
+			return err
+		}
+		source = p.models
+		attrs = append(attrs, "detector", fc.Detector, "embedder", fc.Embedder, "embedder_id", p.models.EmbedderID(), "sessions", opts.Runtime.Sessions)
 	}
 	m := metrics.NewFace(a.opts.Registry)
 	store, err := openGalleryStore(fc.Gallery)
@@ -68,14 +93,23 @@ func (a *App) startFace(cfg config.Config) (err error) {
 		store.Close()
 		return err
 	}
-	if p.service, err = face.NewService(fc.ServiceConfig(cfg.Limits), p.models, p.galleries, a.sched, m, a.opts.Logger); err != nil {
+	if p.service, err = face.NewService(fc.ServiceConfig(cfg.Limits), source, p.galleries, a.sched, m, a.opts.Logger); err != nil {
 		return err
 	}
 	a.face = p
-	a.log.Info("face recognition loaded", "detector", fc.Detector, "embedder", fc.Embedder,
-		"embedder_id", p.models.EmbedderID(), "sessions", opts.Runtime.Sessions, "onnxruntime", rt.Version,
-		"gallery_store", fc.Gallery.Store, "duration", time.Since(start).Round(time.Millisecond))
+	a.log.Info("face recognition loaded", append(attrs, "duration", time.Since(start).Round(time.Millisecond))...)
 	return nil
+}
+
+// faceLoaders returns the repository loaders of kinds face-detect and
+// face-embed: sessions as face.sessions says (else one per worker), built
+// and warmed up on the scheduler's workers.
+func (a *App) faceLoaders(cfg config.Config) map[string]modelrepo.Loader {
+	sessions := cfg.Face.Sessions
+	if sessions == 0 {
+		sessions = a.sched.Workers()
+	}
+	return facerepo.Loaders{Sessions: sessions, ONNXLibrary: cfg.ONNX.Library, Run: a.sched.Run}.Map()
 }
 
 func openGalleryStore(g config.Gallery) (gallery.Store, error) {

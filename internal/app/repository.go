@@ -58,6 +58,7 @@ func (a *App) modelSource(cfg config.Config, env loader.Env) (ocr.ModelSource, e
 	// workers, so a swap never runs more inference than --workers allows.
 	loaders := kindLoaders(env, sync.OnceValues(ocrrepo.NewSample))
 	loaders[ocrrepo.KindTesseract] = &ocrrepo.TesseractLoader{Workers: env.Instances, Run: a.sched.Run}
+	maps.Copy(loaders, a.faceLoaders(cfg))
 	maps.Copy(loaders, a.opts.Loaders)
 	repo, err := modelrepo.New(modelrepo.Options{
 		Dir:              rc.Dir,

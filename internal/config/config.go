@@ -203,12 +203,18 @@ func Parse(data []byte) (Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, err
 	}
-	return c, c.Validate()
+	// Flags may still change what the file says (--models): checks that
+	// depend on them wait for Validate.
+	return c, c.validate(false)
 }
 
 // Validate reports every problem at once, so an operator fixes a file in
 // one pass.
-func (c Config) Validate() error {
+func (c Config) Validate() error { return c.validate(true) }
+
+// validate is Validate; final is false for a file that flags may still
+// complete.
+func (c Config) validate(final bool) error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.Server.Addr == "" {
@@ -302,7 +308,11 @@ func (c Config) Validate() error {
 		}
 	}
 	c.Repository.validate(add)
-	errs = append(errs, c.Face.validate()...)
+	var hasRepository *bool
+	if final {
+		hasRepository = new(c.Repository.Dir != "")
+	}
+	errs = append(errs, c.Face.validate(hasRepository)...)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -10,15 +10,25 @@ import (
 	"github.com/visionserve/visionserve/internal/face"
 	"github.com/visionserve/visionserve/internal/gallery"
 	"github.com/visionserve/visionserve/internal/gallery/ann"
+	"github.com/visionserve/visionserve/internal/modelrepo"
 )
 
-// Face configures face recognition. It is off unless both model files are
-// set.
+// Face configures face recognition. It is off unless its models are named,
+// one of two ways: files (Detector and Embedder), or models of the model
+// repository (DetectorModel and EmbedderModel), signed packages of kinds
+// face-detect and face-embed that swap in like any other version.
 type Face struct {
 	// Detector and Embedder are the ONNX files of the YuNet detector
 	// and the embedder (shared/models/face; docs/faces.md).
 	Detector string `yaml:"detector"`
 	Embedder string `yaml:"embedder"`
+	// DetectorModel and EmbedderModel name repository models instead
+	// (repository.dir, --models). Their packages' runtime options then
+	// carry the detection and embedding parameters (detect, flip and
+	// sessions below apply to files only; a package without sessions
+	// gets this section's, or server.workers).
+	DetectorModel string `yaml:"detector_model"`
+	EmbedderModel string `yaml:"embedder_model"`
 	// Sessions is the number of ONNX sessions per model (requests that
 	// run it at once); 0 means server.workers.
 	Sessions int `yaml:"sessions"`
@@ -87,7 +97,14 @@ func defaultFace() Face {
 }
 
 // Enabled reports whether face recognition is configured.
-func (f Face) Enabled() bool { return f.Detector != "" || f.Embedder != "" }
+func (f Face) Enabled() bool { return f.FromFiles() || f.FromRepository() }
+
+// FromFiles reports whether face.detector or face.embedder is set.
+func (f Face) FromFiles() bool { return f.Detector != "" || f.Embedder != "" }
+
+// FromRepository reports whether face.detector_model or
+// face.embedder_model is set.
+func (f Face) FromRepository() bool { return f.DetectorModel != "" || f.EmbedderModel != "" }
 
 // ServiceConfig converts to the face core's configuration.
 func (f Face) ServiceConfig(l Limits) face.Config {
@@ -107,15 +124,33 @@ func (g Gallery) ManagerConfig() gallery.Config {
 }
 
 // validate reports every problem of the face section; only an enabled
-// section is checked.
-func (f Face) validate() []error {
+// section is checked. repository says whether the server has a model
+// repository; nil when that is not known yet (a file read before the
+// command line's --models applies).
+func (f Face) validate(repository *bool) []error {
 	if !f.Enabled() {
 		return nil
 	}
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if f.Detector == "" || f.Embedder == "" {
+	switch {
+	case f.FromFiles() && f.FromRepository():
+		add("face: name the models one way: files (face.detector and face.embedder) or repository models (face.detector_model and face.embedder_model), not both")
+	case f.FromFiles() && (f.Detector == "" || f.Embedder == ""):
 		add("face: set both face.detector and face.embedder (or neither, to turn face recognition off)")
+	case f.FromRepository() && (f.DetectorModel == "" || f.EmbedderModel == ""):
+		add("face: set both face.detector_model and face.embedder_model (or neither, to turn face recognition off)")
+	}
+	for key, name := range map[string]string{"detector_model": f.DetectorModel, "embedder_model": f.EmbedderModel} {
+		if name != "" && !modelrepo.ValidName(name) {
+			add("face.%s %q is not a valid model name", key, name)
+		}
+	}
+	if f.DetectorModel != "" && f.DetectorModel == f.EmbedderModel {
+		add("face.detector_model and face.embedder_model are both %q: the detector and the embedder are two models (kinds face-detect and face-embed)", f.DetectorModel)
+	}
+	if f.FromRepository() && repository != nil && !*repository {
+		add("face.detector_model and face.embedder_model name repository models, but there is no model repository: set repository.dir (--models), or name files with face.detector and face.embedder")
 	}
 	if f.Sessions < 0 {
 		add("face.sessions must be >= 0 (0 means server.workers), got %d", f.Sessions)

@@ -104,3 +104,57 @@ func TestDocumentedFaceDefaults(t *testing.T) {
 		t.Errorf("docs/configuration.md face defaults differ from Default():\n%+v\n%+v", c.Face, Default().Face)
 	}
 }
+
+// Face models are files or repository models: exactly one way, both
+// halves, valid names, and a repository for repository models.
+func TestFaceModelsOneWay(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		// wantParse is the error of the file alone ("" = none), want the
+		// error once the flags are applied (Validate).
+		wantParse, want string
+	}{
+		{"files", "face: {detector: d.onnx, embedder: e.onnx}", "", ""},
+		{"repository models", "repository: {dir: /models}\nface: {detector_model: face-detect, embedder_model: face-embed}", "", ""},
+		{"repository from the command line", "face: {detector_model: face-detect, embedder_model: face-embed}",
+			"", "face.detector_model and face.embedder_model name repository models, but there is no model repository"},
+		{"detector model only", "repository: {dir: /models}\nface: {detector_model: face-detect}",
+			"set both face.detector_model and face.embedder_model", "set both face.detector_model and face.embedder_model"},
+		{"embedder model only", "repository: {dir: /models}\nface: {embedder_model: face-embed}",
+			"set both face.detector_model and face.embedder_model", "set both"},
+		{"both ways", "repository: {dir: /models}\nface: {detector: d.onnx, embedder: e.onnx, detector_model: face-detect, embedder_model: face-embed}",
+			"name the models one way", "name the models one way"},
+		{"mixed halves", "repository: {dir: /models}\nface: {detector: d.onnx, embedder_model: face-embed}",
+			"name the models one way", "name the models one way"},
+		{"bad name", "repository: {dir: /models}\nface: {detector_model: Face/Detect, embedder_model: face-embed}",
+			`face.detector_model "Face/Detect" is not a valid model name`, "is not a valid model name"},
+		{"one model for both", "repository: {dir: /models}\nface: {detector_model: face, embedder_model: face}",
+			`face.detector_model and face.embedder_model are both "face"`, "are both"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.yaml))
+			if !matches(err, tc.wantParse) {
+				t.Fatalf("parse: %v, want %q", err, tc.wantParse)
+			}
+			if err != nil {
+				return
+			}
+			if !c.Face.Enabled() {
+				t.Error("face recognition is off")
+			}
+			if err := c.Validate(); !matches(err, tc.want) {
+				t.Errorf("validate: %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if (Face{DetectorModel: "d", EmbedderModel: "e"}).FromFiles() || !(Face{DetectorModel: "d"}).FromRepository() {
+		t.Error("FromFiles/FromRepository")
+	}
+}
+
+func matches(err error, want string) bool {
+	if want == "" {
+		return err == nil
+	}
+	return err != nil && strings.Contains(err.Error(), want)
+}
