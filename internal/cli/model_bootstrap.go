@@ -42,12 +42,15 @@ func defaultHome() string {
 // newest published version already holds the same files and verifies with
 // the key, it does nothing; when the system's files changed (a package
 // upgrade), it publishes version N+1, which a running server swaps in.
+// With --face DIR it does the same for the face models of DIR (the shared
+// YuNet and MobileFaceNet files): face-detect and face-embed.
 func (c *modelCmd) bootstrap(ctx context.Context, args []string) int {
-	set := c.flags("[--home DIR] [--tessdata DIR] [--name NAME] [--lang LANG]")
+	set := c.flags("[--home DIR] [--tessdata DIR] [--name NAME] [--lang LANG] [--face DIR]")
 	home := set.String("home", defaultHome(), "directory for the local signing key (keys/) and repository (models/)")
 	tessdata := set.String("tessdata", tesseract.DefaultDataPath(), "directory holding the system's .traineddata files")
 	name := set.String("name", "ocr-eng", "model name")
 	lang := set.String("lang", "eng", "Tesseract language to package (its .traineddata, plus osd.traineddata when present)")
+	faceDir := set.String("face", "", "also package the face models of this directory (shared/models/face) as face-detect and face-embed")
 	if _, code, ok := c.parse(set, args, 0); !ok {
 		return code
 	}
@@ -66,17 +69,67 @@ func (c *modelCmd) bootstrap(ctx context.Context, args []string) int {
 	if _, err := os.Stat(filepath.Join(*tessdata, "osd.traineddata")); err == nil {
 		files = append(files, "osd.traineddata")
 	}
-	v, published, err := publishSystemModel(ctx, repo, *name, *lang, *tessdata, files, signer, pub)
+	rt := map[string]any{"lang": *lang}
+	if *lang == "eng" && sameDigest(filepath.Join(*tessdata, "eng.traineddata"), debianEngSHA256) {
+		// The calibration fitted for this very file: packaged, the
+		// confidences stay what the built-in model reports.
+		rt["calibration"] = config.DefaultCalibration
+	}
+	runtime, err := json.Marshal(rt)
 	if err != nil {
 		return c.fail(err)
 	}
-	if published {
-		fmt.Fprintf(c.stdout, "published %s version %d (%s) in %s\n", *name, v, strings.Join(files, ", "), repo)
-	} else {
-		fmt.Fprintf(c.stdout, "%s version %d is up to date in %s\n", *name, v, repo)
+	pkgs := []systemPackage{{name: *name, kind: manifest.KindOCRTesseract, runtime: runtime, src: *tessdata, files: files}}
+	if *faceDir != "" {
+		for _, p := range facePackages {
+			files := []string{p.model}
+			if _, err := os.Stat(filepath.Join(*faceDir, p.license)); err == nil {
+				files = append(files, p.license)
+			}
+			pkgs = append(pkgs, systemPackage{name: p.name, kind: p.kind, src: *faceDir, files: files})
+		}
+	}
+	for _, p := range pkgs {
+		v, published, err := publishSystemModel(ctx, repo, p, signer, pub)
+		if err != nil {
+			return c.fail(err)
+		}
+		if published {
+			fmt.Fprintf(c.stdout, "published %s version %d (%s) in %s\n", p.name, v, strings.Join(p.files, ", "), repo)
+		} else {
+			fmt.Fprintf(c.stdout, "%s version %d is up to date in %s\n", p.name, v, repo)
+		}
 	}
 	fmt.Fprintf(c.stdout, "serve it with: visionserve serve --models %s --trust-key %s\n", repo, filepath.Join(keys, signing.PublicKeyFile))
+	if *faceDir != "" {
+		fmt.Fprintf(c.stdout, "face recognition from these packages: face: {detector_model: %s, embedder_model: %s} in the configuration (docs/faces.md)\n",
+			facePackages[0].name, facePackages[1].name)
+	}
 	return 0
+}
+
+// systemPackage is a package bootstrap publishes: files of src.
+type systemPackage struct {
+	name    string
+	kind    manifest.Kind
+	runtime json.RawMessage
+	src     string
+	files   []string
+}
+
+// facePackages are the face models bootstrap --face packages, from the
+// shared directory's files (its SOURCES.md has their provenance): the
+// dynamic-input YuNet (faster than the fixed 640x640 file on small
+// images) and MobileFaceNet, each with its licence when present. Their
+// runtime options are the defaults, which the file configuration uses
+// too.
+var facePackages = []struct {
+	name           string
+	kind           manifest.Kind
+	model, license string
+}{
+	{"face-detect", manifest.KindFaceDetect, "yunet_s_dynamic.onnx", "LICENSE.ShiqiYu-libfacedetection.train"},
+	{"face-embed", manifest.KindFaceEmbed, "MobileFaceNet.onnx", "LICENSE.foamliu-MobileFaceNet"},
 }
 
 // localKey loads the key in dir, creating it on first use.
@@ -103,9 +156,10 @@ func localKey(dir string) (*signing.Signer, *ecdsa.PublicKey, bool, error) {
 	return s, pub, created, nil
 }
 
-// publishSystemModel publishes the files as the next version of name,
+// publishSystemModel publishes p's files as the next version of p.name,
 // unless the newest version already holds them and verifies with pub.
-func publishSystemModel(ctx context.Context, repo, name, lang, src string, files []string, signer *signing.Signer, pub *ecdsa.PublicKey) (int, bool, error) {
+func publishSystemModel(ctx context.Context, repo string, p systemPackage, signer *signing.Signer, pub *ecdsa.PublicKey) (int, bool, error) {
+	name, src, files := p.name, p.src, p.files
 	mdir := filepath.Join(repo, name)
 	if err := os.MkdirAll(mdir, 0o755); err != nil {
 		return 0, false, err
@@ -145,17 +199,7 @@ func publishSystemModel(ctx context.Context, repo, name, lang, src string, files
 	if err := os.Chmod(staging, 0o755); err != nil {
 		return 0, false, err
 	}
-	rt := map[string]any{"lang": lang}
-	if lang == "eng" && sameDigest(filepath.Join(src, "eng.traineddata"), debianEngSHA256) {
-		// The calibration fitted for this very file: packaged, the
-		// confidences stay what the built-in model reports.
-		rt["calibration"] = config.DefaultCalibration
-	}
-	runtime, err := json.Marshal(rt)
-	if err != nil {
-		return 0, false, err
-	}
-	if _, err := manifest.Pack(ctx, staging, name, next, manifest.KindOCRTesseract, runtime); err != nil {
+	if _, err := manifest.Pack(ctx, staging, name, next, p.kind, p.runtime); err != nil {
 		return 0, false, err
 	}
 	if _, err := signer.SignPackage(ctx, staging); err != nil {

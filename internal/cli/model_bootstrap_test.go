@@ -125,3 +125,68 @@ func TestServeRepositoryFlags(t *testing.T) {
 		t.Errorf("repository %+v", r)
 	}
 }
+
+// bootstrap --face packages the shared face models next to the OCR model,
+// each with its licence, as face-detect and face-embed: kinds the server
+// loads, with the default runtime options.
+func TestModelBootstrapFace(t *testing.T) {
+	home, tessdata, faces := t.TempDir(), t.TempDir(), t.TempDir()
+	for dir, files := range map[string][]string{
+		tessdata: {"eng.traineddata"},
+		faces:    {"yunet_s_dynamic.onnx", "LICENSE.ShiqiYu-libfacedetection.train", "MobileFaceNet.onnx", "face_detection_yunet_2023mar.onnx"},
+	} {
+		for _, f := range files {
+			if err := os.WriteFile(filepath.Join(dir, f), []byte("contents of "+f), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	out := modelOK(t, "bootstrap", "--home", home, "--tessdata", tessdata, "--face", faces)
+	for _, want := range []string{
+		"published ocr-eng version 1", "published face-detect version 1 (yunet_s_dynamic.onnx, LICENSE.ShiqiYu-libfacedetection.train)",
+		"published face-embed version 1 (MobileFaceNet.onnx)", "detector_model: face-detect, embedder_model: face-embed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output %q lacks %q", out, want)
+		}
+	}
+	pub := filepath.Join(home, "keys", "public.pem")
+	for name, kind := range map[string]manifest.Kind{"face-detect": manifest.KindFaceDetect, "face-embed": manifest.KindFaceEmbed} {
+		dir := filepath.Join(home, "models", name, "1")
+		modelOK(t, "verify", "--key", pub, dir)
+		m, err := manifest.Load(dir)
+		if err != nil || m.Kind != kind || len(m.Runtime) != 0 {
+			t.Errorf("%s: %+v %v", name, m, err)
+		}
+	}
+	out = modelOK(t, "bootstrap", "--home", home, "--tessdata", tessdata, "--face", faces)
+	if !strings.Contains(out, "face-embed version 1 is up to date") {
+		t.Errorf("second run: %q", out)
+	}
+	if code, _, _ := runModelCmd(t, "bootstrap", "--home", home, "--tessdata", tessdata, "--face", t.TempDir()); code != 1 {
+		t.Errorf("bootstrap --face without the models: exit %d", code)
+	}
+}
+
+// Face models named in a configuration file need a repository, which the
+// command line may give (--models): the file alone is not refused.
+func TestServeFaceModelsWithModelsFlag(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfgFile, []byte("face:\n  detector_model: face-detect\n  embedder_model: face-embed\n"), 0o644)
+	load := func(args ...string) error {
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		var f serverFlags
+		f.register(fs, config.Default(), true)
+		if err := fs.Parse(append([]string{"--config", cfgFile}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.load(fs)
+		return err
+	}
+	if err := load("--models", "/repo"); err != nil {
+		t.Errorf("with --models: %v", err)
+	}
+	if err := load(); err == nil || !strings.Contains(err.Error(), "there is no model repository") {
+		t.Errorf("without a repository: %v", err)
+	}
+}
