@@ -349,9 +349,20 @@ func TestDocsCommands(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(work, "eng.traineddata"), weights, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Stand-ins for the shared face models the face section packs.
+	shared := filepath.Join(t.TempDir(), "shared")
+	faces := filepath.Join(shared, "models", "face")
+	if err := os.MkdirAll(faces, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"yunet_s_dynamic.onnx", "LICENSE.ShiqiYu-libfacedetection.train", "MobileFaceNet.onnx", "LICENSE.foamliu-MobileFaceNet"} {
+		if err := os.WriteFile(filepath.Join(faces, f), append([]byte(f), weights[:1024]...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cmd := exec.Command("bash", "-c", script.String())
 	cmd.Dir = work
-	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "VISIONSERVE_SHARED="+shared)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("documented commands failed: %v\n%s", err, out)
@@ -361,6 +372,11 @@ func TestDocsCommands(t *testing.T) {
 	for _, v := range []string{"1", "3", ".retired-2"} {
 		if _, err := os.Stat(filepath.Join(work, "models", "ocr-eng", v, "model.sig")); err != nil {
 			t.Errorf("after the tutorial: %v", err)
+		}
+	}
+	for _, dir := range []string{"face-detect-1", "face-embed-1"} {
+		if _, err := os.Stat(filepath.Join(work, "build", dir, "model.sig")); err != nil {
+			t.Errorf("face packages after the tutorial: %v", err)
 		}
 	}
 	code, stdout, stderr := runModelCmd(t, "verify", "--key", filepath.Join(work, "keys", "public.pem"), filepath.Join(work, "models", "ocr-eng", "3"))
