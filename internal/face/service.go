@@ -502,12 +502,14 @@ func (p *pinned) pipeline() *Pipeline {
 	return pl
 }
 
-// cacheKey distinguishes cached analyses of different models: the
-// detector's weights and the embedding space.
+// cacheKey distinguishes cached analyses of different model versions: a
+// version's weights and parameters never change (a file's for the life of
+// the process, a package's for good), but two versions may share weights
+// and differ in parameters (a detection threshold, flipping).
 func (p *pinned) cacheKey() string {
-	k := p.det.Digest + "|"
+	k := p.det.Ref.Name + "/" + p.det.Ref.Version + "/" + p.det.Digest + "|"
 	if p.emb != nil {
-		k += p.emb.ID
+		k += p.emb.Ref.Name + "/" + p.emb.Ref.Version + "/" + p.emb.ID
 	}
 	return k + "|"
 }

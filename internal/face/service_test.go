@@ -196,3 +196,21 @@ func TestEmbedderSwapRule(t *testing.T) {
 		t.Errorf("%d model handles still pinned after every request ended", src.pinned)
 	}
 }
+
+// Two versions with the same weights may differ in parameters (a
+// republished detector with another threshold): their cached analyses
+// must not mix.
+func TestCacheKeyPerVersion(t *testing.T) {
+	key := func(detVersion, embVersion string) string {
+		p := &pinned{det: DetectorVersion{Ref: ModelRef{Name: "face-detect", Version: detVersion}, Digest: "d"},
+			emb: &EmbedderVersion{Ref: ModelRef{Name: "face-embed", Version: embVersion}, ID: "sha256:e"}}
+		return p.cacheKey()
+	}
+	if key("1", "1") == key("2", "1") || key("1", "1") == key("1", "2") || key("1", "1") != key("1", "1") {
+		t.Error("cache keys do not follow the versions")
+	}
+	det := &pinned{det: DetectorVersion{Ref: ModelRef{Name: "face-detect", Version: "1"}, Digest: "d"}}
+	if det.cacheKey() == key("1", "1") {
+		t.Error("a detect-only key equals one with embeddings")
+	}
+}

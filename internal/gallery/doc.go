@@ -12,6 +12,12 @@
 // acknowledged only after the store committed it, so an answered enroll
 // survives a crash.
 //
+// Every face carries the id of the embedder that computed its vector. A
+// gallery keeps one index per id and a search reads only the index of the
+// query's id, so vectors of different embedders are never compared; a
+// gallery takes new faces only of an id it already holds (any, when
+// empty).
+//
 // Search is exact below a configured gallery size and approximate (HNSW,
 // package ann) above it; indexes switch kind, and compact deleted entries,
 // by rebuilding in the background while the old index keeps serving.

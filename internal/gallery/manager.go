@@ -327,9 +327,10 @@ func (m *Manager) AddFace(ctx context.Context, gallery, subject, model string, e
 	if g != nil && g.subjectFaces(subject) >= m.cfg.MaxFacesPerSubject {
 		return "", &LimitError{What: "faces per subject", Limit: m.cfg.MaxFacesPerSubject}
 	}
-	// Under the write lock, an unshared store's view is exact; a shared
-	// store checks again in its transaction.
-	if g != nil {
+	// Under the write lock, an unshared store's view is exact. A shared
+	// store's may lag behind other replicas' writes: the store checks in
+	// its transaction instead.
+	if g != nil && m.feed == nil {
 		if held := g.models(); len(held) > 0 && !slices.ContainsFunc(held, func(s Space) bool { return s.Model == model }) {
 			return "", &MismatchError{Gallery: gallery, Held: held[0].Model, Model: model}
 		}
