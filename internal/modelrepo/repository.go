@@ -629,12 +629,16 @@ func (r *Repository) retireLocked(m *model, rec *record) {
 		defer r.mu.Unlock()
 		defer r.changed.Broadcast()
 		rec.draining = nil
-		r.setStateLocked(m, rec, StateUnloaded, Event{})
+		unloaded := r.recordStateLocked(m, rec, StateUnloaded, Event{})
 		if !rec.onDisk && rec.live == nil && m.loading != rec {
 			delete(m.versions, rec.number)
 		}
 		r.reconcileLocked(m)
 		r.publishLocked()
+		// After the store: whoever sees "unloaded" finds the routing
+		// table without the version (and without the model, if it was
+		// the model's last).
+		r.bus.publish(unloaded)
 	}()
 }
 
@@ -660,6 +664,12 @@ func (r *Repository) notifyLocked(rec *record, unload bool, err error) {
 // setStateLocked moves rec to s and publishes the event, completed with
 // the version's identity and the time spent in its previous state.
 func (r *Repository) setStateLocked(m *model, rec *record, s State, e Event) {
+	r.bus.publish(r.recordStateLocked(m, rec, s, e))
+}
+
+// recordStateLocked is setStateLocked without publishing: it returns the
+// event for the caller to publish when observers may see it.
+func (r *Repository) recordStateLocked(m *model, rec *record, s State, e Event) Event {
 	now := time.Now()
 	e.Type, e.Time, e.Model = EventType(s), now, m.name
 	e.Version = strconv.Itoa(rec.number)
@@ -670,7 +680,7 @@ func (r *Repository) setStateLocked(m *model, rec *record, s State, e Event) {
 		e.DurationMS = ms(now.Sub(rec.since))
 	}
 	rec.state, rec.since = s, now
-	r.bus.publish(e)
+	return e
 }
 
 // publishLocked rebuilds the routing tables and publishes them with one
