@@ -36,18 +36,41 @@ go test -count=1 -timeout 20m ./...
 step "race detector (-short: the long real-data evaluations already ran above)"
 go test -count=1 -race -short -timeout 20m $(go list ./... | grep -v /test/e2e)
 
+# fuzz PKG TARGET DURATION runs one fuzz target. Go 1.26's fuzzing
+# coordinator can fail a target with a bare "context deadline exceeded" when
+# -fuzztime ends while a worker is mid-call (golang/go#75804, fixed in Go
+# 1.27): no input is at fault and none is written. Such a run is retried
+# once; a failure that writes a failing input, or fails twice, fails CI.
+fuzz() {
+  local pkg=$1 target=$2 time=$3 out corpus="$1/testdata/fuzz/$2"
+  for attempt in 1 2; do
+    local before after
+    before=$(ls "$corpus" 2>/dev/null | sort || true)
+    if out=$(go test "$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "$time" 2>&1); then
+      printf '%s\n' "$out" | tail -n 3
+      return 0
+    fi
+    printf '%s\n' "$out"
+    after=$(ls "$corpus" 2>/dev/null | sort || true)
+    if [[ $attempt == 1 && "$before" == "$after" ]] && grep -q '^    context deadline exceeded$' <<<"$out"; then
+      echo "test: $target: the fuzzing coordinator's deadline race (golang/go#75804), no failing input written; once more" >&2
+      continue
+    fi
+    return 1
+  done
+}
+
 step "fuzz the image decoder briefly"
-go test ./internal/imageio -run '^$' -fuzz FuzzDecode -fuzztime "${FUZZTIME:-30s}"
+fuzz ./internal/imageio FuzzDecode "${FUZZTIME:-30s}"
 
 step "fuzz the inference-protocol request decoders briefly"
-go test ./internal/oip -run '^$' -fuzz FuzzDecodeRequest -fuzztime "${FUZZTIME_OIP:-10s}"
-go test ./internal/grpcapi -run '^$' -fuzz FuzzDecodeInfer -fuzztime "${FUZZTIME_OIP:-10s}"
+fuzz ./internal/oip FuzzDecodeRequest "${FUZZTIME_OIP:-10s}"
+fuzz ./internal/grpcapi FuzzDecodeInfer "${FUZZTIME_OIP:-10s}"
 
 step "fuzz the credential and job request parsers briefly"
-for target in "auth FuzzVerifyJWT" "auth FuzzParseJWKS" "jobs FuzzParseRequest"; do
-  set -- $target
-  go test "./internal/$1" -run '^$' -fuzz "^$2\$" -fuzztime "${FUZZTIME_PARSERS:-10s}"
-done
+fuzz ./internal/auth FuzzVerifyJWT "${FUZZTIME_PARSERS:-10s}"
+fuzz ./internal/auth FuzzParseJWKS "${FUZZTIME_PARSERS:-10s}"
+fuzz ./internal/jobs FuzzParseRequest "${FUZZTIME_PARSERS:-10s}"
 
 echo >&2
 echo "test: all passed" >&2
