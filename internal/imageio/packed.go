@@ -42,24 +42,12 @@ func Pack3(img image.Image, order ChannelOrder, background uint8) []uint8 {
 	case *image.RGBA:
 		// Premultiplied: over the background adds its share 1-alpha
 		// (capped in case the image breaks the premultiplication rule).
-		over := func(p, a uint8) uint8 { return uint8(min(uint32(p)+bg*(255-uint32(a))/255, 255)) }
-		for y := range h {
-			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
-			for x := range w {
-				p := row[4*x : 4*x+4 : 4*x+4]
-				put(3*(y*w+x), over(p[0], p[3]), over(p[1], p[3]), over(p[2], p[3]))
-			}
-		}
+		pack4(pix, src.Pix[src.PixOffset(b.Min.X, b.Min.Y):], src.Stride, w, h, put,
+			func(p, a uint8) uint8 { return uint8(min(uint32(p)+bg*(255-uint32(a))/255, 255)) })
 		return pix
 	case *image.NRGBA:
-		over := func(c, a uint8) uint8 { return uint8((uint32(c)*uint32(a) + bg*(255-uint32(a))) / 255) }
-		for y := range h {
-			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
-			for x := range w {
-				p := row[4*x : 4*x+4 : 4*x+4]
-				put(3*(y*w+x), over(p[0], p[3]), over(p[1], p[3]), over(p[2], p[3]))
-			}
-		}
+		pack4(pix, src.Pix[src.PixOffset(b.Min.X, b.Min.Y):], src.Stride, w, h, put,
+			func(c, a uint8) uint8 { return uint8((uint32(c)*uint32(a) + bg*(255-uint32(a))) / 255) })
 		return pix
 	case *image.YCbCr:
 		for y := range h {
@@ -81,4 +69,16 @@ func Pack3(img image.Image, order ChannelOrder, background uint8) []uint8 {
 		}
 	}
 	return pix
+}
+
+// pack4 packs w×h pixels of four bytes (R, G, B, alpha) from src, whose
+// rows are stride bytes apart, compositing each channel with over.
+func pack4(pix, src []uint8, stride, w, h int, put func(i int, r, g, b uint8), over func(c, a uint8) uint8) {
+	for y := range h {
+		row := src[y*stride:]
+		for x := range w {
+			p := row[4*x : 4*x+4 : 4*x+4]
+			put(3*(y*w+x), over(p[0], p[3]), over(p[1], p[3]), over(p[2], p[3]))
+		}
+	}
 }
