@@ -2,8 +2,9 @@ package face
 
 import (
 	"image"
-	"image/color"
 	"math"
+
+	"github.com/visionserve/visionserve/internal/imageio"
 )
 
 // bgrImage is a packed 8-bit image in B, G, R order with its origin at
@@ -17,63 +18,10 @@ type bgrImage struct {
 func newBGR(w, h int) *bgrImage { return &bgrImage{w: w, h: h, pix: make([]uint8, 3*w*h)} }
 
 // toBGR copies img into a bgrImage. Transparent pixels are composited over
-// black, which is what OpenCV's imread does with an alpha channel it drops
-// (the colour values of a premultiplied pixel).
+// black, which is what OpenCV's imread does with an alpha channel it drops.
 func toBGR(img image.Image) *bgrImage {
 	b := img.Bounds()
-	out := newBGR(b.Dx(), b.Dy())
-	switch src := img.(type) {
-	case *image.Gray:
-		for y := range out.h {
-			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
-			for x := range out.w {
-				v := row[x]
-				i := 3 * (y*out.w + x)
-				out.pix[i], out.pix[i+1], out.pix[i+2] = v, v, v
-			}
-		}
-		return out
-	case *image.RGBA:
-		for y := range out.h {
-			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
-			for x := range out.w {
-				i := 3 * (y*out.w + x)
-				out.pix[i], out.pix[i+1], out.pix[i+2] = row[4*x+2], row[4*x+1], row[4*x]
-			}
-		}
-		return out
-	case *image.NRGBA:
-		for y := range out.h {
-			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
-			for x := range out.w {
-				a := uint32(row[4*x+3])
-				i := 3 * (y*out.w + x)
-				out.pix[i] = uint8(uint32(row[4*x+2]) * a / 255)
-				out.pix[i+1] = uint8(uint32(row[4*x+1]) * a / 255)
-				out.pix[i+2] = uint8(uint32(row[4*x]) * a / 255)
-			}
-		}
-		return out
-	case *image.YCbCr:
-		for y := range out.h {
-			for x := range out.w {
-				yi := src.YOffset(b.Min.X+x, b.Min.Y+y)
-				ci := src.COffset(b.Min.X+x, b.Min.Y+y)
-				r, g, bl := color.YCbCrToRGB(src.Y[yi], src.Cb[ci], src.Cr[ci])
-				i := 3 * (y*out.w + x)
-				out.pix[i], out.pix[i+1], out.pix[i+2] = bl, g, r
-			}
-		}
-		return out
-	}
-	for y := range out.h {
-		for x := range out.w {
-			r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
-			i := 3 * (y*out.w + x)
-			out.pix[i], out.pix[i+1], out.pix[i+2] = uint8(bl>>8), uint8(g>>8), uint8(r>>8)
-		}
-	}
-	return out
+	return &bgrImage{w: b.Dx(), h: b.Dy(), pix: imageio.Pack3(img, imageio.BGR, 0)}
 }
 
 // resize scales m to w x h. Downscaling averages each destination pixel's

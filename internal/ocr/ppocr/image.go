@@ -4,6 +4,8 @@ import (
 	"image"
 	"image/color"
 	"math"
+
+	"github.com/visionserve/visionserve/internal/imageio"
 )
 
 // rgbImage is a packed 8-bit RGB image with its origin at (0,0); the
@@ -19,55 +21,7 @@ func newRGB(w, h int) *rgbImage { return &rgbImage{w: w, h: h, pix: make([]uint8
 // white, since text on a transparent background is usually dark on light.
 func toRGB(img image.Image) *rgbImage {
 	b := img.Bounds()
-	out := newRGB(b.Dx(), b.Dy())
-	switch src := img.(type) {
-	case *image.Gray:
-		for y := range out.h {
-			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
-			for x := range out.w {
-				v := row[x]
-				i := 3 * (y*out.w + x)
-				out.pix[i], out.pix[i+1], out.pix[i+2] = v, v, v
-			}
-		}
-		return out
-	case *image.RGBA:
-		for y := range out.h {
-			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
-			for x := range out.w {
-				r, g, bl, a := row[4*x], row[4*x+1], row[4*x+2], row[4*x+3]
-				i := 3 * (y*out.w + x)
-				// Premultiplied, so over white adds 255-a (capped in
-				// case the image breaks the premultiplication rule).
-				out.pix[i] = uint8(min(int(r)+255-int(a), 255))
-				out.pix[i+1] = uint8(min(int(g)+255-int(a), 255))
-				out.pix[i+2] = uint8(min(int(bl)+255-int(a), 255))
-			}
-		}
-		return out
-	case *image.YCbCr:
-		for y := range out.h {
-			for x := range out.w {
-				yi := src.YOffset(b.Min.X+x, b.Min.Y+y)
-				ci := src.COffset(b.Min.X+x, b.Min.Y+y)
-				r, g, bl := color.YCbCrToRGB(src.Y[yi], src.Cb[ci], src.Cr[ci])
-				i := 3 * (y*out.w + x)
-				out.pix[i], out.pix[i+1], out.pix[i+2] = r, g, bl
-			}
-		}
-		return out
-	}
-	for y := range out.h {
-		for x := range out.w {
-			r, g, bl, a := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
-			white := 0xffff - a
-			i := 3 * (y*out.w + x)
-			out.pix[i] = uint8((r + white) >> 8)
-			out.pix[i+1] = uint8((g + white) >> 8)
-			out.pix[i+2] = uint8((bl + white) >> 8)
-		}
-	}
-	return out
+	return &rgbImage{w: b.Dx(), h: b.Dy(), pix: imageio.Pack3(img, imageio.RGB, 255)}
 }
 
 // at returns channel c of pixel (x, y), replicating the border.
