@@ -502,46 +502,13 @@ func (m *minHeap) pop() cand2 {
 	return top
 }
 
-type maxHeap struct{ h []cand2 }
+// maxHeap is a minHeap of negated distances: the farthest on top.
+type maxHeap struct{ m minHeap }
 
-func (m *maxHeap) len() int    { return len(m.h) }
-func (m *maxHeap) peek() cand2 { return m.h[0] }
-
-func (m *maxHeap) push(c cand2) {
-	m.h = append(m.h, c)
-	i := len(m.h) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if m.h[p].d >= m.h[i].d {
-			break
-		}
-		m.h[p], m.h[i] = m.h[i], m.h[p]
-		i = p
-	}
-}
-
-func (m *maxHeap) pop() cand2 {
-	top := m.h[0]
-	last := len(m.h) - 1
-	m.h[0] = m.h[last]
-	m.h = m.h[:last]
-	for i := 0; ; {
-		l := 2*i + 1
-		if l >= len(m.h) {
-			break
-		}
-		s := l
-		if r := l + 1; r < len(m.h) && m.h[r].d > m.h[l].d {
-			s = r
-		}
-		if m.h[i].d >= m.h[s].d {
-			break
-		}
-		m.h[i], m.h[s] = m.h[s], m.h[i]
-		i = s
-	}
-	return top
-}
+func (m *maxHeap) len() int     { return m.m.len() }
+func (m *maxHeap) peek() cand2  { c := m.m.h[0]; c.d = -c.d; return c }
+func (m *maxHeap) push(c cand2) { c.d = -c.d; m.m.push(c) }
+func (m *maxHeap) pop() cand2   { c := m.m.pop(); c.d = -c.d; return c }
 
 // ascending empties the heap into a slice sorted nearest first.
 func (m *maxHeap) ascending() []cand2 {
