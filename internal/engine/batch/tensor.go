@@ -44,8 +44,8 @@ func concat(ts []engine.Tensor, rows int64) (engine.Tensor, error) {
 	if err != nil {
 		return out, err
 	}
-	if n := out.Elements(); int64(dataLen(out.Data)) != n {
-		return out, fmt.Errorf("joined %d elements for shape %v", dataLen(out.Data), shape)
+	if err := out.Validate(); err != nil {
+		return out, fmt.Errorf("joining a batch: %w", err)
 	}
 	return out, nil
 }
@@ -64,36 +64,6 @@ func join[T any](ts []engine.Tensor) ([]T, error) {
 		out = append(out, t.Data.([]T)...)
 	}
 	return out, nil
-}
-
-func dataLen(data any) int {
-	switch d := data.(type) {
-	case []float32:
-		return len(d)
-	case []float64:
-		return len(d)
-	case []int8:
-		return len(d)
-	case []int16:
-		return len(d)
-	case []int32:
-		return len(d)
-	case []int64:
-		return len(d)
-	case []uint8:
-		return len(d)
-	case []uint16:
-		return len(d)
-	case []uint32:
-		return len(d)
-	case []uint64:
-		return len(d)
-	case []bool:
-		return len(d)
-	case [][]byte:
-		return len(d)
-	}
-	return -1
 }
 
 // slice returns rows [start, start+n) of t along its first dimension,
