@@ -300,7 +300,10 @@ func validate(vs *v1alpha1.VisionService) error {
 			return fmt.Errorf("spec.server.config is not a YAML mapping: %w", err)
 		}
 	}
-	if _, ok := m["auth"]; !ok && !slices.Contains(vs.Spec.Server.Args, "--no-auth") {
+	noAuth := slices.ContainsFunc(vs.Spec.Server.Args, func(a string) bool {
+		return a == "--no-auth" || a == "-no-auth" || a == "--no-auth=true" || a == "-no-auth=true"
+	})
+	if _, ok := m["auth"]; !ok && !noAuth {
 		return errors.New("the server refuses to start without credentials: configure auth (api_keys or jwt) in spec.server.config, or add --no-auth to spec.server.args (docs/security.md)")
 	}
 	return nil
