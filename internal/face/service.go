@@ -544,12 +544,13 @@ func (s *Service) embedderFor(g Galleries, galleryName string) (EmbedderVersion,
 // otherwise the image is decoded, detected and embedded on one worker.
 func (s *Service) analyze(ctx context.Context, p *pinned, in Input, need func(*Analysis) []int, t *timings) (*Analysis, error) {
 	var key string
+	var cached *Analysis // faces found earlier, perhaps without every embedding needed now
 	if s.cfg.CacheEntries > 0 {
 		sum := sha256.Sum256(in.Data)
 		key = p.cacheKey() + string(sum[:])
-		if a := s.cache.get(key); a != nil && embedded(a, need(a)) {
+		if cached = s.cache.get(key); cached != nil && embedded(cached, need(cached)) {
 			s.obs.CacheLookup(true)
-			return a, nil
+			return cached, nil
 		}
 		s.obs.CacheLookup(false)
 	}
@@ -557,7 +558,6 @@ func (s *Service) analyze(ctx context.Context, p *pinned, in Input, need func(*A
 	if err != nil {
 		return nil, err
 	}
-	cached := s.cache.get(key)
 	var out *Analysis
 	err = s.sched.Run(ctx, func(ctx context.Context) error {
 		t0 := time.Now()

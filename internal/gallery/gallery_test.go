@@ -529,6 +529,12 @@ func TestSpaces(t *testing.T) {
 			if _, err := m.DeleteSubject(ctx, "fresh", "dan"); err != nil {
 				t.Fatal(err)
 			}
+			// ... and its empty index is gone, memory and all.
+			for start := time.Now(); len(m.gallery("fresh").indexes()) != 0; time.Sleep(10 * time.Millisecond) {
+				if time.Since(start) > 10*time.Second {
+					t.Fatalf("the emptied gallery keeps %d indexes", len(m.gallery("fresh").indexes()))
+				}
+			}
 			if _, err := m.AddFace(ctx, "fresh", "erin", cur, unit(rng)); err != nil {
 				t.Fatalf("enroll into the emptied gallery: %v", err)
 			}

@@ -584,6 +584,7 @@ func (m *Manager) apply(ev Event) {
 			m.maybeRebuild(idx)
 			idx.mu.Unlock()
 		}
+		g.dropEmpty()
 		m.mu.Lock()
 		m.faces -= n
 		m.mu.Unlock()

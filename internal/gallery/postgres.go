@@ -418,8 +418,5 @@ func pgErr(err error) error {
 	if err == nil || errors.As(err, &pe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	if errors.Is(err, ErrGalleryNotFound) || errors.Is(err, ErrSubjectNotFound) || errors.Is(err, ErrEmbedderMismatch) {
-		return err
-	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }

@@ -76,6 +76,23 @@ func (g *galleryState) spaceFor(model string, dim int) *galleryIndex {
 	return idx
 }
 
+// dropEmpty forgets the spaces that hold no face and are not being
+// rebuilt, so that the index of an embedder a gallery moved away from
+// frees its memory once its last subject is deleted (an exact index never
+// shrinks its storage). Callers serialise it with the other mutations.
+func (g *galleryState) dropEmpty() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for model, idx := range g.spaces {
+		idx.mu.RLock()
+		empty := idx.idx.Len() == 0 && len(idx.bySubject) == 0 && !idx.building
+		idx.mu.RUnlock()
+		if empty {
+			delete(g.spaces, model)
+		}
+	}
+}
+
 // indexes returns every space's index.
 func (g *galleryState) indexes() []*galleryIndex {
 	g.mu.RLock()

@@ -98,8 +98,10 @@ func (s *Source) acquire(model, key string) (*modelrepo.Handle, error) {
 	return h, err
 }
 
+// wrongKind is the server's configuration at fault, not the request: an
+// internal error (500, logged), not "model not found".
 func wrongKind(h *modelrepo.Handle, want, key string) error {
-	return fmt.Errorf("%w: %s names %s, a %s model, not %s", modelrepo.ErrModelNotFound, key, h.Model(), h.Kind(), want)
+	return fmt.Errorf("the configuration is wrong: %s names %s, a %s model, not %s", key, h.Model(), h.Kind(), want)
 }
 
 func ref(h *modelrepo.Handle) face.ModelRef {
