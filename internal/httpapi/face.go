@@ -52,13 +52,13 @@ func (s *Server) handleFaceDetect(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	in, release, err := s.readFaceImage(w, r, fs.Limits().MaxBytes)
+	in, release, err := s.readImage(w, r, fs.Limits().MaxBytes)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	defer release()
-	res, err := fs.Detect(r.Context(), in, maxFaces)
+	res, err := fs.Detect(r.Context(), face.Input(in), maxFaces)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -94,7 +94,7 @@ func (s *Server) handleFaceVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	res, err := fs.Verify(r.Context(), parts["a"], parts["b"], threshold)
+	res, err := fs.Verify(r.Context(), face.Input(parts["a"]), face.Input(parts["b"]), threshold)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -127,13 +127,13 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	in, release, err := s.readFaceImage(w, r, fs.Limits().MaxBytes)
+	in, release, err := s.readImage(w, r, fs.Limits().MaxBytes)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	defer release()
-	res, err := fs.Enroll(r.Context(), r.PathValue("gallery"), r.PathValue("subject"), in)
+	res, err := fs.Enroll(r.Context(), r.PathValue("gallery"), r.PathValue("subject"), face.Input(in))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -195,13 +195,13 @@ func (s *Server) handleIdentify(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	in, release, err := s.readFaceImage(w, r, fs.Limits().MaxBytes)
+	in, release, err := s.readImage(w, r, fs.Limits().MaxBytes)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	defer release()
-	res, err := fs.Identify(r.Context(), r.PathValue("gallery"), in, opt)
+	res, err := fs.Identify(r.Context(), r.PathValue("gallery"), face.Input(in), opt)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -210,47 +210,21 @@ func (s *Server) handleIdentify(w http.ResponseWriter, r *http.Request) {
 	writeTimedJSON(w, http.StatusOK, res, res.TimingMS)
 }
 
-// readFaceImage reads an image as /v1/ocr does: a raw body, or the
-// multipart field "image".
-func (s *Server) readFaceImage(w http.ResponseWriter, r *http.Request, limit int64) (face.Input, func(), error) {
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt == "multipart/form-data" {
-		if r.ContentLength > limit+multipartOverhead {
-			return face.Input{}, nil, &http.MaxBytesError{Limit: limit}
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit+multipartOverhead)
-		parts, release, err := readParts(r, limit, "image")
-		return parts["image"], release, err
-	}
-	declared, err := imageio.CheckMediaType(r.Header.Get("Content-Type"))
-	if err != nil {
-		return face.Input{}, nil, err
-	}
-	if r.ContentLength > limit {
-		return face.Input{}, nil, &http.MaxBytesError{Limit: limit}
-	}
-	data, release, err := readAll(r.Context(), http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
-	if err != nil {
-		return face.Input{}, nil, err
-	}
-	return face.Input{Data: data, Declared: declared}, release, nil
-}
-
 // readParts reads the named image fields of a multipart body, each within
 // limit bytes; other fields are skipped. Every name must be present.
-func readParts(r *http.Request, limit int64, names ...string) (map[string]face.Input, func(), error) {
+func readParts(r *http.Request, limit int64, names ...string) (map[string]upload, func(), error) {
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return nil, nil, badRequestf("malformed multipart body: %v", err)
 	}
-	out := map[string]face.Input{}
+	out := map[string]upload{}
 	var releases []func()
 	release := func() {
 		for _, f := range releases {
 			f()
 		}
 	}
-	fail := func(err error) (map[string]face.Input, func(), error) {
+	fail := func(err error) (map[string]upload, func(), error) {
 		release()
 		return nil, nil, err
 	}
@@ -293,7 +267,7 @@ func readParts(r *http.Request, limit int64, names ...string) (map[string]face.I
 		if int64(len(data)) > limit {
 			return fail(&http.MaxBytesError{Limit: limit})
 		}
-		out[name] = face.Input{Data: data, Declared: declared}
+		out[name] = upload{Data: data, Declared: declared}
 	}
 	return out, release, nil
 }

@@ -43,13 +43,13 @@ func (s *Server) handleOCR(w http.ResponseWriter, r *http.Request) {
 	if h := s.cfg.StickyHeader; h != "" {
 		opt.Key = r.Header.Get(h)
 	}
-	in, release, err := s.readImage(w, r)
+	in, release, err := s.readImage(w, r, s.cfg.OCR.Limits().MaxBytes)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	defer release()
-	res, err := s.cfg.OCR.Recognize(r.Context(), in, opt)
+	res, err := s.cfg.OCR.Recognize(r.Context(), ocr.Input(in), opt)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -82,68 +82,38 @@ func ocrOptions(q url.Values, accept string) (opt ocr.Options, asText bool, err 
 	return opt, strings.HasPrefix(accept, "text/plain"), nil
 }
 
+// upload is an image read from a request: its bytes and the type the
+// client declared. It converts to ocr.Input and face.Input.
+type upload struct {
+	Data     []byte
+	Declared imageio.Format
+}
+
 // readImage reads the image from a raw body or the multipart field
-// "image", within the byte limit. release returns the buffer to the pool
-// once the caller no longer needs the bytes.
-func (s *Server) readImage(w http.ResponseWriter, r *http.Request) (ocr.Input, func(), error) {
-	limit := s.cfg.OCR.Limits().MaxBytes
+// "image", within limit bytes. release returns the buffer to the pool once
+// the caller no longer needs the bytes.
+func (s *Server) readImage(w http.ResponseWriter, r *http.Request, limit int64) (upload, func(), error) {
 	ct := r.Header.Get("Content-Type")
-	mt, _, _ := mime.ParseMediaType(ct)
-	if mt == "multipart/form-data" {
+	if mt, _, _ := mime.ParseMediaType(ct); mt == "multipart/form-data" {
 		if r.ContentLength > limit+multipartOverhead {
-			return ocr.Input{}, nil, &http.MaxBytesError{Limit: limit}
+			return upload{}, nil, &http.MaxBytesError{Limit: limit}
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit+multipartOverhead)
-		return s.readMultipart(r, limit)
+		parts, release, err := readParts(r, limit, "image")
+		return parts["image"], release, err
 	}
 	declared, err := imageio.CheckMediaType(ct)
 	if err != nil {
-		return ocr.Input{}, nil, err
+		return upload{}, nil, err
 	}
 	if r.ContentLength > limit {
-		return ocr.Input{}, nil, &http.MaxBytesError{Limit: limit}
+		return upload{}, nil, &http.MaxBytesError{Limit: limit}
 	}
 	data, release, err := readAll(r.Context(), http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
 	if err != nil {
-		return ocr.Input{}, nil, err
+		return upload{}, nil, err
 	}
-	return ocr.Input{Data: data, Declared: declared}, release, nil
-}
-
-func (s *Server) readMultipart(r *http.Request, limit int64) (ocr.Input, func(), error) {
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return ocr.Input{}, nil, badRequestf("malformed multipart body: %v", err)
-	}
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			return ocr.Input{}, nil, badRequestf("multipart body has no field named \"image\"")
-		}
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return ocr.Input{}, nil, &http.MaxBytesError{Limit: limit}
-			}
-			return ocr.Input{}, nil, badRequestf("malformed multipart body: %v", err)
-		}
-		if part.FormName() != "image" {
-			continue // skip other fields; their size counts against the overhead
-		}
-		declared, err := imageio.CheckMediaType(part.Header.Get("Content-Type"))
-		if err != nil {
-			return ocr.Input{}, nil, err
-		}
-		data, release, err := readAll(r.Context(), io.LimitReader(part, limit+1), 0)
-		if err != nil {
-			return ocr.Input{}, nil, err
-		}
-		if int64(len(data)) > limit {
-			release()
-			return ocr.Input{}, nil, &http.MaxBytesError{Limit: limit}
-		}
-		return ocr.Input{Data: data, Declared: declared}, release, nil
-	}
+	return upload{Data: data, Declared: declared}, release, nil
 }
 
 // bufPool recycles request buffers. Buffers that grew past maxPooled are
