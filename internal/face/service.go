@@ -164,9 +164,6 @@ func NewService(cfg Config, models ModelSource, galleries Galleries, s Scheduler
 // Limits returns the input limits, for transports that read bodies.
 func (s *Service) Limits() imageio.Limits { return s.cfg.Limits }
 
-// Threshold returns the default similarity threshold.
-func (s *Service) Threshold() float64 { return s.cfg.Threshold }
-
 // Input is an encoded image as received.
 type Input struct {
 	Data     []byte

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -439,22 +438,6 @@ func (m *Manager) Stats() Stats {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return Stats{Galleries: g, Subjects: s, Faces: f, Largest: l, Applied: m.applied}
-}
-
-// Galleries lists the galleries by name (for tests and tools).
-func (m *Manager) Galleries() []Gallery {
-	m.mu.RLock()
-	gs := make([]*galleryState, 0, len(m.galleries))
-	for _, g := range m.galleries {
-		gs = append(gs, g)
-	}
-	m.mu.RUnlock()
-	out := make([]Gallery, len(gs))
-	for i, g := range gs {
-		out[i] = m.describe(g)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
 }
 
 func (m *Manager) describe(g *galleryState) Gallery {
