@@ -37,6 +37,13 @@ type Class struct {
 	RetryAfter time.Duration
 }
 
+// SchedulerWait reports whether err is a wait the scheduler caused (a full
+// queue, a drain): the scheduler's estimate of when a worker frees then
+// beats the class's fixed RetryAfter, in both transports.
+func SchedulerWait(err error) bool {
+	return errors.Is(err, sched.ErrQueueFull) || errors.Is(err, sched.ErrDraining) || errors.Is(err, engine.ErrPoolClosed)
+}
+
 // StatusClientClosed is the HTTP status logged and counted (never sent:
 // nobody is listening) when the client went away first, as nginx does.
 const StatusClientClosed = 499

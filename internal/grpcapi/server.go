@@ -174,12 +174,13 @@ func (s *Server) observe(ctx context.Context, req any, info *grpc.UnaryServerInf
 		s.log.Log(ctx, level, "call", "method", info.FullMethod, "code", code.String(), "duration", time.Since(start))
 	}()
 	resp, err = handler(ctx, req)
-	if err != nil && codeFor(err) == codes.Internal {
+	out := s.errorFor(ctx, err)
+	if status.Code(out) == codes.Internal {
 		if _, isStatus := status.FromError(err); !isStatus {
 			s.log.ErrorContext(ctx, "call failed", "method", info.FullMethod, "err", err)
 		}
 	}
-	return resp, s.errorFor(ctx, err)
+	return resp, out
 }
 
 // admit applies admission control and the request timeout to inference.

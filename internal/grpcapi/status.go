@@ -2,7 +2,6 @@ package grpcapi
 
 import (
 	"context"
-	"errors"
 	"math"
 	"strconv"
 	"time"
@@ -14,9 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/failure"
-	"github.com/visionserve/visionserve/internal/sched"
 )
 
 // internalMessage is all a client learns of an unexpected failure.
@@ -78,12 +75,9 @@ func (s *Server) errorFor(ctx context.Context, err error) error {
 		return nil
 	}
 	st, retry := statusFor(err)
-	if retry > 0 && s.cfg.Scheduler != nil &&
-		(errors.Is(err, sched.ErrQueueFull) || errors.Is(err, sched.ErrDraining) || errors.Is(err, engine.ErrPoolClosed)) {
-		if est := s.cfg.Scheduler.RetryAfter(); est > 0 {
-			retry = est
-			st = withRetry(status.New(st.Code(), st.Message()), retry)
-		}
+	if retry > 0 && s.cfg.Scheduler != nil && failure.SchedulerWait(err) {
+		retry = s.cfg.Scheduler.RetryAfter()
+		st = withRetry(status.New(st.Code(), st.Message()), retry)
 	}
 	if retry > 0 {
 		secs := int(math.Ceil(retry.Seconds()))

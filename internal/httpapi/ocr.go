@@ -15,10 +15,9 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/visionserve/visionserve/internal/engine"
+	"github.com/visionserve/visionserve/internal/failure"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/ocr"
-	"github.com/visionserve/visionserve/internal/sched"
 )
 
 // Response headers that say which model version answered.
@@ -161,7 +160,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	p, retry := problemFor(err)
 	// Waits caused by the scheduler get its estimate; others (rate limits,
 	// the job queue) carry their own.
-	if s.cfg.Scheduler != nil && (errors.Is(err, sched.ErrQueueFull) || errors.Is(err, sched.ErrDraining) || errors.Is(err, engine.ErrPoolClosed)) {
+	if s.cfg.Scheduler != nil && failure.SchedulerWait(err) {
 		retry = s.cfg.Scheduler.RetryAfter()
 	}
 	if p.Status >= 500 && p.Status != http.StatusServiceUnavailable && p.Status != http.StatusGatewayTimeout && p.Status != http.StatusNotImplemented {
