@@ -219,3 +219,12 @@ func FuzzDecodeInfer(f *testing.F) {
 		}
 	})
 }
+
+// codeFor is statusFor's code.
+func codeFor(err error) codes.Code {
+	if err == nil {
+		return codes.OK
+	}
+	st, _ := statusFor(err)
+	return st.Code()
+}

@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -55,15 +54,6 @@ func withRetry(st *status.Status, retry time.Duration) *status.Status {
 		return d
 	}
 	return st
-}
-
-// codeFor is statusFor's code.
-func codeFor(err error) codes.Code {
-	if err == nil {
-		return codes.OK
-	}
-	st, _ := statusFor(err)
-	return st.Code()
 }
 
 // errorFor returns the status error a call ends with. Waits the scheduler
