@@ -245,29 +245,55 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// slowUpload starts a request whose body arrives only when the returned
-// finish is called; the request holds its admission meanwhile.
-func slowUpload(t testing.TB, url string, body []byte) (finish func() (*http.Response, error)) {
+// slowUpload is a request whose body arrives only when finish is called;
+// it holds its admission meanwhile.
+type slowUpload struct {
+	pw   *io.PipeWriter
+	body []byte
+	done chan slowResult
+	res  *slowResult
+}
+
+type slowResult struct {
+	resp *http.Response
+	err  error
+}
+
+func startSlowUpload(url string, body []byte) *slowUpload {
 	pr, pw := io.Pipe()
 	req, _ := http.NewRequest(http.MethodPost, url, pr)
 	req.Header.Set("Content-Type", "image/png")
 	req.ContentLength = int64(len(body))
-	type result struct {
-		resp *http.Response
-		err  error
-	}
-	done := make(chan result, 1)
+	u := &slowUpload{pw: pw, body: body, done: make(chan slowResult, 1)}
 	go func() {
 		resp, err := http.DefaultClient.Do(req)
-		done <- result{resp, err}
+		u.done <- slowResult{resp, err}
 	}()
 	pw.Write(body[:10])
-	return func() (*http.Response, error) {
-		pw.Write(body[10:])
-		pw.Close()
-		r := <-done
-		return r.resp, r.err
+	return u
+}
+
+// answered reports whether the server answered before the body was
+// sent: it was refused (another request held the slot), not admitted.
+func (u *slowUpload) answered() bool {
+	if u.res == nil {
+		select {
+		case r := <-u.done:
+			u.res = &r
+		default:
+		}
 	}
+	return u.res != nil
+}
+
+func (u *slowUpload) finish() (*http.Response, error) {
+	u.pw.Write(u.body[10:])
+	u.pw.Close()
+	if u.res == nil {
+		r := <-u.done
+		u.res = &r
+	}
+	return u.res.resp, u.res.err
 }
 
 // With one worker and no queue, a second request while the first is
@@ -275,11 +301,22 @@ func slowUpload(t testing.TB, url string, body []byte) (finish func() (*http.Res
 func TestIntegrationQueueFull(t *testing.T) {
 	srv := apptest.Start(t, func(c *config.Config) { c.Server.Workers, c.Server.Queue = 1, 0 })
 	good := lineImage(t)
-	finish := slowUpload(t, srv.URL+"/v1/ocr", good)
+	url := srv.URL + "/v1/ocr"
+	slow := startSlowUpload(url, good)
 	var resp *http.Response
 	var body []byte
 	waitFor(t, "the slow upload to be admitted", func() bool {
-		resp, body = post(t, srv.URL+"/v1/ocr", "image/png", good)
+		if slow.answered() {
+			// One of our probes held the slot when the slow upload
+			// arrived; it was refused. Start it again.
+			slow.pw.Close()
+			if slow.res.resp != nil {
+				slow.res.resp.Body.Close()
+			}
+			slow = startSlowUpload(url, good)
+			return false
+		}
+		resp, body = post(t, url, "image/png", good)
 		return resp.StatusCode == http.StatusTooManyRequests
 	})
 	ra, err := strconv.Atoi(resp.Header.Get("Retry-After"))
@@ -289,7 +326,7 @@ func TestIntegrationQueueFull(t *testing.T) {
 	if !strings.Contains(string(body), "queue-full") {
 		t.Errorf("body %s", body)
 	}
-	first, err := finish()
+	first, err := slow.finish()
 	if err != nil || first.StatusCode != 200 {
 		t.Fatalf("the admitted request: %v %v", first, err)
 	}
