@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/visionserve/visionserve/internal/jobs/webhook"
 )
 
 // Config configures jobs (the file's jobs section, converted by the
@@ -135,9 +137,6 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// minSecret is the shortest webhook secret accepted.
-const minSecret = 24
-
 // LoadSecret returns the webhook signing key, or nil when none is set.
 func (w Webhook) LoadSecret() ([]byte, error) {
 	var raw string
@@ -154,11 +153,17 @@ func (w Webhook) LoadSecret() ([]byte, error) {
 	if raw == "" {
 		return nil, nil
 	}
-	key, err := ParseSecret(raw)
+	key, err := webhook.ParseSecret(raw)
 	if err != nil {
 		return nil, fmt.Errorf("webhook secret: %w", err)
 	}
 	return key, nil
+}
+
+// delivery is the deliverer's part of the section.
+func (w Webhook) delivery() webhook.Config {
+	return webhook.Config{MaxAttempts: w.MaxAttempts, InitialBackoff: w.InitialBackoff, MaxBackoff: w.MaxBackoff, Timeout: w.Timeout,
+		AllowPrivateNetworks: w.AllowPrivateNetworks}
 }
 
 // validateWebhookURL checks a client-supplied webhook URL's form (its

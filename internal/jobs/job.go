@@ -221,3 +221,11 @@ type PageError struct {
 type taskResult struct {
 	Pages []PageResult `json:"pages"`
 }
+
+// Event is the body of a webhook: the Standard Webhooks envelope around
+// the job's status.
+type Event struct {
+	Type      string    `json:"type"` // job.succeeded, job.failed, job.canceled
+	Timestamp time.Time `json:"timestamp"`
+	Data      Status    `json:"data"`
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/visionserve/visionserve/internal/imageio/imagetest"
 	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/jobs/jobstest"
+	"github.com/visionserve/visionserve/internal/jobs/webhook"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
@@ -533,15 +534,15 @@ func TestWebhookRetriedAndSigned(t *testing.T) {
 	e.realTime.Store(true)
 	st := e.submit("u", &jobs.Submission{Inputs: inputs(png(t, 20, 20)), WebhookURL: rcv.srv.URL + "/hook"})
 	rcv.waitFor(t, 3)
-	key, _ := jobs.ParseSecret(secret)
+	key, _ := webhook.ParseSecret(secret)
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
 	ids := map[string]bool{}
 	for i, req := range rcv.got {
-		if err := jobs.Verify(key, req.Header, rcv.bodies[i], time.Now(), 5*time.Minute); err != nil {
+		if err := webhook.Verify(key, req.Header, rcv.bodies[i], time.Now(), 5*time.Minute); err != nil {
 			t.Errorf("attempt %d: %v", i, err)
 		}
-		ids[req.Header.Get(jobs.HeaderWebhookID)] = true
+		ids[req.Header.Get(webhook.HeaderID)] = true
 	}
 	if len(ids) != 1 {
 		t.Errorf("delivery ids %v: retries must keep the id", ids)
@@ -551,13 +552,13 @@ func TestWebhookRetriedAndSigned(t *testing.T) {
 		t.Fatalf("event %+v %v", ev, err)
 	}
 	// A tampered body or a wrong key does not verify.
-	if jobs.Verify(key, rcv.got[2].Header, append([]byte(" "), rcv.bodies[2]...), time.Now(), time.Minute) == nil {
+	if webhook.Verify(key, rcv.got[2].Header, append([]byte(" "), rcv.bodies[2]...), time.Now(), time.Minute) == nil {
 		t.Error("tampered body verified")
 	}
-	if jobs.Verify([]byte("another key of thirty-two bytes!!"), rcv.got[2].Header, rcv.bodies[2], time.Now(), time.Minute) == nil {
+	if webhook.Verify([]byte("another key of thirty-two bytes!!"), rcv.got[2].Header, rcv.bodies[2], time.Now(), time.Minute) == nil {
 		t.Error("wrong key verified")
 	}
-	if jobs.Verify(key, rcv.got[2].Header, rcv.bodies[2], time.Now().Add(time.Hour), time.Minute) == nil {
+	if webhook.Verify(key, rcv.got[2].Header, rcv.bodies[2], time.Now().Add(time.Hour), time.Minute) == nil {
 		t.Error("stale timestamp verified")
 	}
 }
@@ -579,7 +580,7 @@ func TestWebhookSurvivesRestart(t *testing.T) {
 	rcv.waitFor(t, 2)
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
-	if a, b := rcv.got[0].Header.Get(jobs.HeaderWebhookID), rcv.got[1].Header.Get(jobs.HeaderWebhookID); a != b || a == "" {
+	if a, b := rcv.got[0].Header.Get(webhook.HeaderID), rcv.got[1].Header.Get(webhook.HeaderID); a != b || a == "" {
 		t.Errorf("ids %q %q", a, b)
 	}
 	var ev jobs.Event
@@ -627,7 +628,7 @@ func TestSecrets(t *testing.T) {
 		{"short", false},
 		{strings.Repeat("x", 32), true},
 	} {
-		if _, err := jobs.ParseSecret(tc.in); (err == nil) != tc.ok {
+		if _, err := webhook.ParseSecret(tc.in); (err == nil) != tc.ok {
 			t.Errorf("ParseSecret(%q): %v", tc.in, err)
 		}
 	}

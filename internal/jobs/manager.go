@@ -22,6 +22,7 @@ import (
 
 	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/jobs/webhook"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/sched"
 	"github.com/visionserve/visionserve/internal/tracing"
@@ -75,7 +76,7 @@ type Manager struct {
 	tmp     string
 
 	store   *store
-	deliver *deliverer
+	deliver *webhook.Deliverer
 	uploads chan struct{}
 
 	mu      sync.Mutex
@@ -169,7 +170,10 @@ func Open(opts Options) (*Manager, error) {
 	if len(resume) > 0 {
 		m.log.Info("resuming unfinished jobs", "jobs", len(resume))
 	}
-	m.deliver = newDeliverer(m)
+	m.deliver = webhook.NewDeliverer(webhook.Options{
+		Config: cfg.Webhook.delivery(), Outbox: outbox{m.store}, Key: m.secret, Log: m.log, Now: m.now, Version: m.version,
+		Outcomes: m.metrics.webhooks(),
+	})
 	m.observe()
 	return m, nil
 }
@@ -199,7 +203,7 @@ func (m *Manager) Start() {
 	for i := 0; i < m.cfg.Concurrency; i++ {
 		m.wg.Go(func() { m.runner(ctx) })
 	}
-	m.wg.Go(func() { m.deliver.run(ctx) })
+	m.wg.Go(func() { m.deliver.Run(ctx) })
 	m.wg.Go(func() { m.janitor(ctx) })
 }
 
@@ -608,7 +612,7 @@ func (m *Manager) finish(tx *bolt.Tx, r *record, state State) error {
 		if err != nil {
 			return err
 		}
-		if err := putDelivery(tx, &delivery{ID: newID("msg_"), JobID: r.ID, URL: r.WebhookURL, Body: body, Next: now, Created: now}); err != nil {
+		if err := putDelivery(tx, &webhook.Delivery{ID: newID("msg_"), JobID: r.ID, URL: r.WebhookURL, Body: body, Next: now, Created: now}); err != nil {
 			return err
 		}
 	}
@@ -625,7 +629,7 @@ func (m *Manager) afterFinish(r *record) {
 	m.mu.Unlock()
 	m.forget(r)
 	if r.WebhookURL != "" {
-		m.deliver.poke()
+		m.deliver.Poke()
 	}
 	if m.metrics != nil {
 		m.metrics.Finished.WithLabelValues(string(r.State)).Inc()

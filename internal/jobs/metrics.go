@@ -37,3 +37,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.Submitted, m.Finished, m.Active, m.PendingBytes, m.Pages, m.Webhooks)
 	return m
 }
+
+// webhooks is the webhook outcome counter; nil without metrics.
+func (m *Metrics) webhooks() *prometheus.CounterVec {
+	if m == nil {
+		return nil
+	}
+	return m.Webhooks
+}

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/visionserve/visionserve/internal/jobs/webhook"
 )
 
 // The database layout: one bucket per kind of record. Keys inside a job
@@ -184,19 +187,7 @@ func deleteJob(tx *bolt.Tx, r *record) error {
 	return deletePrefix(tx, bucketResults, r.ID)
 }
 
-// delivery is a pending webhook, persisted until it succeeds or is given
-// up.
-type delivery struct {
-	ID       string    `json:"id"`
-	JobID    string    `json:"job_id"`
-	URL      string    `json:"url"`
-	Body     []byte    `json:"body"`
-	Attempts int       `json:"attempts"`
-	Next     time.Time `json:"next"`
-	Created  time.Time `json:"created"`
-}
-
-func putDelivery(tx *bolt.Tx, d *delivery) error {
+func putDelivery(tx *bolt.Tx, d *webhook.Delivery) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err
@@ -204,12 +195,17 @@ func putDelivery(tx *bolt.Tx, d *delivery) error {
 	return tx.Bucket(bucketOutbox).Put([]byte(d.ID), b)
 }
 
-// deliveries returns every pending delivery.
-func (s *store) deliveries() ([]*delivery, error) {
-	var out []*delivery
-	err := s.db.View(func(tx *bolt.Tx) error {
+// outbox is the store's webhook.Outbox.
+type outbox struct{ s *store }
+
+var _ webhook.Outbox = outbox{}
+
+// Pending implements webhook.Outbox.
+func (o outbox) Pending(context.Context) ([]*webhook.Delivery, error) {
+	var out []*webhook.Delivery
+	err := o.s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
-			var d delivery
+			var d webhook.Delivery
 			if err := json.Unmarshal(v, &d); err != nil {
 				return fmt.Errorf("delivery %s: corrupt record: %w", k, err)
 			}
@@ -218,4 +214,14 @@ func (s *store) deliveries() ([]*delivery, error) {
 		})
 	})
 	return out, err
+}
+
+// Done implements webhook.Outbox.
+func (o outbox) Done(_ context.Context, d *webhook.Delivery) error {
+	return o.s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketOutbox).Delete([]byte(d.ID)) })
+}
+
+// Retry implements webhook.Outbox.
+func (o outbox) Retry(_ context.Context, d *webhook.Delivery) error {
+	return o.s.db.Update(func(tx *bolt.Tx) error { return putDelivery(tx, d) })
 }
