@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -63,9 +62,7 @@ type Runner interface {
 type Manager struct {
 	cfg     Config
 	ocr     Recognizer
-	limits  imageio.Limits
-	raster  Rasterizer
-	holder  Runner
+	inputs  *inputs
 	log     *slog.Logger
 	metrics *Metrics
 	tracer  trace.Tracer
@@ -73,7 +70,6 @@ type Manager struct {
 	now     func() time.Time
 	version string
 	secret  []byte
-	tmp     string
 
 	store   *store
 	deliver *webhook.Deliverer
@@ -119,7 +115,7 @@ func Open(opts Options) (*Manager, error) {
 		opts.Propagator = propagation.TraceContext{}
 	}
 	m := &Manager{
-		cfg: cfg, ocr: opts.OCR, limits: opts.Limits.WithDefaults(), raster: opts.Rasterizer, holder: opts.Scheduler,
+		cfg: cfg, ocr: opts.OCR,
 		log: opts.Log.With("component", "jobs"), metrics: opts.Metrics, tracer: opts.Tracer, prop: opts.Propagator,
 		now: opts.Now, version: opts.Version,
 		queued: map[string]bool{}, wake: make(chan struct{}, 1), running: map[string]context.CancelCauseFunc{},
@@ -130,21 +126,8 @@ func Open(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	m.secret = secret
-	m.tmp = filepath.Join(cfg.Dir, "tmp")
-	if err := os.RemoveAll(m.tmp); err != nil {
+	if m.inputs, err = newInputs(cfg, opts.Limits.WithDefaults(), opts.Rasterizer, opts.Scheduler, m.log); err != nil {
 		return nil, err
-	}
-	if err := os.MkdirAll(m.tmp, 0o700); err != nil {
-		return nil, err
-	}
-	if m.raster == nil {
-		m.raster = &Poppler{Pdfinfo: cfg.PDF.Pdfinfo, Pdftoppm: cfg.PDF.Pdftoppm, MemoryLimit: cfg.PDF.MemoryLimit, MaxOutput: m.limits.MaxBytes, TempDir: m.tmp}
-	}
-	if p, ok := m.raster.(*Poppler); ok {
-		if err := p.Available(); err != nil {
-			m.log.Warn("PDF jobs will be refused", "err", err)
-			m.raster = nil
-		}
 	}
 	if m.store, err = openStore(cfg.Dir); err != nil {
 		return nil, err
@@ -217,7 +200,7 @@ func (m *Manager) Close() error {
 		m.stop()
 	}
 	m.wg.Wait()
-	_ = os.RemoveAll(m.tmp)
+	m.inputs.close()
 	return m.store.close()
 }
 
@@ -299,7 +282,7 @@ func (m *Manager) Submit(ctx context.Context, owner string, sub *Submission) (st
 			return prev.status(), false, nil
 		}
 	}
-	if err := m.inspect(ctx, rec, sub.Inputs); err != nil {
+	if err := m.inputs.plan(ctx, rec, sub.Inputs); err != nil {
 		return st, false, err
 	}
 
@@ -400,93 +383,6 @@ func fingerprint(sub *Submission) string {
 		fmt.Fprintf(h, "%s %d %x\n", in.Declared, len(in.Data), sum)
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// inspect opens every input as the runner will, so bad input is refused
-// now with the same error a synchronous request gets, and plans the tasks.
-func (m *Manager) inspect(ctx context.Context, rec *record, inputs []Input) error {
-	for i, in := range inputs {
-		it := item{Declared: in.Declared, Bytes: int64(len(in.Data)), Kind: KindImage}
-		rec.InputBytes += it.Bytes
-		remaining := m.cfg.MaxPages - rec.PagesTotal
-		if in.PDF {
-			if err := m.inspectPDF(ctx, i, in.Data, remaining, &it); err != nil {
-				return err
-			}
-			for p := 1; p <= it.Pages; p++ {
-				rec.Tasks = append(rec.Tasks, task{Item: i, Page: p, Pages: 1, First: rec.PagesTotal + p - 1})
-			}
-		} else {
-			doc, err := imageio.Open(in.Data, in.Declared, m.limits)
-			if err != nil {
-				return withItem(err, i)
-			}
-			it.Pages = len(doc.Pages)
-			rec.Tasks = append(rec.Tasks, task{Item: i, Pages: it.Pages, First: rec.PagesTotal})
-		}
-		rec.Items = append(rec.Items, it)
-		rec.PagesTotal += it.Pages
-		if rec.PagesTotal > m.cfg.MaxPages {
-			return errorf(ErrTooLarge, "more than %d pages; the limit is %d per job", m.cfg.MaxPages, m.cfg.MaxPages)
-		}
-	}
-	return nil
-}
-
-func (m *Manager) inspectPDF(ctx context.Context, i int, data []byte, remaining int, it *item) error {
-	if m.raster == nil {
-		return inputError(imageio.ErrUnsupported, "file %d is a PDF, and this server cannot rasterise PDFs (poppler-utils is not installed)", i)
-	}
-	it.Kind = KindPDF
-	path, cleanup, err := m.tempPDF(data)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.PageTimeout)
-	defer cancel()
-	sizes, err := m.raster.Pages(ctx, path, remaining)
-	if err != nil {
-		if errors.Is(err, ErrPDF) {
-			return inputError(imageio.ErrUndecodable, "file %d: %v", i, err)
-		}
-		return err
-	}
-	if len(sizes) > remaining {
-		return errorf(ErrTooLarge, "file %d has more pages than the %d this job has left (the limit is %d per job)", i, remaining, m.cfg.MaxPages)
-	}
-	it.Pages = len(sizes)
-	for _, s := range sizes {
-		it.PageDPI = append(it.PageDPI, PageDPI(s, m.cfg.PDF.DPI, m.limits.MaxPixels))
-	}
-	return nil
-}
-
-func (m *Manager) tempPDF(data []byte) (string, func(), error) {
-	f, err := os.CreateTemp(m.tmp, "doc-*.pdf")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup := func() { os.Remove(f.Name()) }
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		cleanup()
-		return "", nil, err
-	}
-	if err := f.Close(); err != nil {
-		cleanup()
-		return "", nil, err
-	}
-	return f.Name(), cleanup, nil
-}
-
-// withItem names the file in an input error's detail.
-func withItem(err error, i int) error {
-	var ie *imageio.Error
-	if errors.As(err, &ie) {
-		return &imageio.Error{Kind: ie.Kind, Detail: fmt.Sprintf("file %d: %s", i, ie.Detail)}
-	}
-	return err
 }
 
 // lookup returns owner's job id; another principal's job is "not found".
@@ -824,48 +720,13 @@ func (m *Manager) runTask(jctx context.Context, rec *record, t task, files map[i
 		}
 		return out
 	}
-	in := ocr.Input{Declared: it.Declared}
-	if it.Kind == KindPDF {
-		path, ok := files[t.Item]
-		if !ok {
-			data, err := m.store.input(rec.ID, t.Item)
-			if err != nil {
-				return nil, err
-			}
-			p, _, err := m.tempPDF(data)
-			if err != nil {
-				return nil, err
-			}
-			files[t.Item], path = p, p
-		}
-		dpi := m.cfg.PDF.DPI
-		if t.Page-1 < len(it.PageDPI) {
-			dpi = it.PageDPI[t.Page-1]
-		}
-		var png []byte
-		render := func(ctx context.Context) (err error) {
-			png, err = m.raster.Render(ctx, path, t.Page, dpi)
-			return err
-		}
-		var err error
-		if m.holder != nil {
-			err = m.holder.Run(ctx, render)
-		} else {
-			err = render(ctx)
-		}
-		if err != nil {
-			if transient(err, jctx) {
-				return nil, err
-			}
-			return errPages(err), nil
-		}
-		in = ocr.Input{Data: png, Declared: imageio.PNG}
-	} else {
-		data, err := m.store.input(rec.ID, t.Item)
-		if err != nil {
+	in, err := m.inputs.read(ctx, rec, t, files, func(item int) ([]byte, error) { return m.store.input(rec.ID, item) })
+	var pf *pageFailure
+	if err != nil {
+		if !errors.As(err, &pf) || transient(err, jctx) {
 			return nil, err
 		}
-		in.Data = data
+		return errPages(err), nil
 	}
 	res, err := m.ocr.Recognize(ctx, in, rec.Options.ocr())
 	if err != nil {
