@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -129,7 +128,7 @@ func Open(opts Options) (*Manager, error) {
 	if m.inputs, err = newInputs(cfg, opts.Limits.WithDefaults(), opts.Rasterizer, opts.Scheduler, m.log); err != nil {
 		return nil, err
 	}
-	if m.store, err = openStore(cfg.Dir); err != nil {
+	if m.store, err = openStore(cfg.Dir, cfg.Retention); err != nil {
 		return nil, err
 	}
 	m.sweep()
@@ -304,28 +303,7 @@ func (m *Manager) Submit(ctx context.Context, owner string, sub *Submission) (st
 
 	now := m.now()
 	rec.Created, rec.Updated = now, now
-	var prev *record
-	err = m.store.db.Update(func(tx *bolt.Tx) error {
-		if rec.IdempotencyKey != "" {
-			k := idemKey(owner, rec.IdempotencyKey)
-			if id := tx.Bucket(bucketIdem).Get(k); id != nil {
-				p, err := getRecord(tx, string(id))
-				if err == nil {
-					prev = p
-					return nil
-				}
-			}
-			if err := tx.Bucket(bucketIdem).Put(k, []byte(rec.ID)); err != nil {
-				return err
-			}
-		}
-		for i, in := range sub.Inputs {
-			if err := tx.Bucket(bucketInputs).Put(subKey(rec.ID, i), in.Data); err != nil {
-				return err
-			}
-		}
-		return putRecord(tx, rec)
-	})
+	prev, err := m.store.create(rec, sub.Inputs)
 	if err != nil || prev != nil {
 		m.mu.Lock()
 		m.active--
@@ -351,19 +329,7 @@ func (m *Manager) Submit(ctx context.Context, owner string, sub *Submission) (st
 }
 
 func (m *Manager) replay(owner, key, fp string) (*record, error) {
-	var prev *record
-	err := m.store.db.View(func(tx *bolt.Tx) error {
-		id := tx.Bucket(bucketIdem).Get(idemKey(owner, key))
-		if id == nil {
-			return nil
-		}
-		p, err := getRecord(tx, string(id))
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		prev = p
-		return err
-	})
+	prev, err := m.store.idempotent(owner, key)
 	if err != nil {
 		return nil, err
 	}
@@ -442,20 +408,7 @@ func (m *Manager) Cancel(owner, id string) (Status, error) {
 	if _, err := m.lookup(owner, id); err != nil {
 		return Status{}, err
 	}
-	var out *record
-	transitioned := false
-	err := m.store.db.Update(func(tx *bolt.Tx) error {
-		r, err := getRecord(tx, id)
-		if err != nil {
-			return err
-		}
-		out = r
-		if r.State.Terminal() {
-			return nil
-		}
-		transitioned = true
-		return m.finish(tx, r, StateCanceled)
-	})
+	out, transitioned, err := m.store.cancel(id, m.now())
 	if err != nil {
 		return Status{}, err
 	}
@@ -471,20 +424,7 @@ func (m *Manager) Delete(owner, id string) error {
 	if err != nil {
 		return err
 	}
-	transitioned := false
-	err = m.store.db.Update(func(tx *bolt.Tx) error {
-		r, err = getRecord(tx, id)
-		if err != nil {
-			return err
-		}
-		if !r.State.Terminal() {
-			transitioned = true
-			if err := m.finish(tx, r, StateCanceled); err != nil {
-				return err
-			}
-		}
-		return deleteJob(tx, r)
-	})
+	r, transitioned, err := m.store.remove(id, m.now())
 	if err != nil {
 		return err
 	}
@@ -492,27 +432,6 @@ func (m *Manager) Delete(owner, id string) error {
 		m.afterFinish(r)
 	}
 	return nil
-}
-
-// finish moves r to a final state inside tx: it frees the inputs and
-// queues the webhook in the same transaction, so a completion is never
-// recorded without its notification.
-func (m *Manager) finish(tx *bolt.Tx, r *record, state State) error {
-	now := m.now()
-	r.State, r.Updated, r.Finished, r.Expires = state, now, now, now.Add(m.cfg.Retention)
-	if err := deletePrefix(tx, bucketInputs, r.ID); err != nil {
-		return err
-	}
-	if r.WebhookURL != "" {
-		body, err := json.Marshal(Event{Type: "job." + string(state), Timestamp: now, Data: r.status()})
-		if err != nil {
-			return err
-		}
-		if err := putDelivery(tx, &webhook.Delivery{ID: newID("msg_"), JobID: r.ID, URL: r.WebhookURL, Body: body, Next: now, Created: now}); err != nil {
-			return err
-		}
-	}
-	return putRecord(tx, r)
 }
 
 // afterFinish updates the in-memory accounting once a finish committed,
@@ -575,7 +494,7 @@ func (m *Manager) run(ctx context.Context, id string) error {
 		m.mu.Unlock()
 	}()
 	if rec.State == StateQueued {
-		ok, err := m.update(id, func(r *record) bool { r.State = StateRunning; return true })
+		ok, err := m.store.setRunning(id, m.now())
 		if err != nil || !ok {
 			return err
 		}
@@ -612,55 +531,12 @@ func (m *Manager) run(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		stop := false
-		err = m.store.db.Update(func(tx *bolt.Tx) error {
-			r, err := getRecord(tx, id)
-			if errors.Is(err, ErrNotFound) {
-				stop = true
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if r.State.Terminal() {
-				stop = true
-				return nil
-			}
-			key := subKey(id, ti)
-			if tx.Bucket(bucketResults).Get(key) != nil {
-				return nil // already recorded (cannot happen with one runner per job; harmless)
-			}
-			if err := tx.Bucket(bucketResults).Put(key, body); err != nil {
-				return err
-			}
-			r.PagesDone += len(pages)
-			r.PagesFail += failed
-			r.Updated = m.now()
-			return putRecord(tx, r)
-		})
+		stop, err := m.store.recordTask(id, ti, body, len(pages), failed, m.now())
 		if err != nil || stop {
 			return err
 		}
 	}
-	var final *record
-	err = m.store.db.Update(func(tx *bolt.Tx) error {
-		r, err := getRecord(tx, id)
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		if err != nil || r.State.Terminal() {
-			return err
-		}
-		if r.PagesDone != r.PagesTotal {
-			return fmt.Errorf("job %s: %d of %d pages recorded at the end", id, r.PagesDone, r.PagesTotal)
-		}
-		state := StateSucceeded
-		if r.PagesFail == r.PagesTotal {
-			state = StateFailed
-		}
-		final = r
-		return m.finish(tx, r, state)
-	})
+	final, err := m.store.finishDone(id, m.now())
 	if err != nil {
 		return err
 	}
@@ -668,27 +544,6 @@ func (m *Manager) run(ctx context.Context, id string) error {
 		m.afterFinish(final)
 	}
 	return nil
-}
-
-// update applies fn to a running job's record; ok is false when the job
-// is gone or final.
-func (m *Manager) update(id string, fn func(*record) bool) (ok bool, err error) {
-	err = m.store.db.Update(func(tx *bolt.Tx) error {
-		r, err := getRecord(tx, id)
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		if err != nil || r.State.Terminal() {
-			return err
-		}
-		if !fn(r) {
-			return nil
-		}
-		ok = true
-		r.Updated = m.now()
-		return putRecord(tx, r)
-	})
-	return ok, err
 }
 
 // runTask recognises one task. A page that cannot be read becomes a page
@@ -804,31 +659,9 @@ func (m *Manager) janitor(ctx context.Context) {
 
 // sweep deletes expired jobs; it returns how many.
 func (m *Manager) sweep() int {
-	now := m.now()
-	var expired []string
-	err := m.store.all(func(r *record) error {
-		if r.State.Terminal() && !r.Expires.IsZero() && now.After(r.Expires) {
-			expired = append(expired, r.ID)
-		}
-		return nil
-	})
+	n, err := m.store.expire(m.now())
 	if err != nil {
-		m.log.Error("scanning for expired jobs", "err", err)
-		return 0
-	}
-	n := 0
-	for _, id := range expired {
-		err := m.store.db.Update(func(tx *bolt.Tx) error {
-			r, err := getRecord(tx, id)
-			if err != nil || !r.State.Terminal() || !now.After(r.Expires) {
-				return nil
-			}
-			n++
-			return deleteJob(tx, r)
-		})
-		if err != nil {
-			m.log.Error("deleting an expired job", "job", id, "err", err)
-		}
+		m.log.Error("deleting expired jobs", "err", err)
 	}
 	if n > 0 {
 		m.log.Debug("expired jobs deleted", "jobs", n)

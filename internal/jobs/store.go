@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,11 +26,17 @@ var (
 	bucketOutbox  = []byte("outbox")  // delivery id -> delivery (JSON)
 )
 
-type store struct{ db *bolt.DB }
+// store keeps the jobs in one bbolt file. Every change is one of its
+// verbs, each one transaction.
+type store struct {
+	db *bolt.DB
+	// retention is how long a final job is kept.
+	retention time.Duration
+}
 
 // openStore opens (creating) dir/jobs.db. A second process on the same
 // file fails after a second instead of waiting for the lock.
-func openStore(dir string) (*store, error) {
+func openStore(dir string, retention time.Duration) (*store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -49,7 +56,7 @@ func openStore(dir string) (*store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &store{db: db}, nil
+	return &store{db: db, retention: retention}, nil
 }
 
 func (s *store) close() error { return s.db.Close() }
@@ -185,6 +192,204 @@ func deleteJob(tx *bolt.Tx, r *record) error {
 		return err
 	}
 	return deletePrefix(tx, bucketResults, r.ID)
+}
+
+// create stores rec and its inputs, unless rec's owner has a job under
+// its idempotency key already: that one is returned instead.
+func (s *store) create(rec *record, inputs []Input) (prev *record, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if rec.IdempotencyKey != "" {
+			k := idemKey(rec.Owner, rec.IdempotencyKey)
+			if id := tx.Bucket(bucketIdem).Get(k); id != nil {
+				p, err := getRecord(tx, string(id))
+				if err == nil {
+					prev = p
+					return nil
+				}
+			}
+			if err := tx.Bucket(bucketIdem).Put(k, []byte(rec.ID)); err != nil {
+				return err
+			}
+		}
+		for i, in := range inputs {
+			if err := tx.Bucket(bucketInputs).Put(subKey(rec.ID, i), in.Data); err != nil {
+				return err
+			}
+		}
+		return putRecord(tx, rec)
+	})
+	return prev, err
+}
+
+// idempotent returns owner's job under key, or nil.
+func (s *store) idempotent(owner, key string) (prev *record, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketIdem).Get(idemKey(owner, key))
+		if id == nil {
+			return nil
+		}
+		p, err := getRecord(tx, string(id))
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		prev = p
+		return err
+	})
+	return prev, err
+}
+
+// finish moves r to a final state inside tx: it frees the inputs and
+// queues the webhook in the same transaction, so a completion is never
+// recorded without its notification.
+func (s *store) finish(tx *bolt.Tx, r *record, state State, now time.Time) error {
+	r.State, r.Updated, r.Finished, r.Expires = state, now, now, now.Add(s.retention)
+	if err := deletePrefix(tx, bucketInputs, r.ID); err != nil {
+		return err
+	}
+	if r.WebhookURL != "" {
+		body, err := json.Marshal(Event{Type: "job." + string(state), Timestamp: now, Data: r.status()})
+		if err != nil {
+			return err
+		}
+		if err := putDelivery(tx, &webhook.Delivery{ID: newID("msg_"), JobID: r.ID, URL: r.WebhookURL, Body: body, Next: now, Created: now}); err != nil {
+			return err
+		}
+	}
+	return putRecord(tx, r)
+}
+
+// cancel ends unfinished job id as canceled; changed is false for a job
+// already final.
+func (s *store) cancel(id string, now time.Time) (r *record, changed bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if r, err = getRecord(tx, id); err != nil || r.State.Terminal() {
+			return err
+		}
+		changed = true
+		return s.finish(tx, r, StateCanceled, now)
+	})
+	return r, changed, err
+}
+
+// remove cancels job id if it is unfinished and deletes it.
+func (s *store) remove(id string, now time.Time) (r *record, canceled bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if r, err = getRecord(tx, id); err != nil {
+			return err
+		}
+		if !r.State.Terminal() {
+			canceled = true
+			if err := s.finish(tx, r, StateCanceled, now); err != nil {
+				return err
+			}
+		}
+		return deleteJob(tx, r)
+	})
+	return r, canceled, err
+}
+
+// setRunning marks queued job id running; ok is false when the job is
+// gone or final.
+func (s *store) setRunning(id string, now time.Time) (ok bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		r, err := getRecord(tx, id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil || r.State.Terminal() {
+			return err
+		}
+		ok = true
+		r.State, r.Updated = StateRunning, now
+		return putRecord(tx, r)
+	})
+	return ok, err
+}
+
+// recordTask stores task ti's result with the progress it adds; stop is
+// true when the job is gone or final (nothing is recorded).
+func (s *store) recordTask(id string, ti int, body []byte, pages, failed int, now time.Time) (stop bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		r, err := getRecord(tx, id)
+		if errors.Is(err, ErrNotFound) {
+			stop = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if r.State.Terminal() {
+			stop = true
+			return nil
+		}
+		key := subKey(id, ti)
+		if tx.Bucket(bucketResults).Get(key) != nil {
+			return nil // already recorded (cannot happen with one runner per job; harmless)
+		}
+		if err := tx.Bucket(bucketResults).Put(key, body); err != nil {
+			return err
+		}
+		r.PagesDone += pages
+		r.PagesFail += failed
+		r.Updated = now
+		return putRecord(tx, r)
+	})
+	return stop, err
+}
+
+// finishDone ends job id, every task of which is recorded: succeeded, or
+// failed when every page failed. final is nil when the job is gone or
+// was final already.
+func (s *store) finishDone(id string, now time.Time) (final *record, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		r, err := getRecord(tx, id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil || r.State.Terminal() {
+			return err
+		}
+		if r.PagesDone != r.PagesTotal {
+			return fmt.Errorf("job %s: %d of %d pages recorded at the end", id, r.PagesDone, r.PagesTotal)
+		}
+		state := StateSucceeded
+		if r.PagesFail == r.PagesTotal {
+			state = StateFailed
+		}
+		final = r
+		return s.finish(tx, r, state, now)
+	})
+	return final, err
+}
+
+// expire deletes the final jobs past their retention; it returns how
+// many.
+func (s *store) expire(now time.Time) (int, error) {
+	var expired []string
+	err := s.all(func(r *record) error {
+		if r.State.Terminal() && !r.Expires.IsZero() && now.After(r.Expires) {
+			expired = append(expired, r.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range expired {
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			r, err := getRecord(tx, id)
+			if err != nil || !r.State.Terminal() || !now.After(r.Expires) {
+				return nil
+			}
+			n++
+			return deleteJob(tx, r)
+		})
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func putDelivery(tx *bolt.Tx, d *webhook.Delivery) error {
