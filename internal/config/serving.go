@@ -32,6 +32,8 @@ type Jobs struct {
 	MaxConcurrentUploads int           `yaml:"max_concurrent_uploads"`
 	SubmitTimeout        time.Duration `yaml:"submit_timeout"`
 	Concurrency          int           `yaml:"concurrency"`
+	Lease                time.Duration `yaml:"lease"`
+	PollInterval         time.Duration `yaml:"poll_interval"`
 	PageTimeout          time.Duration `yaml:"page_timeout"`
 	Retention            time.Duration `yaml:"retention"`
 	PDF                  JobsPDF       `yaml:"pdf"`
@@ -55,6 +57,8 @@ type JobsWebhook struct {
 	MaxBackoff           time.Duration `yaml:"max_backoff"`
 	Timeout              time.Duration `yaml:"timeout"`
 	AllowPrivateNetworks bool          `yaml:"allow_private_networks"`
+	Concurrency          int           `yaml:"concurrency"`
+	PerDestination       int           `yaml:"per_destination"`
 }
 
 func jobsDefaults() Jobs {
@@ -62,12 +66,12 @@ func jobsDefaults() Jobs {
 	return Jobs{
 		Dir: d.Dir, MaxItems: d.MaxItems, MaxPages: d.MaxPages, MaxBytes: ByteSize(d.MaxBytes), MaxQueued: d.MaxQueued,
 		MaxPendingBytes: ByteSize(d.MaxPendingBytes), MaxConcurrentUploads: d.MaxConcurrentUploads, SubmitTimeout: d.SubmitTimeout,
-		Concurrency: d.Concurrency, PageTimeout: d.PageTimeout, Retention: d.Retention,
+		Concurrency: d.Concurrency, Lease: d.Lease, PollInterval: d.PollInterval, PageTimeout: d.PageTimeout, Retention: d.Retention,
 		PDF: JobsPDF{DPI: d.PDF.DPI, MemoryLimit: ByteSize(d.PDF.MemoryLimit), Pdftoppm: d.PDF.Pdftoppm, Pdfinfo: d.PDF.Pdfinfo},
 		Webhook: JobsWebhook{
 			SecretFile: d.Webhook.SecretFile, SecretEnv: d.Webhook.SecretEnv, MaxAttempts: d.Webhook.MaxAttempts,
 			InitialBackoff: d.Webhook.InitialBackoff, MaxBackoff: d.Webhook.MaxBackoff, Timeout: d.Webhook.Timeout,
-			AllowPrivateNetworks: d.Webhook.AllowPrivateNetworks,
+			AllowPrivateNetworks: d.Webhook.AllowPrivateNetworks, Concurrency: d.Webhook.Concurrency, PerDestination: d.Webhook.PerDestination,
 		},
 	}
 }
@@ -77,12 +81,12 @@ func (j Jobs) Runtime() jobs.Config {
 	return jobs.Config{
 		Dir: j.Dir, MaxItems: j.MaxItems, MaxPages: j.MaxPages, MaxBytes: int64(j.MaxBytes), MaxQueued: j.MaxQueued,
 		MaxPendingBytes: int64(j.MaxPendingBytes), MaxConcurrentUploads: j.MaxConcurrentUploads, SubmitTimeout: j.SubmitTimeout,
-		Concurrency: j.Concurrency, PageTimeout: j.PageTimeout, Retention: j.Retention,
+		Concurrency: j.Concurrency, Lease: j.Lease, PollInterval: j.PollInterval, PageTimeout: j.PageTimeout, Retention: j.Retention,
 		PDF: jobs.PDF{DPI: j.PDF.DPI, MemoryLimit: int64(j.PDF.MemoryLimit), Pdftoppm: j.PDF.Pdftoppm, Pdfinfo: j.PDF.Pdfinfo},
 		Webhook: jobs.Webhook{
 			SecretFile: j.Webhook.SecretFile, SecretEnv: j.Webhook.SecretEnv, MaxAttempts: j.Webhook.MaxAttempts,
 			InitialBackoff: j.Webhook.InitialBackoff, MaxBackoff: j.Webhook.MaxBackoff, Timeout: j.Webhook.Timeout,
-			AllowPrivateNetworks: j.Webhook.AllowPrivateNetworks,
+			AllowPrivateNetworks: j.Webhook.AllowPrivateNetworks, Concurrency: j.Webhook.Concurrency, PerDestination: j.Webhook.PerDestination,
 		},
 	}
 }

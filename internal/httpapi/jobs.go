@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/jobs"
 )
 
@@ -64,7 +65,7 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	st, created, err := m.Submit(r.Context(), owner(r), sub)
+	st, created, err := m.Submit(r.Context(), jobOwner(r), sub)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -83,7 +84,7 @@ func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	st, err := m.Get(owner(r), r.PathValue("id"))
+	st, err := m.Get(r.Context(), owner(r), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -96,7 +97,7 @@ func (s *Server) handleJobResult(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	res, err := m.Result(owner(r), r.PathValue("id"))
+	res, err := m.Result(r.Context(), owner(r), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -109,7 +110,7 @@ func (s *Server) handleCancelJob(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	st, err := m.Cancel(owner(r), r.PathValue("id"))
+	st, err := m.Cancel(r.Context(), owner(r), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -122,9 +123,19 @@ func (s *Server) handleDeleteJob(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	if err := m.Delete(owner(r), r.PathValue("id")); err != nil {
+	if err := m.Delete(r.Context(), owner(r), r.PathValue("id")); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// jobOwner is who submits a job: the principal, and its tenant for the
+// tenant's share of the queue.
+func jobOwner(r *http.Request) jobs.Owner {
+	p := auth.PrincipalFrom(r.Context())
+	if p == nil {
+		p = &auth.Anonymous
+	}
+	return jobs.Owner{ID: p.ID, Tenant: p.Tenant}
 }

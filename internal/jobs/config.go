@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/visionserve/visionserve/internal/jobs/store"
 	"github.com/visionserve/visionserve/internal/jobs/webhook"
 )
 
@@ -31,9 +32,17 @@ type Config struct {
 	MaxConcurrentUploads int
 	// SubmitTimeout bounds reading one submission.
 	SubmitTimeout time.Duration
-	// Concurrency is how many jobs run at once; each runs one page at a
-	// time on the shared workers, yielding to interactive requests.
+	// Concurrency is how many tasks (an image, or a PDF page) this
+	// process runs at once, on the shared workers, yielding to
+	// interactive requests.
 	Concurrency int
+	// Lease is how long a claimed task is a process's without renewal
+	// (renewed every third of it): a process that dies loses its tasks
+	// to the others after at most this long.
+	Lease time.Duration
+	// PollInterval is how often an idle process asks the store for work
+	// submitted through other replicas.
+	PollInterval time.Duration
 	// PageTimeout bounds one page's recognition (or one PDF page's
 	// rasterisation).
 	PageTimeout time.Duration
@@ -74,6 +83,12 @@ type Webhook struct {
 	// link-local addresses. Off by default: a client must not be able to
 	// make the server call its own neighbours.
 	AllowPrivateNetworks bool
+	// Concurrency is how many deliveries a process makes at once.
+	Concurrency int
+	// PerDestination bounds the deliveries in flight to one receiver
+	// (scheme, host, port) across all replicas, so a slow receiver
+	// delays no one else's webhooks.
+	PerDestination int
 }
 
 // DefaultConfig returns the documented defaults (jobs disabled: no Dir).
@@ -87,6 +102,8 @@ func DefaultConfig() Config {
 		MaxConcurrentUploads: 4,
 		SubmitTimeout:        5 * time.Minute,
 		Concurrency:          1,
+		Lease:                30 * time.Second,
+		PollInterval:         time.Second,
 		PageTimeout:          2 * time.Minute,
 		Retention:            24 * time.Hour,
 		PDF:                  PDF{DPI: 300, MemoryLimit: 1 << 30, Pdftoppm: "pdftoppm", Pdfinfo: "pdfinfo"},
@@ -96,6 +113,8 @@ func DefaultConfig() Config {
 			InitialBackoff: time.Second,
 			MaxBackoff:     time.Hour,
 			Timeout:        10 * time.Second,
+			Concurrency:    8,
+			PerDestination: 2,
 		},
 	}
 }
@@ -112,6 +131,7 @@ func (c Config) Validate() error {
 		"max_queued": int64(c.MaxQueued), "max_pending_bytes": c.MaxPendingBytes, "concurrency": int64(c.Concurrency),
 		"max_concurrent_uploads": int64(c.MaxConcurrentUploads),
 		"pdf.dpi":                int64(c.PDF.DPI), "pdf.memory_limit": c.PDF.MemoryLimit, "webhook.max_attempts": int64(c.Webhook.MaxAttempts),
+		"webhook.concurrency": int64(c.Webhook.Concurrency), "webhook.per_destination": int64(c.Webhook.PerDestination),
 	} {
 		if v <= 0 {
 			add("%s must be positive, got %d", name, v)
@@ -119,11 +139,14 @@ func (c Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"page_timeout": c.PageTimeout, "retention": c.Retention, "submit_timeout": c.SubmitTimeout, "webhook.initial_backoff": c.Webhook.InitialBackoff,
-		"webhook.max_backoff": c.Webhook.MaxBackoff, "webhook.timeout": c.Webhook.Timeout,
+		"webhook.max_backoff": c.Webhook.MaxBackoff, "webhook.timeout": c.Webhook.Timeout, "lease": c.Lease, "poll_interval": c.PollInterval,
 	} {
 		if d <= 0 {
 			add("%s must be positive, got %v", name, d)
 		}
+	}
+	if c.Lease > 0 && c.Lease < 3*time.Second {
+		add("lease %v is below 3s: renewals every third of it would race the store", c.Lease)
 	}
 	if c.PDF.DPI > 1200 {
 		add("pdf.dpi %d is above 1200", c.PDF.DPI)
@@ -163,7 +186,20 @@ func (w Webhook) LoadSecret() ([]byte, error) {
 // delivery is the deliverer's part of the section.
 func (w Webhook) delivery() webhook.Config {
 	return webhook.Config{MaxAttempts: w.MaxAttempts, InitialBackoff: w.InitialBackoff, MaxBackoff: w.MaxBackoff, Timeout: w.Timeout,
-		AllowPrivateNetworks: w.AllowPrivateNetworks}
+		AllowPrivateNetworks: w.AllowPrivateNetworks, Concurrency: w.Concurrency, PerDestination: w.PerDestination}
+}
+
+// limits are the store's bounds on unfinished jobs.
+func (c Config) limits() store.Limits {
+	return store.Limits{MaxJobs: c.MaxQueued, MaxBytes: c.MaxPendingBytes}
+}
+
+// limitDetail explains a refusal by the store's limits, naming the key.
+func (c Config) limitDetail(le *store.LimitError) string {
+	if le.What == "bytes" {
+		return fmt.Sprintf("unfinished jobs hold %d bytes of input; this one would pass the limit of %d (jobs.max_pending_bytes)", le.Used, le.Limit)
+	}
+	return fmt.Sprintf("%d jobs are unfinished, the most this server keeps (jobs.max_queued)", le.Used)
 }
 
 // validateWebhookURL checks a client-supplied webhook URL's form (its

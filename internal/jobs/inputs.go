@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/jobs/store"
 	"github.com/visionserve/visionserve/internal/ocr"
 )
 
@@ -25,18 +26,34 @@ type inputs struct {
 	holder Runner
 	// tmp is the private directory PDFs are written to for the renderer.
 	tmp string
+	// pdfs are the PDFs written out for the renderer, kept while their
+	// job's pages run here.
+	pdfs *fileCache
 }
 
 // newInputs prepares the temporary directory (emptied: what a previous
-// process left there is garbage) and finds the renderer.
+// process left there is garbage; without jobs.dir, a new one under the
+// system's) and finds the renderer.
 func newInputs(cfg Config, limits imageio.Limits, raster Rasterizer, holder Runner, log *slog.Logger) (*inputs, error) {
-	in := &inputs{cfg: cfg, limits: limits, raster: raster, holder: holder, tmp: filepath.Join(cfg.Dir, "tmp")}
-	if err := os.RemoveAll(in.tmp); err != nil {
-		return nil, err
+	in := &inputs{cfg: cfg, limits: limits, raster: raster, holder: holder}
+	if cfg.Dir != "" {
+		in.tmp = filepath.Join(cfg.Dir, "tmp")
+		if err := os.RemoveAll(in.tmp); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(in.tmp, 0o700); err != nil {
+			return nil, err
+		}
+	} else {
+		// A shared store: no directory of the jobs' own.
+		dir, err := os.MkdirTemp("", "visionserve-jobs-")
+		if err != nil {
+			return nil, err
+		}
+		in.tmp = dir
 	}
-	if err := os.MkdirAll(in.tmp, 0o700); err != nil {
-		return nil, err
-	}
+	// Enough for every runner to work on a different PDF, and then some.
+	in.pdfs = newFileCache(in.tmp, 2*cfg.Concurrency+2)
 	if in.raster == nil {
 		in.raster = &Poppler{Pdfinfo: cfg.PDF.Pdfinfo, Pdftoppm: cfg.PDF.Pdftoppm, MemoryLimit: cfg.PDF.MemoryLimit, MaxOutput: limits.MaxBytes, TempDir: in.tmp}
 	}
@@ -53,18 +70,20 @@ func newInputs(cfg Config, limits imageio.Limits, raster Rasterizer, holder Runn
 func (in *inputs) close() { _ = os.RemoveAll(in.tmp) }
 
 // plan opens every input as the runner will, so bad input is refused
-// now with the same error a synchronous request gets, and plans the tasks.
-func (in *inputs) plan(ctx context.Context, rec *record, files []Input) error {
+// now with the same error a synchronous request gets, and plans the
+// tasks: one per image (with all its frames), one per PDF page. It fills
+// p and j's counts.
+func (in *inputs) plan(ctx context.Context, j *store.Job, p *plan, files []Input) error {
 	for i, f := range files {
 		it := item{Declared: f.Declared, Bytes: int64(len(f.Data)), Kind: KindImage}
-		rec.InputBytes += it.Bytes
-		remaining := in.cfg.MaxPages - rec.PagesTotal
+		j.InputBytes += it.Bytes
+		remaining := in.cfg.MaxPages - j.PagesTotal
 		if f.PDF {
 			if err := in.planPDF(ctx, i, f.Data, remaining, &it); err != nil {
 				return err
 			}
-			for p := 1; p <= it.Pages; p++ {
-				rec.Tasks = append(rec.Tasks, task{Item: i, Page: p, Pages: 1, First: rec.PagesTotal + p - 1})
+			for pg := 1; pg <= it.Pages; pg++ {
+				p.Tasks = append(p.Tasks, task{Item: i, Page: pg, Pages: 1, First: j.PagesTotal + pg - 1})
 			}
 		} else {
 			doc, err := imageio.Open(f.Data, f.Declared, in.limits)
@@ -72,14 +91,15 @@ func (in *inputs) plan(ctx context.Context, rec *record, files []Input) error {
 				return withItem(err, i)
 			}
 			it.Pages = len(doc.Pages)
-			rec.Tasks = append(rec.Tasks, task{Item: i, Pages: it.Pages, First: rec.PagesTotal})
+			p.Tasks = append(p.Tasks, task{Item: i, Pages: it.Pages, First: j.PagesTotal})
 		}
-		rec.Items = append(rec.Items, it)
-		rec.PagesTotal += it.Pages
-		if rec.PagesTotal > in.cfg.MaxPages {
+		p.Items = append(p.Items, it)
+		j.PagesTotal += it.Pages
+		if j.PagesTotal > in.cfg.MaxPages {
 			return errorf(ErrTooLarge, "more than %d pages; the limit is %d per job", in.cfg.MaxPages, in.cfg.MaxPages)
 		}
 	}
+	j.Tasks = len(p.Tasks)
 	return nil
 }
 
@@ -88,11 +108,11 @@ func (in *inputs) planPDF(ctx context.Context, i int, data []byte, remaining int
 		return inputError(imageio.ErrUnsupported, "file %d is a PDF, and this server cannot rasterise PDFs (poppler-utils is not installed)", i)
 	}
 	it.Kind = KindPDF
-	path, cleanup, err := in.tempPDF(data)
+	path, err := writeTemp(in.tmp, data)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
+	defer os.Remove(path)
 	ctx, cancel := context.WithTimeout(ctx, in.cfg.PageTimeout)
 	defer cancel()
 	sizes, err := in.raster.Pages(ctx, path, remaining)
@@ -112,24 +132,6 @@ func (in *inputs) planPDF(ctx context.Context, i int, data []byte, remaining int
 	return nil
 }
 
-func (in *inputs) tempPDF(data []byte) (string, func(), error) {
-	f, err := os.CreateTemp(in.tmp, "doc-*.pdf")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup := func() { os.Remove(f.Name()) }
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		cleanup()
-		return "", nil, err
-	}
-	if err := f.Close(); err != nil {
-		cleanup()
-		return "", nil, err
-	}
-	return f.Name(), cleanup, nil
-}
-
 // withItem names the file in an input error's detail.
 func withItem(err error, i int) error {
 	var ie *imageio.Error
@@ -139,29 +141,19 @@ func withItem(err error, i int) error {
 	return err
 }
 
-// read returns task t's OCR input. files holds the PDFs of the job
-// written out already (item -> path); read adds to it, and the caller
-// removes them. load reads an input file from the store. A page that
-// cannot be rendered is a *pageFailure: an error of the page, not of the
-// job.
-func (in *inputs) read(ctx context.Context, rec *record, t task, files map[int]string, load func(item int) ([]byte, error)) (ocr.Input, error) {
-	it := rec.Items[t.Item]
+// read returns task t's OCR input from item it of job id. load reads an
+// input file from the store. A page that cannot be rendered is a
+// *pageFailure: an error of the page, not of the job.
+func (in *inputs) read(ctx context.Context, id string, it item, t task, load func(item int) ([]byte, error)) (ocr.Input, error) {
 	if it.Kind != KindPDF {
 		data, err := load(t.Item)
 		return ocr.Input{Data: data, Declared: it.Declared}, err
 	}
-	path, ok := files[t.Item]
-	if !ok {
-		data, err := load(t.Item)
-		if err != nil {
-			return ocr.Input{}, err
-		}
-		p, _, err := in.tempPDF(data)
-		if err != nil {
-			return ocr.Input{}, err
-		}
-		files[t.Item], path = p, p
+	path, release, err := in.pdfs.open(id, t.Item, func() ([]byte, error) { return load(t.Item) })
+	if err != nil {
+		return ocr.Input{}, err
 	}
+	defer release()
 	dpi := in.cfg.PDF.DPI
 	if t.Page-1 < len(it.PageDPI) {
 		dpi = it.PageDPI[t.Page-1]
@@ -171,7 +163,6 @@ func (in *inputs) read(ctx context.Context, rec *record, t task, files map[int]s
 		png, err = in.raster.Render(ctx, path, t.Page, dpi)
 		return err
 	}
-	var err error
 	if in.holder != nil {
 		err = in.holder.Run(ctx, render)
 	} else {
@@ -182,6 +173,9 @@ func (in *inputs) read(ctx context.Context, rec *record, t task, files map[int]s
 	}
 	return ocr.Input{Data: png, Declared: imageio.PNG}, nil
 }
+
+// forget drops job id's PDFs written out for the renderer.
+func (in *inputs) forget(id string) { in.pdfs.forget(id) }
 
 // pageFailure is an error that fails the page it happened to.
 type pageFailure struct{ error }

@@ -69,6 +69,8 @@ func (f *fakeOCR) Recognize(ctx context.Context, in ocr.Input, opt ocr.Options) 
 
 func digest(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:4]) }
 
+var ctx = context.Background()
+
 type env struct {
 	t   *testing.T
 	dir string
@@ -134,7 +136,7 @@ func (e *env) restart() {
 
 func (e *env) submit(owner string, sub *jobs.Submission) jobs.Status {
 	e.t.Helper()
-	st, created, err := e.m.Submit(context.Background(), owner, sub)
+	st, created, err := e.m.Submit(ctx, jobs.Owner{ID: owner}, sub)
 	if err != nil || !created {
 		e.t.Fatalf("submit: created %v, %v", created, err)
 	}
@@ -146,7 +148,7 @@ func (e *env) submit(owner string, sub *jobs.Submission) jobs.Status {
 func (e *env) wait(owner, id string) jobs.Status {
 	e.t.Helper()
 	for i := 0; i < 20000; i++ {
-		st, err := e.m.Get(owner, id)
+		st, err := e.m.Get(ctx, owner, id)
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -200,7 +202,7 @@ func TestImagesAndTIFF(t *testing.T) {
 	if st = e.wait("key:a", st.ID); st.State != jobs.StateSucceeded || st.Progress.PagesDone != 4 || st.FinishedAt == nil || st.ExpiresAt == nil {
 		t.Fatalf("final status %+v", st)
 	}
-	res, err := e.m.Result("key:a", st.ID)
+	res, err := e.m.Result(ctx, "key:a", st.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,10 +214,10 @@ func TestImagesAndTIFF(t *testing.T) {
 		t.Errorf("text %q", res.Text)
 	}
 	// Another principal sees nothing.
-	if _, err := e.m.Get("key:b", st.ID); !errors.Is(err, jobs.ErrNotFound) {
+	if _, err := e.m.Get(ctx, "key:b", st.ID); !errors.Is(err, jobs.ErrNotFound) {
 		t.Errorf("another owner: %v", err)
 	}
-	if _, err := e.m.Result("key:b", st.ID); !errors.Is(err, jobs.ErrNotFound) {
+	if _, err := e.m.Result(ctx, "key:b", st.ID); !errors.Is(err, jobs.ErrNotFound) {
 		t.Errorf("another owner's result: %v", err)
 	}
 }
@@ -239,7 +241,7 @@ func TestPDF(t *testing.T) {
 		t.Fatalf("pages %d", st.Progress.PagesTotal)
 	}
 	st = e.wait("u", st.ID)
-	res, err := e.m.Result("u", st.ID)
+	res, err := e.m.Result(ctx, "u", st.ID)
 	if err != nil || st.State != jobs.StateSucceeded {
 		t.Fatalf("%v %+v", err, st)
 	}
@@ -274,13 +276,13 @@ func TestSubmitErrors(t *testing.T) {
 		{"webhook without a secret", &jobs.Submission{Inputs: inputs(good), WebhookURL: "https://example.com/hook"}, jobs.ErrWebhookDisabled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := e.m.Submit(context.Background(), "u", tc.sub)
+			_, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, tc.sub)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err %v, want %v", err, tc.want)
 			}
 		})
 	}
-	_, _, err := e.m.Submit(context.Background(), "u", &jobs.Submission{Inputs: inputs(good, []byte("nope"))})
+	_, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(good, []byte("nope"))})
 	var ie *imageio.Error
 	if !errors.As(err, &ie) || !strings.HasPrefix(ie.Detail, "file 1:") {
 		t.Errorf("the detail does not name the file: %v", err)
@@ -293,11 +295,11 @@ func TestQueueBound(t *testing.T) {
 	img := png(t, 20, 20)
 	a := e.submit("u", &jobs.Submission{Inputs: inputs(img)})
 	e.submit("u", &jobs.Submission{Inputs: inputs(img)})
-	if _, _, err := e.m.Submit(context.Background(), "u", &jobs.Submission{Inputs: inputs(img)}); !errors.Is(err, jobs.ErrQueueFull) {
+	if _, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(img)}); !errors.Is(err, jobs.ErrQueueFull) {
 		t.Fatalf("third job: %v", err)
 	}
 	// Finishing one makes room.
-	if _, err := e.m.Cancel("u", a.ID); err != nil {
+	if _, err := e.m.Cancel(ctx, "u", a.ID); err != nil {
 		t.Fatal(err)
 	}
 	e.submit("u", &jobs.Submission{Inputs: inputs(img)})
@@ -309,7 +311,7 @@ func TestPendingBytesBound(t *testing.T) {
 	e := newEnv(t, func(c *jobs.Config) { c.MaxPendingBytes = int64(len(img))*2 + 10; c.MaxBytes = c.MaxPendingBytes })
 	e.ocr.gate = make(chan struct{})
 	e.submit("u", &jobs.Submission{Inputs: inputs(img, img)})
-	if _, _, err := e.m.Submit(context.Background(), "u", &jobs.Submission{Inputs: inputs(img)}); !errors.Is(err, jobs.ErrQueueFull) {
+	if _, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(img)}); !errors.Is(err, jobs.ErrQueueFull) {
 		t.Fatalf("over the byte bound: %v", err)
 	}
 	close(e.ocr.gate)
@@ -319,14 +321,14 @@ func TestIdempotency(t *testing.T) {
 	e := newEnv(t, nil)
 	img, other := png(t, 20, 20), png(t, 21, 20)
 	first := e.submit("u", &jobs.Submission{Inputs: inputs(img), IdempotencyKey: "k1"})
-	again, created, err := e.m.Submit(context.Background(), "u", &jobs.Submission{Inputs: inputs(img), IdempotencyKey: "k1"})
+	again, created, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(img), IdempotencyKey: "k1"})
 	if err != nil || created || again.ID != first.ID {
 		t.Fatalf("replay: %v created=%v id %s vs %s", err, created, again.ID, first.ID)
 	}
-	if _, _, err := e.m.Submit(context.Background(), "u", &jobs.Submission{Inputs: inputs(other), IdempotencyKey: "k1"}); !errors.Is(err, jobs.ErrIdempotencyConflict) {
+	if _, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(other), IdempotencyKey: "k1"}); !errors.Is(err, jobs.ErrIdempotencyConflict) {
 		t.Fatalf("different body: %v", err)
 	}
-	if _, _, err := e.m.Submit(context.Background(), "u", &jobs.Submission{Inputs: inputs(img), IdempotencyKey: "k1", OCR: jobs.OCROptions{Lang: "deu"}}); !errors.Is(err, jobs.ErrIdempotencyConflict) {
+	if _, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(img), IdempotencyKey: "k1", OCR: jobs.OCROptions{Lang: "deu"}}); !errors.Is(err, jobs.ErrIdempotencyConflict) {
 		t.Fatalf("different options: %v", err)
 	}
 	// Keys are per principal.
@@ -338,7 +340,7 @@ func TestIdempotency(t *testing.T) {
 	ids := make([]string, 8)
 	for i := range ids {
 		wg.Go(func() {
-			st, _, err := e.m.Submit(context.Background(), "w", &jobs.Submission{Inputs: inputs(img), IdempotencyKey: "race"})
+			st, _, err := e.m.Submit(ctx, jobs.Owner{ID: "w"}, &jobs.Submission{Inputs: inputs(img), IdempotencyKey: "race"})
 			if err != nil {
 				t.Error(err)
 			}
@@ -353,7 +355,7 @@ func TestIdempotency(t *testing.T) {
 	}
 	// After deletion the key is free.
 	e.wait("u", first.ID)
-	if err := e.m.Delete("u", first.ID); err != nil {
+	if err := e.m.Delete(ctx, "u", first.ID); err != nil {
 		t.Fatal(err)
 	}
 	if st := e.submit("u", &jobs.Submission{Inputs: inputs(other), IdempotencyKey: "k1"}); st.ID == first.ID {
@@ -378,7 +380,7 @@ func TestResumeAfterRestart(t *testing.T) {
 		e.ocr.gate <- struct{}{}
 	}
 	for { // wait for the fourth result to be committed
-		s, _ := e.m.Get("u", st.ID)
+		s, _ := e.m.Get(ctx, "u", st.ID)
 		if s.Progress.PagesDone == 4 {
 			break
 		}
@@ -387,7 +389,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	e.restart() // the fifth page is in progress (waiting at the gate) and is abandoned
 	close(e.ocr.gate)
 	st = e.wait("u", st.ID)
-	res, err := e.m.Result("u", st.ID)
+	res, err := e.m.Result(ctx, "u", st.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,34 +406,34 @@ func TestCancelAndDelete(t *testing.T) {
 	st := e.submit("u", &jobs.Submission{Inputs: inputs(img, img, img)})
 	e.ocr.gate <- struct{}{}
 	for { // one page done
-		s, _ := e.m.Get("u", st.ID)
+		s, _ := e.m.Get(ctx, "u", st.ID)
 		if s.Progress.PagesDone == 1 {
 			break
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if _, err := e.m.Result("u", st.ID); !errors.Is(err, jobs.ErrNotFinished) {
+	if _, err := e.m.Result(ctx, "u", st.ID); !errors.Is(err, jobs.ErrNotFinished) {
 		t.Fatalf("result of a running job: %v", err)
 	}
-	if _, err := e.m.Cancel("v", st.ID); !errors.Is(err, jobs.ErrNotFound) {
+	if _, err := e.m.Cancel(ctx, "v", st.ID); !errors.Is(err, jobs.ErrNotFound) {
 		t.Fatalf("cancel by another owner: %v", err)
 	}
-	c, err := e.m.Cancel("u", st.ID)
+	c, err := e.m.Cancel(ctx, "u", st.ID)
 	if err != nil || c.State != jobs.StateCanceled {
 		t.Fatalf("cancel: %+v %v", c, err)
 	}
-	again, err := e.m.Cancel("u", st.ID)
+	again, err := e.m.Cancel(ctx, "u", st.ID)
 	if err != nil || again.State != jobs.StateCanceled {
 		t.Fatalf("second cancel: %+v %v", again, err)
 	}
-	res, err := e.m.Result("u", st.ID)
+	res, err := e.m.Result(ctx, "u", st.ID)
 	if err != nil || res.State != jobs.StateCanceled || len(res.Pages) != 1 {
 		t.Fatalf("canceled result: %v %+v", err, res)
 	}
-	if err := e.m.Delete("u", st.ID); err != nil {
+	if err := e.m.Delete(ctx, "u", st.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.m.Get("u", st.ID); !errors.Is(err, jobs.ErrNotFound) {
+	if _, err := e.m.Get(ctx, "u", st.ID); !errors.Is(err, jobs.ErrNotFound) {
 		t.Fatalf("after delete: %v", err)
 	}
 	close(e.ocr.gate)
@@ -443,12 +445,12 @@ func TestRetention(t *testing.T) {
 	e.wait("u", st.ID)
 	e.now.Add(int64(59 * time.Minute))
 	e.restart() // the janitor sweeps at start
-	if _, err := e.m.Get("u", st.ID); err != nil {
+	if _, err := e.m.Get(ctx, "u", st.ID); err != nil {
 		t.Fatalf("deleted before its time: %v", err)
 	}
 	e.now.Add(int64(2 * time.Minute))
 	e.restart()
-	if _, err := e.m.Get("u", st.ID); !errors.Is(err, jobs.ErrNotFound) {
+	if _, err := e.m.Get(ctx, "u", st.ID); !errors.Is(err, jobs.ErrNotFound) {
 		t.Fatalf("kept past retention: %v", err)
 	}
 }
@@ -468,7 +470,7 @@ func TestPageErrors(t *testing.T) {
 	if st.State != jobs.StateSucceeded || st.Progress.PagesFailed != 1 {
 		t.Fatalf("status %+v", st)
 	}
-	res, _ := e.m.Result("u", st.ID)
+	res, _ := e.m.Result(ctx, "u", st.ID)
 	if p := res.Pages[1]; p.Error == nil || p.Error.Type != "https://visionserve.dev/problems/unusable-image" || p.Page != nil {
 		t.Fatalf("page 1 %+v", p)
 	}

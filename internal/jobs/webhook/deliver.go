@@ -12,32 +12,14 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/visionserve/visionserve/internal/jobs/store"
 )
-
-// Delivery is a pending webhook, kept until it succeeds or is given up.
-type Delivery struct {
-	ID       string    `json:"id"`
-	JobID    string    `json:"job_id"`
-	URL      string    `json:"url"`
-	Body     []byte    `json:"body"`
-	Attempts int       `json:"attempts"`
-	Next     time.Time `json:"next"`
-	Created  time.Time `json:"created"`
-}
-
-// Outbox is where the deliveries wait.
-type Outbox interface {
-	// Pending returns every delivery not yet done.
-	Pending(ctx context.Context) ([]*Delivery, error)
-	// Done removes a delivery (delivered or given up).
-	Done(ctx context.Context, d *Delivery) error
-	// Retry records a failed attempt (d.Attempts, d.Next).
-	Retry(ctx context.Context, d *Delivery) error
-}
 
 // Config tunes delivery.
 type Config struct {
@@ -51,12 +33,24 @@ type Config struct {
 	// AllowPrivateNetworks lets webhooks reach loopback, private and
 	// link-local addresses.
 	AllowPrivateNetworks bool
+	// Concurrency is how many deliveries this process makes at once.
+	Concurrency int
+	// PerDestination bounds the deliveries in flight to one receiver
+	// (scheme, host and port), counted by the outbox: across every
+	// replica sharing it.
+	PerDestination int
 }
 
 // Options wire a Deliverer.
 type Options struct {
 	Config Config
-	Outbox Outbox
+	// Outbox is where deliveries wait (the job store's outbox).
+	Outbox store.Outbox
+	// Worker names this process in the outbox's leases.
+	Worker string
+	// Poll is how often an idle sender looks for due deliveries queued by
+	// other replicas (Poke wakes it for this process's own).
+	Poll time.Duration
 	// Key signs every attempt.
 	Key []byte
 	Log *slog.Logger
@@ -120,61 +114,72 @@ func (d *Deliverer) Poke() {
 	}
 }
 
-// Run delivers due webhooks until ctx ends, sleeping until the next one
-// is due or a new one is queued. Deliveries go one at a time: a slow
-// receiver delays others by at most the attempt timeout.
+// lease is how long a claimed delivery is this process's: its attempt is
+// bounded by the timeout, so a longer lease expires only when the
+// process died (and another replica then makes the attempt again).
+func (d *Deliverer) lease() time.Duration { return 2*d.opts.Config.Timeout + 10*time.Second }
+
+// Run delivers webhooks until ctx ends: Concurrency senders, each
+// claiming the next due delivery whose receiver has room, so a slow
+// receiver holds at most PerDestination of them and the others serve
+// everyone else.
 func (d *Deliverer) Run(ctx context.Context) {
-	for {
-		next := d.deliverDue(ctx)
-		wait := time.Hour
-		if !next.IsZero() {
-			wait = max(next.Sub(d.opts.Now()), 0)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-d.wake:
-		case <-t.C:
-		}
-		t.Stop()
+	var wg sync.WaitGroup
+	for i := 0; i < max(d.opts.Config.Concurrency, 1); i++ {
+		wg.Go(func() { d.sender(ctx) })
 	}
+	wg.Wait()
 }
 
-// deliverDue attempts every due delivery and returns when the next
-// pending one is due (zero: none pending).
-func (d *Deliverer) deliverDue(ctx context.Context) time.Time {
-	pending, err := d.opts.Outbox.Pending(ctx)
-	if err != nil {
-		d.opts.Log.Error("reading the webhook outbox", "err", err)
-		return time.Now().Add(time.Minute)
-	}
-	var next time.Time
-	for _, dl := range pending {
-		if ctx.Err() != nil {
-			return time.Time{}
+func (d *Deliverer) sender(ctx context.Context) {
+	for ctx.Err() == nil {
+		dl, err := d.opts.Outbox.ClaimDelivery(ctx, d.opts.Worker, d.opts.Now(), d.lease(), max(d.opts.Config.PerDestination, 1))
+		if err != nil && ctx.Err() == nil {
+			d.opts.Log.Error("reading the webhook outbox", "err", err)
 		}
-		if now := d.opts.Now(); dl.Next.After(now) {
-			if next.IsZero() || dl.Next.Before(next) {
-				next = dl.Next
-			}
+		if dl == nil {
+			d.idle(ctx)
 			continue
 		}
-		if again := d.attempt(ctx, dl); !again.IsZero() && (next.IsZero() || again.Before(next)) {
-			next = again
-		}
+		d.Poke() // another sender may find more
+		d.attempt(ctx, dl)
 	}
-	return next
 }
 
-// attempt makes one delivery attempt and records its outcome; it returns
-// the time of the next attempt, zero when the delivery is finished.
-func (d *Deliverer) attempt(ctx context.Context, dl *Delivery) time.Time {
+// idle waits for a poke, the next due delivery or the poll interval,
+// whichever comes first.
+func (d *Deliverer) idle(ctx context.Context) {
+	wait := d.opts.Poll
+	if next, ok, err := d.opts.Outbox.NextDelivery(ctx); err == nil && ok {
+		// A due delivery that could not be claimed is held by another
+		// sender or waits for room at its receiver: poll for it.
+		if until := next.Sub(d.opts.Now()); until > 0 && until < wait {
+			wait = until
+		}
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-d.wake:
+	case <-t.C:
+	}
+}
+
+// attempt makes one delivery attempt and records its outcome.
+func (d *Deliverer) attempt(ctx context.Context, dl *store.Delivery) {
 	log := d.opts.Log.With("delivery", dl.ID, "job", dl.JobID)
 	err := d.post(ctx, dl)
+	// The outcome is recorded even when shutting down, within a bound.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	if ctx.Err() != nil {
-		return time.Time{} // shutting down: the record stays for the next start
+		// Shutting down: give the delivery back, unchanged, for another
+		// replica or the next start.
+		if err := d.opts.Outbox.DeliveryRetry(rctx, dl); err != nil {
+			log.Warn("giving a delivery back", "err", err)
+		}
+		return
 	}
 	dl.Attempts++
 	outcome := "delivered"
@@ -196,14 +201,13 @@ func (d *Deliverer) attempt(ctx context.Context, dl *Delivery) time.Time {
 	}
 	var uerr error
 	if next.IsZero() {
-		uerr = d.opts.Outbox.Done(ctx, dl)
+		uerr = d.opts.Outbox.DeliveryDone(rctx, dl)
 	} else {
-		uerr = d.opts.Outbox.Retry(ctx, dl)
+		uerr = d.opts.Outbox.DeliveryRetry(rctx, dl)
 	}
 	if uerr != nil {
 		log.Error("recording the webhook outcome", "err", uerr)
 	}
-	return next
 }
 
 // backoff is InitialBackoff doubled per attempt, capped, with up to 20%
@@ -218,7 +222,7 @@ func (d *Deliverer) backoff(attempts int) time.Duration {
 	return b + time.Duration(rand.Int64N(int64(b)/5+1))
 }
 
-func (d *Deliverer) post(ctx context.Context, dl *Delivery) error {
+func (d *Deliverer) post(ctx context.Context, dl *store.Delivery) error {
 	ctx, cancel := context.WithTimeout(ctx, d.opts.Config.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, dl.URL, bytes.NewReader(dl.Body))
