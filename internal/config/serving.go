@@ -23,7 +23,10 @@ func (t TLS) Runtime() tlsconf.Config {
 
 // Jobs configures asynchronous jobs (see docs/jobs.md).
 type Jobs struct {
-	Dir                  string        `yaml:"dir"` // "" = jobs disabled
+	Store                string        `yaml:"store"` // embedded (default) or postgres
+	Dir                  string        `yaml:"dir"`   // embedded: "" = jobs disabled
+	Postgres             string        `yaml:"postgres"`
+	PostgresFile         string        `yaml:"postgres_file"`
 	MaxItems             int           `yaml:"max_items"`
 	MaxPages             int           `yaml:"max_pages"`
 	MaxBytes             ByteSize      `yaml:"max_bytes"`
@@ -64,7 +67,7 @@ type JobsWebhook struct {
 func jobsDefaults() Jobs {
 	d := jobs.DefaultConfig()
 	return Jobs{
-		Dir: d.Dir, MaxItems: d.MaxItems, MaxPages: d.MaxPages, MaxBytes: ByteSize(d.MaxBytes), MaxQueued: d.MaxQueued,
+		Store: d.Store, Dir: d.Dir, MaxItems: d.MaxItems, MaxPages: d.MaxPages, MaxBytes: ByteSize(d.MaxBytes), MaxQueued: d.MaxQueued,
 		MaxPendingBytes: ByteSize(d.MaxPendingBytes), MaxConcurrentUploads: d.MaxConcurrentUploads, SubmitTimeout: d.SubmitTimeout,
 		Concurrency: d.Concurrency, Lease: d.Lease, PollInterval: d.PollInterval, PageTimeout: d.PageTimeout, Retention: d.Retention,
 		PDF: JobsPDF{DPI: d.PDF.DPI, MemoryLimit: ByteSize(d.PDF.MemoryLimit), Pdftoppm: d.PDF.Pdftoppm, Pdfinfo: d.PDF.Pdfinfo},
@@ -79,7 +82,7 @@ func jobsDefaults() Jobs {
 // Runtime converts to the jobs package's form.
 func (j Jobs) Runtime() jobs.Config {
 	return jobs.Config{
-		Dir: j.Dir, MaxItems: j.MaxItems, MaxPages: j.MaxPages, MaxBytes: int64(j.MaxBytes), MaxQueued: j.MaxQueued,
+		Store: j.Store, Dir: j.Dir, Postgres: j.Postgres, PostgresFile: j.PostgresFile, MaxItems: j.MaxItems, MaxPages: j.MaxPages, MaxBytes: int64(j.MaxBytes), MaxQueued: j.MaxQueued,
 		MaxPendingBytes: int64(j.MaxPendingBytes), MaxConcurrentUploads: j.MaxConcurrentUploads, SubmitTimeout: j.SubmitTimeout,
 		Concurrency: j.Concurrency, Lease: j.Lease, PollInterval: j.PollInterval, PageTimeout: j.PageTimeout, Retention: j.Retention,
 		PDF: jobs.PDF{DPI: j.PDF.DPI, MemoryLimit: int64(j.PDF.MemoryLimit), Pdftoppm: j.PDF.Pdftoppm, Pdfinfo: j.PDF.Pdfinfo},

@@ -15,8 +15,19 @@ import (
 // Config configures jobs (the file's jobs section, converted by the
 // config package).
 type Config struct {
-	// Dir holds the job database (jobs.db). Empty: jobs are disabled.
+	// Store is StoreEmbedded (a bbolt file in Dir, one process) or
+	// StorePostgres (shared by every replica pointing at the database).
+	Store string
+	// Dir holds the embedded job database (jobs.db) and the temporary
+	// files of PDFs being rendered. Empty with the embedded store: jobs
+	// are disabled.
 	Dir string
+	// Postgres is the PostgreSQL connection string without a password
+	// (PGPASSWORD or a .pgpass file give it, as for face.gallery.postgres),
+	// or PostgresFile names a file holding the whole connection string (a
+	// mounted Secret). One of the two with StorePostgres.
+	Postgres     string
+	PostgresFile string
 	// MaxItems is the most files one job may carry.
 	MaxItems int
 	// MaxPages is the most pages (images, TIFF frames, PDF pages) per job.
@@ -94,6 +105,7 @@ type Webhook struct {
 // DefaultConfig returns the documented defaults (jobs disabled: no Dir).
 func DefaultConfig() Config {
 	return Config{
+		Store:                StoreEmbedded,
 		MaxItems:             100,
 		MaxPages:             500,
 		MaxBytes:             256 << 20,
@@ -119,8 +131,32 @@ func DefaultConfig() Config {
 	}
 }
 
-// Enabled reports whether jobs are served.
-func (c Config) Enabled() bool { return c.Dir != "" }
+// Store kinds.
+const (
+	StoreEmbedded = "embedded"
+	StorePostgres = "postgres"
+)
+
+// Enabled reports whether jobs are served: with a shared store, or with
+// a directory for the embedded one.
+func (c Config) Enabled() bool { return c.Store == StorePostgres || c.Dir != "" }
+
+// DSN returns the PostgreSQL connection string: Postgres, or the contents
+// of PostgresFile.
+func (c Config) DSN() (string, error) {
+	if c.PostgresFile == "" {
+		return c.Postgres, nil
+	}
+	b, err := os.ReadFile(c.PostgresFile)
+	if err != nil {
+		return "", fmt.Errorf("jobs.postgres_file: %w", err)
+	}
+	dsn := strings.TrimSpace(string(b))
+	if dsn == "" {
+		return "", fmt.Errorf("jobs.postgres_file %s is empty", c.PostgresFile)
+	}
+	return dsn, nil
+}
 
 // Validate checks the section without touching the disk.
 func (c Config) Validate() error {
@@ -147,6 +183,15 @@ func (c Config) Validate() error {
 	}
 	if c.Lease > 0 && c.Lease < 3*time.Second {
 		add("lease %v is below 3s: renewals every third of it would race the store", c.Lease)
+	}
+	switch c.Store {
+	case StoreEmbedded:
+	case StorePostgres:
+		if (c.Postgres == "") == (c.PostgresFile == "") {
+			add("store postgres: set one of postgres (a connection string without a password) and postgres_file (a file holding the connection string)")
+		}
+	default:
+		add("store %q: use %s or %s", c.Store, StoreEmbedded, StorePostgres)
 	}
 	if c.PDF.DPI > 1200 {
 		add("pdf.dpi %d is above 1200", c.PDF.DPI)

@@ -38,13 +38,21 @@ type fakeOCR struct {
 	calls atomic.Int64
 	gate  chan struct{}
 	fail  func(in ocr.Input) error
+	// arrived, when set, is sent to as a call reaches the gate; canceled
+	// counts the calls whose context ended there.
+	arrived  chan struct{}
+	canceled atomic.Int64
 }
 
 func (f *fakeOCR) Recognize(ctx context.Context, in ocr.Input, opt ocr.Options) (*ocr.Result, error) {
 	if f.gate != nil {
+		if f.arrived != nil {
+			f.arrived <- struct{}{}
+		}
 		select {
 		case <-f.gate:
 		case <-ctx.Done():
+			f.canceled.Add(1)
 			return nil, ctx.Err()
 		}
 	}

@@ -341,9 +341,13 @@ const claimTenants = 8
 
 // Claim implements Work: first the order of tenants (fewest live leases,
 // then least recently served), then, for the first tenant with a task no
-// other claimer holds, its oldest job's first free task.
+// other claimer holds, its oldest job's first free task. The job's row is
+// marked running after the claim commits: every transaction that locks
+// both a job and its tasks locks the job first (Cancel, Complete), and a
+// claim must not hold a task while waiting for its job.
 func (s *Postgres) Claim(ctx context.Context, worker string, now time.Time, lease time.Duration) (*Claim, error) {
 	var c *Claim
+	var id string
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT s.tenant FROM visionserve_job_tenants s
 			WHERE EXISTS (SELECT 1 FROM visionserve_job_tasks t WHERE t.tenant = s.tenant AND (t.lease_until IS NULL OR t.lease_until <= $1))
@@ -357,7 +361,6 @@ func (s *Postgres) Claim(ctx context.Context, worker string, now time.Time, leas
 			return err
 		}
 		for _, tenant := range tenants {
-			var id string
 			var task int
 			err := tx.QueryRow(ctx, `SELECT job_id, idx FROM visionserve_job_tasks
 				WHERE tenant = $1 AND (lease_until IS NULL OR lease_until <= $2)
@@ -373,19 +376,22 @@ func (s *Postgres) Claim(ctx context.Context, worker string, now time.Time, leas
 				WHERE job_id = $1 AND idx = $2`, id, task, worker, c.Token, c.Until); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `UPDATE visionserve_job_tenants SET served = nextval('visionserve_job_served') WHERE tenant = $1`, tenant); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `UPDATE visionserve_jobs SET state = 'running', updated = $2 WHERE id = $1 AND state = 'queued'`, id, now); err != nil {
-				return err
-			}
-			c.Job, err = scanJob(tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM visionserve_jobs WHERE id = $1`, id))
+			_, err = tx.Exec(ctx, `UPDATE visionserve_job_tenants SET served = nextval('visionserve_job_served') WHERE tenant = $1`, tenant)
 			return err
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil || c == nil {
 		return nil, err
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE visionserve_jobs SET state = 'running', updated = $2 WHERE id = $1 AND state = 'queued'`, id, now); err != nil {
+		return nil, pgErr(err)
+	}
+	if c.Job, err = scanJob(s.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM visionserve_jobs WHERE id = $1`, id)); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, nil // deleted meanwhile: the claim went with its task row
+		}
+		return nil, pgErr(err)
 	}
 	return c, nil
 }
