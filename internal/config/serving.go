@@ -34,6 +34,9 @@ type Jobs struct {
 	MaxPendingBytes      ByteSize      `yaml:"max_pending_bytes"`
 	MaxConcurrentUploads int           `yaml:"max_concurrent_uploads"`
 	SubmitTimeout        time.Duration `yaml:"submit_timeout"`
+	MinUploadRate        ByteSize      `yaml:"min_upload_rate"` // per second
+	UploadGrace          time.Duration `yaml:"upload_grace"`
+	Tenant               JobsTenant    `yaml:"tenant"`
 	Concurrency          int           `yaml:"concurrency"`
 	Lease                time.Duration `yaml:"lease"`
 	PollInterval         time.Duration `yaml:"poll_interval"`
@@ -41,6 +44,13 @@ type Jobs struct {
 	Retention            time.Duration `yaml:"retention"`
 	PDF                  JobsPDF       `yaml:"pdf"`
 	Webhook              JobsWebhook   `yaml:"webhook"`
+}
+
+// JobsTenant is one tenant's share of the jobs bounds.
+type JobsTenant struct {
+	MaxQueued            int      `yaml:"max_queued"`
+	MaxPendingBytes      ByteSize `yaml:"max_pending_bytes"`
+	MaxConcurrentUploads int      `yaml:"max_concurrent_uploads"`
 }
 
 // JobsPDF configures PDF rasterisation.
@@ -69,6 +79,8 @@ func jobsDefaults() Jobs {
 	return Jobs{
 		Store: d.Store, Dir: d.Dir, MaxItems: d.MaxItems, MaxPages: d.MaxPages, MaxBytes: ByteSize(d.MaxBytes), MaxQueued: d.MaxQueued,
 		MaxPendingBytes: ByteSize(d.MaxPendingBytes), MaxConcurrentUploads: d.MaxConcurrentUploads, SubmitTimeout: d.SubmitTimeout,
+		MinUploadRate: ByteSize(d.MinUploadRate), UploadGrace: d.UploadGrace,
+		Tenant:      JobsTenant{MaxQueued: d.Tenant.MaxQueued, MaxPendingBytes: ByteSize(d.Tenant.MaxPendingBytes), MaxConcurrentUploads: d.Tenant.MaxConcurrentUploads},
 		Concurrency: d.Concurrency, Lease: d.Lease, PollInterval: d.PollInterval, PageTimeout: d.PageTimeout, Retention: d.Retention,
 		PDF: JobsPDF{DPI: d.PDF.DPI, MemoryLimit: ByteSize(d.PDF.MemoryLimit), Pdftoppm: d.PDF.Pdftoppm, Pdfinfo: d.PDF.Pdfinfo},
 		Webhook: JobsWebhook{
@@ -84,6 +96,8 @@ func (j Jobs) Runtime() jobs.Config {
 	return jobs.Config{
 		Store: j.Store, Dir: j.Dir, Postgres: j.Postgres, PostgresFile: j.PostgresFile, MaxItems: j.MaxItems, MaxPages: j.MaxPages, MaxBytes: int64(j.MaxBytes), MaxQueued: j.MaxQueued,
 		MaxPendingBytes: int64(j.MaxPendingBytes), MaxConcurrentUploads: j.MaxConcurrentUploads, SubmitTimeout: j.SubmitTimeout,
+		MinUploadRate: int64(j.MinUploadRate), UploadGrace: j.UploadGrace,
+		Tenant:      jobs.TenantShare{MaxQueued: j.Tenant.MaxQueued, MaxPendingBytes: int64(j.Tenant.MaxPendingBytes), MaxConcurrentUploads: j.Tenant.MaxConcurrentUploads},
 		Concurrency: j.Concurrency, Lease: j.Lease, PollInterval: j.PollInterval, PageTimeout: j.PageTimeout, Retention: j.Retention,
 		PDF: jobs.PDF{DPI: j.PDF.DPI, MemoryLimit: int64(j.PDF.MemoryLimit), Pdftoppm: j.PDF.Pdftoppm, Pdfinfo: j.PDF.Pdfinfo},
 		Webhook: jobs.Webhook{

@@ -2,9 +2,9 @@ package httpapi
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/jobs"
@@ -43,10 +43,9 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	release, ok := m.TryUpload()
-	if !ok {
-		writeProblem(w, r, Problem{Type: problemBase + "too-many-uploads", Status: http.StatusTooManyRequests,
-			Detail: "other job submissions are being read; retry after the delay in Retry-After"}, 5*time.Second)
+	release, err := m.Upload(jobOwner(r))
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	defer release()
@@ -55,10 +54,18 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &http.MaxBytesError{Limit: cfg.MaxBytes})
 		return
 	}
-	body := http.MaxBytesReader(w, r.Body, cfg.MaxBytes+multipartJobOverhead)
-	sub, err := jobs.ParseRequest(r.Header.Get("Content-Type"), r.URL.Query(), r.Header.Get(HeaderIdempotencyKey), body,
+	until, _ := r.Context().Deadline()
+	body, stop := jobs.MinRate(r.Body, http.NewResponseController(w), cfg.MinUploadRate, cfg.UploadGrace, until)
+	sub, err := jobs.ParseRequest(r.Header.Get("Content-Type"), r.URL.Query(), r.Header.Get(HeaderIdempotencyKey),
+		http.MaxBytesReader(w, readCloser{body, r.Body}, cfg.MaxBytes+multipartJobOverhead),
 		jobs.RequestLimits{MaxItems: cfg.MaxItems, MaxBytes: cfg.MaxBytes})
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	if err == nil {
+		// Only a complete upload gets the request's deadline back: after
+		// a failed one, the server's drain of the unread body must fail at
+		// once, not wait for a client that stopped sending.
+		stop()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, jobs.ErrUploadTooSlow) {
 		err = errDeadline // the upload outlived jobs.submit_timeout
 	}
 	if err != nil {
@@ -138,4 +145,10 @@ func jobOwner(r *http.Request) jobs.Owner {
 		p = &auth.Anonymous
 	}
 	return jobs.Owner{ID: p.ID, Tenant: p.Tenant}
+}
+
+// readCloser is a reader in front of a request body, closed as the body.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }

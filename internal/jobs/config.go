@@ -43,6 +43,15 @@ type Config struct {
 	MaxConcurrentUploads int
 	// SubmitTimeout bounds reading one submission.
 	SubmitTimeout time.Duration
+	// MinUploadRate is the average a submission's upload must keep (bytes
+	// per second) once UploadGrace has passed; a slower one is cut (408),
+	// so that trickling bytes cannot hold an upload slot for minutes.
+	MinUploadRate int64
+	UploadGrace   time.Duration
+	// Tenant is one tenant's share of the bounds above (a principal
+	// without a tenant is a tenant of its own): the most of them one
+	// tenant may hold, each capped by the server's own bound.
+	Tenant TenantShare
 	// Concurrency is how many tasks (an image, or a PDF page) this
 	// process runs at once, on the shared workers, yielding to
 	// interactive requests.
@@ -61,6 +70,13 @@ type Config struct {
 	Retention time.Duration
 	PDF       PDF
 	Webhook   Webhook
+}
+
+// TenantShare bounds what one tenant may hold at once.
+type TenantShare struct {
+	MaxQueued            int
+	MaxPendingBytes      int64
+	MaxConcurrentUploads int
 }
 
 // PDF configures rasterisation.
@@ -113,6 +129,9 @@ func DefaultConfig() Config {
 		MaxPendingBytes:      2 << 30,
 		MaxConcurrentUploads: 4,
 		SubmitTimeout:        5 * time.Minute,
+		MinUploadRate:        32 << 10,
+		UploadGrace:          10 * time.Second,
+		Tenant:               TenantShare{MaxQueued: 50, MaxPendingBytes: 1 << 30, MaxConcurrentUploads: 2},
 		Concurrency:          1,
 		Lease:                30 * time.Second,
 		PollInterval:         time.Second,
@@ -165,8 +184,10 @@ func (c Config) Validate() error {
 	for name, v := range map[string]int64{
 		"max_items": int64(c.MaxItems), "max_pages": int64(c.MaxPages), "max_bytes": c.MaxBytes,
 		"max_queued": int64(c.MaxQueued), "max_pending_bytes": c.MaxPendingBytes, "concurrency": int64(c.Concurrency),
-		"max_concurrent_uploads": int64(c.MaxConcurrentUploads),
-		"pdf.dpi":                int64(c.PDF.DPI), "pdf.memory_limit": c.PDF.MemoryLimit, "webhook.max_attempts": int64(c.Webhook.MaxAttempts),
+		"max_concurrent_uploads": int64(c.MaxConcurrentUploads), "min_upload_rate": c.MinUploadRate,
+		"tenant.max_queued": int64(c.Tenant.MaxQueued), "tenant.max_pending_bytes": c.Tenant.MaxPendingBytes,
+		"tenant.max_concurrent_uploads": int64(c.Tenant.MaxConcurrentUploads),
+		"pdf.dpi":                       int64(c.PDF.DPI), "pdf.memory_limit": c.PDF.MemoryLimit, "webhook.max_attempts": int64(c.Webhook.MaxAttempts),
 		"webhook.concurrency": int64(c.Webhook.Concurrency), "webhook.per_destination": int64(c.Webhook.PerDestination),
 	} {
 		if v <= 0 {
@@ -176,6 +197,7 @@ func (c Config) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"page_timeout": c.PageTimeout, "retention": c.Retention, "submit_timeout": c.SubmitTimeout, "webhook.initial_backoff": c.Webhook.InitialBackoff,
 		"webhook.max_backoff": c.Webhook.MaxBackoff, "webhook.timeout": c.Webhook.Timeout, "lease": c.Lease, "poll_interval": c.PollInterval,
+		"upload_grace": c.UploadGrace,
 	} {
 		if d <= 0 {
 			add("%s must be positive, got %v", name, d)
@@ -198,6 +220,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPendingBytes > 0 && c.MaxBytes > c.MaxPendingBytes {
 		add("max_bytes (%d) exceeds max_pending_bytes (%d): no job could ever be stored", c.MaxBytes, c.MaxPendingBytes)
+	}
+	if c.Tenant.MaxPendingBytes > 0 && c.MaxBytes > c.Tenant.MaxPendingBytes {
+		add("max_bytes (%d) exceeds tenant.max_pending_bytes (%d): no tenant could store a job of max_bytes", c.MaxBytes, c.Tenant.MaxPendingBytes)
 	}
 	if c.Webhook.SecretFile != "" && c.Webhook.SecretEnv != "" && c.Webhook.SecretEnv != DefaultConfig().Webhook.SecretEnv {
 		add("webhook: set secret_file or secret_env, not both")
@@ -234,14 +259,21 @@ func (w Webhook) delivery() webhook.Config {
 		AllowPrivateNetworks: w.AllowPrivateNetworks, Concurrency: w.Concurrency, PerDestination: w.PerDestination}
 }
 
-// limits are the store's bounds on unfinished jobs.
+// limits are the store's bounds on unfinished jobs: the server's, and a
+// tenant's share of them.
 func (c Config) limits() store.Limits {
-	return store.Limits{MaxJobs: c.MaxQueued, MaxBytes: c.MaxPendingBytes}
+	return store.Limits{MaxJobs: c.MaxQueued, MaxBytes: c.MaxPendingBytes,
+		TenantMaxJobs: min(c.Tenant.MaxQueued, c.MaxQueued), TenantMaxBytes: min(c.Tenant.MaxPendingBytes, c.MaxPendingBytes)}
 }
 
 // limitDetail explains a refusal by the store's limits, naming the key.
 func (c Config) limitDetail(le *store.LimitError) string {
-	if le.What == "bytes" {
+	switch {
+	case le.Tenant && le.What == "bytes":
+		return fmt.Sprintf("your unfinished jobs hold %d bytes of input; this one would pass your share of %d (jobs.tenant.max_pending_bytes)", le.Used, le.Limit)
+	case le.Tenant:
+		return fmt.Sprintf("you have %d unfinished jobs, your share of the queue (jobs.tenant.max_queued)", le.Used)
+	case le.What == "bytes":
 		return fmt.Sprintf("unfinished jobs hold %d bytes of input; this one would pass the limit of %d (jobs.max_pending_bytes)", le.Used, le.Limit)
 	}
 	return fmt.Sprintf("%d jobs are unfinished, the most this server keeps (jobs.max_queued)", le.Used)

@@ -1,10 +1,12 @@
 package jobs_test
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -140,5 +142,80 @@ func TestWebhookPerDestinationLimit(t *testing.T) {
 	defer mu.Unlock()
 	if most != 2 {
 		t.Errorf("%d deliveries in flight to one receiver at once, want 2", most)
+	}
+}
+
+// Issue 11 item 7: one principal cannot fill the queue for everyone. A
+// tenant holds at most its share of the unfinished jobs and of their
+// bytes; another tenant's job is still accepted.
+func TestTenantShareOfQueue(t *testing.T) {
+	img := png(t, 20, 20)
+	e := newEnv(t, func(c *jobs.Config) {
+		c.MaxQueued, c.Tenant.MaxQueued = 4, 2
+		c.MaxPendingBytes, c.Tenant.MaxPendingBytes = int64(len(img))*10, int64(len(img))*3
+		c.MaxBytes = c.Tenant.MaxPendingBytes
+	})
+	e.ocr.gate = make(chan struct{})
+	defer close(e.ocr.gate)
+	a := jobs.Owner{ID: "key:a1", Tenant: "A"}
+	accepted := 0
+	for ; accepted < 10; accepted++ {
+		if _, _, err := e.m.Submit(ctx, a, &jobs.Submission{Inputs: inputs(img)}); err != nil {
+			if !errors.Is(err, jobs.ErrQueueFull) || !strings.Contains(err.Error(), "jobs.tenant.max_queued") {
+				t.Fatalf("A's job %d: %v", accepted+1, err)
+			}
+			break
+		}
+	}
+	if accepted != 2 {
+		t.Fatalf("tenant A had %d jobs accepted, its share is 2", accepted)
+	}
+	// Another principal of the same tenant shares its share.
+	if _, _, err := e.m.Submit(ctx, jobs.Owner{ID: "key:a2", Tenant: "A"}, &jobs.Submission{Inputs: inputs(img)}); !errors.Is(err, jobs.ErrQueueFull) {
+		t.Fatalf("the same tenant through another key: %v", err)
+	}
+	if _, _, err := e.m.Submit(ctx, jobs.Owner{ID: "key:b"}, &jobs.Submission{Inputs: inputs(img, img)}); err != nil {
+		t.Fatalf("tenant B was refused: %v", err)
+	}
+	// Bytes: B's two files plus two more would pass its 3-file share.
+	if _, _, err := e.m.Submit(ctx, jobs.Owner{ID: "key:b"}, &jobs.Submission{Inputs: inputs(img, img)}); !errors.Is(err, jobs.ErrQueueFull) ||
+		!strings.Contains(err.Error(), "jobs.tenant.max_pending_bytes") {
+		t.Fatalf("over B's share of bytes: %v", err)
+	}
+}
+
+// Issue 11 item 4: upload slots are shared per tenant: a tenant holding
+// its share gets 429 while other tenants still get a slot.
+func TestUploadSlotsPerTenant(t *testing.T) {
+	e := newEnv(t, func(c *jobs.Config) { c.MaxConcurrentUploads, c.Tenant.MaxConcurrentUploads = 4, 2 })
+	a := jobs.Owner{ID: "key:a", Tenant: "A"}
+	var held []func()
+	for i := 0; i < 2; i++ {
+		release, err := e.m.Upload(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, release)
+	}
+	if _, err := e.m.Upload(jobs.Owner{ID: "key:a-other", Tenant: "A"}); !errors.Is(err, jobs.ErrTooManyUploads) {
+		t.Fatalf("A's third upload: %v", err)
+	}
+	for _, b := range []jobs.Owner{{ID: "key:b"}, {ID: "key:c"}} {
+		release, err := e.m.Upload(b)
+		if err != nil {
+			t.Fatalf("%s was refused while A holds its share: %v", b.ID, err)
+		}
+		held = append(held, release)
+	}
+	if _, err := e.m.Upload(jobs.Owner{ID: "key:d"}); !errors.Is(err, jobs.ErrTooManyUploads) {
+		t.Fatalf("past the server's slots: %v", err)
+	}
+	held[0]()
+	held[0]() // releasing twice frees one slot
+	if _, err := e.m.Upload(jobs.Owner{ID: "key:d"}); err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+	if _, err := e.m.Upload(jobs.Owner{ID: "key:e"}); !errors.Is(err, jobs.ErrTooManyUploads) {
+		t.Fatal("a double release freed two slots")
 	}
 }

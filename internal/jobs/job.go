@@ -3,6 +3,7 @@ package jobs
 import (
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"time"
 
@@ -36,6 +37,10 @@ var (
 	// ErrTooManyUploads: the principal's tenant, or the server, is
 	// reading as many submissions as it may at once.
 	ErrTooManyUploads = errors.New("too many job uploads")
+	// ErrUploadTooSlow: a submission's upload fell below
+	// jobs.min_upload_rate. It is a read deadline (os.ErrDeadlineExceeded)
+	// of its own kind, so readers pass it on as they pass deadlines.
+	ErrUploadTooSlow = fmt.Errorf("job upload too slow: %w", os.ErrDeadlineExceeded)
 )
 
 // Error is a client error with a message safe to show.

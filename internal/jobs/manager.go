@@ -71,7 +71,7 @@ type Manager struct {
 	inputs  *inputs
 	queue   *queue
 	deliver *webhook.Deliverer
-	uploads chan struct{}
+	uploads *uploads
 
 	closed atomic.Bool
 	stop   context.CancelFunc
@@ -101,7 +101,7 @@ func Open(opts Options) (*Manager, error) {
 	}
 	m := &Manager{
 		cfg: cfg, log: opts.Log.With("component", "jobs"), metrics: opts.Metrics, now: opts.Now, prop: opts.Propagator,
-		uploads: make(chan struct{}, cfg.MaxConcurrentUploads),
+		uploads: newUploads(cfg, opts.Metrics.uploads()),
 	}
 	secret, err := cfg.Webhook.LoadSecret()
 	if err != nil {
@@ -140,15 +140,11 @@ func (m *Manager) event(j *store.Job) ([]byte, error) {
 // Config returns the configuration in force.
 func (m *Manager) Config() Config { return m.cfg }
 
-// TryUpload reserves one of the MaxConcurrentUploads slots for reading a
-// submission; ok is false when all are taken (answer 429).
-func (m *Manager) TryUpload() (release func(), ok bool) {
-	select {
-	case m.uploads <- struct{}{}:
-		return func() { <-m.uploads }, true
-	default:
-		return nil, false
-	}
+// Upload reserves a slot for reading owner's submission: one of the
+// server's MaxConcurrentUploads, within the tenant's share of them. The
+// error is ErrTooManyUploads when none is free (answer 429).
+func (m *Manager) Upload(owner Owner) (release func(), err error) {
+	return m.uploads.acquire(owner.share())
 }
 
 // WebhooksEnabled reports whether a signing secret is configured.
