@@ -600,8 +600,9 @@ func TestWebhookSurvivesRestart(t *testing.T) {
 	}
 }
 
-// By default a webhook may not reach private addresses: the attempt fails
-// at connect time and the delivery is given up.
+// By default a webhook may not reach private addresses: a name that
+// resolves to one passes the submission, and the attempt fails at connect
+// time (on the address dialled, after DNS) and the delivery is given up.
 func TestWebhookPrivateNetworksRefused(t *testing.T) {
 	t.Setenv("TEST_WEBHOOK_SECRET", secret)
 	rcv := newReceiver(t)
@@ -610,7 +611,7 @@ func TestWebhookPrivateNetworksRefused(t *testing.T) {
 		c.Webhook.AllowPrivateNetworks = false
 		c.Webhook.MaxAttempts = 1
 	})
-	e.submit("u", &jobs.Submission{Inputs: inputs(png(t, 20, 20)), WebhookURL: rcv.srv.URL})
+	e.submit("u", &jobs.Submission{Inputs: inputs(png(t, 20, 20)), WebhookURL: strings.Replace(rcv.srv.URL, "127.0.0.1", "localhost", 1)})
 	for i := 0; ; i++ {
 		if v := counter(e.metrics.Webhooks.WithLabelValues("gave_up")); v == 1 {
 			break
@@ -671,3 +672,21 @@ func TestWebhookGoneStops(t *testing.T) {
 type runnerFunc func(ctx context.Context, fn func(context.Context) error) error
 
 func (f runnerFunc) Run(ctx context.Context, fn func(context.Context) error) error { return f(ctx, fn) }
+
+// Issue 11 item 9: a webhook URL naming an address that is not public is
+// refused at submission (a name is checked when dialled).
+func TestWebhookURLAddressRefused(t *testing.T) {
+	t.Setenv("TEST_WEBHOOK_SECRET", secret)
+	e := newEnv(t, func(c *jobs.Config) {
+		c.Webhook.SecretEnv = "TEST_WEBHOOK_SECRET"
+		c.Webhook.AllowPrivateNetworks = false
+	})
+	for _, u := range []string{"http://169.254.169.254/latest", "http://100.100.100.200/", "https://[::ffff:127.0.0.1]:8443/", "http://[64:ff9b::a00:1]/", "http://198.18.0.1/"} {
+		if _, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(png(t, 20, 20)), WebhookURL: u}); !errors.Is(err, jobs.ErrBadRequest) {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	if _, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(png(t, 20, 20)), WebhookURL: "https://hooks.example.com/x"}); err != nil {
+		t.Errorf("a name: %v", err)
+	}
+}

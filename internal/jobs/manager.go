@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -182,6 +184,9 @@ func (m *Manager) Submit(ctx context.Context, owner Owner, sub *Submission) (st 
 	if len(sub.Inputs) > m.cfg.MaxItems {
 		return st, false, errorf(ErrTooLarge, "%d files; the limit is %d per job", len(sub.Inputs), m.cfg.MaxItems)
 	}
+	if err := m.checkWebhookHost(sub.WebhookURL); err != nil {
+		return st, false, err
+	}
 	j := &store.Job{
 		ID: store.NewID("job_"), Owner: owner.ID, Tenant: owner.share(), WebhookURL: sub.WebhookURL,
 		IdempotencyKey: sub.IdempotencyKey, Fingerprint: fingerprint(sub),
@@ -234,6 +239,26 @@ func (m *Manager) Submit(ctx context.Context, owner Owner, sub *Submission) (st 
 	m.observe()
 	m.queue.poke()
 	return statusOf(j), true, nil
+}
+
+// checkWebhookHost refuses at once a webhook URL that names an address
+// the deliverer would refuse (names are checked when dialled).
+func (m *Manager) checkWebhookHost(raw string) error {
+	if raw == "" || m.cfg.Webhook.AllowPrivateNetworks {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errorf(ErrBadRequest, "webhook_url: %v", err)
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	if err != nil {
+		return nil // a name
+	}
+	if err := webhook.CheckAddress(ip); err != nil {
+		return errorf(ErrBadRequest, "webhook_url: %v; webhooks reach public addresses only (jobs.webhook.allow_private_networks)", err)
+	}
+	return nil
 }
 
 // replayed answers a submission whose Idempotency-Key names prev.

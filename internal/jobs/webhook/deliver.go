@@ -86,8 +86,8 @@ func NewDeliverer(opts Options) *Deliverer {
 			if err != nil {
 				return err
 			}
-			if ip := ap.Addr().Unmap(); !ip.IsGlobalUnicast() || ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() {
-				return fmt.Errorf("webhook address %s is not public (jobs.webhook.allow_private_networks is off)", ip)
+			if err := CheckAddress(ap.Addr()); err != nil {
+				return fmt.Errorf("%w (jobs.webhook.allow_private_networks is off)", err)
 			}
 			return nil
 		}
