@@ -157,6 +157,7 @@ func (m *Manager) WebhooksEnabled() bool { return m.secret != nil }
 func (m *Manager) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stop = cancel
+	m.log.Info("jobs started", "store", m.cfg.Store, "worker", m.queue.worker, "runners", m.cfg.Concurrency, "lease", m.cfg.Lease)
 	m.wg.Go(func() { m.queue.run(ctx) })
 	m.wg.Go(func() { m.deliver.Run(ctx) })
 	m.wg.Go(func() { m.janitor(ctx) })

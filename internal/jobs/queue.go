@@ -31,8 +31,8 @@ type queueOptions struct {
 	// Lease is how long a claim lasts unless renewed; leases are renewed
 	// every Lease/3 while their task runs.
 	Lease time.Duration
-	// Poll is how often an idle runner asks the store for work (tasks
-	// submitted here wake it at once).
+	// Poll is how often an idle process asks the store for work (tasks
+	// submitted here wake a runner at once).
 	Poll time.Duration
 	Now  func() time.Time
 	Log  *slog.Logger
@@ -80,14 +80,31 @@ func (q *queue) poke() {
 	}
 }
 
-// run runs the runners and the lease keeper until ctx ends.
+// run runs the runners, the lease keeper and the poller until ctx ends.
 func (q *queue) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for i := 0; i < q.Runners; i++ {
 		wg.Go(func() { q.runner(ctx) })
 	}
 	wg.Go(func() { q.keep(ctx) })
+	wg.Go(func() { q.poll(ctx) })
 	wg.Wait()
+}
+
+// poll wakes an idle runner every Poll, for work submitted through other
+// replicas and tasks whose lease expired. One poller, not every idle
+// runner, asks the store: idle processes cost the database little.
+func (q *queue) poll(ctx context.Context) {
+	t := time.NewTicker(q.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			q.poke()
+		}
+	}
 }
 
 func (q *queue) runner(ctx context.Context) {
@@ -105,14 +122,12 @@ func (q *queue) runner(ctx context.Context) {
 	}
 }
 
-// idle waits for a poke or the poll interval.
+// idle waits for a poke: a submission here, a runner that found work,
+// or the poller.
 func (q *queue) idle(ctx context.Context) {
-	t := time.NewTimer(q.Poll)
-	defer t.Stop()
 	select {
 	case <-ctx.Done():
 	case <-q.wake:
-	case <-t.C:
 	}
 }
 

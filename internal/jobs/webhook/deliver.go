@@ -128,7 +128,30 @@ func (d *Deliverer) Run(ctx context.Context) {
 	for i := 0; i < max(d.opts.Config.Concurrency, 1); i++ {
 		wg.Go(func() { d.sender(ctx) })
 	}
+	wg.Go(func() { d.poll(ctx) })
 	wg.Wait()
+}
+
+// poll wakes an idle sender when the next delivery is due, and at least
+// every Poll (for deliveries queued by other replicas, or left by one
+// that died). One poller, not every idle sender, asks the outbox.
+func (d *Deliverer) poll(ctx context.Context) {
+	for {
+		wait := d.opts.Poll
+		if next, ok, err := d.opts.Outbox.NextDelivery(ctx); err == nil && ok {
+			if until := next.Sub(d.opts.Now()); until > 0 && until < wait {
+				wait = until
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		d.Poke()
+	}
 }
 
 func (d *Deliverer) sender(ctx context.Context) {
@@ -146,23 +169,12 @@ func (d *Deliverer) sender(ctx context.Context) {
 	}
 }
 
-// idle waits for a poke, the next due delivery or the poll interval,
-// whichever comes first.
+// idle waits for a poke: a delivery queued here, a sender that found
+// work, or the poller.
 func (d *Deliverer) idle(ctx context.Context) {
-	wait := d.opts.Poll
-	if next, ok, err := d.opts.Outbox.NextDelivery(ctx); err == nil && ok {
-		// A due delivery that could not be claimed is held by another
-		// sender or waits for room at its receiver: poll for it.
-		if until := next.Sub(d.opts.Now()); until > 0 && until < wait {
-			wait = until
-		}
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
 	select {
 	case <-ctx.Done():
 	case <-d.wake:
-	case <-t.C:
 	}
 }
 
