@@ -133,6 +133,7 @@ func (q *queue) idle(ctx context.Context) {
 
 // runClaim runs one claimed task and records its pages.
 func (q *queue) runClaim(ctx context.Context, c *store.Claim) {
+	q.Log.Debug("task claimed", "job", c.Job.ID, "task", c.Task, "tenant", c.Job.Tenant)
 	tctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	q.mu.Lock()
