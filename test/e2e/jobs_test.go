@@ -56,7 +56,7 @@ func (h *hook) all() []delivery {
 	return append([]delivery(nil), h.deliveries...)
 }
 
-func getJSON(t *testing.T, url string, v any) int {
+func getJSON(t testing.TB, url string, v any) int {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
