@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/jobs/claim"
 	"github.com/visionserve/visionserve/internal/jobs/store"
 	"github.com/visionserve/visionserve/internal/jobs/webhook"
 	"github.com/visionserve/visionserve/internal/ocr"
@@ -423,18 +424,10 @@ func (m *Manager) observe() {
 // janitor deletes finished jobs past their retention and refreshes the
 // gauges.
 func (m *Manager) janitor(ctx context.Context) {
-	every := min(m.cfg.Retention/4, time.Minute)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	claim.Every(ctx, min(m.cfg.Retention/4, time.Minute), func() {
 		m.sweep()
 		m.observe()
-	}
+	})
 }
 
 // sweep deletes expired jobs; it returns how many.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/visionserve/visionserve/internal/jobs/claim"
 	"github.com/visionserve/visionserve/internal/jobs/store"
 )
 
@@ -50,7 +51,7 @@ type queueOptions struct {
 type queue struct {
 	queueOptions
 	worker string
-	wake   chan struct{}
+	loop   claim.Loop[*store.Claim]
 
 	mu   sync.Mutex
 	held map[string]*heldTask // token -> task running here
@@ -62,7 +63,19 @@ type heldTask struct {
 }
 
 func newQueue(o queueOptions) *queue {
-	return &queue{queueOptions: o, worker: o.Worker, wake: make(chan struct{}, 1), held: map[string]*heldTask{}}
+	q := &queue{queueOptions: o, worker: o.Worker, held: map[string]*heldTask{}}
+	q.loop = claim.Loop[*store.Claim]{
+		Claim: func(ctx context.Context) (*store.Claim, bool, error) {
+			c, err := q.Work.Claim(ctx, q.worker, q.Now(), q.Lease)
+			return c, c != nil, err
+		},
+		Do:     q.runClaim,
+		Failed: func(err error) { q.Log.Error("claiming a task", "err", err) },
+		// For work submitted through other replicas and tasks whose lease
+		// expired (a submission here pokes at once).
+		Wait: func(context.Context) time.Duration { return q.Poll },
+	}
+	return q
 }
 
 // workerID names this process: its host name and a random suffix, so
@@ -73,62 +86,14 @@ func workerID() string {
 }
 
 // poke wakes an idle runner: there may be work.
-func (q *queue) poke() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
+func (q *queue) poke() { q.loop.Poke() }
 
-// run runs the runners, the lease keeper and the poller until ctx ends.
+// run runs the runners and the lease keeper until ctx ends.
 func (q *queue) run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for i := 0; i < q.Runners; i++ {
-		wg.Go(func() { q.runner(ctx) })
-	}
-	wg.Go(func() { q.keep(ctx) })
-	wg.Go(func() { q.poll(ctx) })
+	wg.Go(func() { q.loop.Run(ctx, q.Runners) })
+	wg.Go(func() { claim.Every(ctx, q.Lease/3, func() { q.renew(ctx) }) })
 	wg.Wait()
-}
-
-// poll wakes an idle runner every Poll, for work submitted through other
-// replicas and tasks whose lease expired. One poller, not every idle
-// runner, asks the store: idle processes cost the database little.
-func (q *queue) poll(ctx context.Context) {
-	t := time.NewTicker(q.Poll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			q.poke()
-		}
-	}
-}
-
-func (q *queue) runner(ctx context.Context) {
-	for ctx.Err() == nil {
-		c, err := q.Work.Claim(ctx, q.worker, q.Now(), q.Lease)
-		if err != nil && ctx.Err() == nil {
-			q.Log.Error("claiming a task", "err", err)
-		}
-		if c == nil {
-			q.idle(ctx)
-			continue
-		}
-		q.poke() // another runner may find more
-		q.runClaim(ctx, c)
-	}
-}
-
-// idle waits for a poke: a submission here, a runner that found work,
-// or the poller.
-func (q *queue) idle(ctx context.Context) {
-	select {
-	case <-ctx.Done():
-	case <-q.wake:
-	}
 }
 
 // runClaim runs one claimed task and records its pages.
@@ -181,39 +146,30 @@ func (q *queue) abort(id string) {
 	}
 }
 
-// keep renews the leases of the tasks running here every Lease/3, and
+// renew renews the leases of the tasks running here (every Lease/3) and
 // stops those whose lease was lost.
-func (q *queue) keep(ctx context.Context) {
-	t := time.NewTicker(q.Lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+func (q *queue) renew(ctx context.Context) {
+	q.mu.Lock()
+	tokens := make([]string, 0, len(q.held))
+	for tok := range q.held {
+		tokens = append(tokens, tok)
+	}
+	q.mu.Unlock()
+	if len(tokens) == 0 {
+		return
+	}
+	lost, err := q.Work.Renew(ctx, q.worker, tokens, q.Now().Add(q.Lease))
+	if err != nil {
+		if ctx.Err() == nil {
+			q.Log.Warn("renewing task leases", "tasks", len(tokens), "err", err)
 		}
-		q.mu.Lock()
-		tokens := make([]string, 0, len(q.held))
-		for tok := range q.held {
-			tokens = append(tokens, tok)
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, tok := range lost {
+		if h := q.held[tok]; h != nil {
+			h.cancel(errLeaseLost)
 		}
-		q.mu.Unlock()
-		if len(tokens) == 0 {
-			continue
-		}
-		lost, err := q.Work.Renew(ctx, q.worker, tokens, q.Now().Add(q.Lease))
-		if err != nil {
-			if ctx.Err() == nil {
-				q.Log.Warn("renewing task leases", "tasks", len(tokens), "err", err)
-			}
-			continue
-		}
-		q.mu.Lock()
-		for _, tok := range lost {
-			if h := q.held[tok]; h != nil {
-				h.cancel(errLeaseLost)
-			}
-		}
-		q.mu.Unlock()
 	}
 }

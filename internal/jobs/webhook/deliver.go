@@ -12,12 +12,12 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/visionserve/visionserve/internal/jobs/claim"
 	"github.com/visionserve/visionserve/internal/jobs/store"
 )
 
@@ -65,7 +65,7 @@ type Options struct {
 type Deliverer struct {
 	opts   Options
 	client *http.Client
-	wake   chan struct{}
+	loop   claim.Loop[*store.Delivery]
 }
 
 // NewDeliverer returns a deliverer; nothing is sent until Run.
@@ -76,7 +76,16 @@ func NewDeliverer(opts Options) *Deliverer {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	d := &Deliverer{opts: opts, wake: make(chan struct{}, 1)}
+	d := &Deliverer{opts: opts}
+	d.loop = claim.Loop[*store.Delivery]{
+		Claim: func(ctx context.Context) (*store.Delivery, bool, error) {
+			dl, err := d.opts.Outbox.ClaimDelivery(ctx, d.opts.Worker, d.opts.Now(), d.lease(), max(d.opts.Config.PerDestination, 1))
+			return dl, dl != nil, err
+		},
+		Do:     d.attempt,
+		Failed: func(err error) { d.opts.Log.Error("reading the webhook outbox", "err", err) },
+		Wait:   d.untilDue,
+	}
 	dialer := &net.Dialer{Timeout: 10 * time.Second}
 	if !opts.Config.AllowPrivateNetworks {
 		// Checked on the address actually dialled, after DNS, so a name
@@ -107,12 +116,7 @@ func NewDeliverer(opts Options) *Deliverer {
 }
 
 // Poke says a delivery was queued.
-func (d *Deliverer) Poke() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
+func (d *Deliverer) Poke() { d.loop.Poke() }
 
 // lease is how long a claimed delivery is this process's: its attempt is
 // bounded by the timeout, so a longer lease expires only when the
@@ -123,59 +127,18 @@ func (d *Deliverer) lease() time.Duration { return 2*d.opts.Config.Timeout + 10*
 // claiming the next due delivery whose receiver has room, so a slow
 // receiver holds at most PerDestination of them and the others serve
 // everyone else.
-func (d *Deliverer) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	for i := 0; i < max(d.opts.Config.Concurrency, 1); i++ {
-		wg.Go(func() { d.sender(ctx) })
-	}
-	wg.Go(func() { d.poll(ctx) })
-	wg.Wait()
-}
+func (d *Deliverer) Run(ctx context.Context) { d.loop.Run(ctx, d.opts.Config.Concurrency) }
 
-// poll wakes an idle sender when the next delivery is due, and at least
-// every Poll (for deliveries queued by other replicas, or left by one
-// that died). One poller, not every idle sender, asks the outbox.
-func (d *Deliverer) poll(ctx context.Context) {
-	for {
-		wait := d.opts.Poll
-		if next, ok, err := d.opts.Outbox.NextDelivery(ctx); err == nil && ok {
-			if until := next.Sub(d.opts.Now()); until > 0 && until < wait {
-				wait = until
-			}
+// untilDue is how long an idle deliverer sleeps: until the next delivery
+// is due, and at most Poll (for deliveries queued by other replicas, or
+// left by one that died).
+func (d *Deliverer) untilDue(ctx context.Context) time.Duration {
+	if next, ok, err := d.opts.Outbox.NextDelivery(ctx); err == nil && ok {
+		if until := next.Sub(d.opts.Now()); until > 0 && until < d.opts.Poll {
+			return until
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		d.Poke()
 	}
-}
-
-func (d *Deliverer) sender(ctx context.Context) {
-	for ctx.Err() == nil {
-		dl, err := d.opts.Outbox.ClaimDelivery(ctx, d.opts.Worker, d.opts.Now(), d.lease(), max(d.opts.Config.PerDestination, 1))
-		if err != nil && ctx.Err() == nil {
-			d.opts.Log.Error("reading the webhook outbox", "err", err)
-		}
-		if dl == nil {
-			d.idle(ctx)
-			continue
-		}
-		d.Poke() // another sender may find more
-		d.attempt(ctx, dl)
-	}
-}
-
-// idle waits for a poke: a delivery queued here, a sender that found
-// work, or the poller.
-func (d *Deliverer) idle(ctx context.Context) {
-	select {
-	case <-ctx.Done():
-	case <-d.wake:
-	}
+	return d.opts.Poll
 }
 
 // attempt makes one delivery attempt and records its outcome.
