@@ -3,7 +3,6 @@ package gallery
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -161,27 +160,6 @@ func newFaceID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])
-}
-
-// encodeEmbedding packs v as little-endian float32s.
-func encodeEmbedding(v []float32) []byte {
-	out := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(x))
-	}
-	return out
-}
-
-// decodeEmbedding unpacks encodeEmbedding's output.
-func decodeEmbedding(b []byte) ([]float32, error) {
-	if len(b)%4 != 0 {
-		return nil, fmt.Errorf("%w: %d bytes is not a whole number of float32s", ErrEmbedding, len(b))
-	}
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out, nil
 }
 
 // checkEmbedding rejects vectors of the wrong length or with non-finite
