@@ -1,11 +1,8 @@
 package httpapi
 
 import (
-	"math"
 	"mime"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/face"
@@ -43,8 +40,12 @@ func (s *Server) handleFaceDetect(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	maxFaces, err := intParam(q, "max_faces")
+	q, err := checkQuery(r, "max_faces")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	maxFaces, err := q.positive("max_faces")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -70,7 +71,12 @@ func (s *Server) handleFaceVerify(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	threshold, err := floatParam(r.URL.Query(), "threshold")
+	q, err := checkQuery(r, "threshold")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	threshold, err := q.number("threshold")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -106,6 +112,10 @@ func (s *Server) handleGalleryPut(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if _, err := checkQuery(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	g, created, err := fs.CreateGallery(r.Context(), r.PathValue("gallery"))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -121,6 +131,10 @@ func (s *Server) handleGalleryPut(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	fs, err := s.faceService()
 	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := checkQuery(r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -152,6 +166,10 @@ func (s *Server) handleSubjectGet(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if _, err := checkQuery(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	g, sub := r.PathValue("gallery"), r.PathValue("subject")
 	faces, err := fs.Subject(r.Context(), g, sub)
 	if err != nil {
@@ -164,6 +182,10 @@ func (s *Server) handleSubjectGet(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleSubjectDelete(w http.ResponseWriter, r *http.Request) {
 	fs, err := s.faceService()
 	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := checkQuery(r); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -181,13 +203,7 @@ func (s *Server) handleIdentify(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	var opt face.IdentifyOptions
-	if opt.TopK, err = intParam(q, "top_k"); err == nil {
-		if opt.MaxFaces, err = intParam(q, "max_faces"); err == nil {
-			opt.Threshold, err = floatParam(q, "threshold")
-		}
-	}
+	opt, err := identifyOptions(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -207,30 +223,20 @@ func (s *Server) handleIdentify(w http.ResponseWriter, r *http.Request) {
 	writeTimedJSON(w, http.StatusOK, res, res.TimingMS)
 }
 
-// intParam reads an optional positive integer query parameter (0 if absent).
-func intParam(q url.Values, name string) (int, error) {
-	v := q.Get(name)
-	if v == "" {
-		return 0, nil
+// identifyOptions reads identify's query parameters.
+func identifyOptions(r *http.Request) (opt face.IdentifyOptions, err error) {
+	q, err := checkQuery(r, "top_k", "max_faces", "threshold")
+	if err != nil {
+		return opt, err
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 0, badRequestf("%s=%q: want a positive integer", name, v)
+	if opt.TopK, err = q.positive("top_k"); err != nil {
+		return opt, err
 	}
-	return n, nil
-}
-
-// floatParam reads an optional number query parameter (nil if absent).
-func floatParam(q url.Values, name string) (*float64, error) {
-	v := q.Get(name)
-	if v == "" {
-		return nil, nil
+	if opt.MaxFaces, err = q.positive("max_faces"); err != nil {
+		return opt, err
 	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, badRequestf("%s=%q: want a number", name, v)
-	}
-	return &f, nil
+	opt.Threshold, err = q.number("threshold")
+	return opt, err
 }
 
 // Response headers that say which model versions answered a face request,

@@ -9,7 +9,10 @@ import (
 )
 
 // readParts reads the named image fields of a multipart body, each within
-// limit bytes; other fields are skipped. Every name must be present.
+// limit bytes; other fields are skipped. Every name must be present, once:
+// the body is read to its end (the caller bounds it), so a second part of
+// a name is refused wherever it comes, rather than one of the two images
+// being ignored.
 func readParts(r *http.Request, limit int64, names ...string) (map[string]upload, func(), error) {
 	mr, err := r.MultipartReader()
 	if err != nil {
@@ -30,14 +33,10 @@ func readParts(r *http.Request, limit int64, names ...string) (map[string]upload
 	for _, n := range names {
 		want[n] = true
 	}
-	for len(out) < len(names) {
+	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
-			for _, n := range names {
-				if _, ok := out[n]; !ok {
-					return fail(badRequestf("multipart body has no field named %q", n))
-				}
-			}
+			break
 		}
 		if err != nil {
 			var mbe *http.MaxBytesError
@@ -66,6 +65,11 @@ func readParts(r *http.Request, limit int64, names ...string) (map[string]upload
 			return fail(&http.MaxBytesError{Limit: limit})
 		}
 		out[name] = upload{Data: data, Declared: declared}
+	}
+	for _, n := range names {
+		if _, ok := out[n]; !ok {
+			return fail(badRequestf("multipart body has no field named %q", n))
+		}
 	}
 	return out, release, nil
 }
