@@ -39,22 +39,22 @@ func encodeFace(f Face) []byte {
 
 // decodeFace copies a record out of bbolt's memory, which is valid only
 // inside the transaction.
-func decodeFace(gallery string, key, v []byte) (Face, error) {
+func decodeFace(gallery Ref, key, v []byte) (Face, error) {
 	i := bytes.IndexByte(key, 0)
 	if i < 0 {
-		return Face{}, fmt.Errorf("gallery %q: malformed face key %q", gallery, key)
+		return Face{}, fmt.Errorf("gallery %s: malformed face key %q", gallery, key)
 	}
 	if len(v) < 11 || v[0] != faceRecordV1 {
-		return Face{}, fmt.Errorf("gallery %q: face %q: unknown record format", gallery, key[i+1:])
+		return Face{}, fmt.Errorf("gallery %s: face %q: unknown record format", gallery, key[i+1:])
 	}
 	created := int64(binary.BigEndian.Uint64(v[1:9]))
 	ml := int(binary.BigEndian.Uint16(v[9:11]))
 	if len(v) < 11+ml {
-		return Face{}, fmt.Errorf("gallery %q: face %q: truncated record", gallery, key[i+1:])
+		return Face{}, fmt.Errorf("gallery %s: face %q: truncated record", gallery, key[i+1:])
 	}
 	emb, err := decodeEmbedding(v[11+ml:])
 	if err != nil {
-		return Face{}, fmt.Errorf("gallery %q: face %q: %w", gallery, key[i+1:], err)
+		return Face{}, fmt.Errorf("gallery %s: face %q: %w", gallery, key[i+1:], err)
 	}
 	return Face{
 		ID: string(key[i+1:]), Gallery: gallery, Subject: string(key[:i]),

@@ -27,7 +27,7 @@ func do(t testing.TB, req *http.Request) (*http.Response, []byte) {
 }
 
 // send makes a request with the headers given as name, value pairs.
-func send(t testing.TB, method, url, contentType string, body []byte, header ...string) (int, []byte) {
+func send(t testing.TB, method, url, contentType string, body []byte, header ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
@@ -39,7 +39,13 @@ func send(t testing.TB, method, url, contentType string, body []byte, header ...
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, data := do(t, req)
+	return do(t, req)
+}
+
+// status makes a request and returns the answer's status and body.
+func status(t testing.TB, method, url, contentType string, body []byte) (int, []byte) {
+	t.Helper()
+	resp, data := send(t, method, url, contentType, body)
 	return resp.StatusCode, data
 }
 
@@ -79,7 +85,7 @@ func TestIntegrationQueryParametersChecked(t *testing.T) {
 	obama := faceFile(t, "face_recognition-examples/knn_examples/train/obama/obama.jpg")
 	obama2 := faceFile(t, "face_recognition-examples/knn_examples/train/obama/obama2.jpg")
 	verifyCT, verifyBody := imageFields(t, "a", string(obama), "b", string(obama2))
-	if code, body := send(t, "PUT", srv.URL+"/v1/galleries/staff", "", nil); code != http.StatusCreated {
+	if code, body := status(t, "PUT", srv.URL+"/v1/galleries/staff", "", nil); code != http.StatusCreated {
 		t.Fatalf("create gallery: %d %s", code, body)
 	}
 	subject := "/v1/galleries/staff/subjects/obama"
@@ -100,10 +106,10 @@ func TestIntegrationQueryParametersChecked(t *testing.T) {
 		{"ocr repeated", "POST", "/v1/ocr?lang=eng&lang=deu", "image/png", lineImage(t), `"lang"`},
 	})
 	// Nothing was created or enrolled by a refused request.
-	if code, _ := send(t, "GET", srv.URL+subject, "", nil); code != http.StatusNotFound {
+	if code, _ := status(t, "GET", srv.URL+subject, "", nil); code != http.StatusNotFound {
 		t.Errorf("a refused enroll enrolled: GET subject = %d", code)
 	}
-	if code, _ := send(t, "PUT", srv.URL+"/v1/galleries/other", "", nil); code != http.StatusCreated {
+	if code, _ := status(t, "PUT", srv.URL+"/v1/galleries/other", "", nil); code != http.StatusCreated {
 		t.Errorf("a refused create created the gallery: PUT again = %d", code)
 	}
 	// The declared parameters still work.
@@ -124,7 +130,7 @@ func TestIntegrationSecondImagePartRefused(t *testing.T) {
 	srv := apptest.Start(t, apptest.WithFace(t))
 	obama := faceFile(t, "face_recognition-examples/knn_examples/train/obama/obama.jpg")
 	biden := faceFile(t, "face_recognition-examples/knn_examples/train/biden/biden.jpg")
-	if code, body := send(t, "PUT", srv.URL+"/v1/galleries/staff", "", nil); code != http.StatusCreated {
+	if code, body := status(t, "PUT", srv.URL+"/v1/galleries/staff", "", nil); code != http.StatusCreated {
 		t.Fatalf("create gallery: %d %s", code, body)
 	}
 	line := lineImage(t)
@@ -138,7 +144,7 @@ func TestIntegrationSecondImagePartRefused(t *testing.T) {
 		{"identify", "POST", "/v1/galleries/staff/identify", twoFaces, twoFacesBody, `"image" appears twice`},
 		{"verify, a after b", "POST", "/v1/faces/verify", aba, abaBody, `"a" appears twice`},
 	})
-	if code, _ := send(t, "GET", srv.URL+"/v1/galleries/staff/subjects/obama", "", nil); code != http.StatusNotFound {
+	if code, _ := status(t, "GET", srv.URL+"/v1/galleries/staff/subjects/obama", "", nil); code != http.StatusNotFound {
 		t.Errorf("a refused enroll enrolled: GET subject = %d", code)
 	}
 	// One image part, among other fields, is still read.
