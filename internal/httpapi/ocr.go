@@ -31,7 +31,12 @@ const (
 const multipartOverhead = 64 << 10
 
 func (s *Server) handleOCR(w http.ResponseWriter, r *http.Request) {
-	opt, asText, err := ocrOptions(r.URL.Query(), r.Header.Get("Accept"))
+	q, err := checkQuery(r, "model", "version", "lang", "mode", "rotate", "format")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	opt, asText, err := ocrOptions(url.Values(q), r.Header.Get("Accept"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
