@@ -1,7 +1,6 @@
 package signing
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,10 +20,6 @@ const (
 	PrivateKeyFile = "private.pem"
 	PublicKeyFile  = "public.pem"
 )
-
-// ErrUnsupportedKey reports a key that is not ECDSA on P-256, P-384 or
-// P-521, the curves the OpenSSF model signing reference accepts.
-var ErrUnsupportedKey = errors.New("unsupported key: want ECDSA P-256, P-384 or P-521")
 
 // maxPEMBytes bounds key and certificate files.
 const maxPEMBytes = 1 << 20
@@ -111,22 +106,6 @@ func KeyID(pub *ecdsa.PublicKey) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// curveHash returns the hash the reference pairs with each curve.
-func curveHash(pub *ecdsa.PublicKey) (crypto.Hash, error) {
-	if pub == nil {
-		return 0, ErrUnsupportedKey
-	}
-	switch pub.Curve {
-	case elliptic.P256():
-		return crypto.SHA256, nil
-	case elliptic.P384():
-		return crypto.SHA384, nil
-	case elliptic.P521():
-		return crypto.SHA512, nil
-	}
-	return 0, ErrUnsupportedKey
-}
-
 func readPEMFile(path string) ([]byte, error) {
 	return readLimited(path, maxPEMBytes)
 }
@@ -179,7 +158,7 @@ func ParsePrivateKey(data []byte) (*ecdsa.PrivateKey, error) {
 		if !ok {
 			return nil, ErrUnsupportedKey
 		}
-		if _, err := curveHash(&ec.PublicKey); err != nil {
+		if _, err := AlgorithmOf(&ec.PublicKey); err != nil {
 			return nil, err
 		}
 		return ec, nil
@@ -219,7 +198,7 @@ func ParsePublicKey(data []byte) (*ecdsa.PublicKey, error) {
 		if !ok {
 			return nil, ErrUnsupportedKey
 		}
-		if _, err := curveHash(ec); err != nil {
+		if _, err := AlgorithmOf(ec); err != nil {
 			return nil, err
 		}
 		return ec, nil

@@ -2,7 +2,6 @@ package signing
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -347,7 +346,7 @@ func TestCertificateMethod(t *testing.T) {
 			// Build the Signer directly: NewSigner rightly refuses some of
 			// these certificates, and the verifier must refuse them too.
 			id, _ := KeyID(&key.PublicKey)
-			s := &Signer{key: key, hash: crypto.SHA256, keyID: id, chain: tc.chain(t)}
+			s := &Signer{key: key, pub: &key.PublicKey, alg: ECDSAP256SHA256, keyID: id, chain: tc.chain(t)}
 			data, err := s.Sign(ctx, dir, SignOptions{SignaturePath: filepath.Join(dir, manifest.SignatureFileName)})
 			must(t, err)
 			must(t, os.WriteFile(filepath.Join(dir, manifest.SignatureFileName), data, 0o644))

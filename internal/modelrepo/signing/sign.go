@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -17,48 +16,55 @@ import (
 	"slices"
 	"strconv"
 
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
-	"github.com/sigstore/sigstore-go/pkg/sign"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 )
 
-// Signer signs models with an ECDSA private key, either bare (the key
-// method: the bundle names the key by its KeyID) or with a certificate
-// chain (the certificate method: the bundle carries the leaf and any
-// intermediates; verifiers supply the root).
+// Signer signs models with a private key, either bare (the key method:
+// the bundle names the key by its KeyID) or with a certificate chain (the
+// certificate method: the bundle carries the leaf and any intermediates;
+// verifiers supply the root).
 type Signer struct {
-	key   *ecdsa.PrivateKey
-	hash  crypto.Hash
+	key   crypto.Signer
+	pub   *ecdsa.PublicKey
+	alg   Algorithm
 	keyID string
 	chain []*x509.Certificate // leaf first; empty for the key method
 }
 
-// NewSigner returns a Signer for key. With a non-empty chain (leaf first,
-// then intermediates) it signs with the certificate method; the leaf must
-// certify key's public key and allow digital signatures or code signing.
-// Self-signed certificates after the leaf (a root CA included by habit)
-// are dropped: verifiers bring their own roots.
-func NewSigner(key *ecdsa.PrivateKey, chain []*x509.Certificate) (*Signer, error) {
+// NewSigner returns a Signer for key (an *ecdsa.PrivateKey). With a
+// non-empty chain (leaf first, then intermediates) it signs with the
+// certificate method; the leaf must certify key's public key and allow
+// digital signatures or code signing. Self-signed certificates after the
+// leaf (a root CA included by habit) are dropped: verifiers bring their own
+// roots.
+func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 	if key == nil {
 		return nil, errors.New("no private key")
 	}
-	h, err := curveHash(&key.PublicKey)
+	pub, ok := key.Public().(*ecdsa.PublicKey)
+	if !ok {
+		return nil, ErrUnsupportedKey
+	}
+	alg, err := AlgorithmOf(pub)
 	if err != nil {
 		return nil, err
 	}
-	id, err := KeyID(&key.PublicKey)
+	id, err := KeyID(pub)
 	if err != nil {
 		return nil, err
 	}
-	s := &Signer{key: key, hash: h, keyID: id}
+	s := &Signer{key: key, pub: pub, alg: alg, keyID: id}
 	if len(chain) == 0 {
 		return s, nil
 	}
 	leaf := chain[0]
-	if !key.PublicKey.Equal(leaf.PublicKey) {
+	if !pub.Equal(leaf.PublicKey) {
 		return nil, errors.New("the certificate does not certify this private key")
 	}
 	if err := checkLeafUsage(leaf); err != nil {
@@ -121,7 +127,10 @@ func (s *Signer) Certificate() *x509.Certificate {
 func (s *Signer) KeyID() string { return s.keyID }
 
 // PublicKey returns the public half of the signing key.
-func (s *Signer) PublicKey() *ecdsa.PublicKey { return &s.key.PublicKey }
+func (s *Signer) PublicKey() *ecdsa.PublicKey { return s.pub }
+
+// Algorithm returns the signature algorithm of the signing key.
+func (s *Signer) Algorithm() Algorithm { return s.alg }
 
 // SignOptions choose what a signature covers.
 type SignOptions struct {
@@ -155,22 +164,37 @@ func (s *Signer) sign(ctx context.Context, modelPath string, opts SignOptions) (
 	return data, st, nil
 }
 
-// signPayload wraps payload in a DSSE envelope signed by s and in a
-// Sigstore bundle, using sigstore-go's bundle builder, then checks the
-// result with the verification path so a broken signer cannot write a
-// bundle nobody can verify.
-func (s *Signer) signPayload(ctx context.Context, payload []byte) ([]byte, error) {
-	opts := sign.BundleOptions{Context: ctx}
-	if len(s.chain) > 0 {
-		raw := make(chainProvider, 0, len(s.chain))
-		for _, c := range s.chain {
-			raw = append(raw, c.Raw)
-		}
-		opts.CertificateChainProvider = raw
-	}
-	pb, err := sign.Bundle(&sign.DSSEData{Data: payload, PayloadType: PayloadType}, (*keypair)(s), opts)
+// signPayload signs payload's DSSE pre-authentication encoding and wraps
+// payload and signature in a DSSE envelope inside a Sigstore bundle (the
+// protobuf types of sigstore/protobuf-specs), then checks the result with
+// the verification path so a broken signer cannot write a bundle nobody
+// can verify. The bundle is assembled here rather than by sigstore-go's
+// sign.Bundle, which knows only the algorithms of its own key types.
+func (s *Signer) signPayload(_ context.Context, payload []byte) ([]byte, error) {
+	sig, err := signMessage(s.alg, s.key, pae(PayloadType, payload))
 	if err != nil {
-		return nil, fmt.Errorf("build bundle: %w", err)
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	pb := &protobundle.Bundle{
+		MediaType: BundleMediaType,
+		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
+			Payload:     payload,
+			PayloadType: PayloadType,
+			Signatures:  []*protodsse.Signature{{Sig: sig}},
+		}},
+	}
+	if len(s.chain) == 0 {
+		pb.VerificationMaterial = &protobundle.VerificationMaterial{
+			Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{Hint: s.keyID}},
+		}
+	} else {
+		chain := &protocommon.X509CertificateChain{}
+		for _, c := range s.chain {
+			chain.Certificates = append(chain.Certificates, &protocommon.X509Certificate{RawBytes: c.Raw})
+		}
+		pb.VerificationMaterial = &protobundle.VerificationMaterial{
+			Content: &protobundle.VerificationMaterial_X509CertificateChain{X509CertificateChain: chain},
+		}
 	}
 	out, err := protojson.Marshal(pb)
 	if err != nil {
@@ -186,7 +210,7 @@ func (s *Signer) signPayload(ctx context.Context, payload []byte) ([]byte, error
 	if err != nil {
 		return nil, fmt.Errorf("self-check: %w", err)
 	}
-	if err := checkSignature(parsed, &s.key.PublicKey); err != nil {
+	if err := checkSignature(parsed, s.pub); err != nil {
 		return nil, fmt.Errorf("self-check: %w", err)
 	}
 	return buf.Bytes(), nil
@@ -314,61 +338,6 @@ func subjectName(modelPath string) string {
 		modelPath = abs
 	}
 	return filepath.Base(modelPath)
-}
-
-// keypair adapts a Signer to sigstore-go's sign.Keypair.
-type keypair Signer
-
-var _ sign.Keypair = (*keypair)(nil)
-
-func (k *keypair) GetHashAlgorithm() protocommon.HashAlgorithm {
-	switch k.hash {
-	case crypto.SHA384:
-		return protocommon.HashAlgorithm_SHA2_384
-	case crypto.SHA512:
-		return protocommon.HashAlgorithm_SHA2_512
-	}
-	return protocommon.HashAlgorithm_SHA2_256
-}
-
-func (k *keypair) GetSigningAlgorithm() protocommon.PublicKeyDetails {
-	switch k.hash {
-	case crypto.SHA384:
-		return protocommon.PublicKeyDetails_PKIX_ECDSA_P384_SHA_384
-	case crypto.SHA512:
-		return protocommon.PublicKeyDetails_PKIX_ECDSA_P521_SHA_512
-	}
-	return protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256
-}
-
-// GetHint returns the OMS key hint: hex SHA-256 of the public key PEM.
-func (k *keypair) GetHint() []byte { return []byte(k.keyID) }
-
-func (k *keypair) GetKeyAlgorithm() string { return "ECDSA" }
-
-func (k *keypair) GetPublicKey() crypto.PublicKey { return &k.key.PublicKey }
-
-func (k *keypair) GetPublicKeyPem() (string, error) {
-	p, err := PublicKeyPEM(&k.key.PublicKey)
-	return string(p), err
-}
-
-// SignData signs the curve hash of data with an ASN.1 DER ECDSA signature,
-// the only encoding the reference verifier accepts.
-func (k *keypair) SignData(_ context.Context, data []byte) ([]byte, []byte, error) {
-	h := k.hash.New()
-	h.Write(data)
-	digest := h.Sum(nil)
-	sig, err := ecdsa.SignASN1(rand.Reader, k.key, digest)
-	return sig, digest, err
-}
-
-// chainProvider hands sigstore-go a fixed certificate chain (DER, leaf
-// first) instead of asking a Fulcio instance for one.
-type chainProvider [][]byte
-
-func (c chainProvider) GetCertificateChain(context.Context, sign.Keypair, *sign.CertificateProviderOptions) ([][]byte, error) {
-	return c, nil
 }
 
 // writeFileAtomic writes data to a temporary file beside name and renames

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,11 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/secure-systems-lab/go-securesystemslib/dsse"
-	"github.com/sigstore/sigstore-go/pkg/bundle"
-	"github.com/sigstore/sigstore-go/pkg/root"
-	"github.com/sigstore/sigstore-go/pkg/verify"
-	"github.com/sigstore/sigstore/pkg/signature"
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/cryptobyte/asn1"
 
@@ -64,7 +58,7 @@ func NewVerifier(trust Trust) (*Verifier, error) {
 		v.now = time.Now
 	}
 	for _, k := range trust.Keys {
-		if _, err := curveHash(k); err != nil {
+		if _, err := AlgorithmOf(k); err != nil {
 			return nil, err
 		}
 		id, err := KeyID(k)
@@ -234,7 +228,7 @@ func (v *Verifier) verifyChain(certs []*x509.Certificate) ([]*x509.Certificate, 
 	if !ok {
 		return nil, modelrepo.NewError(modelrepo.ReasonCertInvalid, "", "the signing certificate's key is not ECDSA")
 	}
-	if _, err := curveHash(pub); err != nil {
+	if _, err := AlgorithmOf(pub); err != nil {
 		return nil, &modelrepo.Error{Reason: modelrepo.ReasonCertInvalid, Err: err}
 	}
 	if err := checkLeafUsage(leaf); err != nil {
@@ -284,40 +278,24 @@ func isSelfSigned(c *x509.Certificate) bool {
 	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
 }
 
-// checkSignature verifies pb's DSSE signature with pub using sigstore-go
-// (DSSE PAE, the curve's hash, ASN.1 DER ECDSA). Bundles made by
-// model_signing v0.2.0 signed a different, buggy encoding; for those alone
-// the legacy encoding is tried as well.
+// checkSignature verifies pb's DSSE signature with pub: over the
+// pre-authentication encoding of the envelope's payload type and payload,
+// an ASN.1 DER signature of pub's algorithm. Bundles made by model_signing
+// v0.2.0 signed a different, buggy encoding; for those alone the legacy
+// encoding is tried as well.
 func checkSignature(pb *parsedBundle, pub *ecdsa.PublicKey) error {
-	// sigstore's ECDSA verifier also accepts IEEE P1363 (raw r||s)
-	// signatures; the OMS reference accepts only ASN.1 DER, so anything
-	// else is refused before the library sees it.
+	// The OMS reference accepts only ASN.1 DER signatures (not IEEE P1363
+	// raw r||s); anything else is refused with that reason.
 	if !isDERSignature(pb.sig) {
-		return modelrepo.NewError(modelrepo.ReasonBadSignature, "", "the signature is not an ASN.1 DER ECDSA signature")
+		return modelrepo.NewError(modelrepo.ReasonBadSignature, "", "the signature is not an ASN.1 DER signature")
 	}
-	verifier, err := signature.LoadDefaultVerifier(pub)
-	if err != nil {
-		return &modelrepo.Error{Reason: modelrepo.ReasonBadSignature, Err: err}
-	}
-	trusted := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
-		return root.NewExpiringKey(verifier, time.Time{}, time.Time{}), nil
-	})
-	// The envelope is rebuilt without keyid: OMS verifiers must ignore it,
-	// while the DSSE library would skip a signature whose keyid differs
-	// from its own idea of the key's id.
-	env := &bundle.Envelope{Envelope: &dsse.Envelope{
-		PayloadType: pb.payloadType,
-		Payload:     base64.StdEncoding.EncodeToString(pb.payload),
-		Signatures:  []dsse.Signature{{Sig: base64.StdEncoding.EncodeToString(pb.sig)}},
-	}}
-	err = verify.VerifySignature(env, &bundle.PublicKey{}, trusted)
-	if err == nil {
+	if verifyMessage(pub, pae(pb.payloadType, pb.payload), pb.sig) {
 		return nil
 	}
 	if isLegacyPayload(pb.payload) && verifyLegacy(pub, pb.payload, pb.sig) {
 		return nil
 	}
-	return &modelrepo.Error{Reason: modelrepo.ReasonBadSignature, Detail: "the DSSE signature does not verify", Err: err}
+	return modelrepo.NewError(modelrepo.ReasonBadSignature, "", "the DSSE signature does not verify")
 }
 
 // isDERSignature reports whether sig is exactly one DER SEQUENCE of two
