@@ -27,7 +27,8 @@ Model packages: a directory <repo>/<model-name>/<version>/ holding the model
 files, manifest.json and model.sig.
 
 commands:
-  keygen   --out DIR                                  write a private and a public signing key
+  keygen   --out DIR [--alg ecdsa-p256|ecdsa-p384|sm2]
+                                                      write a private and a public signing key
   pack     --name N --version V --kind K [--runtime JSON] DIR
                                                       write DIR/manifest.json
   sign     --key PRIVATE [--cert CERT [--chain CHAIN]] DIR
@@ -157,16 +158,28 @@ func (l *modelListFlag) Set(v string) error {
 	return nil
 }
 
+// keygenAlgs are keygen's --alg values.
+var keygenAlgs = map[string]signing.Algorithm{
+	"ecdsa-p256": signing.ECDSAP256SHA256,
+	"ecdsa-p384": signing.ECDSAP384SHA384,
+	"sm2":        signing.SM2SM3,
+}
+
 func (c *modelCmd) keygen(args []string) int {
-	flags := c.flags("--out DIR")
+	flags := c.flags("--out DIR [--alg ecdsa-p256|ecdsa-p384|sm2]")
 	out := flags.String("out", "", "directory for the key files (created with mode 0700 if absent)")
+	algName := flags.String("alg", "ecdsa-p256", "key algorithm: ecdsa-p256, ecdsa-p384, or sm2 (GM/T SM2, signs SM3 digests)")
 	if _, code, ok := c.parse(flags, args, 0); !ok {
 		return code
 	}
 	if *out == "" {
 		return c.usageError("--out is required")
 	}
-	privPath, pubPath, err := signing.GenerateKey(*out)
+	alg, ok := keygenAlgs[*algName]
+	if !ok {
+		return c.usageError("unknown --alg %q (want ecdsa-p256, ecdsa-p384 or sm2)", *algName)
+	}
+	privPath, pubPath, err := signing.GenerateKey(*out, alg)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -178,7 +191,7 @@ func (c *modelCmd) keygen(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	fmt.Fprintf(c.stdout, "private key: %s (mode 0600; keep it secret)\npublic key:  %s\nkey id:      %s\n", privPath, pubPath, id)
+	fmt.Fprintf(c.stdout, "private key: %s (mode 0600; keep it secret)\npublic key:  %s\nalgorithm:   %s\nkey id:      %s\n", privPath, pubPath, alg, id)
 	return 0
 }
 
@@ -227,7 +240,7 @@ func (c *modelCmd) pack(ctx context.Context, args []string) int {
 
 func (c *modelCmd) sign(ctx context.Context, args []string) int {
 	flags := c.flags("--key PRIVATE [--cert CERT [--chain CHAIN]] DIR")
-	key := flags.String("key", "", "PEM private key (ECDSA P-256, P-384 or P-521)")
+	key := flags.String("key", "", "PEM private key (ECDSA P-256, P-384, P-521, or SM2)")
 	cert := flags.String("cert", "", "PEM signing certificate for --key (certificate method)")
 	chain := flags.String("chain", "", "PEM intermediate CA certificates for --cert")
 	rest, code, ok := c.parse(flags, args, 1)
@@ -291,14 +304,18 @@ func (c *modelCmd) verify(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	m, sig := got.Manifest, got.Signature
-	by := "key " + sig.KeyID
+	m := got.Manifest
+	fmt.Fprintf(c.stdout, "verified %s version %d (%s): %s, signed by %s\n", m.Name, m.Version, m.Kind, modelFileCount(len(m.Files)), signedBy(got.Signature))
+	return 0
+}
+
+// signedBy describes a verified signature's signer for the CLI's output.
+func signedBy(sig *signing.Result) string {
 	if sig.Method == signing.MethodCertificate {
 		leaf := sig.Chain[0]
-		by = fmt.Sprintf("certificate %s issued by %s, valid until %s", leaf.Subject, sig.Chain[len(sig.Chain)-1].Subject, sig.NotAfter().UTC().Format(time.RFC3339))
+		return fmt.Sprintf("certificate %s issued by %s, valid until %s (%s)", leaf.Subject, sig.Chain[len(sig.Chain)-1].Subject, sig.NotAfter().UTC().Format(time.RFC3339), sig.Algorithm)
 	}
-	fmt.Fprintf(c.stdout, "verified %s version %d (%s): %s, signed by %s\n", m.Name, m.Version, m.Kind, modelFileCount(len(m.Files)), by)
-	return 0
+	return fmt.Sprintf("key %s (%s)", sig.KeyID, sig.Algorithm)
 }
 
 func (c *modelCmd) inspect(args []string) int {

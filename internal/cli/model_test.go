@@ -66,17 +66,29 @@ func writeModelDir(t *testing.T) string {
 	return dir
 }
 
+// TestModelKeyRoundTrip runs keygen, pack, sign, verify and inspect, and
+// the tamper and trust failures, for an ECDSA and an SM2 key.
 func TestModelKeyRoundTrip(t *testing.T) {
+	for _, alg := range []string{"ecdsa-p256", "sm2"} {
+		t.Run(alg, func(t *testing.T) { testModelKeyRoundTrip(t, alg) })
+	}
+}
+
+func testModelKeyRoundTrip(t *testing.T, alg string) {
 	keys := filepath.Join(t.TempDir(), "keys")
-	out := modelOK(t, "keygen", "--out", keys)
+	out := modelOK(t, "keygen", "--out", keys, "--alg", alg)
 	priv, pub := filepath.Join(keys, "private.pem"), filepath.Join(keys, "public.pem")
-	if !strings.Contains(out, priv) || !strings.Contains(out, pub) || !strings.Contains(out, "key id:") {
+	if !strings.Contains(out, priv) || !strings.Contains(out, pub) || !strings.Contains(out, "key id:") || !strings.Contains(out, "algorithm:   "+alg) {
 		t.Errorf("keygen output %q", out)
 	}
 	if st, err := os.Stat(priv); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("private key: %v %v", st, err)
 	}
 	keyID := strings.TrimSpace(out[strings.LastIndex(out, " ")+1:])
+	hash := "sha256" // of the signed statement
+	if alg == "sm2" {
+		hash = "sm3"
+	}
 
 	dir := writeModelDir(t)
 	out = modelOK(t, "pack", "--name", "ocr-eng", "--version", "3", "--kind", "ocr-tesseract", "--runtime", `{"lang": "eng", "psm": 6}`, dir)
@@ -93,7 +105,7 @@ func TestModelKeyRoundTrip(t *testing.T) {
 		t.Errorf("verify output %q", out)
 	}
 	out = modelOK(t, "inspect", dir)
-	for _, want := range []string{"name:", "ocr-eng", "version:", "3", "kind:", "ocr-tesseract", `{"lang":"eng","psm":6}`, "tessdata/eng.traineddata", "signature:", "key", keyID, "signed files:", "3, manifest.json included (files, sha256)"} {
+	for _, want := range []string{"name:", "ocr-eng", "version:", "3", "kind:", "ocr-tesseract", `{"lang":"eng","psm":6}`, "tessdata/eng.traineddata", "signature:", "key", keyID, "signed files:", "3, manifest.json included (files, " + hash + ")"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect output lacks %q:\n%s", want, out)
 		}
@@ -101,7 +113,7 @@ func TestModelKeyRoundTrip(t *testing.T) {
 
 	// Tampering and trust failures, each with its reason on one line.
 	otherKeys := filepath.Join(t.TempDir(), "other")
-	modelOK(t, "keygen", "--out", otherKeys)
+	modelOK(t, "keygen", "--out", otherKeys, "--alg", alg)
 	modelFails(t, "untrusted_key", "verify", "--key", filepath.Join(otherKeys, "public.pem"), dir)
 	// Trusting both keys still verifies.
 	modelOK(t, "verify", "--key", filepath.Join(otherKeys, "public.pem"), "--key", pub, dir)
@@ -112,8 +124,8 @@ func TestModelKeyRoundTrip(t *testing.T) {
 	if err := os.WriteFile(w, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	msg := modelFails(t, "digest_mismatch: tessdata/eng.traineddata: expected sha256:", "verify", "--key", pub, dir)
-	if !strings.Contains(msg, ", got sha256:") {
+	msg := modelFails(t, "digest_mismatch: tessdata/eng.traineddata: expected "+hash+":", "verify", "--key", pub, dir)
+	if !strings.Contains(msg, ", got "+hash+":") {
 		t.Errorf("mismatch message lacks the actual digest: %q", msg)
 	}
 	// A stale manifest is not signed either.
@@ -236,6 +248,7 @@ func TestModelUsage(t *testing.T) {
 		{"keygen"},
 		{"keygen", "--out"},
 		{"keygen", "--out", t.TempDir(), "extra"},
+		{"keygen", "--out", t.TempDir(), "--alg", "rsa"},
 		{"pack", dir},
 		{"pack", "--name", "x", "--kind", "onnx", dir},
 		{"pack", "--name", "x", "--version", "0", "--kind", "onnx", dir},

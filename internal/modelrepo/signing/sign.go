@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -153,7 +152,7 @@ func (s *Signer) Sign(ctx context.Context, modelPath string, opts SignOptions) (
 }
 
 func (s *Signer) sign(ctx context.Context, modelPath string, opts SignOptions) ([]byte, *Statement, error) {
-	st, payload, err := buildStatement(ctx, modelPath, opts)
+	st, payload, err := buildStatement(ctx, modelPath, s.alg.statementHash(), opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -165,16 +164,36 @@ func (s *Signer) sign(ctx context.Context, modelPath string, opts SignOptions) (
 }
 
 // signPayload signs payload's DSSE pre-authentication encoding and wraps
-// payload and signature in a DSSE envelope inside a Sigstore bundle (the
-// protobuf types of sigstore/protobuf-specs), then checks the result with
-// the verification path so a broken signer cannot write a bundle nobody
-// can verify. The bundle is assembled here rather than by sigstore-go's
-// sign.Bundle, which knows only the algorithms of its own key types.
+// both in a bundle (see assembleBundle), then checks the result with the
+// verification path so a broken signer cannot write a bundle nobody can
+// verify.
 func (s *Signer) signPayload(_ context.Context, payload []byte) ([]byte, error) {
 	sig, err := signMessage(s.alg, s.key, pae(PayloadType, payload))
 	if err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
 	}
+	data, err := assembleBundle(payload, sig, s.keyID, s.chain)
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := parseBundle(data)
+	if err != nil {
+		return nil, fmt.Errorf("self-check: %w", err)
+	}
+	if err := checkSignature(parsed, s.pub); err != nil {
+		return nil, fmt.Errorf("self-check: %w", err)
+	}
+	return data, nil
+}
+
+// assembleBundle wraps an in-toto payload and its signature in a DSSE
+// envelope inside a Sigstore bundle (the protobuf types of
+// sigstore/protobuf-specs), naming the signer by keyID (key method) or by
+// chain (certificate method, leaf first). The bundle is assembled here
+// rather than by sigstore-go's sign.Bundle, which knows only the
+// algorithms of its own key types; the shape is the same for every
+// algorithm, SM2 included.
+func assembleBundle(payload, sig []byte, keyID string, chain []*x509.Certificate) ([]byte, error) {
 	pb := &protobundle.Bundle{
 		MediaType: BundleMediaType,
 		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
@@ -183,17 +202,17 @@ func (s *Signer) signPayload(_ context.Context, payload []byte) ([]byte, error) 
 			Signatures:  []*protodsse.Signature{{Sig: sig}},
 		}},
 	}
-	if len(s.chain) == 0 {
+	if len(chain) == 0 {
 		pb.VerificationMaterial = &protobundle.VerificationMaterial{
-			Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{Hint: s.keyID}},
+			Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{Hint: keyID}},
 		}
 	} else {
-		chain := &protocommon.X509CertificateChain{}
-		for _, c := range s.chain {
-			chain.Certificates = append(chain.Certificates, &protocommon.X509Certificate{RawBytes: c.Raw})
+		certs := &protocommon.X509CertificateChain{}
+		for _, c := range chain {
+			certs.Certificates = append(certs.Certificates, &protocommon.X509Certificate{RawBytes: c.Raw})
 		}
 		pb.VerificationMaterial = &protobundle.VerificationMaterial{
-			Content: &protobundle.VerificationMaterial_X509CertificateChain{X509CertificateChain: chain},
+			Content: &protobundle.VerificationMaterial_X509CertificateChain{X509CertificateChain: certs},
 		}
 	}
 	out, err := protojson.Marshal(pb)
@@ -205,13 +224,6 @@ func (s *Signer) signPayload(_ context.Context, payload []byte) ([]byte, error) 
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, out); err != nil {
 		return nil, err
-	}
-	parsed, err := parseBundle(buf.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("self-check: %w", err)
-	}
-	if err := checkSignature(parsed, s.pub); err != nil {
-		return nil, fmt.Errorf("self-check: %w", err)
 	}
 	return buf.Bytes(), nil
 }
@@ -239,7 +251,7 @@ func (s *Signer) SignPackage(ctx context.Context, dir string) (*manifest.Manifes
 	}
 	// Files may change while they are hashed twice; refuse to write a
 	// signature that disagrees with the manifest.
-	if err := m.VerifyDigests(ctx, dir, digests); err != nil {
+	if err := agreeWithManifest(ctx, m, dir, st, digests); err != nil {
 		return nil, err
 	}
 	if err := writeFileAtomic(sigPath, data, 0o644); err != nil {
@@ -249,15 +261,16 @@ func (s *Signer) SignPackage(ctx context.Context, dir string) (*manifest.Manifes
 }
 
 // buildStatement serialises the model as the reference does (files or
-// shards, SHA-256, component-wise path order) and returns the statement and
-// its JSON encoding, the DSSE payload.
-func buildStatement(ctx context.Context, modelPath string, opts SignOptions) (*Statement, []byte, error) {
+// shards, component-wise path order) with the hash hashType (HashSHA256,
+// or HashSM3 for SM2 signers) and returns the statement and its JSON
+// encoding, the DSSE payload.
+func buildStatement(ctx context.Context, modelPath, hashType string, opts SignOptions) (*Statement, []byte, error) {
 	ex := buildExclusions(modelPath, opts.SignaturePath, opts.IgnorePaths)
 	items, err := collect(ctx, modelPath, ex, true)
 	if err != nil {
 		return nil, nil, err
 	}
-	st := &Statement{PredicateType: PredicateType, Method: SerializeFiles, HashType: HashSHA256}
+	st := &Statement{PredicateType: PredicateType, Method: SerializeFiles, HashType: hashType}
 	if opts.ShardSize > 0 {
 		st.Method, st.ShardSize = SerializeShards, opts.ShardSize
 	}
@@ -289,7 +302,11 @@ func buildStatement(ctx context.Context, modelPath string, opts SignOptions) (*S
 	slices.SortFunc(st.Resources, func(a, b Resource) int {
 		return componentCompare(a.Name, b.Name, st.Method == SerializeShards)
 	})
-	h := sha256.New()
+	rootHash := rootHashOf(st.HashType)
+	h, err := newHash(rootHash)
+	if err != nil {
+		return nil, nil, err
+	}
 	for _, r := range st.Resources {
 		raw, _ := hex.DecodeString(r.Digest)
 		h.Write(raw)
@@ -314,7 +331,7 @@ func buildStatement(ctx context.Context, modelPath string, opts SignOptions) (*S
 		} `json:"predicate"`
 	}{
 		Type:          StatementType,
-		Subject:       []wireSubject{{Name: st.SubjectName, Digest: map[string]string{"sha256": st.RootDigest}}},
+		Subject:       []wireSubject{{Name: st.SubjectName, Digest: map[string]string{rootHash: st.RootDigest}}},
 		PredicateType: PredicateType,
 	}
 	ser := &w.Predicate.Serialization
