@@ -1,7 +1,13 @@
 package cli
 
 import (
+	"archive/zip"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -79,4 +85,89 @@ func TestOpenSSFFixturesThroughCLI(t *testing.T) {
 		})
 	}
 	t.Logf("%d cases verified and imported, %d refused with their reason, through the CLI", passed, failed)
+}
+
+// shell runs a Debian tool in dir.
+func shell(t *testing.T, dir, tool string, args ...string) {
+	t.Helper()
+	if _, err := exec.LookPath(tool); err != nil {
+		t.Skipf("%s not installed: %v", tool, err)
+	}
+	cmd := exec.Command(tool, args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", tool, strings.Join(args, " "), err, out)
+	}
+}
+
+// TestModelImportZip imports a zip made the way vendors make them (sha256sum,
+// openssl dgst -sha256 -sigopt rsa_padding_mode:pss) through the CLI, and
+// refuses a tampered one with one line and exit 1.
+func TestModelImportZip(t *testing.T) {
+	vendor := t.TempDir()
+	shell(t, vendor, "openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "vendor.key")
+	shell(t, vendor, "openssl", "pkey", "-in", "vendor.key", "-pubout", "-out", "vendor.pub")
+	weights := make([]byte, 64<<10)
+	if _, err := rand.Read(weights); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"model.onnx": weights, "config.json": []byte(`{"name": "vendor-embedder", "kind": "face-embed"}`)} {
+		if err := os.WriteFile(filepath.Join(vendor, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shell(t, vendor, "sh", "-c", "sha256sum model.onnx config.json > checksum.sha256")
+	shell(t, vendor, "openssl", "dgst", "-sha256", "-sigopt", "rsa_padding_mode:pss", "-sign", "vendor.key", "-out", "signature.sig", "model.onnx")
+	zipOf := func(name string, edit func(map[string][]byte)) string {
+		entries := map[string][]byte{}
+		for _, f := range []string{"model.onnx", "config.json", "checksum.sha256", "signature.sig"} {
+			data, err := os.ReadFile(filepath.Join(vendor, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries[f] = data
+		}
+		if edit != nil {
+			edit(entries)
+		}
+		var buf bytes.Buffer
+		w := zip.NewWriter(&buf)
+		for _, f := range []string{"model.onnx", "config.json", "checksum.sha256", "signature.sig"} {
+			fw, err := w.Create(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fw.Write(entries[f])
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	keys := filepath.Join(t.TempDir(), "keys")
+	modelOK(t, "keygen", "--out", keys, "--alg", "sm2")
+	repo := t.TempDir()
+	base := []string{"import", "--repo", repo, "--sign-key", filepath.Join(keys, "private.pem"), "--key", filepath.Join(vendor, "vendor.pub")}
+
+	out := modelOK(t, append(base, zipOf("embedder.zip", nil))...)
+	if !strings.Contains(out, "imported vendor-embedder version 1 (face-embed) from embedder.zip (zip-rsa-pss, rsa-pss-sha256 by key ") {
+		t.Errorf("import output %q", out)
+	}
+	out = modelOK(t, "verify", "--key", filepath.Join(keys, "public.pem"), filepath.Join(repo, "vendor-embedder", "1"))
+	if !strings.Contains(out, "(sm2-sm3)") {
+		t.Errorf("verify output %q", out)
+	}
+	modelFails(t, "bad_signature: signature.sig", append(base, zipOf("tampered.zip", func(e map[string][]byte) {
+		e["model.onnx"][10] ^= 1
+		e["checksum.sha256"] = []byte(fmt.Sprintf("%x  model.onnx\n", sha256.Sum256(e["model.onnx"])))
+	}))...)
+	modelFails(t, "digest_mismatch: model.onnx", append(base, zipOf("corrupt.zip", func(e map[string][]byte) { e["model.onnx"][10] ^= 1 }))...)
+	code, _, errOut := runModelCmd(t, "import", "--repo", repo, zipOf("x.zip", nil))
+	if code != 2 || !strings.Contains(errOut, "--sign-key is required") {
+		t.Errorf("import without a signing key: exit %d, %q", code, errOut)
+	}
 }
