@@ -83,6 +83,9 @@ type App struct {
 	adminLn  net.Listener
 	adminErr chan error
 	repo     *modelrepo.Repository // nil without repository.dir
+	// stopImports stops the import drop folder's watcher (nil without
+	// repository.import.dir).
+	stopImports func()
 	started  time.Time
 }
 
