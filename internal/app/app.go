@@ -86,7 +86,7 @@ type App struct {
 	// stopImports stops the import drop folder's watcher (nil without
 	// repository.import.dir).
 	stopImports func()
-	started  time.Time
+	started     time.Time
 }
 
 // New loads the models and builds the server; nothing listens yet. On
