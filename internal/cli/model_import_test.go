@@ -14,6 +14,7 @@ import (
 
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 	"github.com/visionserve/visionserve/internal/modelrepo/signing/signingtest"
+	"github.com/visionserve/visionserve/internal/testenv"
 )
 
 // TestOpenSSFFixturesThroughCLI runs every case of the shared model
@@ -91,7 +92,7 @@ func TestOpenSSFFixturesThroughCLI(t *testing.T) {
 func shell(t *testing.T, dir, tool string, args ...string) {
 	t.Helper()
 	if _, err := exec.LookPath(tool); err != nil {
-		t.Skipf("%s not installed: %v", tool, err)
+		testenv.Missing(t, tool+" is not installed (hack/setup.sh): "+err.Error())
 	}
 	cmd := exec.Command(tool, args...)
 	cmd.Dir = dir
