@@ -3,7 +3,6 @@ package signing
 import (
 	"context"
 	"crypto/ecdsa"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"math/big"
@@ -16,7 +15,6 @@ import (
 	"golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/visionserve/visionserve/internal/modelrepo"
-	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 )
 
 func unhex(t testing.TB, s string) []byte {
@@ -100,76 +98,6 @@ func TestGMT0003Example(t *testing.T) {
 }
 
 func equalBytes(a, b []byte) bool { return hex.EncodeToString(a) == hex.EncodeToString(b) }
-
-// TestSM2BundleFormat pins where SM2 extends the OMS bundle: the bundle
-// and envelope are unchanged, the key is named by the same hint, and the
-// statement's digests (resources and root) are SM3.
-func TestSM2BundleFormat(t *testing.T) {
-	ctx := context.Background()
-	dir := newPackage(t, packageFiles)
-	key := newKeyOf(t, SM2SM3)
-	s := mustSigner(t, key)
-	_, err := s.SignPackage(ctx, dir)
-	must(t, err)
-	data, err := os.ReadFile(filepath.Join(dir, manifest.SignatureFileName))
-	must(t, err)
-	var b struct {
-		MediaType            string `json:"mediaType"`
-		VerificationMaterial struct {
-			PublicKey struct {
-				Hint string `json:"hint"`
-			} `json:"publicKey"`
-		} `json:"verificationMaterial"`
-		DsseEnvelope struct {
-			Payload     string `json:"payload"`
-			PayloadType string `json:"payloadType"`
-			Signatures  []struct {
-				Sig string `json:"sig"`
-			} `json:"signatures"`
-		} `json:"dsseEnvelope"`
-	}
-	must(t, json.Unmarshal(data, &b))
-	if b.MediaType != BundleMediaType || b.DsseEnvelope.PayloadType != PayloadType || len(b.DsseEnvelope.Signatures) != 1 {
-		t.Fatalf("bundle %+v", b)
-	}
-	id, _ := KeyID(pubOf(key))
-	if b.VerificationMaterial.PublicKey.Hint != id {
-		t.Errorf("hint %q, want the KeyID %s", b.VerificationMaterial.PublicKey.Hint, id)
-	}
-	sig, err := base64.StdEncoding.DecodeString(b.DsseEnvelope.Signatures[0].Sig)
-	must(t, err)
-	payload, err := base64.StdEncoding.DecodeString(b.DsseEnvelope.Payload)
-	must(t, err)
-	if !isDERSignature(sig) || !sm2.VerifyASN1WithSM2(pubOf(key), []byte("1234567812345678"), pae(PayloadType, payload), sig) {
-		t.Error("the envelope's signature is not an SM2 signature of the PAE with the default user id")
-	}
-	var st struct {
-		Subject []struct {
-			Digest map[string]string `json:"digest"`
-		} `json:"subject"`
-		Predicate struct {
-			Serialization map[string]any `json:"serialization"`
-			Resources     []Resource     `json:"resources"`
-		} `json:"predicate"`
-	}
-	must(t, json.Unmarshal(payload, &st))
-	if len(st.Subject) != 1 || len(st.Subject[0].Digest) != 1 || len(st.Subject[0].Digest["sm3"]) != 64 {
-		t.Errorf("subject digest %v, want only an sm3 root", st.Subject)
-	}
-	if st.Predicate.Serialization["hash_type"] != "sm3" {
-		t.Errorf("serialization %v", st.Predicate.Serialization)
-	}
-	for _, r := range st.Predicate.Resources {
-		if r.Algorithm != "sm3" || len(r.Digest) != 64 {
-			t.Errorf("resource %+v", r)
-		}
-	}
-	got, err := mustVerifier(t, Trust{Keys: []*ecdsa.PublicKey{pubOf(key)}}).VerifyPackage(ctx, dir)
-	must(t, err)
-	if got.Signature.Algorithm != SM2SM3 || got.Signature.Statement.HashType != HashSM3 {
-		t.Errorf("result %+v", got.Signature)
-	}
-}
 
 // TestSM2NeedsSM3 refuses an SM2 signature over SHA-256 digests, and a
 // statement whose sm3 root does not match.

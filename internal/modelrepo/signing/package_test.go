@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emmansun/gmsm/sm2"
+
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 )
@@ -65,10 +67,20 @@ func TestKeyRoundTrip(t *testing.T) {
 	}
 }
 
+// TestBundleFormat pins the bundle's shape for every algorithm; SM2
+// differs only in the statement's hash (SM3, with an "sm3" root) and in
+// the signature algorithm.
 func TestBundleFormat(t *testing.T) {
+	for _, alg := range testAlgs {
+		t.Run(string(alg), func(t *testing.T) { testBundleFormat(t, alg) })
+	}
+}
+
+func testBundleFormat(t *testing.T, alg Algorithm) {
 	ctx := context.Background()
 	dir := newPackage(t, packageFiles)
-	s := mustSigner(t, newKey(t))
+	key := newKeyOf(t, alg)
+	s := mustSigner(t, key)
 	_, err := s.SignPackage(ctx, dir)
 	must(t, err)
 	data, err := os.ReadFile(filepath.Join(dir, manifest.SignatureFileName))
@@ -101,6 +113,9 @@ func TestBundleFormat(t *testing.T) {
 	}
 	payload, err := base64.StdEncoding.DecodeString(b.DsseEnvelope.Payload)
 	must(t, err)
+	if alg == SM2SM3 && !sm2.VerifyASN1WithSM2(pubOf(key), []byte("1234567812345678"), pae(PayloadType, payload), sig) {
+		t.Error("the envelope's signature is not an SM2 signature of the PAE with the default user id")
+	}
 	var st struct {
 		Type          string `json:"_type"`
 		PredicateType string `json:"predicateType"`
@@ -118,8 +133,12 @@ func TestBundleFormat(t *testing.T) {
 		t.Errorf("statement header: %+v", st)
 	}
 	ser := st.Predicate.Serialization
-	if ser["method"] != "files" || ser["hash_type"] != "sha256" || ser["allow_symlinks"] != false {
+	hash := alg.statementHash()
+	if ser["method"] != "files" || ser["hash_type"] != hash || ser["allow_symlinks"] != false {
 		t.Errorf("serialization: %v", ser)
+	}
+	if root := st.Subject[0].Digest; len(root) != 1 || len(root[rootHashOf(hash)]) != 64 {
+		t.Errorf("subject digest %v, want only a %s root", root, rootHashOf(hash))
 	}
 	var ignored []string
 	for _, p := range ser["ignore_paths"].([]any) {
@@ -131,7 +150,7 @@ func TestBundleFormat(t *testing.T) {
 		}
 	}
 	for _, r := range st.Predicate.Resources {
-		if r.Algorithm != "sha256" || len(r.Digest) != 64 {
+		if r.Algorithm != hash || len(r.Digest) != 64 {
 			t.Errorf("resource %+v", r)
 		}
 	}
