@@ -332,12 +332,14 @@ func pageInfo(p *ocr.Page) string {
 
 // ascentSteps is how finely a word's height is matched: a word set at
 // the page's font size in font step k is k/ascentSteps of that size tall,
-// so its box is off by at most 1/128 of a typical line's height. Words up
-// to maxAscentStep/ascentSteps (2.9) times the font size are matched;
-// poppler ignores an ascent of 3 em or more.
+// so its box is off by at most 1/64 of a typical line's height (under a
+// pixel for lines up to 64 pixels). Finer steps mean more font variants
+// (three small objects each) in the file. Words up to
+// maxAscentStep/ascentSteps (2.9) times the font size are matched; poppler
+// ignores an ascent of 3 em or more.
 const (
-	ascentSteps   = 64
-	maxAscentStep = 185
+	ascentSteps   = 32
+	maxAscentStep = 92
 )
 
 // fontFiles are the objects every font variant shares.
