@@ -28,6 +28,9 @@ func (r pdfRenderer) Render(ctx context.Context, w io.Writer, res *ocr.Result, p
 		return err
 	}
 	for i := range res.Pages {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		img, err := pages.Page(ctx, i)
 		if err != nil {
 			return err
