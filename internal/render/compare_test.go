@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/ocr/ocrtest"
 	"github.com/visionserve/visionserve/internal/ocreval"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
@@ -35,7 +36,7 @@ func TestIntegrationOCRmyPDFSideBySide(t *testing.T) {
 
 	// visionserve: the request as the server serves it (the model already
 	// loaded), OCR and PDF rendering timed together.
-	svc := newService(t, 2)
+	svc := ocrtest.TesseractService(t, 2)
 	start := time.Now()
 	input := ocr.Input{Data: tif}
 	res, err := svc.Recognize(context.Background(), input, ocr.Options{})

@@ -14,33 +14,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/visionserve/visionserve/internal/engine"
-	"github.com/visionserve/visionserve/internal/engine/tesseract"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/imageio/imagetest"
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/ocr/ocrtest"
 	"github.com/visionserve/visionserve/internal/ocreval"
-	"github.com/visionserve/visionserve/internal/sched"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
-
-// newService builds the real pipeline (Tesseract engines behind a
-// scheduler), as the server wires it, with workers engines.
-func newService(t testing.TB, workers int) *ocr.Service {
-	t.Helper()
-	pool, err := engine.NewPool(workers, func(int) (ocr.Engine, error) {
-		return tesseract.New(tesseract.Config{Languages: "eng", Orientation: true})
-	})
-	if err != nil {
-		testenv.Missing(t, "tesseract unavailable (run hack/setup.sh): "+err.Error())
-	}
-	t.Cleanup(func() { pool.Close(context.Background()) })
-	models, err := ocr.NewStaticModels(&ocr.Model{Ref: ocr.ModelRef{Name: "ocr-eng", Version: "1"}, Languages: "eng", Engines: pool})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ocr.NewService(ocr.DefaultConfig(), models, sched.New(workers, 64, nil), nil, nil)
-}
 
 // sharedPages are the shared page images with their ground truth.
 var sharedPages = []struct{ image, truth string }{
@@ -134,7 +114,7 @@ func pdftotextBBox(t testing.TB, path string) []pdfWord {
 // JSON box of that word.
 func TestIntegrationSearchablePDF(t *testing.T) {
 	dir := testenv.Shared(t, "data/ocr/pages")
-	svc := newService(t, runtime.NumCPU())
+	svc := ocrtest.TesseractService(t, runtime.NumCPU())
 	for _, sp := range sharedPages {
 		t.Run(sp.image, func(t *testing.T) {
 			truth := string(readShared(t, dir, sp.truth))
@@ -229,7 +209,7 @@ func multiPageTIFF(t testing.TB, dir string) ([]byte, []string) {
 // page's text readable by pdftotext.
 func TestIntegrationSearchablePDFMultiPage(t *testing.T) {
 	dir := testenv.Shared(t, "data/ocr/pages")
-	svc := newService(t, runtime.NumCPU())
+	svc := ocrtest.TesseractService(t, runtime.NumCPU())
 	tif, truths := multiPageTIFF(t, dir)
 	res, doc := searchablePDF(t, svc, tif)
 	path := writeTemp(t, "multi.pdf", doc)
