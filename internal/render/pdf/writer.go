@@ -203,13 +203,13 @@ func (w *Writer) Close() error {
 // pageContent draws the image over the whole page and then, in text
 // rendering mode 3 (invisible), every word. All words of a page share one
 // font size (fontSize), so that text extraction and selection group them
-// into lines and blocks as they are printed (poppler, for one, starts a new
-// block where the font size changes by 5%); each word's own height comes
-// from the font it is set in (fontFor: the fonts differ only in their
-// ascent), its baseline is the bottom edge of its quad, the text matrix turns the baseline along the
-// quad, and the horizontal scaling stretches its glyphs (each half a font
-// size wide) to the quad's width. It returns the content and the page's
-// font resources.
+// into lines and blocks as they are printed (poppler, for one, starts a
+// new block where the font size changes by 5%). Each word's own height
+// comes from the font variant it is set in (fontFor: the variants differ
+// only in their ascent); its baseline is the bottom edge of its quad, the
+// text matrix turns that baseline along the quad, and the horizontal
+// scaling stretches its glyphs (each half a font size wide) to the quad's
+// width. It returns the content and the page's font resources.
 func (w *Writer) pageContent(wPt, hPt float64, img Image, page *ocr.Page) ([]byte, string) {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "q %s 0 0 %s 0 0 cm /Im0 Do Q\n", f3(wPt), f3(hPt))
@@ -245,11 +245,15 @@ func (w *Writer) pageContent(wPt, hPt float64, img Image, page *ocr.Page) ([]byt
 			if i < len(l.Words)-1 {
 				text += " " // so copied text has its spaces; viewers end the word there
 			}
-			step := min(max(int(math.Round(ascentSteps*height/size)), 1), maxAscentStep)
-			used[step] = true
 			// Along the text: the bottom edge, averaged with the top.
 			dx, dy := ((q[1][0]-q[0][0])+(q[2][0]-q[3][0]))/2, ((q[1][1]-q[0][1])+(q[2][1]-q[3][1]))/2
-			cos, sin := dx/width, dy/width
+			d := math.Hypot(dx, dy)
+			if d < 0.01 {
+				continue
+			}
+			cos, sin := dx/d, dy/d
+			step := min(max(int(math.Round(ascentSteps*height/size)), 1), maxAscentStep)
+			used[step] = true
 			scale := 100 * width / (float64(glyphs) * size * glyphWidth / unitsPerEm)
 			fmt.Fprintf(&b, "/F%d %s Tf %s Tz %s %s %s %s %s %s Tm <", step, f3(size), f3(scale), f4(cos), f4(sin), f4(-sin), f4(cos), f3(q[3][0]), f3(q[3][1]))
 			for _, c := range utf16Codes(text) {
