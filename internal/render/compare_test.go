@@ -22,6 +22,9 @@ import (
 // page, both on this machine's cores, OCRmyPDF with --jobs 2) and output
 // sizes are logged with -v, not asserted.
 func TestIntegrationOCRmyPDFSideBySide(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a minute or two of OCRmyPDF; the full run has it")
+	}
 	dir := testenv.Shared(t, "data/ocr/pages")
 	ocrmypdf := tool(t, "ocrmypdf", "ocrmypdf")
 	tif, truths := multiPageTIFF(t, dir)
