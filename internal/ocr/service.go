@@ -104,18 +104,6 @@ func (p Params) Options() (Options, error) {
 	return Options{Model: p.Model, Version: p.Version, Lang: p.Lang, Mode: mode, NoRotate: noRotate}, nil
 }
 
-// ParseFormat reads the format option: json (the whole result) or text
-// (its text only, textOnly); "" is json.
-func ParseFormat(s string) (textOnly bool, err error) {
-	switch s {
-	case "", "json":
-		return false, nil
-	case "text":
-		return true, nil
-	}
-	return false, fmt.Errorf("%w: format=%q; use json or text", ErrBadOption, s)
-}
-
 // ParseRotate reads the rotate option: "" and auto detect pages turned by
 // 90, 180 or 270 degrees; off skips detection (Options.NoRotate).
 func ParseRotate(s string) (noRotate bool, err error) {
