@@ -83,7 +83,10 @@ type App struct {
 	adminLn  net.Listener
 	adminErr chan error
 	repo     *modelrepo.Repository // nil without repository.dir
-	started  time.Time
+	// stopImports stops the import drop folder's watcher (nil without
+	// repository.import.dir).
+	stopImports func()
+	started     time.Time
 }
 
 // New loads the models and builds the server; nothing listens yet. On
