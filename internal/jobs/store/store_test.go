@@ -54,6 +54,7 @@ func TestConformance(t *testing.T) {
 		"Outbox":               testOutbox,
 		"ConcurrentWorkers":    testConcurrentWorkers,
 		"Codec":                testCodec,
+		"ManyPages":            testManyPages,
 	}
 	for _, name := range []string{"bolt", "postgres"} {
 		open := impls[name]
@@ -697,6 +698,38 @@ func testCodec(t *testing.T, open opener) {
 	for _, ref := range []string{"input/" + j.ID + "/0", "page/" + j.ID + "/0", "page/" + j.ID + "/1"} {
 		if _, ok := x.refs.Load(ref); !ok {
 			t.Errorf("%s did not pass the codec", ref)
+		}
+	}
+}
+
+// Pages are read a batch at a time; a job of several batches reads back
+// whole and in order, whatever order its tasks were recorded in.
+func testManyPages(t *testing.T, open opener) {
+	s := open(t, defaults(store.Options{}))
+	const n = 70
+	j := newJob("a", "A", n, 0)
+	create(t, s, j, store.Limits{})
+	var claims []*store.Claim
+	for i := 0; i < n; i++ {
+		claims = append(claims, claim(t, s, "w", t0))
+	}
+	for i := n - 1; i >= 0; i-- {
+		complete(t, s, claims[i], t0)
+	}
+	got := pages(t, s, j.ID)
+	if len(got) != n {
+		t.Fatalf("%d pages, want %d", len(got), n)
+	}
+	for i, p := range got {
+		if want := fmt.Sprintf("%s#%d", j.ID, i); p != want {
+			t.Fatalf("page %d is %q", i, p)
+		}
+	}
+	// A consumer that stops early stops the reading.
+	read := 0
+	for range s.Pages(ctx, j.ID) {
+		if read++; read == 40 {
+			break
 		}
 	}
 }
