@@ -378,18 +378,16 @@ func (s *Bolt) Pages(_ context.Context, id string) iter.Seq2[Page, error] {
 // endLocked ends unfinished job j inside tx: state, inputs, webhook, and
 // its remaining tasks.
 func (s *Bolt) endLocked(tx *bolt.Tx, j *Job, state State, now time.Time) error {
-	finish(j, state, now, s.opts.Retention)
+	d, err := s.opts.end(j, state, now)
+	if err != nil {
+		return err
+	}
 	for _, b := range [][]byte{bucketInputs, bucketTasks} {
 		if err := deletePrefix(tx, b, j.ID); err != nil {
 			return err
 		}
 	}
-	if j.WebhookURL != "" {
-		body, err := s.opts.Event(j)
-		if err != nil {
-			return err
-		}
-		d := newDelivery(j, body, now)
+	if d != nil {
 		if err := putJSON(tx, bucketOutbox, d.ID, d); err != nil {
 			return err
 		}

@@ -255,18 +255,16 @@ func lockJob(ctx context.Context, tx pgx.Tx, id string) (*Job, error) {
 // end ends unfinished job j (its row locked by tx): state, inputs,
 // remaining tasks, webhook.
 func (s *Postgres) end(ctx context.Context, tx pgx.Tx, j *Job, state State, now time.Time) error {
-	finish(j, state, now, s.opts.Retention)
+	d, err := s.opts.end(j, state, now)
+	if err != nil {
+		return err
+	}
 	for _, q := range []string{`DELETE FROM visionserve_job_tasks WHERE job_id = $1`, `DELETE FROM visionserve_job_inputs WHERE job_id = $1`} {
 		if _, err := tx.Exec(ctx, q, j.ID); err != nil {
 			return err
 		}
 	}
-	if j.WebhookURL != "" {
-		body, err := s.opts.Event(j)
-		if err != nil {
-			return err
-		}
-		d := newDelivery(j, body, now)
+	if d != nil {
 		if _, err := tx.Exec(ctx, `INSERT INTO visionserve_job_webhooks (id, job_id, url, destination, body, attempts, next_at, created)
 			VALUES ($1, $2, $3, $4, $5, 0, $6, $6)`, d.ID, d.JobID, d.URL, Destination(d.URL), d.Body, now); err != nil {
 			return err

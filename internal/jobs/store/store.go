@@ -256,9 +256,18 @@ func (Plain) Open(_ string, b []byte) ([]byte, error) { return b, nil }
 func inputRef(id string, item int) string { return fmt.Sprintf("input/%s/%d", id, item) }
 func pageRef(id string, index int) string { return fmt.Sprintf("page/%s/%d", id, index) }
 
-// finish moves j to a final state at now, to be kept for retention.
-func finish(j *Job, state State, now time.Time, retention time.Duration) {
-	j.State, j.Updated, j.Finished, j.Expires = state, now, now, now.Add(retention)
+// end moves j to a final state at now, to be kept for retention, and
+// returns the outbox record announcing it (nil without a webhook).
+func (o Options) end(j *Job, state State, now time.Time) (*Delivery, error) {
+	j.State, j.Updated, j.Finished, j.Expires = state, now, now, now.Add(o.Retention)
+	if j.WebhookURL == "" {
+		return nil, nil
+	}
+	body, err := o.Event(j)
+	if err != nil {
+		return nil, err
+	}
+	return newDelivery(j, body, now), nil
 }
 
 // finalState is the state of a job all of whose pages are recorded.
