@@ -125,7 +125,7 @@ func New(opts Options) (a *App, err error) {
 		a.log.Info("tracing", "endpoint", cfg.Tracing.Endpoint, "protocol", cfg.Tracing.Protocol, "sample_ratio", cfg.Tracing.SampleRatio)
 	}
 	if opts.CoreOnly {
-		cfg.Jobs.Dir, cfg.Server.AdminAddr, cfg.Server.GRPCAddr = "", "", ""
+		cfg.Jobs.Store, cfg.Jobs.Dir, cfg.Server.AdminAddr, cfg.Server.GRPCAddr = jobs.StoreEmbedded, "", "", ""
 	} else {
 		if a.auth, err = auth.New(cfg.Auth, auth.Options{Log: opts.Logger, Metrics: auth.NewMetrics(opts.Registry)}); err != nil {
 			return nil, err

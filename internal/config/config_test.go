@@ -41,7 +41,10 @@ func TestLoadFull(t *testing.T) {
 		c.Auth.JWT.Leeway != 45*time.Second || c.RateLimits.Tenants["acme"].Concurrency != 32 {
 		t.Errorf("server %+v tls %+v auth %+v rate limits %+v", c.Server, c.TLS, c.Auth, c.RateLimits)
 	}
-	if j := c.Jobs.Runtime(); j.MaxBytes != 64<<20 || j.PDF.MemoryLimit != 512<<20 || !j.Webhook.AllowPrivateNetworks || j.Retention != time.Hour {
+	if j := c.Jobs.Runtime(); j.MaxBytes != 64<<20 || j.PDF.MemoryLimit != 512<<20 || !j.Webhook.AllowPrivateNetworks || j.Retention != time.Hour ||
+		j.MinUploadRate != 64<<10 || j.UploadGrace != 5*time.Second || j.Tenant.MaxQueued != 3 || j.Tenant.MaxPendingBytes != 512<<20 ||
+		j.Tenant.MaxConcurrentUploads != 1 || j.Lease != 10*time.Second || j.PollInterval != 500*time.Millisecond ||
+		j.Webhook.Concurrency != 4 || j.Webhook.PerDestination != 1 {
 		t.Errorf("jobs %+v", j)
 	}
 	if c.Tracing.SampleRatio != 0.25 || c.Tracing.ServiceName != "ocr-prod" {
