@@ -11,6 +11,7 @@ import (
 	"github.com/visionserve/visionserve/internal/face"
 	"github.com/visionserve/visionserve/internal/face/facerepo"
 	"github.com/visionserve/visionserve/internal/gallery"
+	"github.com/visionserve/visionserve/internal/keys"
 	"github.com/visionserve/visionserve/internal/metrics"
 	"github.com/visionserve/visionserve/internal/modelrepo"
 )
@@ -85,7 +86,7 @@ func (a *App) startFace(cfg config.Config) (err error) {
 		attrs = append(attrs, "detector", fc.Detector, "embedder", fc.Embedder, "embedder_id", p.models.EmbedderID(), "sessions", opts.Runtime.Sessions)
 	}
 	m := metrics.NewFace(a.opts.Registry)
-	store, err := openGalleryStore(fc.Gallery)
+	store, err := openGalleryStore(fc.Gallery, a.enc)
 	if err != nil {
 		return err
 	}
@@ -112,14 +113,16 @@ func (a *App) faceLoaders(cfg config.Config) map[string]modelrepo.Loader {
 	return facerepo.Loaders{Sessions: sessions, ONNXLibrary: cfg.ONNX.Library, Run: a.sched.Run}.Map()
 }
 
-func openGalleryStore(g config.Gallery) (gallery.Store, error) {
+// openGalleryStore opens the gallery store g configures, its embeddings
+// sealed with enc.
+func openGalleryStore(g config.Gallery, enc keys.Config) (gallery.Store, error) {
 	switch g.Store {
 	case config.StorePostgres:
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		return gallery.OpenPostgres(ctx, g.Postgres, 0)
+		return gallery.OpenPostgres(ctx, g.Postgres, 0, enc)
 	default:
-		return gallery.OpenBolt(g.Path, 10*time.Second)
+		return gallery.OpenBolt(g.Path, 10*time.Second, enc)
 	}
 }
 
