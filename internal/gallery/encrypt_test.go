@@ -19,6 +19,7 @@ import (
 	"github.com/visionserve/visionserve/internal/gallery/pgtest"
 	"github.com/visionserve/visionserve/internal/keys"
 	"github.com/visionserve/visionserve/internal/keys/keybolt"
+	"github.com/visionserve/visionserve/internal/keys/keytest"
 )
 
 // clearFace and clearEmbedding are the stored forms of a store without
@@ -35,19 +36,6 @@ func clearFace(t *testing.T, f Face) []byte {
 func clearEmbedding(v []float32) []byte {
 	b, _ := encodeEmbedding(keys.Clear(keyDomain), "", v)
 	return b
-}
-
-func newKEK(t *testing.T, alg keys.Algorithm) keys.Config {
-	t.Helper()
-	text, err := keys.NewKEK(alg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kek, err := keys.ParseKEK(text, "a test key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keys.Config{Algorithm: alg, KEK: kek}
 }
 
 // keyedStore is one store's data with ways around the store: what it
@@ -277,7 +265,7 @@ func TestEncryptedAtRest(t *testing.T) {
 				ks := makeStore(t)
 				enc := keys.Config{}
 				if alg != "clear" {
-					enc = newKEK(t, alg)
+					enc = keytest.Config(t, alg)
 				}
 				m, err := openManager(t, ks.mustOpen(t, enc))
 				if err != nil {
@@ -311,7 +299,7 @@ func TestSealedRecordBound(t *testing.T) {
 	for kind, makeStore := range keyedStores(t) {
 		t.Run(kind, func(t *testing.T) {
 			ks := makeStore(t)
-			enc := newKEK(t, keys.AES256GCM)
+			enc := keytest.Config(t, keys.AES256GCM)
 			m, err := openManager(t, ks.mustOpen(t, enc))
 			if err != nil {
 				t.Fatal(err)
@@ -353,7 +341,7 @@ func TestWrongKEK(t *testing.T) {
 	for kind, makeStore := range keyedStores(t) {
 		t.Run(kind, func(t *testing.T) {
 			ks := makeStore(t)
-			enc, other := newKEK(t, keys.SM4GCM), newKEK(t, keys.SM4GCM)
+			enc, other := keytest.Config(t, keys.SM4GCM), keytest.Config(t, keys.SM4GCM)
 			m, err := openManager(t, ks.mustOpen(t, enc))
 			if err != nil {
 				t.Fatal(err)
@@ -380,7 +368,7 @@ func TestKeyRotation(t *testing.T) {
 	for kind, makeStore := range keyedStores(t) {
 		t.Run(kind, func(t *testing.T) {
 			ks := makeStore(t)
-			kek1, kek2 := newKEK(t, keys.AES256GCM), newKEK(t, keys.SM4GCM)
+			kek1, kek2 := keytest.Config(t, keys.AES256GCM), keytest.Config(t, keys.SM4GCM)
 			rng := rand.New(rand.NewPCG(10, 10))
 			s := ks.mustOpen(t, kek1)
 			m, err := openManager(t, s)
@@ -442,7 +430,7 @@ func TestEncryptClearStore(t *testing.T) {
 			ids, embs := enroll(t, m, g, rng, "alice", "bob")
 			m.Close()
 
-			enc := newKEK(t, keys.AES256GCM)
+			enc := keytest.Config(t, keys.AES256GCM)
 			s := ks.mustOpen(t, enc)
 			ring := s.(interface{ Keys() *keys.Ring }).Keys()
 			if !ring.Info().ClearRecords {
@@ -490,7 +478,7 @@ func TestSharedKeyringRotation(t *testing.T) {
 	}
 	ctx := context.Background()
 	srv := pgtest.Start(t)
-	enc := newKEK(t, keys.AES256GCM)
+	enc := keytest.Config(t, keys.AES256GCM)
 	open := func() *PostgresStore {
 		s, err := OpenPostgres(ctx, srv.DSN, 4, enc)
 		if err != nil {

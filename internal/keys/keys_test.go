@@ -90,7 +90,7 @@ func store(m Keyring, recs Records) Store { return Store{Domain: "test", Keyring
 
 func mem(m *memStore) Store { return store(m, m) }
 
-func kek(t *testing.T, a Algorithm) *KEK {
+func kek(t testing.TB, a Algorithm) *KEK {
 	t.Helper()
 	text, err := NewKEK(a)
 	if err != nil {
@@ -103,7 +103,7 @@ func kek(t *testing.T, a Algorithm) *KEK {
 	return k
 }
 
-func open(t *testing.T, s Store, c Config) *Ring {
+func open(t testing.TB, s Store, c Config) *Ring {
 	t.Helper()
 	r, err := Open(ctx, c, s)
 	if err != nil {
@@ -460,4 +460,34 @@ func marshal(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// BenchmarkSeal and BenchmarkOpen measure one record of an embedding's
+// size (128 float32s) and of a job input's (1 MiB).
+func BenchmarkSeal(b *testing.B) { benchRecords(b, false) }
+
+func BenchmarkOpen(b *testing.B) { benchRecords(b, true) }
+
+func benchRecords(b *testing.B, opening bool) {
+	for _, alg := range Algorithms {
+		for _, size := range []int{512, 1 << 20} {
+			b.Run(fmt.Sprintf("%s/%d", alg, size), func(b *testing.B) {
+				r := open(b, mem(newMem()), Config{Algorithm: alg, KEK: kek(b, alg)})
+				plain := make([]byte, size)
+				sealed, _ := r.Seal("ref", plain)
+				b.SetBytes(int64(size))
+				for b.Loop() {
+					var err error
+					if opening {
+						_, err = r.Open("ref", sealed)
+					} else {
+						_, err = r.Seal("ref", plain)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
 }

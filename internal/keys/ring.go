@@ -458,3 +458,21 @@ func (r *Ring) Reencrypt(ctx context.Context, onlyClear bool) (Census, error) {
 	}
 	return c, err
 }
+
+// String summarises the ring for logs: off, or the active data key, the
+// KEK's fingerprint and whether records in clear may remain.
+func (r *Ring) String() string {
+	if r == nil {
+		return "off"
+	}
+	in := r.Info()
+	if !in.Encrypted {
+		return "off"
+	}
+	id, alg := r.Active()
+	s := fmt.Sprintf("%s, data key %d of %d, key-encryption key %s (%s)", alg, id, len(in.Keys), in.KEK, in.KEKAlgorithm)
+	if in.ClearRecords {
+		s += ", records from before encryption may be in clear (visionserve keys encrypt-store)"
+	}
+	return s
+}
