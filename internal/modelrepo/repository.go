@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,14 @@ type Options struct {
 	// MaxParallelLoads bounds loads in flight across models (each model
 	// loads one version at a time). 0 means 2.
 	MaxParallelLoads int
+	// Checker, when set, tries each verified version in isolation (a child
+	// process) before it is loaded in this one; a version it refuses fails
+	// and is never loaded here.
+	Checker Checker
+	// StateDir keeps the failure memory (FailuresFile): versions whose
+	// load or warm-up failed, so that a restart does not try them again
+	// until their files change. "" keeps it in the process only.
+	StateDir string
 	// Observer sees every event, synchronously and in order (metrics).
 	// It must be fast and must not call the Repository.
 	Observer func(Event)
@@ -51,6 +60,7 @@ type Repository struct {
 	opts    Options
 	log     *slog.Logger
 	bus     *bus
+	memory  *memory
 	routes  atomic.Pointer[routes]
 	watcher *fsnotify.Watcher
 
@@ -149,6 +159,7 @@ func New(opts Options) (*Repository, error) {
 		opts:    opts,
 		log:     opts.Log.With("component", "modelrepo"),
 		bus:     newBus(opts.Observer),
+		memory:  newMemory(opts.StateDir, opts.Log.With("component", "modelrepo")),
 		ctx:     ctx,
 		cancel:  cancel,
 		kick:    make(chan struct{}, 1),
@@ -478,6 +489,10 @@ type attempt struct {
 	// files change while or after they are read, the next scan sees a
 	// different one and tries again.
 	fp string
+	// digest is the verified package's Digest, the failure memory's key.
+	digest string
+	// remembered: the attempt ended on a remembered failure.
+	remembered bool
 }
 
 // runLoad runs the load pipeline of one version and records its outcome.
@@ -497,10 +512,10 @@ func (r *Repository) runLoad(ctx context.Context, m *model, rec *record, dir str
 	r.finishLoad(a, inst, phase, err)
 }
 
-// pipeline runs the phases in the order of what can fail: verify, load,
-// warm up. It returns the warmed-up instance, or the phase that failed and
-// why (with the instance, when it was the warm-up, for finishLoad to
-// close).
+// pipeline runs the phases in the order of what can fail: verify, the
+// isolated check, load, warm up. It returns the warmed-up instance, or the
+// phase that failed and why (with the instance, when it was the warm-up,
+// for finishLoad to close).
 func (r *Repository) pipeline(a *attempt) (Instance, string, error) {
 	r.mu.Lock()
 	r.setStateLocked(a.m, a.rec, StateVerifying, Event{})
@@ -513,6 +528,18 @@ func (r *Repository) pipeline(a *attempt) (Instance, string, error) {
 	})
 	if err != nil {
 		return nil, PhaseVerify, err
+	}
+	// These very files failed before: fail again without a second try.
+	a.digest = pkg.Digest()
+	if e, ok := r.memory.lookup(a.m.name, a.rec.number, a.digest); ok {
+		a.remembered = true
+		return nil, e.Phase, e.error()
+	}
+	if r.opts.Checker != nil {
+		err = r.timed(a, PhaseCheck, "", func() error { return r.opts.Checker.Check(a.ctx, pkg) })
+		if err != nil {
+			return nil, checkPhase(err), withReason(err, ReasonLoadError)
+		}
 	}
 	var inst Instance
 	err = r.timed(a, PhaseLoad, StateWarming, func() error {
@@ -528,6 +555,15 @@ func (r *Repository) pipeline(a *attempt) (Instance, string, error) {
 		return inst, PhaseWarmup, err
 	}
 	return inst, "", nil
+}
+
+// checkPhase is the phase a version refused by the isolated check failed
+// in: the check loads and warms up the version as this process would.
+func checkPhase(err error) string {
+	if ReasonOf(err) == ReasonWarmupError {
+		return PhaseWarmup
+	}
+	return PhaseLoad
 }
 
 // timed runs one phase, records its duration and, when it succeeded and
@@ -554,6 +590,11 @@ func (r *Repository) verify(a *attempt) (*Package, error) {
 	}
 	if err := checkIdentity(pkg, a.m.name, a.rec.number); err != nil {
 		return nil, err
+	}
+	if rc, ok := r.opts.Loaders[pkg.Kind].(RuntimeChecker); ok {
+		if err := rc.CheckRuntime(pkg); err != nil {
+			return nil, withReason(err, ReasonManifestInvalid)
+		}
 	}
 	r.mu.Lock()
 	a.rec.kind, a.rec.signer = pkg.Kind, &pkg.Signer
@@ -625,15 +666,21 @@ func (r *Repository) finishLoad(a *attempt, inst Instance, phase string, err err
 		reason := ReasonOf(err)
 		detail := err.Error()
 		rec.fail = &failure{reason: reason, detail: detail, phase: phase, fingerprint: a.fp}
+		if !a.remembered && a.digest != "" && remembers(phase, reason) {
+			r.memory.remember(Remembered{Model: m.name, Version: rec.number, Digest: a.digest, Reason: reason, Phase: phase,
+				Detail: strings.TrimPrefix(detail, string(reason)+": "), Time: time.Now()})
+		}
 		r.log.Warn("model version failed; the previous version keeps serving",
 			"model", m.name, "version", rec.number, "phase", phase, "reason", reason, "err", detail)
 		r.setStateLocked(m, rec, StateFailed, Event{Phase: phase, Reason: reason, Detail: detail, PhasesMS: phasesMS(rec.phases)})
 		r.notifyLocked(rec, false, err)
 	default:
+		r.memory.forget(m.name, rec.number)
 		rec.live = newVersion(m.name, rec.number, rec.kind, inst)
 		ev := Event{PhasesMS: phasesMS(rec.phases), Signer: rec.signer}
 		r.log.Info("model version ready", "model", m.name, "version", rec.number, "kind", rec.kind,
-			"verify", rec.phases[PhaseVerify].Round(time.Millisecond), "load", rec.phases[PhaseLoad].Round(time.Millisecond),
+			"verify", rec.phases[PhaseVerify].Round(time.Millisecond), "check", rec.phases[PhaseCheck].Round(time.Millisecond),
+			"load", rec.phases[PhaseLoad].Round(time.Millisecond),
 			"warmup", rec.phases[PhaseWarmup].Round(time.Millisecond))
 		r.setStateLocked(m, rec, StateReady, ev)
 		r.notifyLocked(rec, false, nil)
