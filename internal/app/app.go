@@ -25,6 +25,7 @@ import (
 	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/loader"
 	"github.com/visionserve/visionserve/internal/metrics"
+	"github.com/visionserve/visionserve/internal/modelcheck"
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
@@ -49,7 +50,13 @@ type Options struct {
 	// admin listener are set up, and Start must not be called.
 	CoreOnly bool
 	// Loaders add or replace model repository loaders, by package kind.
+	// The check child must be given them too (CheckChild's extra).
 	Loaders map[string]modelrepo.Loader
+	// ModelCheck says how to start the child process that loads and warms
+	// up each new repository version before this process does
+	// (modelcheck.Executable(): this binary's `model check --child`).
+	// Nil turns the isolated check off.
+	ModelCheck *modelcheck.Command
 }
 
 // DefaultOptions matches the command-line defaults.
