@@ -89,7 +89,8 @@ type App struct {
 	admin    *http.Server      // nil: no admin listener
 	adminLn  net.Listener
 	adminErr chan error
-	repo     *modelrepo.Repository // nil without repository.dir
+	repo     *modelrepo.Repository   // nil without repository.dir
+	refused  []modelrepo.ModelStatus // built-in models that failed to load
 	started  time.Time
 }
 
@@ -159,7 +160,14 @@ func New(opts Options) (a *App, err error) {
 	for _, mc := range a.staticConfig(cfg) {
 		m, err := loadModel(mc, env)
 		if err != nil {
-			return nil, err
+			if mc.Name == cfg.DefaultModelName() {
+				return nil, err // nothing to serve without it
+			}
+			// One unusable model (an ONNX output the binding cannot
+			// return, a corrupt file) must not keep the others from
+			// serving: it is refused, and listed as failed.
+			a.refuse(mc, err)
+			continue
 		}
 		if m.OCR != nil {
 			m.OCR.Calibration = mc.Calibration

@@ -39,12 +39,7 @@ type fixture struct {
 // traineddata, signed with a trusted key) and starts a server over it.
 func newFixture(t testing.TB, mutate func(*config.Config)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, root: t.TempDir(), key: repotest.NewKey(t), ca: repotest.NewCA(t), data: repotest.Tessdata(t)}
-	line, err := os.ReadFile(filepath.Join(testenv.Shared(t, "data/ocr/lines"), "book/0005/010001.bin.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.line = line
+	f := &fixture{t: t, root: t.TempDir(), key: repotest.NewKey(t), ca: repotest.NewCA(t), data: repotest.Tessdata(t), line: lineOf(t)}
 	f.publish(1, nil)
 	f.srv = apptest.Start(t, func(c *config.Config) {
 		c.Server.Workers = 2
@@ -57,6 +52,16 @@ func newFixture(t testing.TB, mutate func(*config.Config)) *fixture {
 	})
 	f.rec = record(t, f.srv.Repository())
 	return f
+}
+
+// lineOf reads the shared text line the fixtures send.
+func lineOf(t testing.TB) []byte {
+	t.Helper()
+	line, err := os.ReadFile(filepath.Join(testenv.Shared(t, "data/ocr/lines"), "book/0005/010001.bin.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return line
 }
 
 // spec is ocr-eng version v, signed with the trusted key.

@@ -239,3 +239,66 @@ func TestIntegrationDebugVariableIsRefused(t *testing.T) {
 		t.Errorf("checks passed = %v: the refused version must not reach the check", n)
 	}
 }
+
+// halfModel is an ONNX model whose FP16 output has a dynamic shape, which
+// onnxruntime_go v1.27 cannot return.
+func halfModel(t *testing.T) []byte {
+	t.Helper()
+	m, err := onnxtest.Identity(engine.FP16, []int64{-1, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// Issue 11, item 11: a built-in ONNX model with a dynamic-shaped FP16
+// output stopped the server from starting. It is refused with its reason,
+// listed as failed, and every other model serves; from a repository, such
+// a package is a failed version with the same reason.
+func TestIntegrationFP16DynamicOutputIsRefusedNotFatal(t *testing.T) {
+	onnxtest.Init(t)
+	dir := t.TempDir()
+	for name, model := range map[string][]byte{"half.onnx": halfModel(t), "neg.onnx": unaryModel(t, "Neg")} {
+		if err := os.WriteFile(filepath.Join(dir, name), model, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := &fixture{t: t, line: lineOf(t)}
+	srv, err := apptest.TryStart(t, func(c *config.Config) {
+		c.Models = append(c.Models,
+			config.Model{Name: "half", Version: "1", Engine: "onnx", Dir: dir, Runtime: map[string]any{"file": "half.onnx"}},
+			config.Model{Name: "neg", Version: "1", Engine: "onnx", Dir: dir, Runtime: map[string]any{"file": "neg.onnx"}})
+	})
+	if err != nil {
+		t.Fatalf("a model the server cannot serve kept it from starting: %v", err)
+	}
+	f.srv = srv
+	var st modelrepo.ModelStatus
+	if f.getJSON("/v1/models/half", &st) != 200 || len(st.Versions) != 1 || st.Versions[0].State != modelrepo.StateFailed ||
+		st.Versions[0].Reason != modelrepo.ReasonLoadError || !strings.Contains(st.Versions[0].Detail, "FP16 with dynamic shape") {
+		t.Fatalf("the FP16 model: %+v", st)
+	}
+	x := engine.NewTensor([]int64{1, 3}, []float32{-1.5, 0, 2})
+	body, hl := restRequest(t, []oip.Input{{Name: "x", Tensor: x}}, false)
+	if resp, data := postInfer(t, f.srv.URL+"/v2/models/neg/infer", body, hl); resp.StatusCode != 200 {
+		t.Fatalf("the other ONNX model: %d %s", resp.StatusCode, data)
+	}
+	if resp, _ := postInfer(t, f.srv.URL+"/v2/models/half/infer", body, hl); resp.StatusCode != 404 {
+		t.Errorf("the refused model answered %d", resp.StatusCode)
+	}
+	if _, _, err := f.ocr("", ""); err != nil {
+		t.Errorf("OCR next to the refused model: %v", err)
+	}
+
+	// The same model as a repository package.
+	rf := newFixture(t, nil)
+	repotest.Publish(t, rf.root, repotest.Spec{Name: "half", Version: 1, Kind: manifest.KindONNX,
+		Files: map[string][]byte{"model.onnx": halfModel(t)}, Signer: rf.key.Signer})
+	ev := rf.rec.waitModel(t, "half", 1, modelrepo.StateReady, modelrepo.StateFailed)
+	if ev.Type != modelrepo.EventType(modelrepo.StateFailed) || ev.Reason != modelrepo.ReasonLoadError || !strings.Contains(ev.Detail, "FP16 with dynamic shape") {
+		t.Fatalf("the FP16 package: %s %s %s", ev.Type, ev.Reason, ev.Detail)
+	}
+	if _, version, err := rf.ocr("", ""); err != nil || version != "1" {
+		t.Errorf("OCR next to the refused package: %v", err)
+	}
+}

@@ -110,7 +110,7 @@ func (a *App) staticStatus() []modelrepo.ModelStatus {
 			Versions: []modelrepo.VersionStatus{{Version: m.Version, State: modelrepo.StateReady, Since: a.started, Kind: m.Kind}},
 		})
 	}
-	return out
+	return append(out, a.refused...)
 }
 
 // oipModels returns the models of the inference protocol: the static ones,

@@ -70,6 +70,17 @@ type Server struct {
 // skips the test (fails under CI) when Tesseract is not installed.
 func Start(t testing.TB, mutate func(*config.Config)) *Server {
 	t.Helper()
+	s, err := TryStart(t, mutate)
+	if err != nil {
+		testenv.Missing(t, "cannot start visionserve (is Tesseract installed? run hack/setup.sh): "+err.Error())
+	}
+	return s
+}
+
+// TryStart is Start for tests whose point is whether the server starts:
+// it returns the error of a server that does not, rather than skipping.
+func TryStart(t testing.TB, mutate func(*config.Config)) (*Server, error) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Server.Addr = "127.0.0.1:0"
 	cfg.Server.GRPCAddr = "127.0.0.1:0"
@@ -93,7 +104,7 @@ func Start(t testing.TB, mutate func(*config.Config)) *Server {
 	}
 	a, err := app.New(app.Options{Config: cfg, Logger: log, Registry: reg, ModelCheck: checkCommand})
 	if err != nil {
-		testenv.Missing(t, "cannot start visionserve (is Tesseract installed? run hack/setup.sh): "+err.Error())
+		return nil, err
 	}
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
@@ -104,7 +115,7 @@ func Start(t testing.TB, mutate func(*config.Config)) *Server {
 	}
 	s := &Server{App: a, URL: scheme + a.Addr(), AdminURL: scheme + a.AdminAddr(), GRPCAddr: a.GRPCAddr(), AdminKey: adminKey, Registry: reg}
 	t.Cleanup(func() { s.Stop(t) })
-	return s
+	return s, nil
 }
 
 // Stop shuts the server down (idempotent).
