@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -45,11 +46,16 @@ type Command struct {
 	Env []string
 }
 
-// Executable is the Command of the running visionserve binary.
+// Executable is the Command of the running visionserve binary. Inside a
+// Go test binary it is an error: ChildArgs would make that binary run its
+// tests (tests start children with their own Command, see apptest.Main).
 func Executable() (Command, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return Command{}, fmt.Errorf("model check: cannot find the visionserve binary: %w", err)
+	}
+	if strings.HasSuffix(exe, ".test") {
+		return Command{}, fmt.Errorf("model check: %s is a test binary, not visionserve; tests give the check their own command", filepath.Base(exe))
 	}
 	return Command{Path: exe, Args: ChildArgs}, nil
 }

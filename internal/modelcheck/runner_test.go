@@ -138,3 +138,10 @@ func TestCheckThatCannotRun(t *testing.T) {
 		t.Fatalf("Run = %+v, %v", res, err)
 	}
 }
+
+// Inside a test binary, the production command would run the tests.
+func TestExecutableRefusesATestBinary(t *testing.T) {
+	if _, err := modelcheck.Executable(); err == nil || !strings.Contains(err.Error(), "test binary") {
+		t.Fatalf("Executable() in a test binary: %v", err)
+	}
+}
