@@ -119,6 +119,43 @@ func (f *fixture) ocr(pin, key string) (status int, version string, err error) {
 	return resp.StatusCode, res.Model.Version, nil
 }
 
+// load keeps n clients reading the line, unpinned, without pause, until
+// the returned stop is called; stop returns how many answers each version
+// gave and every failed request.
+func (f *fixture) load(n int) (stop func() (map[string]int, []error)) {
+	var mu sync.Mutex
+	served := map[string]int{}
+	var failed []error
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				_, version, err := f.ocr("", "")
+				mu.Lock()
+				if err != nil {
+					failed = append(failed, err)
+				} else {
+					served[version]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	return func() (map[string]int, []error) {
+		close(done)
+		wg.Wait()
+		return served, failed
+	}
+}
+
 // request builds a request for path: the model routes go to the admin
 // listener, with the admin key; everything else to the public one.
 func (f *fixture) request(method, path string, body io.Reader) *http.Request {

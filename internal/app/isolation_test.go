@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -66,33 +65,7 @@ func TestIntegrationCorruptTraineddataNeverReachesTheServer(t *testing.T) {
 		c.Repository.Check.Timeout = checkTimeout
 		c.Server.Queue = 64
 	})
-	var mu sync.Mutex
-	var failed []string
-	served := map[string]int{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				status, version, err := f.ocr("", "")
-				mu.Lock()
-				if err != nil {
-					failed = append(failed, err.Error())
-				} else {
-					served[version]++
-				}
-				_ = status
-				mu.Unlock()
-			}
-		}()
-	}
+	stop := f.load(3)
 	before := settledRSS(t)
 	for i, c := range corruptions {
 		v := i + 2
@@ -110,12 +83,9 @@ func TestIntegrationCorruptTraineddataNeverReachesTheServer(t *testing.T) {
 	if ev := f.rec.wait(t, good, modelrepo.StateReady, modelrepo.StateFailed); ev.Type != modelrepo.EventType(modelrepo.StateReady) {
 		t.Fatalf("the good version after the corrupt ones: %s %s", ev.Reason, ev.Detail)
 	}
-	close(stop)
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
+	served, failed := stop()
 	if len(failed) > 0 {
-		t.Fatalf("%d requests failed while corrupt versions were published, e.g. %s", len(failed), failed[0])
+		t.Fatalf("%d requests failed while corrupt versions were published, e.g. %v", len(failed), failed[0])
 	}
 	if served["1"] == 0 {
 		t.Fatalf("no request answered by version 1: %v", served)

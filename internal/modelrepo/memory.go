@@ -133,38 +133,19 @@ func (m *memory) all() []Remembered {
 	return slices.Clone(m.entries)
 }
 
-// saveLocked writes the file atomically (a temporary file renamed over
-// it), so that a crash while writing never leaves half a file.
+// saveLocked writes the file atomically, so that a crash while writing
+// never leaves half a file.
 func (m *memory) saveLocked() {
 	if m.path == "" {
 		return
 	}
-	err := func() error {
-		data, err := json.MarshalIndent(memoryFile{Failures: m.entries}, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(m.path), 0o755); err != nil {
-			return err
-		}
-		tmp, err := os.CreateTemp(filepath.Dir(m.path), ".failed-versions-*")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(tmp.Name())
-		if _, err := tmp.Write(data); err != nil {
-			tmp.Close()
-			return err
-		}
-		if err := tmp.Sync(); err != nil {
-			tmp.Close()
-			return err
-		}
-		if err := tmp.Close(); err != nil {
-			return err
-		}
-		return os.Rename(tmp.Name(), m.path)
-	}()
+	data, err := json.MarshalIndent(memoryFile{Failures: m.entries}, "", "  ")
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(m.path), 0o755)
+	}
+	if err == nil {
+		err = WriteFileAtomic(m.path, data, 0o644)
+	}
 	if err != nil && !m.warned {
 		m.warned = true
 		m.log.Warn("cannot save the remembered failed versions; they are remembered until the process ends (set repository.state_dir to a writable directory)",
