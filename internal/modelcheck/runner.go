@@ -409,10 +409,11 @@ func (t *tail) signal() string {
 }
 
 // outOfMemory reports whether the output says an allocation failed: C++'s
-// std::bad_alloc, the Go runtime's fatal error, ONNX Runtime's message.
+// std::bad_alloc, the Go runtime's fatal error, ONNX Runtime's and the race
+// detector's messages, ENOMEM.
 func (t *tail) outOfMemory() bool {
-	s := t.String()
-	for _, m := range []string{"std::bad_alloc", "out of memory", "Cannot allocate memory", "Failed to allocate memory"} {
+	s := strings.ToLower(t.String())
+	for _, m := range []string{"std::bad_alloc", "out of memory", "cannot allocate memory", "failed to allocate"} {
 		if strings.Contains(s, m) {
 			return true
 		}
