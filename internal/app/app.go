@@ -91,7 +91,10 @@ type App struct {
 	adminErr chan error
 	repo     *modelrepo.Repository   // nil without repository.dir
 	refused  []modelrepo.ModelStatus // built-in models that failed to load
-	started  time.Time
+	// stopImports stops the import drop folder's watcher (nil without
+	// repository.import.dir).
+	stopImports func()
+	started     time.Time
 }
 
 // New loads the models and builds the server; nothing listens yet. On
@@ -130,7 +133,7 @@ func New(opts Options) (a *App, err error) {
 		a.log.Info("tracing", "endpoint", cfg.Tracing.Endpoint, "protocol", cfg.Tracing.Protocol, "sample_ratio", cfg.Tracing.SampleRatio)
 	}
 	if opts.CoreOnly {
-		cfg.Jobs.Dir, cfg.Server.AdminAddr, cfg.Server.GRPCAddr = "", "", ""
+		cfg.Jobs.Store, cfg.Jobs.Dir, cfg.Server.AdminAddr, cfg.Server.GRPCAddr = jobs.StoreEmbedded, "", "", ""
 	} else {
 		if a.auth, err = auth.New(cfg.Auth, auth.Options{Log: opts.Logger, Metrics: auth.NewMetrics(opts.Registry)}); err != nil {
 			return nil, err

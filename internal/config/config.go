@@ -307,6 +307,9 @@ func (c Config) validate(final bool) error {
 			add("%s: %s", name, strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
 	}
+	if hasPassword(c.Jobs.Postgres) {
+		add("jobs.postgres holds a password: put it in the PGPASSWORD environment variable or a .pgpass file, or the whole connection string in jobs.postgres_file")
+	}
 	c.Repository.validate(add)
 	var hasRepository *bool
 	if final {

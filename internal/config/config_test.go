@@ -41,7 +41,10 @@ func TestLoadFull(t *testing.T) {
 		c.Auth.JWT.Leeway != 45*time.Second || c.RateLimits.Tenants["acme"].Concurrency != 32 {
 		t.Errorf("server %+v tls %+v auth %+v rate limits %+v", c.Server, c.TLS, c.Auth, c.RateLimits)
 	}
-	if j := c.Jobs.Runtime(); j.MaxBytes != 64<<20 || j.PDF.MemoryLimit != 512<<20 || !j.Webhook.AllowPrivateNetworks || j.Retention != time.Hour {
+	if j := c.Jobs.Runtime(); j.MaxBytes != 64<<20 || j.PDF.MemoryLimit != 512<<20 || !j.Webhook.AllowPrivateNetworks || j.Retention != time.Hour ||
+		j.MinUploadRate != 64<<10 || j.UploadGrace != 5*time.Second || j.Tenant.MaxQueued != 3 || j.Tenant.MaxPendingBytes != 512<<20 ||
+		j.Tenant.MaxConcurrentUploads != 1 || j.Lease != 10*time.Second || j.PollInterval != 500*time.Millisecond ||
+		j.Webhook.Concurrency != 4 || j.Webhook.PerDestination != 1 {
 		t.Errorf("jobs %+v", j)
 	}
 	if c.Tracing.SampleRatio != 0.25 || c.Tracing.ServiceName != "ocr-prod" {
@@ -120,12 +123,15 @@ func TestLoadRepository(t *testing.T) {
 		r.Check != (Check{Timeout: 30 * time.Second, MemoryLimit: 2 << 30}) || r.EffectiveStateDir() != "/var/lib/visionserve/state" {
 		t.Errorf("repository %+v", r)
 	}
+	if i := r.Import; i.Dir != "/var/lib/visionserve/incoming" || i.SigningKey == "" || len(i.TrustedKeys) != 1 || i.ScanInterval != 2*time.Second {
+		t.Errorf("repository.import %+v", i)
+	}
 	if r.StateDir = ""; r.EffectiveStateDir() != "/var/lib/visionserve/models/.visionserve" {
 		t.Errorf("default state dir %q", r.EffectiveStateDir())
 	}
 	_, err = Load("testdata/bad-repository.yaml")
 	for _, w := range []string{"default_model", "rescan_interval", "sticky_header", "max_parallel_loads", "repository.policy:", "policies.ocr-eng",
-		"check.timeout", "check.memory_limit"} {
+		"repository.import.signing_key", "check.timeout", "check.memory_limit"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("bad repository: error does not mention %q: %v", w, err)
 		}

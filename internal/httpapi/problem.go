@@ -72,7 +72,13 @@ func problemFor(err error) (p Problem, retryAfter time.Duration) {
 	case errors.Is(err, jobs.ErrIdempotencyConflict):
 		return problem(http.StatusUnprocessableEntity, "idempotency-key-reused", jobDetail(err)), 0
 	case errors.Is(err, jobs.ErrDisabled):
-		return problem(http.StatusNotImplemented, "jobs-disabled", "asynchronous jobs are not enabled on this server (jobs.dir is not set)"), 0
+		return problem(http.StatusNotImplemented, "jobs-disabled", "asynchronous jobs are not enabled on this server (set jobs.dir, or jobs.store: postgres)"), 0
+	case errors.Is(err, jobs.ErrTooManyUploads):
+		return problem(http.StatusTooManyRequests, "too-many-uploads", jobDetail(err)), 5 * time.Second
+	case errors.Is(err, jobs.ErrUploadTooSlow):
+		return problem(http.StatusRequestTimeout, "upload-too-slow", jobDetail(err)), 0
+	case errors.Is(err, jobs.ErrUnavailable):
+		return problem(http.StatusServiceUnavailable, "jobs-store-unavailable", "the job store cannot be reached; retry after the delay in Retry-After"), 5 * time.Second
 	case errors.Is(err, jobs.ErrClosed):
 		return problem(http.StatusServiceUnavailable, "shutting-down", "the server is shutting down; retry on another replica"), time.Second
 	case errors.As(err, &bad):
