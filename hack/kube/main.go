@@ -1,10 +1,11 @@
 // Command kube is the upstream Kubernetes control plane and node components
 // in one multi-call binary, built from the k8s.io/kubernetes Go module:
 //
-//	kube apiserver|controller-manager|scheduler|kubelet|proxy [flags]
+//	kube apiserver|controller-manager|scheduler|kubelet|proxy|kubectl [flags]
 //
-// or, called through a link named kube-<component> (kube-apiserver, ...),
-// that component. Each is the same program as k8s.io/kubernetes/cmd/<name>.
+// or, called through a link named kube-<component> (kube-apiserver, ...) or
+// kubectl, that component. Each is the same program as
+// k8s.io/kubernetes/cmd/<name>; kubectl matches the cluster's version.
 // One binary builds the shared packages once: hack/setup-kube.sh builds it
 // into the user cache; envtest uses its kube-apiserver (hack/setup-envtest.sh)
 // and the local cluster all of it (hack/cluster.sh). This module is separate
@@ -24,6 +25,7 @@ import (
 	_ "k8s.io/component-base/logs/json/register"
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
+	kubectl "k8s.io/kubectl/pkg/cmd"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
@@ -37,6 +39,7 @@ var components = map[string]func() *cobra.Command{
 	"scheduler":          func() *cobra.Command { return scheduler.NewSchedulerCommand() },
 	"kubelet":            func() *cobra.Command { return kubelet.NewKubeletCommand() },
 	"proxy":              func() *cobra.Command { return proxy.NewProxyCommand() },
+	"kubectl":            func() *cobra.Command { return kubectl.NewDefaultKubectlCommand() },
 }
 
 func main() {
