@@ -18,6 +18,7 @@ arch=${2:-amd64}
 export VISIONSERVE_SHARED=${VISIONSERVE_SHARED:-$(cd .. && pwd)/shared}
 export TAG=${TAG:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 export OUT=${OUT:-bin/image}
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/hack/containers.conf}
 t0=$SECONDS
 step() { printf 'fleet-test [%4ds]: %s\n' "$((SECONDS - t0))" "$*" >&2; }
 

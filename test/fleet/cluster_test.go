@@ -694,7 +694,7 @@ func (e *clusterEnv) rollingUpdate() {
 	t := e.t
 	// a new image: the same files under a new tag with a new label
 	next := "localhost/visionserve:" + e.tag + "-rollout"
-	c := strings.TrimSpace(run(t, "", "buildah", "from", "--pull-never", e.image()))
+	c := strings.TrimSpace(run(t, "", "buildah", "from", "--pull=never", e.image()))
 	run(t, "", "buildah", "config", "--label", "io.visionserve.e2e=rollout", c)
 	run(t, "", "buildah", "commit", "--quiet", "--format", "docker", "--rm", c, next)
 	tar := filepath.Join(t.TempDir(), "rollout.tar")
