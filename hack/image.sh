@@ -31,7 +31,7 @@
 #
 # Environment: ARCHS (amd64 arm64), IMAGE (localhost/visionserve),
 # OPERATOR_IMAGE (localhost/visionserve-operator), VERSION (git describe),
-# TAG (VERSION), OUT, DEBIAN_MIRROR, REFRESH_ROOTFS=1 (rebuild the cached
+# TAG (VERSION), OUT, SYFT (an installed syft), DEBIAN_MIRROR, REFRESH_ROOTFS=1 (rebuild the cached
 # root filesystems, e.g. for security updates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -122,7 +122,10 @@ binaries() {
 		# release's -dev packages for ARCH (hack/setup-sysroot.sh)
 		local sysroot triplet
 		sysroot=$(hack/setup-sysroot.sh "$arch")
-		triplet=$(dpkg-architecture -a"$arch" -qDEB_HOST_MULTIARCH 2>/dev/null)
+		case $arch in
+		arm64) triplet=aarch64-linux-gnu ;;
+		*) die "no cross compiler known for $arch" ;;
+		esac
 		CGO_ENABLED=1 GOARCH=$arch CC="$triplet-gcc --sysroot=$sysroot" CXX="$triplet-g++ --sysroot=$sysroot" \
 			PKG_CONFIG_SYSROOT_DIR=$sysroot PKG_CONFIG_LIBDIR="$sysroot/usr/lib/$triplet/pkgconfig:$sysroot/usr/share/pkgconfig" \
 			go build -trimpath -ldflags "$ldflags" -o "$dir/visionserve" ./cmd/visionserve
@@ -161,7 +164,7 @@ if [[ ${1:-} == prepare ]]; then
 	exit 0
 fi
 
-syft=$(hack/setup-tool.sh syft)
+syft=${SYFT:-$(hack/setup-tool.sh syft)}
 : >"$OUT/images.txt.tmp"
 for arch in $ARCHS; do
 	work=$(mktemp -d)

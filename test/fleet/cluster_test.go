@@ -126,7 +126,7 @@ func imageTag(t *testing.T, dir string) string {
 	return ""
 }
 
-func (e *clusterEnv) image() string    { return "localhost/visionserve:" + e.tag + "-amd64" }
+func (e *clusterEnv) image() string { return "localhost/visionserve:" + e.tag + "-amd64" }
 func (e *clusterEnv) operatorImage() string {
 	return "localhost/visionserve-operator:" + e.tag + "-amd64"
 }
@@ -708,11 +708,7 @@ func (e *clusterEnv) rollingUpdate() {
 	e.kc("", "-n", namespace, "rollout", "status", "deploy/"+vsName, "--timeout=5m")
 	e.waitReady(2, 3*time.Minute)
 	time.Sleep(5 * time.Second)
-	rep := l.stop(t)
-	e.logf("load during the rollout to %s: %s", next, describe(rep))
-	if failed(rep) != 0 || rep.Requests == 0 {
-		t.Errorf("rolling update: %d of %d requests failed, want 0", failed(rep), rep.Requests)
-	}
+	e.noFailures("the rollout to "+next, l.stop(t))
 	for _, p := range must(e.pods()) {
 		if p.Spec.Containers[0].Image != next {
 			t.Errorf("pod %s runs %s after the rollout", p.Name, p.Spec.Containers[0].Image)
@@ -749,13 +745,6 @@ func (e *clusterEnv) publish(version int, runtimeJSON string) {
 	e.logf("published ocr-eng %s (runtime %s) in the model volume", v, runtimeJSON)
 }
 
-func (e *clusterEnv) canary(stable, version int) {
-	e.patch(map[string]any{"canary": map[string]any{
-		"model": "ocr-eng", "stableVersion": stable, "version": version, "weight": 10,
-		"confidenceMargin": 0.05, "analysis": "40s", "minSamples": 5,
-	}})
-}
-
 func (e *clusterEnv) canaryStatus() *v1alpha1.CanaryStatus {
 	c := e.vsvc().Status.Canary
 	if c == nil {
@@ -785,72 +774,68 @@ func (e *clusterEnv) versionsServed(n int) map[string]int {
 }
 
 func (e *clusterEnv) goodCanary() {
-	t := e.t
 	// The autoscaler's loop (interval, window) also drives the canary.
 	e.patch(map[string]any{"autoscaling": map[string]any{"qpsPerReplica": 50.0, "interval": "5s", "window": "30s",
 		"scaleDownStabilization": "20s"}, "replicas": nil, "minReplicas": 2, "maxReplicas": 3})
-	l := e.startLoad(linesDir(t), 3, 8)
-	// weights first: 2 gets its 10% from the moment it is ready, never all
-	e.canary(1, 2)
-	e.waitFor("the canary's weights on the pods", 2*time.Minute, func() bool {
-		return e.canaryStatus().Phase == v1alpha1.CanaryProgressing
-	})
-	e.publish(2, `{"lang": "eng"}`)
-	var st *v1alpha1.CanaryStatus
-	e.waitFor("the canary promoted", 5*time.Minute, func() bool {
-		st = e.canaryStatus()
-		if st.Phase == v1alpha1.CanaryRolledBack {
-			t.Fatalf("good canary rolled back: %s: %s", st.Reason, st.Message)
-		}
-		return st.Phase == v1alpha1.CanaryPromoted
-	})
-	e.logf("canary ocr-eng 2: %s (%s): %s", st.Phase, st.Reason, st.Message)
-	rep := l.stop(t)
-	e.logf("load during the canary: %s", describe(rep))
-	if failed(rep) != 0 || rep.Requests == 0 {
-		t.Errorf("canary: %d of %d requests failed, want 0", failed(rep), rep.Requests)
-	}
-	served := e.versionsServed(10)
-	e.logf("after promotion, 10 requests answered by versions %v", served)
-	if served["2"] != 10 {
-		t.Errorf("after promotion versions %v answered, want all 2", served)
-	}
+	e.runCanary(1, 2, `{"lang": "eng"}`, v1alpha1.CanaryPromoted)
 }
 
 func (e *clusterEnv) badCanary() {
-	t := e.t
-	l := e.startLoad(linesDir(t), 3, 8)
-	e.canary(2, 3)
-	e.waitFor("the bad canary's weights on the pods", 2*time.Minute, func() bool {
-		st := e.canaryStatus()
-		return st.Version == 3 && st.Phase == v1alpha1.CanaryProgressing
-	})
 	// the same Tesseract model, calibrated to report at most 0.45: a version
 	// whose predictions the operator must judge worse than the stable one's
-	e.publish(3, `{"lang": "eng", "calibration": [[0, 0], [1, 0.45]]}`)
-	var st *v1alpha1.CanaryStatus
-	e.waitFor("the bad canary rolled back", 5*time.Minute, func() bool {
-		st = e.canaryStatus()
-		if st.Phase == v1alpha1.CanaryPromoted {
-			t.Fatalf("bad canary promoted: %s", st.Message)
-		}
-		return st.Phase == v1alpha1.CanaryRolledBack
-	})
-	e.logf("canary ocr-eng 3: %s (%s): %s", st.Phase, st.Reason, st.Message)
+	st := e.runCanary(2, 3, `{"lang": "eng", "calibration": [[0, 0], [1, 0.45]]}`, v1alpha1.CanaryRolledBack)
 	if st.Reason != "ConfidenceBelowStable" {
-		t.Errorf("rolled back for %s, want ConfidenceBelowStable", st.Reason)
+		e.t.Errorf("rolled back for %s, want ConfidenceBelowStable", st.Reason)
 	}
 	events := e.kc("", "get", "events", "-n", namespace, "--field-selector", "reason=CanaryRolledBack", "-o", "jsonpath={.items[*].message}")
 	e.logf("event CanaryRolledBack: %s", events)
-	rep := l.stop(t)
-	e.logf("load during the bad canary: %s", describe(rep))
-	if failed(rep) != 0 || rep.Requests == 0 {
-		t.Errorf("bad canary: %d of %d requests failed, want 0", failed(rep), rep.Requests)
+}
+
+// runCanary, under load: sets spec.canary for version at 10% first (so it
+// gets its share from the moment it is ready, never everything), then
+// publishes version with runtime options, waits for the operator's verdict
+// (failing on the other one), and checks that no request failed and that
+// afterwards the winner answers everything.
+func (e *clusterEnv) runCanary(stable, version int, runtimeJSON string, verdict v1alpha1.CanaryPhase) *v1alpha1.CanaryStatus {
+	t := e.t
+	l := e.startLoad(linesDir(t), 3, 8)
+	e.patch(map[string]any{"canary": map[string]any{
+		"model": "ocr-eng", "stableVersion": stable, "version": version, "weight": 10,
+		"confidenceMargin": 0.05, "analysis": "40s", "minSamples": 5,
+	}})
+	e.waitFor("the canary's weights on the pods", 2*time.Minute, func() bool {
+		st := e.canaryStatus()
+		return st.Version == int32(version) && st.Phase == v1alpha1.CanaryProgressing
+	})
+	e.publish(version, runtimeJSON)
+	var st *v1alpha1.CanaryStatus
+	e.waitFor("the canary's verdict", 5*time.Minute, func() bool {
+		st = e.canaryStatus()
+		if st.Phase != v1alpha1.CanaryProgressing && st.Phase != verdict {
+			t.Fatalf("canary ocr-eng %d: %s, want %s: %s: %s", version, st.Phase, verdict, st.Reason, st.Message)
+		}
+		return st.Phase == verdict
+	})
+	e.logf("canary ocr-eng %d: %s (%s): %s", version, st.Phase, st.Reason, st.Message)
+	e.noFailures(fmt.Sprintf("the canary of version %d", version), l.stop(t))
+	winner := strconv.Itoa(version)
+	if verdict == v1alpha1.CanaryRolledBack {
+		winner = strconv.Itoa(stable)
 	}
 	served := e.versionsServed(10)
-	e.logf("after the rollback, 10 requests answered by versions %v", served)
-	if served["2"] != 10 {
-		t.Errorf("after the rollback versions %v answered, want all 2", served)
+	e.logf("then 10 requests answered by versions %v", served)
+	if served[winner] != 10 {
+		t.Errorf("after the canary of %d (%s) versions %v answered, want all %s", version, verdict, served, winner)
+	}
+	return st
+}
+
+// noFailures logs a load's report and fails unless every request got a 200.
+func (e *clusterEnv) noFailures(what string, rep *bench.Report) {
+	e.t.Helper()
+	e.logf("load during %s: %s", what, describe(rep))
+	if failed(rep) != 0 || rep.Requests == 0 {
+		e.t.Errorf("%s: %d of %d requests failed, want 0", what, failed(rep), rep.Requests)
 	}
 }
 
@@ -949,4 +934,3 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
 }
-
