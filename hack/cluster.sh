@@ -40,6 +40,8 @@ SVC_CIDR=${SERVICE_CIDR:-10.96.0.0/16}
 SVC_IP=${SVC_CIDR%.*/*}.1 # the API server's Service IP: first address of the range
 NODE=node1
 RUN=/run/visionserve-$NAME
+# Debian's etcd 3.4 has no --unsafe-no-fsync: keep its data in memory
+ETCD_DATA=/dev/shm/visionserve-$NAME-etcd
 VETH=${NAME:0:10}
 export KUBECONFIG=$STATE/admin.kubeconfig
 
@@ -108,7 +110,7 @@ load() {
 	local tar ts
 	for tar in "$@"; do
 		ts=$SECONDS
-		ctr_ images import --no-unpack=false "$tar" >/dev/null
+		ctr_ images import "$tar" >/dev/null
 		log "imported $(basename "$tar") in $((SECONDS - ts))s"
 	done
 }
@@ -167,11 +169,13 @@ up() {
 	why=$(missing)
 	[[ -z $why ]] || die "this machine cannot run the cluster: $why"
 	[[ -z $(anchor_pid) ]] || die "cluster $NAME is already running (hack/cluster.sh down first)"
+	# what a crashed run left (its netns, routes, state): clear it first
+	if ip netns list | grep -qw "$NAME" || [[ -d $STATE ]]; then down; fi
 	deps
 	local kube=${KUBE:-$(hack/setup-kube.sh)}
 	local pause; pause=$(pause_image)
 	rm -rf "$STATE"
-	mkdir -p "$STATE"/{bin,pod-logs,etcd,logs,pids,kubelet,containerd,cni/net.d,cni/ipam,fake} "$RUN"
+	mkdir -p "$STATE"/{bin,pod-logs,logs,pids,kubelet,containerd,cni/net.d,cni/ipam,fake} "$RUN"
 	for c in apiserver controller-manager scheduler kubelet proxy; do ln -sfn "$kube" "$STATE/bin/kube-$c"; done
 	ln -sfn "$kube" "$STATE/bin/kubectl"
 	K=$STATE/bin
@@ -211,7 +215,8 @@ up() {
 	local P=$STATE/pki
 
 	# ---- etcd, containerd ----
-	start etcd /usr/bin/etcd --name "$NAME" --data-dir "$STATE/etcd" \
+	rm -rf "$ETCD_DATA"
+	start etcd /usr/bin/etcd --name "$NAME" --data-dir "$ETCD_DATA" \
 		--listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
 		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
 		--initial-cluster "$NAME=http://127.0.0.1:2380" --quota-backend-bytes 1073741824
@@ -383,7 +388,7 @@ down() {
 	for f in /run/netns/cni-*; do
 		[[ -e $f ]] && ! mountpoint -q "$f" && rm -f "$f"
 	done
-	rm -rf "$RUN"
+	rm -rf "$RUN" "$ETCD_DATA"
 	# 6. the state, except its logs (kept beside it for a post-mortem)
 	if [[ -d $STATE ]]; then
 		rm -rf "$STATE.logs"
