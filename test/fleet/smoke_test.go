@@ -1,6 +1,7 @@
 package fleet_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -100,10 +101,54 @@ func TestImageSmoke(t *testing.T) {
 		t.Logf("HEALTHCHECK: healthy")
 	}
 
+	checkSBOM(t, run(t, "", "podman", "exec", name, "cat", "/usr/share/doc/visionserve/sbom.spdx.json"))
+
 	client := &http.Client{Timeout: 10 * time.Minute}
 	checkOCR(t, client, base, "", 0.01)
 	if arch == "" {
 		checkFaces(t, client, base, "")
 	}
 	t.Logf("smoke test of %s passed in %s", image, time.Since(start).Round(time.Second))
+}
+
+// checkSBOM checks the image's SPDX document lists both halves of what is in
+// it: Debian packages (Tesseract's runtime) and the Go modules linked into
+// the server.
+func checkSBOM(t *testing.T, doc string) {
+	t.Helper()
+	var sbom struct {
+		SPDXVersion string `json:"spdxVersion"`
+		Packages    []struct {
+			Name         string `json:"name"`
+			VersionInfo  string `json:"versionInfo"`
+			ExternalRefs []struct {
+				Locator string `json:"referenceLocator"`
+			} `json:"externalRefs"`
+		} `json:"packages"`
+	}
+	if err := json.Unmarshal([]byte(doc), &sbom); err != nil {
+		t.Fatalf("the image's SBOM is not JSON: %v", err)
+	}
+	var deb, golang int
+	var found []string
+	for _, p := range sbom.Packages {
+		for _, r := range p.ExternalRefs {
+			switch {
+			case strings.HasPrefix(r.Locator, "pkg:deb/"):
+				deb++
+			case strings.HasPrefix(r.Locator, "pkg:golang/"):
+				golang++
+			default:
+				continue
+			}
+			if p.Name == "libtesseract5" || p.Name == "google.golang.org/grpc" {
+				found = append(found, p.Name+" "+p.VersionInfo)
+			}
+			break
+		}
+	}
+	t.Logf("SBOM (%s): %d Debian packages, %d Go modules; %s", sbom.SPDXVersion, deb, golang, strings.Join(found, ", "))
+	if deb == 0 || golang == 0 || len(found) < 2 {
+		t.Errorf("the SBOM lacks Debian packages or Go modules (%d deb, %d golang, found %v)", deb, golang, found)
+	}
 }
