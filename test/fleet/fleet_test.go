@@ -203,8 +203,8 @@ func checkFaces(t testing.TB, client *http.Client, base, key string) {
 	}
 	var res struct {
 		Faces []struct {
-			Box   []float64 `json:"box"`
-			Score float64   `json:"score"`
+			Box   map[string]float64 `json:"box"`
+			Score float64            `json:"score"`
 		} `json:"faces"`
 	}
 	if err := json.Unmarshal(body, &res); err != nil {
