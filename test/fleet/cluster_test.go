@@ -54,7 +54,6 @@ func TestE2ECluster(t *testing.T) {
 	e.phase("cluster up", e.up)
 	e.phase("operator from deploy/operator", e.installOperator)
 	e.phase("VisionService Running; OCR and faces through its Service", e.firstService)
-	e.phase("Helm release of deploy/helm answers", e.helmRelease)
 	e.phase("scale on QPS and back", e.scaleOnQPS)
 	e.phase("scale on confidence and back", e.scaleOnConfidence)
 	e.phase("rolling image update under load", e.rollingUpdate)
@@ -62,6 +61,7 @@ func TestE2ECluster(t *testing.T) {
 	e.phase("bad canary rolled back", e.badCanary)
 	e.phase("pod force-deleted under load", e.killPod)
 	e.phase("drain held by the PodDisruptionBudget", e.drain)
+	e.phase("Helm release of deploy/helm answers", e.helmRelease)
 	e.summary()
 }
 
