@@ -795,6 +795,15 @@ func (e *clusterEnv) badCanary() {
 	}
 	events := e.kc("", "get", "events", "-n", namespace, "--field-selector", "reason=CanaryRolledBack", "-o", "jsonpath={.items[*].message}")
 	e.logf("event CanaryRolledBack: %s", events)
+	// The rollback lives in each pod's traffic weights: a pod that starts
+	// later serves the newest version until the operator sets its weights,
+	// and only while spec.canary names the canary. Take the bad version out
+	// of the repository, as docs/model-packages.md says, before the pods are
+	// disrupted next.
+	if err := os.Rename(filepath.Join(e.repo.models, "ocr-eng", "3"), filepath.Join(e.repo.models, "ocr-eng", ".retired-3")); err != nil {
+		e.t.Fatal(err)
+	}
+	e.logf("retired ocr-eng 3 from the model volume")
 }
 
 // runCanary, under load: sets spec.canary for version at 10% first (so it
@@ -895,6 +904,9 @@ func (e *clusterEnv) killPod() {
 	if ok, bad := retryable(rep); !ok {
 		t.Errorf("requests failed in ways a client may not retry: %v", bad)
 	}
+	if served := e.versionsServed(10); served["2"] != 10 {
+		t.Errorf("after the kill versions %v answered, want all 2", served)
+	}
 }
 
 func (e *clusterEnv) drain() {
@@ -931,6 +943,9 @@ func (e *clusterEnv) drain() {
 	e.logf("load during the drain: %s", describe(rep))
 	if ok, bad := retryable(rep); !ok {
 		t.Errorf("requests failed in ways a client may not retry during the drain: %v", bad)
+	}
+	if served := e.versionsServed(10); served["2"] != 10 {
+		t.Errorf("after the drain versions %v answered, want all 2", served)
 	}
 	e.kc("", "delete", "vsvc", vsName, "-n", namespace, "--wait=true", "--timeout=2m")
 	e.waitFor("the VisionService's pods gone", 2*time.Minute, func() bool { all, _ := e.pods(); return len(all) == 0 })
