@@ -338,6 +338,9 @@ descendants() { # PID... -> every descendant pid
 
 down() {
 	local anchor mnt p d f ours shims=() i alive
+	# best effort from here on: every step runs even if an earlier one finds
+	# nothing to do
+	set +e
 	if anchor=$(anchor_pid); then
 		mnt=$(readlink /proc/"$anchor"/ns/mnt 2>/dev/null || true)
 		# 1. the control loops first, so nothing restarts what is stopped next
@@ -376,6 +379,11 @@ down() {
 		kill "$anchor" 2>/dev/null
 		rm -f "$STATE"/pids/* "$STATE/anchor.pid"
 	fi
+	# without its state (a crashed run): whatever still runs in its netns is its own
+	if ip netns list 2>/dev/null | grep -qw "$NAME"; then
+		p=$(ip netns pids "$NAME" 2>/dev/null)
+		[[ -z $p ]] || kill -9 $p 2>/dev/null
+	fi
 	# 4. the cgroups the kubelet and runc made
 	for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/*/kubepods.slice /sys/fs/cgroup/kubepods; do
 		[[ -d $d ]] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
@@ -396,6 +404,8 @@ down() {
 		rm -rf "$STATE"
 	fi
 	log "cluster $NAME down (logs: $STATE.logs)"
+	set -e
+	return 0
 }
 
 cmd=${1:-}
