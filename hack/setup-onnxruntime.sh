@@ -15,8 +15,13 @@
 # library in this order: explicit config, $VISIONSERVE_ONNXRUNTIME_LIB, then
 # the cache path above; keep ORT_VERSION in step with onnx.RuntimeVersion.
 #
+# With --arch amd64|arm64 it installs that platform's library from the same
+# package (for images of another architecture, hack/image.sh) into
+# <version>/linux-<arch>/libonnxruntime.so.1 instead.
+#
 # Usage: hack/setup-onnxruntime.sh            # prints the library path
 #        export VISIONSERVE_ONNXRUNTIME_LIB="$(hack/setup-onnxruntime.sh)"
+#        hack/setup-onnxruntime.sh --arch arm64
 set -euo pipefail
 
 ORT_VERSION=1.30.0
@@ -31,10 +36,21 @@ Linux/x86_64) arch=x64 ;;
 Linux/aarch64 | Linux/arm64) arch=arm64 ;;
 *) die "unsupported platform $(uname -s)/$(uname -m); only Linux x86_64 and arm64 are packaged here" ;;
 esac
+host_arch=$arch
+case "${1:-}/${2:-}" in
+/) ;;
+--arch/amd64 | --arch/x64) arch=x64 ;;
+--arch/arm64 | --arch/aarch64) arch=arm64 ;;
+*) die "usage: setup-onnxruntime.sh [--arch amd64|arm64]" ;;
+esac
 
 cache_root="${XDG_CACHE_HOME:-$HOME/.cache}"
 dest_dir="$cache_root/visionserve/onnxruntime/$ORT_VERSION"
 lib="$dest_dir/libonnxruntime.so.1"
+if [[ $arch != "$host_arch" ]]; then
+	dest_dir="$dest_dir/linux-$arch"
+	lib="$dest_dir/libonnxruntime.so.1"
+fi
 
 if [[ -s "$lib" ]]; then
 	printf '%s\n' "$lib"

@@ -75,5 +75,13 @@ while read -r pkg target; do
   fuzz "$pkg" "$target" "$time"
 done <<<"$targets"
 
+# The images built and run for real: the server under podman with a
+# read-only root (make image-smoke), then the images, operator and chart on a
+# local single-node Kubernetes (make e2e-cluster). Skipped with the reason on
+# a machine that cannot run them (not root, no namespaces); a failure under
+# CI=true.
+step "images and the local cluster (make image-smoke, make e2e-cluster)"
+hack/fleet-test.sh all
+
 echo >&2
 echo "test: all passed" >&2
