@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Static checks: formatting, vet, a tidy go.mod, generated code up to date.
+# Static checks: formatting, vet, a tidy go.mod, an OpenAPI lint of the
+# published API description, generated code up to date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unformatted=$(gofmt -l $(git ls-files '*.go'))
@@ -18,6 +19,11 @@ if ! tidy=$(go mod tidy -diff 2>&1); then
   printf '%s\n' "$tidy" >&2
   exit 1
 fi
+# The published API description must pass a real OpenAPI linter: Redocly
+# CLI's recommended rules (pinned, installed into ~/.cache by
+# hack/setup-redocly.sh). Errors fail; warnings are printed.
+REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+  node "$(hack/setup-redocly.sh)" lint --format=stylish internal/httpapi/openapi.json
 # Generated code must be what the committed .proto files generate.
 hack/generate.sh --check
 echo "lint: ok" >&2
