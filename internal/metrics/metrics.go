@@ -13,9 +13,12 @@
 package metrics
 
 import (
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/visionserve/visionserve/internal/sched"
 )
 
 // Stage names, the values of the "stage" label.
@@ -93,7 +96,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		Rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "visionserve_rejected_requests_total",
-			Help: "Requests refused before running, by reason (queue_full, draining).",
+			Help: "Requests refused before running, by reason (" + strings.Join(sched.RejectReasons, ", ") + ").",
 		}, []string{"reason"}),
 		Confidence: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "visionserve_prediction_confidence",
@@ -115,6 +118,11 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.Requests, m.RequestDuration, m.InFlight, m.Stage, m.QueueWaitTime,
 		m.QueueLength, m.WorkersBusy, m.Workers, m.QueueCapacity, m.Rejections, m.Confidence, m.Pages, m.Info, m.Tiers)
+	// Every reason from the start, so that a query over the counter
+	// answers 0 before the first refusal, not "no data".
+	for _, reason := range sched.RejectReasons {
+		m.Rejections.WithLabelValues(reason)
+	}
 	return m
 }
 

@@ -23,6 +23,16 @@ var (
 	ErrDraining = errors.New("server shutting down")
 )
 
+// Reasons for a refusal, as Observer.Rejected reports them (a metric label).
+const (
+	ReasonQueueFull = "queue_full"
+	ReasonDraining  = "draining"
+)
+
+// RejectReasons lists every reason Observer.Rejected is given, so that a
+// metric can start each at zero.
+var RejectReasons = []string{ReasonQueueFull, ReasonDraining}
+
 // Observer receives the scheduler's measurements; metrics implement it.
 // Every method must be cheap and safe for concurrent use.
 type Observer interface {
@@ -99,14 +109,14 @@ type Ticket struct {
 // Admit lets a request in, or refuses it without waiting.
 func (s *Scheduler) Admit() (*Ticket, error) {
 	if s.draining.Load() {
-		s.obs.Rejected("draining")
+		s.obs.Rejected(ReasonDraining)
 		return nil, ErrDraining
 	}
 	select {
 	case s.admitted <- struct{}{}:
 		return &Ticket{s: s}, nil
 	default:
-		s.obs.Rejected("queue_full")
+		s.obs.Rejected(ReasonQueueFull)
 		return nil, ErrQueueFull
 	}
 }
