@@ -244,11 +244,11 @@ func New(opts Options) (a *App, err error) {
 			Metrics:         a.serving,
 			Log:             opts.Logger,
 		}
-		// The same credentials, scopes, rate limits and certificate as HTTP.
+		// The same credentials, scopes, rate limits and certificate as HTTP;
+		// credentials are checked when a call's headers arrive, before its
+		// message is read.
 		if a.auth != nil {
-			scopes := grpcapi.MethodScopes()
-			gc.Unary = append(gc.Unary, a.auth.UnaryServerInterceptor(scopes))
-			gc.Stream = append(gc.Stream, a.auth.StreamServerInterceptor(scopes))
+			gc.Tap = a.auth.TapHandle(grpcapi.MethodScopes())
 		}
 		if limiter != nil {
 			gc.Unary = append(gc.Unary, limiter.UnaryServerInterceptor(principalKey))
