@@ -19,6 +19,7 @@ import (
 
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/connlimit"
 	"github.com/visionserve/visionserve/internal/engine/tesseract"
 	"github.com/visionserve/visionserve/internal/grpcapi"
 	"github.com/visionserve/visionserve/internal/httpapi"
@@ -84,6 +85,7 @@ type App struct {
 	adminErr chan error
 	repo     *modelrepo.Repository // nil without repository.dir
 	started  time.Time
+	conns    *connlimit.Metrics
 }
 
 // New loads the models and builds the server; nothing listens yet. On
@@ -140,6 +142,7 @@ func New(opts Options) (a *App, err error) {
 	}
 
 	a.metrics = metrics.New(opts.Registry)
+	a.conns = connlimit.NewMetrics(opts.Registry)
 	workers := cfg.Server.EffectiveWorkers()
 	a.sched = sched.New(workers, cfg.Server.Queue, a.metrics)
 	a.metrics.Workers.Set(float64(workers))
@@ -346,14 +349,24 @@ func (a *App) readiness() error {
 	return a.modelsReady()
 }
 
+// listen opens the listener name on addr, bounded to
+// server.max_connections open connections.
+func (a *App) listen(name, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return connlimit.Listen(ln, a.opts.Config.Server.MaxConnections, name, a.conns), nil
+}
+
 // Start listens on the configured address and serves in the background.
 func (a *App) Start() error {
-	ln, err := net.Listen("tcp", a.opts.Config.Server.Addr)
+	ln, err := a.listen("http", a.opts.Config.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	if a.grpc != nil {
-		gln, err := net.Listen("tcp", a.opts.Config.Server.GRPCAddr)
+		gln, err := a.listen("grpc", a.opts.Config.Server.GRPCAddr)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("listen (gRPC): %w", err)
@@ -362,7 +375,7 @@ func (a *App) Start() error {
 		go func() { a.grpcErr <- a.grpc.Serve(gln) }()
 	}
 	if a.admin != nil {
-		aln, err := net.Listen("tcp", a.opts.Config.Server.AdminAddr)
+		aln, err := a.listen("admin", a.opts.Config.Server.AdminAddr)
 		if err != nil {
 			ln.Close()
 			if a.grpcLn != nil {
@@ -387,7 +400,7 @@ func (a *App) Start() error {
 		a.log.Info("serving gRPC", "grpc_addr", a.grpcLn.Addr().String())
 	}
 	a.log.Info("serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "auth", a.auth != nil && !a.auth.Disabled(), "jobs", a.jobs != nil,
-		"workers", a.sched.Workers(), "queue", a.sched.QueueCap(), "version", Version)
+		"workers", a.sched.Workers(), "queue", a.sched.QueueCap(), "max_connections", a.opts.Config.Server.MaxConnections, "version", Version)
 	return nil
 }
 

@@ -72,6 +72,10 @@ type Server struct {
 	// GRPCAddr is the gRPC listener (Open Inference Protocol), loopback
 	// by default like Addr; "" turns gRPC off.
 	GRPCAddr string `yaml:"grpc_addr"`
+
+	// MaxConnections bounds the connections each listener (HTTP, gRPC,
+	// admin) holds open; one more is closed on arrival. 0: no bound.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // Limits bound each request's input.
@@ -155,6 +159,7 @@ func Default() Config {
 			ShutdownTimeout:   30 * time.Second,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
+			MaxConnections:    1024,
 		},
 		Limits: Limits{
 			MaxBytes:          ByteSize(lim.MaxBytes),
@@ -225,6 +230,9 @@ func (c Config) validate(final bool) error {
 	}
 	if c.Server.Queue < 0 {
 		add("server.queue must be >= 0, got %d", c.Server.Queue)
+	}
+	if c.Server.MaxConnections < 0 {
+		add("server.max_connections must be >= 0 (0 means no bound), got %d", c.Server.MaxConnections)
 	}
 	for name, d := range map[string]time.Duration{
 		"server.request_timeout": c.Server.RequestTimeout, "server.shutdown_timeout": c.Server.ShutdownTimeout,

@@ -17,7 +17,7 @@ func TestLoadFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Server.Addr != "127.0.0.1:9000" || c.Server.Workers != 3 || c.Server.RequestTimeout != 5*time.Second {
+	if c.Server.Addr != "127.0.0.1:9000" || c.Server.Workers != 3 || c.Server.RequestTimeout != 5*time.Second || c.Server.MaxConnections != 200 {
 		t.Errorf("server = %+v", c.Server)
 	}
 	if c.Limits.MaxBytes != 8<<20 || c.Limits.MaxPages != 4 {
@@ -64,7 +64,7 @@ func TestLoadRejects(t *testing.T) {
 	for file, wants := range map[string][]string{
 		"testdata/bad-unknown-key.yaml": {"max_byte"},
 		"testdata/bad-values.yaml": {
-			"server.workers", "server.request_timeout", "verify", `engine "paddle"`,
+			"server.workers", "server.request_timeout", "server.max_connections", "verify", `engine "paddle"`,
 			`name "a" is used twice`, "languages is empty", `log.level "loud"`,
 			"models[2].dir is empty", "models[3]: dir and runtime are for ppocr and onnx", "max_tensor_elements",
 			"tls: cert_file and key_file", "api_keys[0] (plain).hash", "rate_limits: default", "jobs: max_items", "tracing: sample_ratio",
