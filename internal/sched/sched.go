@@ -1,9 +1,10 @@
 // Package sched decides which requests run now, which wait and which are
 // turned away. It holds two bounds: Workers requests run at once (one per
-// core by default), and at most Workers+Queue requests are admitted at all,
-// so memory held by waiting requests (their bodies) is bounded too. A
-// request beyond that is refused at once with ErrQueueFull and a
-// Retry-After estimate, never parked indefinitely.
+// core by default), and at most Workers+Queue requests are admitted at all.
+// A request beyond that is refused at once with ErrQueueFull and a
+// Retry-After estimate, never parked indefinitely. Memory bounds the bytes
+// of request bodies held meanwhile, which are read before admission, in
+// total and per client.
 package sched
 
 import (
@@ -31,7 +32,7 @@ const (
 
 // RejectReasons lists every reason Observer.Rejected is given, so that a
 // metric can start each at zero.
-var RejectReasons = []string{ReasonQueueFull, ReasonDraining}
+var RejectReasons = []string{ReasonQueueFull, ReasonDraining, ReasonBodyMemory, ReasonBodyShare}
 
 // Observer receives the scheduler's measurements; metrics implement it.
 // Every method must be cheap and safe for concurrent use.
@@ -40,6 +41,7 @@ type Observer interface {
 	Queued(n int)  // requests admitted and waiting for a worker
 	Running(n int) // requests holding a worker
 	Rejected(reason string)
+	BodyBytes(n int64) // bytes of request bodies held (Memory)
 }
 
 type nopObserver struct{}
@@ -48,6 +50,7 @@ func (nopObserver) QueueWait(time.Duration) {}
 func (nopObserver) Queued(int)              {}
 func (nopObserver) Running(int)             {}
 func (nopObserver) Rejected(string)         {}
+func (nopObserver) BodyBytes(int64)         {}
 
 // Scheduler is an admission queue in front of a fixed number of workers.
 type Scheduler struct {
