@@ -204,7 +204,12 @@ func New(opts Options) (a *App, err error) {
 		return nil, err
 	}
 
+	bodyTotal, bodyShare := cfg.BodyBudget()
+	a.metrics.BodyMemoryCapacity.Set(float64(bodyTotal))
 	a.handler = httpapi.New(httpapi.Config{
+		Bodies:         sched.NewMemory(bodyTotal, bodyShare, a.metrics),
+		MinUploadRate:  int64(cfg.Server.MinUploadRate),
+		UploadGrace:    cfg.Server.ReadHeaderTimeout,
 		OCR:            a.ocr,
 		OIP:            a.oip,
 		Face:           a.Face(),
@@ -399,8 +404,10 @@ func (a *App) Start() error {
 		// and the e2e tests read the HTTP address from.
 		a.log.Info("serving gRPC", "grpc_addr", a.grpcLn.Addr().String())
 	}
+	bodyMemory, _ := a.opts.Config.BodyBudget()
 	a.log.Info("serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "auth", a.auth != nil && !a.auth.Disabled(), "jobs", a.jobs != nil,
-		"workers", a.sched.Workers(), "queue", a.sched.QueueCap(), "max_connections", a.opts.Config.Server.MaxConnections, "version", Version)
+		"workers", a.sched.Workers(), "queue", a.sched.QueueCap(), "max_connections", a.opts.Config.Server.MaxConnections,
+		"body_memory", bodyMemory, "version", Version)
 	return nil
 }
 

@@ -21,7 +21,7 @@ import (
 func (s *Server) faceRoutes() []Route {
 	return []Route{
 		{Method: http.MethodPost, Path: "/v1/faces/detect", Handler: s.handleFaceDetect, Admit: true},
-		{Method: http.MethodPost, Path: "/v1/faces/verify", Handler: s.handleFaceVerify, Admit: true},
+		{Method: http.MethodPost, Path: "/v1/faces/verify", Handler: s.handleFaceVerify, Admit: true, MaxBody: s.imageBody(2)},
 		{Method: http.MethodPut, Path: "/v1/galleries/{gallery}", Handler: s.handleGalleryPut},
 		{Method: http.MethodPost, Path: "/v1/galleries/{gallery}/subjects/{subject}/faces", Handler: s.handleEnroll, Admit: true},
 		{Method: http.MethodGet, Path: "/v1/galleries/{gallery}/subjects/{subject}", Handler: s.handleSubjectGet},
