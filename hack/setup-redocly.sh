@@ -31,20 +31,14 @@ if [[ -s "$cli" ]]; then
 fi
 
 command -v node >/dev/null || die "node >= 20.19 is needed (Debian: apt-get install nodejs npm)"
-command -v npm >/dev/null || die "npm is needed to fetch @redocly/cli"
-command -v openssl >/dev/null || die "openssl is needed to check the package integrity"
+. "$(dirname "$0")/lib/npm-pack.sh"
 
 mkdir -p "$dest_dir"
 work="$(mktemp -d "$dest_dir/.setup.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
 log "fetching @redocly/cli@$REDOCLY_VERSION with npm pack"
-(cd "$work" && npm pack --silent "@redocly/cli@$REDOCLY_VERSION" >/dev/null 2>"$work/npm.log") ||
-	{ cat "$work/npm.log" >&2; die "npm pack @redocly/cli@$REDOCLY_VERSION failed"; }
-tgz="$work/redocly-cli-$REDOCLY_VERSION.tgz"
-[[ -f "$tgz" ]] || die "npm pack did not produce $tgz"
-got="sha512-$(openssl dgst -sha512 -binary "$tgz" | openssl base64 -A)"
-[[ "$got" == "$REDOCLY_INTEGRITY" ]] || die "integrity mismatch for $tgz: want $REDOCLY_INTEGRITY, got $got"
+tgz=$(npm_pack_verified @redocly/cli "$REDOCLY_VERSION" "$REDOCLY_INTEGRITY" "$work") || die "@redocly/cli@$REDOCLY_VERSION not fetched"
 
 tar -xzf "$tgz" -C "$work"
 [[ -s "$work/package/bin/cli.js" ]] || die "the package has no bin/cli.js"
