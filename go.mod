@@ -3,6 +3,7 @@ module github.com/visionserve/visionserve
 go 1.26.8
 
 require (
+	github.com/emmansun/gmsm v0.34.1
 	github.com/fsnotify/fsnotify v1.9.0
 	github.com/getkin/kin-openapi v0.152.0
 	github.com/go-jose/go-jose/v4 v4.1.4

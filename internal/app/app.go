@@ -84,8 +84,11 @@ type App struct {
 	adminLn  net.Listener
 	adminErr chan error
 	repo     *modelrepo.Repository // nil without repository.dir
-	started  time.Time
-	conns    *connlimit.Metrics
+	// stopImports stops the import drop folder's watcher (nil without
+	// repository.import.dir).
+	stopImports func()
+	started     time.Time
+	conns       *connlimit.Metrics
 }
 
 // New loads the models and builds the server; nothing listens yet. On

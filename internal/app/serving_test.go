@@ -120,6 +120,18 @@ func TestIntegrationGRPCAuthAndTLS(t *testing.T) {
 			_, err := faces.CreateGallery(ctx, &v1.CreateGalleryRequest{Gallery: "g"})
 			return err
 		},
+		v1.Faces_ListGalleries_FullMethodName: func(ctx context.Context) error {
+			_, err := faces.ListGalleries(ctx, &v1.ListGalleriesRequest{})
+			return err
+		},
+		v1.Faces_DeleteGallery_FullMethodName: func(ctx context.Context) error {
+			_, err := faces.DeleteGallery(ctx, &v1.DeleteGalleryRequest{Gallery: "g"})
+			return err
+		},
+		v1.Faces_ListSubjects_FullMethodName: func(ctx context.Context) error {
+			_, err := faces.ListSubjects(ctx, &v1.ListSubjectsRequest{Gallery: "g"})
+			return err
+		},
 		v1.Faces_Enroll_FullMethodName: func(ctx context.Context) error {
 			_, err := faces.Enroll(ctx, &v1.EnrollRequest{Gallery: "g", Subject: "s", Image: []byte("x")})
 			return err

@@ -142,8 +142,11 @@ func TestLoadRepository(t *testing.T) {
 		!r.Trust.AllowUnsigned || r.Policy.Latest != 2 || r.Policies["ocr-eng"].Versions[0] != 3 {
 		t.Errorf("repository %+v", r)
 	}
+	if i := r.Import; i.Dir != "/var/lib/visionserve/incoming" || i.SigningKey == "" || len(i.TrustedKeys) != 1 || i.ScanInterval != 2*time.Second {
+		t.Errorf("repository.import %+v", i)
+	}
 	_, err = Load("testdata/bad-repository.yaml")
-	for _, w := range []string{"default_model", "rescan_interval", "sticky_header", "max_parallel_loads", "repository.policy:", "policies.ocr-eng"} {
+	for _, w := range []string{"default_model", "rescan_interval", "sticky_header", "max_parallel_loads", "repository.policy:", "policies.ocr-eng", "repository.import.signing_key"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("bad repository: error does not mention %q: %v", w, err)
 		}

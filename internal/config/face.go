@@ -49,17 +49,21 @@ type Gallery struct {
 	// Store is "embedded" (a bbolt file at Path, one process) or
 	// "postgres" (shared by replicas; Postgres is the connection string,
 	// whose password belongs in PGPASSWORD or a .pgpass file, never here).
-	Store              string        `yaml:"store"`
-	Path               string        `yaml:"path"`
-	Postgres           string        `yaml:"postgres"`
-	MaxGalleries       int           `yaml:"max_galleries"`
-	MaxFaces           int           `yaml:"max_faces"`
-	MaxFacesPerSubject int           `yaml:"max_faces_per_subject"`
-	ExactBelow         int           `yaml:"exact_below"`
-	HNSW               ann.Params    `yaml:"hnsw"`
-	BuildWorkers       int           `yaml:"build_workers"`
-	PollInterval       time.Duration `yaml:"poll_interval"`
-	Retention          time.Duration `yaml:"retention"`
+	Store              string `yaml:"store"`
+	Path               string `yaml:"path"`
+	Postgres           string `yaml:"postgres"`
+	MaxGalleries       int    `yaml:"max_galleries"`
+	MaxFaces           int    `yaml:"max_faces"`
+	MaxFacesPerSubject int    `yaml:"max_faces_per_subject"`
+	// TenantQuota bounds each tenant's galleries and faces;
+	// TenantQuotas overrides it for the tenants it names.
+	TenantQuota  gallery.Quota            `yaml:"tenant_quota"`
+	TenantQuotas map[string]gallery.Quota `yaml:"tenant_quotas"`
+	ExactBelow   int                      `yaml:"exact_below"`
+	HNSW         ann.Params               `yaml:"hnsw"`
+	BuildWorkers int                      `yaml:"build_workers"`
+	PollInterval time.Duration            `yaml:"poll_interval"`
+	Retention    time.Duration            `yaml:"retention"`
 }
 
 // Gallery store kinds.
@@ -87,6 +91,7 @@ func defaultFace() Face {
 			MaxGalleries:       gc.MaxGalleries,
 			MaxFaces:           gc.MaxFaces,
 			MaxFacesPerSubject: gc.MaxFacesPerSubject,
+			TenantQuota:        gc.TenantQuota,
 			ExactBelow:         gc.Index.ExactBelow,
 			HNSW:               gc.Index.HNSW,
 			BuildWorkers:       gc.Index.BuildWorkers,
@@ -118,6 +123,7 @@ func (f Face) ServiceConfig(l Limits) face.Config {
 func (g Gallery) ManagerConfig() gallery.Config {
 	c := gallery.DefaultConfig()
 	c.MaxGalleries, c.MaxFaces, c.MaxFacesPerSubject = g.MaxGalleries, g.MaxFaces, g.MaxFacesPerSubject
+	c.TenantQuota, c.TenantQuotas = g.TenantQuota, g.TenantQuotas
 	c.Index.ExactBelow, c.Index.HNSW, c.Index.BuildWorkers = g.ExactBelow, g.HNSW, g.BuildWorkers
 	c.PollInterval, c.Retention = g.PollInterval, g.Retention
 	return c

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/visionserve/visionserve/internal/gallery"
 )
 
 func TestFaceOffByDefault(t *testing.T) {
@@ -34,7 +36,8 @@ func TestLoadFace(t *testing.T) {
 		t.Errorf("gallery = %+v", g)
 	}
 	mc := g.ManagerConfig()
-	if mc.MaxFaces != 50000 || mc.Index.HNSW.EfSearch != 64 {
+	if mc.MaxFaces != 50000 || mc.Index.HNSW.EfSearch != 64 || mc.TenantQuota != (gallery.Quota{Galleries: 10, Faces: 5000}) ||
+		mc.TenantQuotas["acme"] != (gallery.Quota{Galleries: 50, Faces: 20000}) {
 		t.Errorf("manager config = %+v", mc)
 	}
 	sc := f.ServiceConfig(c.Limits)
@@ -51,6 +54,7 @@ func TestLoadFaceRejects(t *testing.T) {
 	for _, w := range []string{
 		"set both face.detector and face.embedder", "face.threshold", "face.max_faces",
 		"face.detect.score_threshold", "holds a password", "face.gallery.hnsw: m", "face.gallery.poll_interval",
+		"face.gallery.tenant_quotas.acme: galleries and faces must be positive",
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error does not mention %q:\n%v", w, err)

@@ -33,6 +33,29 @@ type Repository struct {
 	// Policy is the version policy of models not listed in Policies.
 	Policy   modelrepo.Policy            `yaml:"policy"`
 	Policies map[string]modelrepo.Policy `yaml:"policies"`
+	// Import watches a drop folder of vendor zips (docs/regulated.md).
+	Import Import `yaml:"import"`
+}
+
+// Import configures the drop folder: zips in the simple layout (model,
+// config.json, checksum.sha256, RSA-PSS signature.sig) that appear in Dir
+// are verified with TrustedKeys and published into the repository, signed
+// with SigningKey, as `visionserve model import` does.
+type Import struct {
+	// Dir is the drop folder; "" turns the import off.
+	Dir string `yaml:"dir"`
+	// SigningKey is the repository's PEM private key (ECDSA or SM2); its
+	// public key (or SigningCertificate's CA) must be in trust.
+	SigningKey string `yaml:"signing_key"`
+	// SigningCertificate and SigningChain sign with the certificate
+	// method instead.
+	SigningCertificate string `yaml:"signing_certificate"`
+	SigningChain       string `yaml:"signing_chain"`
+	// TrustedKeys are the vendors' PEM public keys (RSA for zips).
+	TrustedKeys []string `yaml:"trusted_keys"`
+	// ScanInterval is how often the folder is listed besides the
+	// filesystem watch, and how long a zip must stay unchanged.
+	ScanInterval time.Duration `yaml:"scan_interval"`
 }
 
 // Trust lists what signatures the server accepts.
@@ -56,6 +79,7 @@ func DefaultRepository() Repository {
 		StickyHeader:     DefaultStickyHeader,
 		MaxParallelLoads: 2,
 		Policy:           modelrepo.DefaultPolicy(),
+		Import:           Import{ScanInterval: 5 * time.Second},
 	}
 }
 
@@ -98,6 +122,25 @@ func (r Repository) validate(add func(string, ...any)) {
 		if strings.TrimSpace(k) == "" {
 			add("repository.trust: empty file name")
 		}
+	}
+	r.Import.validate(r.Dir, add)
+}
+
+func (i Import) validate(repoDir string, add func(string, ...any)) {
+	if i.Dir == "" {
+		return
+	}
+	switch {
+	case repoDir == "":
+		add("repository.import.dir needs repository.dir, where imports are published")
+	case i.SigningKey == "":
+		add("repository.import.signing_key is required: imported packages are signed with the repository's key")
+	case len(i.TrustedKeys) == 0:
+		add("repository.import.trusted_keys is required: the vendors' RSA public keys")
+	case i.SigningChain != "" && i.SigningCertificate == "":
+		add("repository.import.signing_chain needs signing_certificate")
+	case i.ScanInterval <= 0:
+		add("repository.import.scan_interval must be positive, got %v", i.ScanInterval)
 	}
 }
 

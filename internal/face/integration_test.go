@@ -301,10 +301,10 @@ func TestIntegrationService(t *testing.T) {
 		t.Errorf("cache hits %d, want at least 2 (misses %d)", obs.hits, obs.misses)
 	}
 
-	if _, err := svc.Enroll(ctx, "people", "obama", in("train/obama/obama.jpg")); !errors.Is(err, gallery.ErrGalleryNotFound) {
+	if _, err := svc.Enroll(ctx, gallery.Ref{Name: "people"}, "obama", in("train/obama/obama.jpg")); !errors.Is(err, gallery.ErrGalleryNotFound) {
 		t.Fatalf("enroll before the gallery exists: %v", err)
 	}
-	if _, _, err := svc.CreateGallery(ctx, "people"); err != nil {
+	if _, _, err := svc.CreateGallery(ctx, gallery.Ref{Name: "people"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []struct{ subject, file string }{
@@ -312,12 +312,12 @@ func TestIntegrationService(t *testing.T) {
 		{"kit_harington", "train/kit_harington/john1.jpeg"}, {"rose_leslie", "train/rose_leslie/img1.jpg"},
 		{"alex_lacamoire", "train/alex_lacamoire/img1.jpg"},
 	} {
-		res, err := svc.Enroll(ctx, "people", p.subject, in(p.file))
+		res, err := svc.Enroll(ctx, gallery.Ref{Name: "people"}, p.subject, in(p.file))
 		if err != nil || res.FaceID == "" {
 			t.Fatalf("enroll %s: %+v %v", p.subject, res, err)
 		}
 	}
-	id, err := svc.Identify(ctx, "people", in("test/obama_and_biden.jpg"), face.IdentifyOptions{TopK: 2})
+	id, err := svc.Identify(ctx, gallery.Ref{Name: "people"}, in("test/obama_and_biden.jpg"), face.IdentifyOptions{TopK: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,19 +345,19 @@ func TestIntegrationService(t *testing.T) {
 	blank := image.NewGray(image.Rect(0, 0, 200, 200))
 	var buf bytes.Buffer
 	_ = png.Encode(&buf, blank)
-	if _, err := svc.Enroll(ctx, "people", "nobody", face.Input{Data: buf.Bytes()}); !errors.Is(err, face.ErrNoFace) {
+	if _, err := svc.Enroll(ctx, gallery.Ref{Name: "people"}, "nobody", face.Input{Data: buf.Bytes()}); !errors.Is(err, face.ErrNoFace) {
 		t.Errorf("enroll a blank image: %v", err)
 	}
-	if _, err := svc.Identify(ctx, "people", in("test/obama1.jpg"), face.IdentifyOptions{TopK: 1000}); !errors.Is(err, face.ErrBadOption) {
+	if _, err := svc.Identify(ctx, gallery.Ref{Name: "people"}, in("test/obama1.jpg"), face.IdentifyOptions{TopK: 1000}); !errors.Is(err, face.ErrBadOption) {
 		t.Errorf("top_k 1000: %v", err)
 	}
 	if _, err := svc.Detect(ctx, in("test/obama1.jpg"), 101); !errors.Is(err, face.ErrBadOption) {
 		t.Errorf("max_faces 101: %v", err)
 	}
-	if _, err := svc.Identify(ctx, "nope", in("test/obama1.jpg"), face.IdentifyOptions{}); !errors.Is(err, gallery.ErrGalleryNotFound) {
+	if _, err := svc.Identify(ctx, gallery.Ref{Name: "nope"}, in("test/obama1.jpg"), face.IdentifyOptions{}); !errors.Is(err, gallery.ErrGalleryNotFound) {
 		t.Errorf("identify in a missing gallery: %v", err)
 	}
-	if _, err := svc.Enroll(ctx, "people", "a/b", in("test/obama1.jpg")); !errors.Is(err, gallery.ErrInvalidName) {
+	if _, err := svc.Enroll(ctx, gallery.Ref{Name: "people"}, "a/b", in("test/obama1.jpg")); !errors.Is(err, gallery.ErrInvalidName) {
 		t.Errorf("bad subject name: %v", err)
 	}
 	if _, err := svc.Detect(ctx, face.Input{Data: []byte("not an image")}, 0); !errors.Is(err, imageio.ErrUnsupported) {

@@ -109,16 +109,20 @@ type Scheduler interface {
 // Galleries is the gallery store the service enrolls into and searches
 // (gallery.Manager). Every vector carries the id of the embedder that
 // computed it (model), and is only ever compared with vectors of that id.
+// Galleries are named within their tenant's namespace (gallery.Ref).
 type Galleries interface {
-	CreateGallery(ctx context.Context, name string) (gallery.Gallery, bool, error)
-	AddFace(ctx context.Context, gallery, subject, model string, emb []float32) (string, error)
-	Subject(ctx context.Context, gallery, subject string) ([]gallery.FaceInfo, error)
-	DeleteSubject(ctx context.Context, gallery, subject string) (int, error)
-	Search(gallery, model string, q []float32, k int, minSim float64) ([]gallery.Match, error)
+	CreateGallery(ctx context.Context, g gallery.Ref) (gallery.Gallery, bool, error)
+	DeleteGallery(ctx context.Context, g gallery.Ref) (int, error)
+	Galleries(tenant, after string, limit int) ([]gallery.Gallery, bool, error)
+	AddFace(ctx context.Context, g gallery.Ref, subject, model string, emb []float32) (string, error)
+	Subject(ctx context.Context, g gallery.Ref, subject string) ([]gallery.FaceInfo, error)
+	Subjects(ctx context.Context, g gallery.Ref, after string, limit int) ([]gallery.SubjectInfo, bool, error)
+	DeleteSubject(ctx context.Context, g gallery.Ref, subject string) (int, error)
+	Search(g gallery.Ref, model string, q []float32, k int, minSim float64) ([]gallery.Match, error)
 	// Spaces lists the embedder ids of a gallery's faces, most faces
 	// first; nil for an empty gallery (or one this replica has not seen).
-	Spaces(gallery string) []gallery.Space
-	MayExist(gallery string) bool
+	Spaces(g gallery.Ref) []gallery.Space
+	MayExist(g gallery.Ref) bool
 }
 
 // Service is the face core every transport calls. It is safe for
@@ -259,25 +263,25 @@ type EnrollResult struct {
 	TimingMS map[string]float64 `json:"-"`
 }
 
-// Enroll adds the largest face of in to subject in gallery. It returns
-// once the face is stored durably.
-func (s *Service) Enroll(ctx context.Context, galleryName, subject string, in Input) (*EnrollResult, error) {
+// Enroll adds the largest face of in to subject in gallery ref. It
+// returns once the face is stored durably.
+func (s *Service) Enroll(ctx context.Context, ref gallery.Ref, subject string, in Input) (*EnrollResult, error) {
 	g, err := s.gal()
 	if err != nil {
 		return nil, err
 	}
 	// Check names before paying for inference.
-	if err := gallery.ValidGalleryName(galleryName); err != nil {
+	if err := ref.Validate(); err != nil {
 		return nil, err
 	}
 	if err := gallery.ValidSubjectName(subject); err != nil {
 		return nil, err
 	}
-	if !g.MayExist(galleryName) {
+	if !g.MayExist(ref) {
 		return nil, gallery.ErrGalleryNotFound
 	}
 	t := timings{start: time.Now()}
-	p, err := s.pin(func() (EmbedderVersion, func(), error) { return s.embedderFor(g, galleryName) })
+	p, err := s.pin(func() (EmbedderVersion, func(), error) { return s.embedderFor(g, ref) })
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +294,7 @@ func (s *Service) Enroll(ctx context.Context, galleryName, subject string, in In
 	if !ok {
 		return nil, ErrNoFace
 	}
-	id, err := g.AddFace(ctx, galleryName, subject, p.emb.ID, f.Embedding)
+	id, err := g.AddFace(ctx, ref, subject, p.emb.ID, f.Embedding)
 	if err != nil {
 		return nil, err
 	}
@@ -320,14 +324,15 @@ type IdentifyResult struct {
 	TimingMS map[string]float64 `json:"-"`
 }
 
-// Identify searches gallery for each of the (up to MaxFaces best) faces of
-// in: up to TopK subjects per face, best first, none below Threshold.
-func (s *Service) Identify(ctx context.Context, galleryName string, in Input, opt IdentifyOptions) (*IdentifyResult, error) {
+// Identify searches gallery ref for each of the (up to MaxFaces best)
+// faces of in: up to TopK subjects per face, best first, none below
+// Threshold.
+func (s *Service) Identify(ctx context.Context, ref gallery.Ref, in Input, opt IdentifyOptions) (*IdentifyResult, error) {
 	g, err := s.gal()
 	if err != nil {
 		return nil, err
 	}
-	if err := gallery.ValidGalleryName(galleryName); err != nil {
+	if err := ref.Validate(); err != nil {
 		return nil, err
 	}
 	maxFaces, err := s.maxFaces(opt.MaxFaces)
@@ -346,11 +351,11 @@ func (s *Service) Identify(ctx context.Context, galleryName string, in Input, op
 		return nil, fmt.Errorf("%w: top_k=%d; use 1 to %d", ErrBadOption, topK, s.cfg.MaxTopK)
 	}
 	// Fail before inference when the gallery does not exist.
-	if !g.MayExist(galleryName) {
+	if !g.MayExist(ref) {
 		return nil, gallery.ErrGalleryNotFound
 	}
 	t := timings{start: time.Now()}
-	p, err := s.pin(func() (EmbedderVersion, func(), error) { return s.embedderFor(g, galleryName) })
+	p, err := s.pin(func() (EmbedderVersion, func(), error) { return s.embedderFor(g, ref) })
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +375,7 @@ func (s *Service) Identify(ctx context.Context, galleryName string, in Input, op
 				return err
 			}
 			f := an.Faces[i]
-			matches, err := g.Search(galleryName, p.emb.ID, f.Embedding, topK, threshold)
+			matches, err := g.Search(ref, p.emb.ID, f.Embedding, topK, threshold)
 			if err != nil {
 				return err
 			}
@@ -394,30 +399,40 @@ func (s *Service) Identify(ctx context.Context, galleryName string, in Input, op
 }
 
 // CreateGallery creates a gallery if it does not exist.
-func (s *Service) CreateGallery(ctx context.Context, name string) (gallery.Gallery, bool, error) {
+func (s *Service) CreateGallery(ctx context.Context, ref gallery.Ref) (gallery.Gallery, bool, error) {
 	g, err := s.gal()
 	if err != nil {
 		return gallery.Gallery{}, false, err
 	}
-	return g.CreateGallery(ctx, name)
+	return g.CreateGallery(ctx, ref)
 }
 
-// Subject lists a subject's enrolled faces.
-func (s *Service) Subject(ctx context.Context, galleryName, subject string) ([]gallery.FaceInfo, error) {
-	g, err := s.gal()
-	if err != nil {
-		return nil, err
-	}
-	return g.Subject(ctx, galleryName, subject)
-}
-
-// DeleteSubject removes a subject and its faces.
-func (s *Service) DeleteSubject(ctx context.Context, galleryName, subject string) (int, error) {
+// DeleteGallery removes a gallery and all its faces; it returns how many
+// faces.
+func (s *Service) DeleteGallery(ctx context.Context, ref gallery.Ref) (int, error) {
 	g, err := s.gal()
 	if err != nil {
 		return 0, err
 	}
-	return g.DeleteSubject(ctx, galleryName, subject)
+	return g.DeleteGallery(ctx, ref)
+}
+
+// Subject lists a subject's enrolled faces.
+func (s *Service) Subject(ctx context.Context, ref gallery.Ref, subject string) ([]gallery.FaceInfo, error) {
+	g, err := s.gal()
+	if err != nil {
+		return nil, err
+	}
+	return g.Subject(ctx, ref, subject)
+}
+
+// DeleteSubject removes a subject and its faces.
+func (s *Service) DeleteSubject(ctx context.Context, ref gallery.Ref, subject string) (int, error) {
+	g, err := s.gal()
+	if err != nil {
+		return 0, err
+	}
+	return g.DeleteSubject(ctx, ref, subject)
 }
 
 func (s *Service) gal() (Galleries, error) {
@@ -514,8 +529,8 @@ func (p *pinned) cacheKey() string {
 // embedderFor pins the embedder a gallery's requests use: a loaded one
 // whose id the gallery's faces carry (the id holding the most faces
 // first), or the current one when the gallery is empty.
-func (s *Service) embedderFor(g Galleries, galleryName string) (EmbedderVersion, func(), error) {
-	spaces := g.Spaces(galleryName)
+func (s *Service) embedderFor(g Galleries, ref gallery.Ref) (EmbedderVersion, func(), error) {
+	spaces := g.Spaces(ref)
 	if len(spaces) == 0 {
 		return s.models.AcquireEmbedder("")
 	}
@@ -528,7 +543,7 @@ func (s *Service) embedderFor(g Galleries, galleryName string) (EmbedderVersion,
 			return EmbedderVersion{}, nil, err
 		}
 	}
-	e := &EmbedderError{Gallery: galleryName, Held: spaces[0].Model}
+	e := &EmbedderError{Gallery: ref.Name, Held: spaces[0].Model}
 	if v, release, err := s.models.AcquireEmbedder(""); err == nil {
 		e.Loaded = v.ID
 		release()

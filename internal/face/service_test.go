@@ -74,6 +74,21 @@ func (s *swapSource) unpin() {
 	s.mu.Unlock()
 }
 
+// newGalleries opens a gallery manager on an embedded store of the test.
+func newGalleries(t *testing.T) *gallery.Manager {
+	t.Helper()
+	store, err := gallery.OpenBolt(filepath.Join(t.TempDir(), "g.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gm, err := gallery.Open(context.Background(), store, gallery.DefaultConfig(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gm.Close() })
+	return gm
+}
+
 type direct struct{}
 
 func (direct) Run(ctx context.Context, fn func(context.Context) error) error { return fn(ctx) }
@@ -98,15 +113,7 @@ func TestEmbedderSwapRule(t *testing.T) {
 	// A's and B's vectors are identical: comparing across spaces would
 	// match perfectly, so only the rule keeps them apart.
 	src := &swapSource{t: t, det: det, current: "A", loaded: map[string]*Embedder{"A": embedder(1, 0, 0, 0)}}
-	store, err := gallery.OpenBolt(filepath.Join(t.TempDir(), "g.db"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gm, err := gallery.Open(ctx, store, gallery.DefaultConfig(), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gm.Close() })
+	gm := newGalleries(t)
 	svc, err := NewService(DefaultConfig(), src, gm, direct{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +134,7 @@ func TestEmbedderSwapRule(t *testing.T) {
 	}
 	enroll := func(g, subject, want string) {
 		t.Helper()
-		res, err := svc.Enroll(ctx, g, subject, img())
+		res, err := svc.Enroll(ctx, gallery.Ref{Name: g}, subject, img())
 		if err != nil {
 			t.Fatalf("enroll %s into %s: %v", subject, g, err)
 		}
@@ -137,7 +144,7 @@ func TestEmbedderSwapRule(t *testing.T) {
 	}
 	identify := func(g, want string, subjects int) {
 		t.Helper()
-		res, err := svc.Identify(ctx, g, img(), IdentifyOptions{TopK: 10, Threshold: new(-1.0)})
+		res, err := svc.Identify(ctx, gallery.Ref{Name: g}, img(), IdentifyOptions{TopK: 10, Threshold: new(-1.0)})
 		if err != nil {
 			t.Fatalf("identify in %s: %v", g, err)
 		}
@@ -146,7 +153,7 @@ func TestEmbedderSwapRule(t *testing.T) {
 		}
 	}
 	for _, g := range []string{"old", "new"} {
-		if _, _, err := svc.CreateGallery(ctx, g); err != nil {
+		if _, _, err := svc.CreateGallery(ctx, gallery.Ref{Name: g}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -172,10 +179,10 @@ func TestEmbedderSwapRule(t *testing.T) {
 	delete(src.loaded, "A")
 	src.mu.Unlock()
 	var ee *EmbedderError
-	if _, err := svc.Enroll(ctx, "old", "dave", img()); !errors.As(err, &ee) || ee.Held != "A" || ee.Loaded != "B" || ee.Gallery != "old" {
+	if _, err := svc.Enroll(ctx, gallery.Ref{Name: "old"}, "dave", img()); !errors.As(err, &ee) || ee.Held != "A" || ee.Loaded != "B" || ee.Gallery != "old" {
 		t.Fatalf("enroll without the gallery's embedder: %v", err)
 	}
-	if _, err := svc.Identify(ctx, "old", img(), IdentifyOptions{}); !errors.Is(err, ErrEmbedderNotLoaded) {
+	if _, err := svc.Identify(ctx, gallery.Ref{Name: "old"}, img(), IdentifyOptions{}); !errors.Is(err, ErrEmbedderNotLoaded) {
 		t.Fatalf("identify without the gallery's embedder: %v", err)
 	}
 	if st := gm.Stats(); st.Faces != 3 {
@@ -185,7 +192,7 @@ func TestEmbedderSwapRule(t *testing.T) {
 
 	// Emptied, the old gallery takes the current embedder again.
 	for _, s := range []string{"alice", "bob"} {
-		if _, err := svc.DeleteSubject(ctx, "old", s); err != nil {
+		if _, err := svc.DeleteSubject(ctx, gallery.Ref{Name: "old"}, s); err != nil {
 			t.Fatal(err)
 		}
 	}

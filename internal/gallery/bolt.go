@@ -3,7 +3,6 @@ package gallery
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,22 +25,31 @@ type BoltStore struct {
 // Interface guard.
 var _ Store = (*BoltStore)(nil)
 
+// The file's layout, schema 2:
+//
+//	meta/schema                                  "2"
+//	tenants/<tenant key>/galleries/<name>        {"created": ...}
+//	tenants/<tenant key>/faces/<name>/<subject NUL face id>  a face record (record.go)
+//
+// The tenant key is "t:" and the tenant's name (a bucket needs a
+// non-empty key, and the default tenant's name is empty). Schema 1 held
+// galleries/ and faces/ at the top level; opening such a file moves both,
+// whole, under the default tenant, in one transaction.
 var (
 	bucketMeta      = []byte("meta")
+	bucketTenants   = []byte("tenants")
 	bucketGalleries = []byte("galleries")
-	bucketFaces     = []byte("faces") // one nested bucket per gallery
+	bucketFaces     = []byte("faces")
 	keySchema       = []byte("schema")
-	schemaVersion   = []byte("1")
+	schemaV1        = []byte("1")
+	schemaVersion   = []byte("2")
 )
 
-// faceRecordV1 is the first byte of a stored face record: version 1 is
-// created (int64 Unix nanoseconds, big-endian), the model id's length
-// (uint16, big-endian) and bytes, then the embedding as little-endian
-// float32s.
-const faceRecordV1 = 1
+func tenantKey(tenant string) []byte { return append([]byte("t:"), tenant...) }
 
-// OpenBolt opens (creating if needed) the store at path. It waits up to
-// lockTimeout for another process to release the file.
+// OpenBolt opens (creating if needed) the store at path, moving a file of
+// an earlier schema to the current one. It waits up to lockTimeout for
+// another process to release the file.
 func OpenBolt(path string, lockTimeout time.Duration) (*BoltStore, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -55,68 +63,115 @@ func OpenBolt(path string, lockTimeout time.Duration) (*BoltStore, error) {
 		}
 		return nil, fmt.Errorf("gallery store %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		switch v := meta.Get(keySchema); {
-		case v == nil:
-			if err := meta.Put(keySchema, schemaVersion); err != nil {
-				return err
-			}
-		case !bytes.Equal(v, schemaVersion):
-			return fmt.Errorf("schema version %q; this visionserve reads %q", v, schemaVersion)
-		}
-		if _, err := tx.CreateBucketIfNotExists(bucketGalleries); err != nil {
-			return err
-		}
-		_, err = tx.CreateBucketIfNotExists(bucketFaces)
-		return err
-	})
-	if err != nil {
+	if err := db.Update(migrateBolt); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("gallery store %s: %w", path, err)
 	}
 	return &BoltStore{db: db}, nil
 }
 
+// migrateBolt brings a new or earlier file to the current schema.
+func migrateBolt(tx *bolt.Tx) error {
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return err
+	}
+	switch v := meta.Get(keySchema); {
+	case v == nil:
+		if _, err := tx.CreateBucket(bucketTenants); err != nil {
+			return err
+		}
+	case bytes.Equal(v, schemaV1):
+		tenants, err := tx.CreateBucket(bucketTenants)
+		if err != nil {
+			return err
+		}
+		def, err := tenants.CreateBucket(tenantKey(DefaultTenant))
+		if err != nil {
+			return err
+		}
+		for _, b := range [][]byte{bucketGalleries, bucketFaces} {
+			if err := tx.MoveBucket(b, nil, def); err != nil {
+				return fmt.Errorf("moving schema 1's %s to the default tenant: %w", b, err)
+			}
+		}
+	case bytes.Equal(v, schemaVersion):
+		return nil
+	default:
+		return fmt.Errorf("schema version %q; this visionserve reads %q and earlier", v, schemaVersion)
+	}
+	return meta.Put(keySchema, schemaVersion)
+}
+
 type galleryMeta struct {
 	Created time.Time `json:"created"`
+}
+
+// tenantBuckets returns a tenant's galleries and faces buckets: nil when
+// the tenant holds nothing, unless create.
+func tenantBuckets(tx *bolt.Tx, tenant string, create bool) (gals, faces *bolt.Bucket, err error) {
+	tenants := tx.Bucket(bucketTenants)
+	t := tenants.Bucket(tenantKey(tenant))
+	if t == nil && !create {
+		return nil, nil, nil
+	}
+	if t == nil {
+		if t, err = tenants.CreateBucket(tenantKey(tenant)); err != nil {
+			return nil, nil, err
+		}
+		if gals, err = t.CreateBucket(bucketGalleries); err != nil {
+			return nil, nil, err
+		}
+		faces, err = t.CreateBucket(bucketFaces)
+		return gals, faces, err
+	}
+	return t.Bucket(bucketGalleries), t.Bucket(bucketFaces), nil
+}
+
+// galleryFaces returns the bucket of g's faces, or nil.
+func galleryFaces(tx *bolt.Tx, g Ref) *bolt.Bucket {
+	_, faces, _ := tenantBuckets(tx, g.Tenant, false)
+	if faces == nil {
+		return nil
+	}
+	return faces.Bucket([]byte(g.Name))
 }
 
 // Load implements Store.
 func (s *BoltStore) Load(ctx context.Context, fn func(Event) error) (uint64, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
-		gals := tx.Bucket(bucketGalleries)
-		err := gals.ForEach(func(k, v []byte) error {
-			var m galleryMeta
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("gallery %q: %w", k, err)
+		return tx.Bucket(bucketTenants).ForEachBucket(func(tk []byte) error {
+			tenant := string(bytes.TrimPrefix(tk, []byte("t:")))
+			gals, faces, _ := tenantBuckets(tx, tenant, false)
+			err := gals.ForEach(func(k, v []byte) error {
+				var m galleryMeta
+				if err := json.Unmarshal(v, &m); err != nil {
+					return fmt.Errorf("gallery %s: %w", Ref{tenant, string(k)}, err)
+				}
+				return fn(Event{Op: OpCreateGallery, Gallery: Ref{tenant, string(k)}, Created: m.Created})
+			})
+			if err != nil {
+				return err
 			}
-			return fn(Event{Op: OpCreateGallery, Gallery: string(k), Created: m.Created})
-		})
-		if err != nil {
-			return err
-		}
-		faces := tx.Bucket(bucketFaces)
-		n := 0
-		return gals.ForEach(func(g, _ []byte) error {
-			b := faces.Bucket(g)
-			if b == nil {
-				return nil
-			}
-			return b.ForEach(func(k, v []byte) error {
-				if n++; n%4096 == 0 {
-					if err := ctx.Err(); err != nil {
+			n := 0
+			return gals.ForEach(func(name, _ []byte) error {
+				b := faces.Bucket(name)
+				if b == nil {
+					return nil
+				}
+				g := Ref{tenant, string(name)}
+				return b.ForEach(func(k, v []byte) error {
+					if n++; n%4096 == 0 {
+						if err := ctx.Err(); err != nil {
+							return err
+						}
+					}
+					f, err := decodeFace(g, k, v)
+					if err != nil {
 						return err
 					}
-				}
-				f, err := decodeFace(string(g), k, v)
-				if err != nil {
-					return err
-				}
-				return fn(Event{Op: OpAddFace, Gallery: f.Gallery, Subject: f.Subject, Face: &f})
+					return fn(Event{Op: OpAddFace, Gallery: g, Subject: f.Subject, Face: &f})
+				})
 			})
 		})
 	})
@@ -124,21 +179,21 @@ func (s *BoltStore) Load(ctx context.Context, fn func(Event) error) (uint64, err
 }
 
 // CreateGallery implements Store.
-func (s *BoltStore) CreateGallery(_ context.Context, name string, at time.Time) (Event, bool, error) {
+func (s *BoltStore) CreateGallery(_ context.Context, g Ref, at time.Time) (Event, bool, error) {
 	created := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		gals := tx.Bucket(bucketGalleries)
-		if gals.Get([]byte(name)) != nil {
-			return nil
+		gals, faces, err := tenantBuckets(tx, g.Tenant, true)
+		if err != nil || gals.Get([]byte(g.Name)) != nil {
+			return err
 		}
 		v, err := json.Marshal(galleryMeta{Created: at.UTC()})
 		if err != nil {
 			return err
 		}
-		if err := gals.Put([]byte(name), v); err != nil {
+		if err := gals.Put([]byte(g.Name), v); err != nil {
 			return err
 		}
-		if _, err := tx.Bucket(bucketFaces).CreateBucketIfNotExists([]byte(name)); err != nil {
+		if _, err := faces.CreateBucketIfNotExists([]byte(g.Name)); err != nil {
 			return err
 		}
 		created = true
@@ -147,13 +202,42 @@ func (s *BoltStore) CreateGallery(_ context.Context, name string, at time.Time) 
 	if err != nil || !created {
 		return Event{}, false, storeErr(err)
 	}
-	return Event{Op: OpCreateGallery, Gallery: name, Created: at.UTC()}, true, nil
+	return Event{Op: OpCreateGallery, Gallery: g, Created: at.UTC()}, true, nil
+}
+
+// DeleteGallery implements Store. A tenant left without galleries loses
+// its bucket too.
+func (s *BoltStore) DeleteGallery(_ context.Context, g Ref) (Event, int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		gals, faces, _ := tenantBuckets(tx, g.Tenant, false)
+		if gals == nil || gals.Get([]byte(g.Name)) == nil {
+			return ErrGalleryNotFound
+		}
+		if b := faces.Bucket([]byte(g.Name)); b != nil {
+			n = b.Stats().KeyN
+			if err := faces.DeleteBucket([]byte(g.Name)); err != nil {
+				return err
+			}
+		}
+		if err := gals.Delete([]byte(g.Name)); err != nil {
+			return err
+		}
+		if k, _ := gals.Cursor().First(); k == nil {
+			return tx.Bucket(bucketTenants).DeleteBucket(tenantKey(g.Tenant))
+		}
+		return nil
+	})
+	if err != nil {
+		return Event{}, 0, storeErr(err)
+	}
+	return Event{Op: OpDeleteGallery, Gallery: g}, n, nil
 }
 
 // AddFace implements Store.
 func (s *BoltStore) AddFace(_ context.Context, f Face) (Event, error) {
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketFaces).Bucket([]byte(f.Gallery))
+		b := galleryFaces(tx, f.Gallery)
 		if b == nil {
 			return ErrGalleryNotFound
 		}
@@ -166,10 +250,10 @@ func (s *BoltStore) AddFace(_ context.Context, f Face) (Event, error) {
 }
 
 // DeleteSubject implements Store.
-func (s *BoltStore) DeleteSubject(_ context.Context, gallery, subject string) (Event, int, error) {
+func (s *BoltStore) DeleteSubject(_ context.Context, g Ref, subject string) (Event, int, error) {
 	n := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketFaces).Bucket([]byte(gallery))
+		b := galleryFaces(tx, g)
 		if b == nil {
 			return ErrGalleryNotFound
 		}
@@ -193,21 +277,21 @@ func (s *BoltStore) DeleteSubject(_ context.Context, gallery, subject string) (E
 	if err != nil {
 		return Event{}, 0, storeErr(err)
 	}
-	return Event{Op: OpDeleteSubject, Gallery: gallery, Subject: subject}, n, nil
+	return Event{Op: OpDeleteSubject, Gallery: g, Subject: subject}, n, nil
 }
 
 // Faces implements Store.
-func (s *BoltStore) Faces(_ context.Context, gallery, subject string) ([]FaceInfo, error) {
+func (s *BoltStore) Faces(_ context.Context, g Ref, subject string) ([]FaceInfo, error) {
 	var out []FaceInfo
 	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketFaces).Bucket([]byte(gallery))
+		b := galleryFaces(tx, g)
 		if b == nil {
 			return ErrGalleryNotFound
 		}
 		prefix := faceKey(subject, "")
 		c := b.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			f, err := decodeFace(gallery, k, v)
+			f, err := decodeFace(g, k, v)
 			if err != nil {
 				return err
 			}
@@ -225,6 +309,47 @@ func (s *BoltStore) Faces(_ context.Context, gallery, subject string) ([]FaceInf
 	return out, nil
 }
 
+// Subjects implements Store. A subject's faces are one key range (subject,
+// NUL, face id), and the ranges sort as the subject names do, so the
+// listing is one cursor walk from after's range on.
+func (s *BoltStore) Subjects(_ context.Context, g Ref, after string, limit int) ([]SubjectInfo, error) {
+	var out []SubjectInfo
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := galleryFaces(tx, g)
+		if b == nil {
+			return ErrGalleryNotFound
+		}
+		c := b.Cursor()
+		k, _ := c.First()
+		if after != "" {
+			// Past every key of after (after NUL ...), onto the next
+			// subject: subject names hold no byte below 0x20.
+			k, _ = c.Seek(append([]byte(after), 1))
+		}
+		var last []byte
+		for ; k != nil; k, _ = c.Next() {
+			i := bytes.IndexByte(k, 0)
+			if i < 0 {
+				return fmt.Errorf("gallery %s: malformed face key %q", g, k)
+			}
+			if last != nil && bytes.Equal(k[:i], last) {
+				out[len(out)-1].Faces++
+				continue
+			}
+			if len(out) == limit {
+				break
+			}
+			last = k[:i]
+			out = append(out, SubjectInfo{Name: string(last), Faces: 1})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return out, nil
+}
+
 // Close implements Store.
 func (s *BoltStore) Close() error { return s.db.Close() }
 
@@ -238,47 +363,4 @@ func storeErr(err error) error {
 		return ErrClosed
 	}
 	return fmt.Errorf("gallery store: %w", err)
-}
-
-// faceKey is subject, NUL, face id: a subject's faces are one key range
-// (subject names cannot hold NUL).
-func faceKey(subject, id string) []byte {
-	k := make([]byte, 0, len(subject)+1+len(id))
-	k = append(k, subject...)
-	k = append(k, 0)
-	return append(k, id...)
-}
-
-func encodeFace(f Face) []byte {
-	out := make([]byte, 0, 1+8+2+len(f.Model)+4*len(f.Embedding))
-	out = append(out, faceRecordV1)
-	out = binary.BigEndian.AppendUint64(out, uint64(f.Created.UnixNano()))
-	out = binary.BigEndian.AppendUint16(out, uint16(len(f.Model)))
-	out = append(out, f.Model...)
-	return append(out, encodeEmbedding(f.Embedding)...)
-}
-
-// decodeFace copies a record out of bbolt's memory, which is valid only
-// inside the transaction.
-func decodeFace(gallery string, key, v []byte) (Face, error) {
-	i := bytes.IndexByte(key, 0)
-	if i < 0 {
-		return Face{}, fmt.Errorf("gallery %q: malformed face key %q", gallery, key)
-	}
-	if len(v) < 11 || v[0] != faceRecordV1 {
-		return Face{}, fmt.Errorf("gallery %q: face %q: unknown record format", gallery, key[i+1:])
-	}
-	created := int64(binary.BigEndian.Uint64(v[1:9]))
-	ml := int(binary.BigEndian.Uint16(v[9:11]))
-	if len(v) < 11+ml {
-		return Face{}, fmt.Errorf("gallery %q: face %q: truncated record", gallery, key[i+1:])
-	}
-	emb, err := decodeEmbedding(v[11+ml:])
-	if err != nil {
-		return Face{}, fmt.Errorf("gallery %q: face %q: %w", gallery, key[i+1:], err)
-	}
-	return Face{
-		ID: string(key[i+1:]), Gallery: gallery, Subject: string(key[:i]),
-		Model: string(v[11 : 11+ml]), Embedding: emb, Created: time.Unix(0, created).UTC(),
-	}, nil
 }

@@ -14,11 +14,11 @@ func FuzzDecodeFace(f *testing.F) {
 	f.Add([]byte("nokey"), []byte{1})
 	f.Add(faceKey("s", "i"), []byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, key, value []byte) {
-		face, err := decodeFace("g", key, value)
+		face, err := decodeFace(Ref{Name: "g"}, key, value)
 		if err != nil {
 			return
 		}
-		again, err := decodeFace("g", faceKey(face.Subject, face.ID), encodeFace(face))
+		again, err := decodeFace(Ref{Name: "g"}, faceKey(face.Subject, face.ID), encodeFace(face))
 		if err != nil || again.ID != face.ID || again.Model != face.Model || len(again.Embedding) != len(face.Embedding) {
 			t.Fatalf("round trip: %+v, %v (from %+v)", again, err, face)
 		}

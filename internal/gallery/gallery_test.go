@@ -103,20 +103,20 @@ func TestManager(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			m := open(t, newStore(t), testConfig())
 
-			if _, _, err := m.CreateGallery(ctx, "bad/name"); !errors.Is(err, ErrInvalidName) {
+			if _, _, err := m.CreateGallery(ctx, Ref{Name: "bad/name"}); !errors.Is(err, ErrInvalidName) {
 				t.Fatalf("bad name: %v", err)
 			}
-			g, created, err := m.CreateGallery(ctx, "staff")
+			g, created, err := m.CreateGallery(ctx, Ref{Name: "staff"})
 			if err != nil || !created || g.Name != "staff" {
 				t.Fatalf("create: %+v %v %v", g, created, err)
 			}
-			if _, created, err := m.CreateGallery(ctx, "staff"); err != nil || created {
+			if _, created, err := m.CreateGallery(ctx, Ref{Name: "staff"}); err != nil || created {
 				t.Fatalf("second create: created=%v err=%v", created, err)
 			}
-			if _, err := m.AddFace(ctx, "nope", "alice", testModel, unit(rng)); !errors.Is(err, ErrGalleryNotFound) {
+			if _, err := m.AddFace(ctx, Ref{Name: "nope"}, "alice", testModel, unit(rng)); !errors.Is(err, ErrGalleryNotFound) {
 				t.Fatalf("enroll into a missing gallery: %v", err)
 			}
-			if _, err := m.AddFace(ctx, "staff", "alice", "", unit(rng)); !errors.Is(err, ErrEmbedding) {
+			if _, err := m.AddFace(ctx, Ref{Name: "staff"}, "alice", "", unit(rng)); !errors.Is(err, ErrEmbedding) {
 				t.Fatalf("no embedder id: %v", err)
 			}
 
@@ -126,7 +126,7 @@ func TestManager(t *testing.T) {
 				name := fmt.Sprintf("person-%02d", i)
 				people[name] = unit(rng)
 				for range 2 {
-					id, err := m.AddFace(ctx, "staff", name, testModel, near(rng, people[name]))
+					id, err := m.AddFace(ctx, Ref{Name: "staff"}, name, testModel, near(rng, people[name]))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -136,7 +136,7 @@ func TestManager(t *testing.T) {
 			checkIdentify := func(m *Manager) {
 				t.Helper()
 				for name, v := range people {
-					got, err := m.Search("staff", testModel, near(rng, v), 3, 0.5)
+					got, err := m.Search(Ref{Name: "staff"}, testModel, near(rng, v), 3, 0.5)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -152,33 +152,33 @@ func TestManager(t *testing.T) {
 			}
 			checkIdentify(m)
 			// An embedder's vectors all have the length of its first.
-			if _, err := m.AddFace(ctx, "staff", "alice", testModel, make([]float32, 3)); !errors.Is(err, ErrEmbedding) {
+			if _, err := m.AddFace(ctx, Ref{Name: "staff"}, "alice", testModel, make([]float32, 3)); !errors.Is(err, ErrEmbedding) {
 				t.Fatalf("short embedding: %v", err)
 			}
-			if _, err := m.Search("staff", testModel, make([]float32, 3), 1, 0); !errors.Is(err, ErrEmbedding) {
+			if _, err := m.Search(Ref{Name: "staff"}, testModel, make([]float32, 3), 1, 0); !errors.Is(err, ErrEmbedding) {
 				t.Fatalf("short query: %v", err)
 			}
-			if _, err := m.Search("nope", testModel, unit(rng), 1, 0); !errors.Is(err, ErrGalleryNotFound) {
+			if _, err := m.Search(Ref{Name: "nope"}, testModel, unit(rng), 1, 0); !errors.Is(err, ErrGalleryNotFound) {
 				t.Fatalf("search a missing gallery: %v", err)
 			}
 
-			faces, err := m.Subject(ctx, "staff", "person-03")
+			faces, err := m.Subject(ctx, Ref{Name: "staff"}, "person-03")
 			if err != nil || len(faces) != 2 || faces[0].ID != ids["person-03"][0] || faces[1].ID != ids["person-03"][1] {
 				t.Fatalf("subject: %+v %v (want %v)", faces, err, ids["person-03"])
 			}
-			if _, err := m.Subject(ctx, "staff", "nobody"); !errors.Is(err, ErrSubjectNotFound) {
+			if _, err := m.Subject(ctx, Ref{Name: "staff"}, "nobody"); !errors.Is(err, ErrSubjectNotFound) {
 				t.Fatalf("missing subject: %v", err)
 			}
-			if _, err := m.Subject(ctx, "nope", "nobody"); !errors.Is(err, ErrGalleryNotFound) {
+			if _, err := m.Subject(ctx, Ref{Name: "nope"}, "nobody"); !errors.Is(err, ErrGalleryNotFound) {
 				t.Fatalf("missing gallery: %v", err)
 			}
-			if n, err := m.DeleteSubject(ctx, "staff", "person-03"); err != nil || n != 2 {
+			if n, err := m.DeleteSubject(ctx, Ref{Name: "staff"}, "person-03"); err != nil || n != 2 {
 				t.Fatalf("delete: %d %v", n, err)
 			}
-			if _, err := m.DeleteSubject(ctx, "staff", "person-03"); !errors.Is(err, ErrSubjectNotFound) {
+			if _, err := m.DeleteSubject(ctx, Ref{Name: "staff"}, "person-03"); !errors.Is(err, ErrSubjectNotFound) {
 				t.Fatalf("second delete: %v", err)
 			}
-			if got, _ := m.Search("staff", testModel, people["person-03"], 1, 0.8); len(got) != 0 {
+			if got, _ := m.Search(Ref{Name: "staff"}, testModel, people["person-03"], 1, 0.8); len(got) != 0 {
 				t.Fatalf("deleted subject still found: %+v", got)
 			}
 			st := m.Stats()
@@ -199,22 +199,22 @@ func TestManager(t *testing.T) {
 			// search in its space finds nothing, and the gallery refuses
 			// its faces.
 			const otherModel = "sha256:other-model"
-			if sp := m2.Spaces("staff"); len(sp) != 1 || sp[0] != (Space{Model: testModel, Faces: 38}) {
+			if sp := m2.Spaces(Ref{Name: "staff"}); len(sp) != 1 || sp[0] != (Space{Model: testModel, Faces: 38}) {
 				t.Fatalf("spaces %+v", sp)
 			}
 			for name, v := range people {
-				if got, err := m2.Search("staff", otherModel, v, 1, -1); err != nil || len(got) != 0 {
+				if got, err := m2.Search(Ref{Name: "staff"}, otherModel, v, 1, -1); err != nil || len(got) != 0 {
 					t.Fatalf("search %s in another space: %+v %v", name, got, err)
 				}
 				break
 			}
 			var me *MismatchError
-			if _, err := m2.AddFace(ctx, "staff", "zoe", otherModel, unit(rng)); !errors.As(err, &me) || me.Held != testModel || !errors.Is(err, ErrEmbedderMismatch) {
+			if _, err := m2.AddFace(ctx, Ref{Name: "staff"}, "zoe", otherModel, unit(rng)); !errors.As(err, &me) || me.Held != testModel || !errors.Is(err, ErrEmbedderMismatch) {
 				t.Fatalf("enroll another embedder's face: %v", err)
 			}
 			// The store, not only this replica's view, refuses it.
 			if name == "postgres" {
-				f := Face{ID: newFaceID(), Gallery: "staff", Subject: "zoe", Model: otherModel, Embedding: unit(rng), Created: time.Now()}
+				f := Face{ID: newFaceID(), Gallery: Ref{Name: "staff"}, Subject: "zoe", Model: otherModel, Embedding: unit(rng), Created: time.Now()}
 				if _, err := m2.store.AddFace(ctx, f); !errors.As(err, &me) || me.Held != testModel {
 					t.Fatalf("the shared store took another embedder's face: %v", err)
 				}
@@ -237,27 +237,27 @@ func TestLimits(t *testing.T) {
 	c.MaxGalleries, c.MaxFaces, c.MaxFacesPerSubject = 2, 5, 2
 	m := open(t, s, c)
 	for _, g := range []string{"a", "b"} {
-		if _, _, err := m.CreateGallery(ctx, g); err != nil {
+		if _, _, err := m.CreateGallery(ctx, Ref{Name: g}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var le *LimitError
-	if _, _, err := m.CreateGallery(ctx, "c"); !errors.As(err, &le) || le.What != "galleries" || !errors.Is(err, ErrLimit) {
+	if _, _, err := m.CreateGallery(ctx, Ref{Name: "c"}); !errors.As(err, &le) || le.What != "galleries" || !errors.Is(err, ErrLimit) {
 		t.Fatalf("third gallery: %v", err)
 	}
-	if _, _, err := m.CreateGallery(ctx, "a"); err != nil {
+	if _, _, err := m.CreateGallery(ctx, Ref{Name: "a"}); err != nil {
 		t.Fatalf("existing gallery at the limit: %v", err)
 	}
 	for range 2 {
-		if _, err := m.AddFace(ctx, "a", "x", testModel, unit(rng)); err != nil {
+		if _, err := m.AddFace(ctx, Ref{Name: "a"}, "x", testModel, unit(rng)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := m.AddFace(ctx, "a", "x", testModel, unit(rng)); !errors.As(err, &le) || le.What != "faces per subject" {
+	if _, err := m.AddFace(ctx, Ref{Name: "a"}, "x", testModel, unit(rng)); !errors.As(err, &le) || le.What != "faces per subject" {
 		t.Fatalf("third face of a subject: %v", err)
 	}
 	for _, sub := range []string{"y", "z", "w", "v"} {
-		_, err = m.AddFace(ctx, "b", sub, testModel, unit(rng))
+		_, err = m.AddFace(ctx, Ref{Name: "b"}, sub, testModel, unit(rng))
 	}
 	if !errors.As(err, &le) || le.What != "faces" {
 		t.Fatalf("sixth face: %v", err)
@@ -300,19 +300,19 @@ func TestIndexSwitch(t *testing.T) {
 	c := testConfig()
 	c.Index.ExactBelow = 100
 	m := open(t, s, c)
-	if _, _, err := m.CreateGallery(ctx, "g"); err != nil {
+	if _, _, err := m.CreateGallery(ctx, Ref{Name: "g"}); err != nil {
 		t.Fatal(err)
 	}
 	vecs := map[string][]float32{}
 	for i := range 300 {
 		sub := fmt.Sprintf("s%03d", i)
 		vecs[sub] = unit(rng)
-		if _, err := m.AddFace(ctx, "g", sub, testModel, vecs[sub]); err != nil {
+		if _, err := m.AddFace(ctx, Ref{Name: "g"}, sub, testModel, vecs[sub]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	kind := func() string {
-		g := m.gallery("g").space(testModel)
+		g := m.gallery(Ref{Name: "g"}).space(testModel)
 		g.mu.RLock()
 		defer g.mu.RUnlock()
 		return g.kind()
@@ -330,7 +330,7 @@ func TestIndexSwitch(t *testing.T) {
 	waitKind(KindHNSW)
 	found := 0
 	for sub, v := range vecs {
-		got, err := m.Search("g", testModel, v, 1, 0.99)
+		got, err := m.Search(Ref{Name: "g"}, testModel, v, 1, 0.99)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -348,7 +348,7 @@ func TestIndexSwitch(t *testing.T) {
 		if n == 260 {
 			break
 		}
-		if _, err := m.DeleteSubject(ctx, "g", sub); err != nil {
+		if _, err := m.DeleteSubject(ctx, Ref{Name: "g"}, sub); err != nil {
 			t.Fatal(err)
 		}
 		delete(vecs, sub)
@@ -356,7 +356,7 @@ func TestIndexSwitch(t *testing.T) {
 	}
 	waitKind(KindExact)
 	for sub, v := range vecs {
-		got, _ := m.Search("g", testModel, v, 1, 0.99)
+		got, _ := m.Search(Ref{Name: "g"}, testModel, v, 1, 0.99)
 		if len(got) != 1 || got[0].Subject != sub {
 			t.Fatalf("after compaction %s: %+v", sub, got)
 		}
@@ -376,21 +376,21 @@ func TestSearchDistinctSubjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := open(t, s, testConfig())
-	if _, _, err := m.CreateGallery(ctx, "g"); err != nil {
+	if _, _, err := m.CreateGallery(ctx, Ref{Name: "g"}); err != nil {
 		t.Fatal(err)
 	}
 	q := unit(rng)
 	for range 60 {
-		if _, err := m.AddFace(ctx, "g", "crowd", testModel, near(rng, q)); err != nil && !errors.Is(err, ErrLimit) {
+		if _, err := m.AddFace(ctx, Ref{Name: "g"}, "crowd", testModel, near(rng, q)); err != nil && !errors.Is(err, ErrLimit) {
 			t.Fatal(err)
 		}
 	}
 	for i := range 5 {
-		if _, err := m.AddFace(ctx, "g", fmt.Sprintf("other%d", i), testModel, unit(rng)); err != nil {
+		if _, err := m.AddFace(ctx, Ref{Name: "g"}, fmt.Sprintf("other%d", i), testModel, unit(rng)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := m.Search("g", testModel, q, 4, -1)
+	got, err := m.Search(Ref{Name: "g"}, testModel, q, 4, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +411,7 @@ func TestConcurrent(t *testing.T) {
 	c := testConfig()
 	c.Index.ExactBelow = 40
 	m := open(t, s, c)
-	if _, _, err := m.CreateGallery(ctx, "g"); err != nil {
+	if _, _, err := m.CreateGallery(ctx, Ref{Name: "g"}); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -420,14 +420,14 @@ func TestConcurrent(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(w), 9))
 			for i := range 40 {
 				sub := fmt.Sprintf("w%d-%d", w, i%10)
-				if _, err := m.AddFace(ctx, "g", sub, testModel, unit(rng)); err != nil && !errors.Is(err, ErrLimit) {
+				if _, err := m.AddFace(ctx, Ref{Name: "g"}, sub, testModel, unit(rng)); err != nil && !errors.Is(err, ErrLimit) {
 					t.Error(err)
 				}
-				if _, err := m.Search("g", testModel, unit(rng), 3, 0); err != nil {
+				if _, err := m.Search(Ref{Name: "g"}, testModel, unit(rng), 3, 0); err != nil {
 					t.Error(err)
 				}
 				if i%7 == 0 {
-					if _, err := m.DeleteSubject(ctx, "g", sub); err != nil && !errors.Is(err, ErrSubjectNotFound) {
+					if _, err := m.DeleteSubject(ctx, Ref{Name: "g"}, sub); err != nil && !errors.Is(err, ErrSubjectNotFound) {
 						t.Error(err)
 					}
 				}
@@ -458,7 +458,7 @@ func TestSpaces(t *testing.T) {
 			rng := rand.New(rand.NewPCG(7, 8))
 			const old, cur, third = "sha256:old", "sha256:new", "sha256:third"
 			s := newStore(t)
-			if _, _, err := s.CreateGallery(ctx, "mixed", time.Now()); err != nil {
+			if _, _, err := s.CreateGallery(ctx, Ref{Name: "mixed"}, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			// Written to the store directly, as an older server did.
@@ -468,12 +468,12 @@ func TestSpaces(t *testing.T) {
 				{Subject: "alice", Model: old, Embedding: near(rng, alice)},
 				{Subject: "bob", Model: cur, Embedding: bob},
 			} {
-				f.ID, f.Gallery, f.Created = fmt.Sprintf("f%d", i), "mixed", time.Now()
+				f.ID, f.Gallery, f.Created = fmt.Sprintf("f%d", i), Ref{Name: "mixed"}, time.Now()
 				if ps, ok := s.(*PostgresStore); ok {
 					// The store refuses a mixed gallery now; older ones
 					// did not check.
 					_, err := ps.pool.Exec(ctx, `INSERT INTO visionserve_faces (id, gallery, subject, model, embedding, created) VALUES ($1, $2, $3, $4, $5, $6)`,
-						f.ID, f.Gallery, f.Subject, f.Model, encodeEmbedding(f.Embedding), f.Created)
+						f.ID, f.Gallery.Name, f.Subject, f.Model, encodeEmbedding(f.Embedding), f.Created)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -484,7 +484,7 @@ func TestSpaces(t *testing.T) {
 				}
 			}
 			m := open(t, s, testConfig())
-			if sp := m.Spaces("mixed"); len(sp) != 2 || sp[0] != (Space{old, 2}) || sp[1] != (Space{cur, 1}) {
+			if sp := m.Spaces(Ref{Name: "mixed"}); len(sp) != 2 || sp[0] != (Space{old, 2}) || sp[1] != (Space{cur, 1}) {
 				t.Fatalf("spaces %+v", sp)
 			}
 			if st := m.Stats(); st.Faces != 3 || st.Subjects != 2 {
@@ -492,55 +492,55 @@ func TestSpaces(t *testing.T) {
 			}
 			// alice's vector is searched among the old embedder's faces
 			// only: bob (a face of the new embedder) is never compared.
-			if got, _ := m.Search("mixed", old, alice, 5, -1); len(got) != 1 || got[0].Subject != "alice" {
+			if got, _ := m.Search(Ref{Name: "mixed"}, old, alice, 5, -1); len(got) != 1 || got[0].Subject != "alice" {
 				t.Fatalf("old space: %+v", got)
 			}
-			if got, _ := m.Search("mixed", cur, alice, 5, -1); len(got) != 1 || got[0].Subject != "bob" {
+			if got, _ := m.Search(Ref{Name: "mixed"}, cur, alice, 5, -1); len(got) != 1 || got[0].Subject != "bob" {
 				t.Fatalf("new space: %+v", got)
 			}
-			if got, err := m.Search("mixed", third, alice, 5, -1); err != nil || len(got) != 0 {
+			if got, err := m.Search(Ref{Name: "mixed"}, third, alice, 5, -1); err != nil || len(got) != 0 {
 				t.Fatalf("third space: %+v %v", got, err)
 			}
 			for _, model := range []string{old, cur} {
-				if _, err := m.AddFace(ctx, "mixed", "carol", model, unit(rng)); err != nil {
+				if _, err := m.AddFace(ctx, Ref{Name: "mixed"}, "carol", model, unit(rng)); err != nil {
 					t.Fatalf("enroll %s: %v", model, err)
 				}
 			}
-			if _, err := m.AddFace(ctx, "mixed", "carol", third, unit(rng)); !errors.Is(err, ErrEmbedderMismatch) {
+			if _, err := m.AddFace(ctx, Ref{Name: "mixed"}, "carol", third, unit(rng)); !errors.Is(err, ErrEmbedderMismatch) {
 				t.Fatalf("enroll a third embedder: %v", err)
 			}
-			if n, err := m.DeleteSubject(ctx, "mixed", "carol"); err != nil || n != 2 {
+			if n, err := m.DeleteSubject(ctx, Ref{Name: "mixed"}, "carol"); err != nil || n != 2 {
 				t.Fatalf("delete across spaces: %d %v", n, err)
 			}
 			// A new, empty gallery takes the first embedder that comes.
-			if _, _, err := m.CreateGallery(ctx, "fresh"); err != nil {
+			if _, _, err := m.CreateGallery(ctx, Ref{Name: "fresh"}); err != nil {
 				t.Fatal(err)
 			}
-			if m.Spaces("fresh") != nil {
-				t.Fatalf("empty gallery spaces %+v", m.Spaces("fresh"))
+			if m.Spaces(Ref{Name: "fresh"}) != nil {
+				t.Fatalf("empty gallery spaces %+v", m.Spaces(Ref{Name: "fresh"}))
 			}
-			if _, err := m.AddFace(ctx, "fresh", "dan", third, unit(rng)); err != nil {
+			if _, err := m.AddFace(ctx, Ref{Name: "fresh"}, "dan", third, unit(rng)); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := m.AddFace(ctx, "fresh", "erin", cur, unit(rng)); !errors.Is(err, ErrEmbedderMismatch) {
+			if _, err := m.AddFace(ctx, Ref{Name: "fresh"}, "erin", cur, unit(rng)); !errors.Is(err, ErrEmbedderMismatch) {
 				t.Fatalf("second embedder in a new gallery: %v", err)
 			}
 			// Emptied, a gallery takes any embedder again.
-			if _, err := m.DeleteSubject(ctx, "fresh", "dan"); err != nil {
+			if _, err := m.DeleteSubject(ctx, Ref{Name: "fresh"}, "dan"); err != nil {
 				t.Fatal(err)
 			}
 			// ... and its empty index is gone, memory and all.
-			for start := time.Now(); len(m.gallery("fresh").indexes()) != 0; time.Sleep(10 * time.Millisecond) {
+			for start := time.Now(); len(m.gallery(Ref{Name: "fresh"}).indexes()) != 0; time.Sleep(10 * time.Millisecond) {
 				if time.Since(start) > 10*time.Second {
-					t.Fatalf("the emptied gallery keeps %d indexes", len(m.gallery("fresh").indexes()))
+					t.Fatalf("the emptied gallery keeps %d indexes", len(m.gallery(Ref{Name: "fresh"}).indexes()))
 				}
 			}
-			if _, err := m.AddFace(ctx, "fresh", "erin", cur, unit(rng)); err != nil {
+			if _, err := m.AddFace(ctx, Ref{Name: "fresh"}, "erin", cur, unit(rng)); err != nil {
 				t.Fatalf("enroll into the emptied gallery: %v", err)
 			}
 			m.Close()
 			m2 := open(t, newStore(t), testConfig())
-			if sp := m2.Spaces("mixed"); len(sp) != 2 {
+			if sp := m2.Spaces(Ref{Name: "mixed"}); len(sp) != 2 {
 				t.Fatalf("after restart: %+v", sp)
 			}
 		})

@@ -46,6 +46,7 @@ type galleryIndex struct {
 	name  string // the gallery's, for logs
 	model string // the embedder id every vector here carries
 	dim   int
+	ctx   context.Context // ends with the gallery: background builds stop
 
 	mu        sync.RWMutex
 	idx       ann.Index
@@ -65,9 +66,9 @@ type pendingOp struct {
 	vec     []float32
 }
 
-func newGalleryIndex(name, model string, dim int) *galleryIndex {
+func newGalleryIndex(ctx context.Context, name, model string, dim int) *galleryIndex {
 	return &galleryIndex{
-		name: name, model: model, dim: dim, idx: ann.NewFlat(dim),
+		name: name, model: model, dim: dim, ctx: ctx, idx: ann.NewFlat(dim),
 		byFace: map[string]uint32{}, bySubject: map[string][]uint32{},
 	}
 }

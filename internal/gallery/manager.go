@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,14 +19,21 @@ import (
 // each gallery's faces in one index per embedder id, searched only with
 // vectors of that id.
 type Config struct {
-	// MaxGalleries, MaxFaces (over all galleries) and MaxFacesPerSubject
-	// bound what the manager holds in memory. With a shared store they
-	// are checked against this replica's view, so concurrent writers on
-	// several replicas may overshoot by a few.
+	// MaxGalleries, MaxFaces (over all galleries of all tenants) and
+	// MaxFacesPerSubject bound what the manager holds in memory. With a
+	// shared store they, and the quotas, are checked against this
+	// replica's view, so concurrent writers on several replicas may
+	// overshoot by a few.
 	MaxGalleries       int
 	MaxFaces           int
 	MaxFacesPerSubject int
-	Index              IndexConfig
+	// TenantQuota bounds each tenant's galleries and faces (the default
+	// tenant's too), so that no tenant can take the whole of
+	// MaxGalleries or MaxFaces from the others; TenantQuotas overrides
+	// it for the tenants it names.
+	TenantQuota  Quota
+	TenantQuotas map[string]Quota
+	Index        IndexConfig
 	// PollInterval is how often a replica on a shared store polls its
 	// change log even without notifications: the bound on how stale it
 	// can be. SyncWait is how long a write through this replica waits
@@ -36,10 +45,26 @@ type Config struct {
 	Retention time.Duration
 }
 
+// Quota is what one tenant may hold. Subjects are bounded by Faces (a
+// subject exists while it has a face).
+type Quota struct {
+	Galleries int `yaml:"galleries"`
+	Faces     int `yaml:"faces"`
+}
+
+// quota returns tenant's quota.
+func (c Config) quota(tenant string) Quota {
+	if q, ok := c.TenantQuotas[tenant]; ok {
+		return q
+	}
+	return c.TenantQuota
+}
+
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
 		MaxGalleries: 1000, MaxFaces: 1_000_000, MaxFacesPerSubject: 100,
+		TenantQuota: Quota{Galleries: 100, Faces: 100_000},
 		Index: IndexConfig{
 			ExactBelow: 500_000, HNSW: ann.DefaultParams(), BuildWorkers: 1, MaxDeadFraction: 0.25,
 		},
@@ -58,6 +83,12 @@ func (c Config) Validate() error {
 	check(c.MaxGalleries >= 1, "max_galleries must be positive, got %d", c.MaxGalleries)
 	check(c.MaxFaces >= 1, "max_faces must be positive, got %d", c.MaxFaces)
 	check(c.MaxFacesPerSubject >= 1, "max_faces_per_subject must be positive, got %d", c.MaxFacesPerSubject)
+	check(c.TenantQuota.Galleries >= 1 && c.TenantQuota.Faces >= 1, "tenant_quota: galleries and faces must be positive, got %d and %d", c.TenantQuota.Galleries, c.TenantQuota.Faces)
+	for _, t := range slices.Sorted(maps.Keys(c.TenantQuotas)) {
+		q := c.TenantQuotas[t]
+		check(ValidTenant(t) == nil, "tenant_quotas: %q is not a tenant name (at most %d bytes of UTF-8 without NUL)", t, MaxTenantName)
+		check(q.Galleries >= 1 && q.Faces >= 1, "tenant_quotas.%s: galleries and faces must be positive, got %d and %d", t, q.Galleries, q.Faces)
+	}
 	check(c.Index.ExactBelow >= 2, "exact_below must be at least 2, got %d", c.Index.ExactBelow)
 	check(c.Index.BuildWorkers >= 1, "build_workers must be positive, got %d", c.Index.BuildWorkers)
 	check(c.Index.MaxDeadFraction > 0 && c.Index.MaxDeadFraction < 1, "max_dead_fraction must be in (0,1), got %g", c.Index.MaxDeadFraction)
@@ -104,7 +135,8 @@ type Manager struct {
 	wmu sync.Mutex
 
 	mu        sync.RWMutex
-	galleries map[string]*galleryState
+	tenants   map[string]*tenantState
+	galleries int            // over all tenants
 	dims      map[string]int // vector length by embedder id, from its first face
 	applied   uint64         // last change log sequence applied (shared stores)
 	advanced  chan struct{}  // closed and replaced whenever applied grows
@@ -116,6 +148,13 @@ type Manager struct {
 	builds chan struct{} // one background build at a time
 	wake   chan struct{}
 	closed bool
+}
+
+// tenantState is one tenant's galleries, and its live faces over them.
+// A tenant without galleries has none.
+type tenantState struct {
+	galleries map[string]*galleryState
+	faces     int
 }
 
 // Open loads every gallery from store into memory and, for a shared store,
@@ -133,7 +172,7 @@ func Open(ctx context.Context, store Store, cfg Config, log *slog.Logger, obs Ob
 	}
 	m := &Manager{
 		cfg: cfg, store: store, obs: obs, log: log.With("component", "gallery"),
-		galleries: map[string]*galleryState{}, dims: map[string]int{}, advanced: make(chan struct{}),
+		tenants: map[string]*tenantState{}, dims: map[string]int{}, advanced: make(chan struct{}),
 		builds: make(chan struct{}, 1), wake: make(chan struct{}, 1),
 	}
 	m.feed, _ = store.(Feed)
@@ -158,16 +197,21 @@ func Open(ctx context.Context, store Store, cfg Config, log *slog.Logger, obs Ob
 
 // reload replaces every index with the store's current content.
 func (m *Manager) reload(ctx context.Context) error {
-	gals := map[string]*galleryState{}
+	tenants := map[string]*tenantState{}
 	dims := map[string]int{}
-	faces, bad := 0, 0
+	galleries, faces, bad := 0, 0, 0
 	seq, err := m.store.Load(ctx, func(ev Event) error {
+		t := tenants[ev.Gallery.Tenant]
 		switch ev.Op {
 		case OpCreateGallery:
-			gals[ev.Gallery] = newGalleryState(ev.Gallery, ev.Created)
+			if t == nil {
+				t = &tenantState{galleries: map[string]*galleryState{}}
+				tenants[ev.Gallery.Tenant] = t
+			}
+			t.galleries[ev.Gallery.Name] = newGalleryState(m.ctx, ev.Gallery, ev.Created)
+			galleries++
 		case OpAddFace:
-			g := gals[ev.Gallery]
-			if g == nil || ev.Face == nil {
+			if t == nil || t.galleries[ev.Gallery.Name] == nil || ev.Face == nil {
 				return nil
 			}
 			dim, err := faceDim(dims, ev.Face)
@@ -175,13 +219,19 @@ func (m *Manager) reload(ctx context.Context) error {
 				bad++
 				return nil
 			}
-			if g.spaceFor(ev.Face.Model, dim).add(ev.Face.ID, ev.Subject, ev.Face.Embedding) {
+			if t.galleries[ev.Gallery.Name].spaceFor(ev.Face.Model, dim).add(ev.Face.ID, ev.Subject, ev.Face.Embedding) {
 				faces++
+				t.faces++
 			}
 		}
 		return nil
 	})
 	if err != nil {
+		for _, t := range tenants {
+			for _, g := range t.galleries {
+				g.cancel()
+			}
+		}
 		return fmt.Errorf("gallery: load: %w", err)
 	}
 	if bad > 0 {
@@ -191,14 +241,22 @@ func (m *Manager) reload(ctx context.Context) error {
 		m.log.Info("stored faces come from several embedders; each gallery is searched only with the embedder its faces carry", "embedders", n)
 	}
 	m.mu.Lock()
-	m.galleries, m.dims, m.faces = gals, dims, faces
+	old := m.tenants
+	m.tenants, m.galleries, m.dims, m.faces = tenants, galleries, dims, faces
 	m.setApplied(seq)
 	m.mu.Unlock()
-	for _, g := range gals {
-		for _, idx := range g.indexes() {
-			idx.mu.Lock()
-			m.maybeRebuild(idx)
-			idx.mu.Unlock()
+	for _, t := range old {
+		for _, g := range t.galleries {
+			g.cancel()
+		}
+	}
+	for _, t := range tenants {
+		for _, g := range t.galleries {
+			for _, idx := range g.indexes() {
+				idx.mu.Lock()
+				m.maybeRebuild(idx)
+				idx.mu.Unlock()
+			}
 		}
 	}
 	m.report()
@@ -255,23 +313,32 @@ type Gallery struct {
 }
 
 // CreateGallery creates the gallery if it does not exist; created says
-// whether it did not.
-func (m *Manager) CreateGallery(ctx context.Context, name string) (Gallery, bool, error) {
-	if err := ValidGalleryName(name); err != nil {
+// whether it did not. A new gallery counts against the global bound and
+// against its tenant's quota.
+func (m *Manager) CreateGallery(ctx context.Context, ref Ref) (Gallery, bool, error) {
+	if err := ref.Validate(); err != nil {
 		return Gallery{}, false, err
 	}
-	if g := m.gallery(name); g != nil {
+	if g := m.gallery(ref); g != nil {
 		return m.describe(g), false, nil
 	}
 	unlock := m.lockWrite()
 	defer unlock()
 	m.mu.RLock()
-	n, exists := len(m.galleries), m.galleries[name] != nil
-	m.mu.RUnlock()
-	if !exists && n >= m.cfg.MaxGalleries {
-		return Gallery{}, false, &LimitError{What: "galleries", Limit: m.cfg.MaxGalleries}
+	total, mine, exists := m.galleries, 0, false
+	if t := m.tenants[ref.Tenant]; t != nil {
+		mine, exists = len(t.galleries), t.galleries[ref.Name] != nil
 	}
-	ev, created, err := m.store.CreateGallery(ctx, name, time.Now())
+	m.mu.RUnlock()
+	if !exists {
+		if q := m.cfg.quota(ref.Tenant); mine >= q.Galleries {
+			return Gallery{}, false, &LimitError{What: "galleries per tenant", Limit: q.Galleries}
+		}
+		if total >= m.cfg.MaxGalleries {
+			return Gallery{}, false, &LimitError{What: "galleries", Limit: m.cfg.MaxGalleries}
+		}
+	}
+	ev, created, err := m.store.CreateGallery(ctx, ref, time.Now())
 	if err != nil {
 		return Gallery{}, false, err
 	}
@@ -283,21 +350,84 @@ func (m *Manager) CreateGallery(ctx context.Context, name string) (Gallery, bool
 		// Created meanwhile by another replica: wait (boundedly) to see it.
 		m.poke()
 		wctx, cancel := context.WithTimeout(ctx, m.cfg.SyncWait)
-		_ = m.waitFor(wctx, func() bool { return m.gallery(name) != nil })
+		_ = m.waitFor(wctx, func() bool { return m.gallery(ref) != nil })
 		cancel()
 	}
-	g := m.gallery(name)
+	g := m.gallery(ref)
 	if g == nil {
-		return Gallery{Name: name, Created: ev.Created}, created, nil
+		return Gallery{Name: ref.Name, Created: ev.Created}, created, nil
 	}
 	return m.describe(g), created, nil
+}
+
+// DeleteGallery removes a gallery and all its faces; it returns how many
+// faces.
+func (m *Manager) DeleteGallery(ctx context.Context, ref Ref) (int, error) {
+	if err := ref.Validate(); err != nil {
+		return 0, err
+	}
+	unlock := m.lockWrite()
+	defer unlock()
+	ev, n, err := m.store.DeleteGallery(ctx, ref)
+	if err != nil {
+		return 0, err
+	}
+	if err := m.commit(ctx, ev); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// Galleries lists up to limit of tenant's galleries whose names sort
+// after after, by name; more says whether others follow. It answers from
+// this replica's view.
+func (m *Manager) Galleries(tenant, after string, limit int) (gs []Gallery, more bool, err error) {
+	if err := ValidTenant(tenant); err != nil {
+		return nil, false, err
+	}
+	m.mu.RLock()
+	var page []*galleryState
+	if t := m.tenants[tenant]; t != nil {
+		for name, g := range t.galleries {
+			if name > after {
+				page = append(page, g)
+			}
+		}
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(page, func(a, b *galleryState) int { return strings.Compare(a.ref.Name, b.ref.Name) })
+	if len(page) > limit {
+		page, more = page[:limit], true
+	}
+	gs = make([]Gallery, len(page))
+	for i, g := range page {
+		gs[i] = m.describe(g)
+	}
+	return gs, more, nil
+}
+
+// Subjects lists up to limit of a gallery's subjects whose names sort
+// after after (bytewise), with their numbers of faces, from the store;
+// more says whether others follow.
+func (m *Manager) Subjects(ctx context.Context, ref Ref, after string, limit int) (ss []SubjectInfo, more bool, err error) {
+	if err := ref.Validate(); err != nil {
+		return nil, false, err
+	}
+	ss, err = m.store.Subjects(ctx, ref, after, limit+1)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(ss) > limit {
+		ss, more = ss[:limit], true
+	}
+	return ss, more, nil
 }
 
 // AddFace enrolls an embedding that the embedder with id model computed
 // for subject, and returns the new face's id. A gallery whose faces all
 // carry other embedder ids refuses it (MismatchError).
-func (m *Manager) AddFace(ctx context.Context, gallery, subject, model string, emb []float32) (string, error) {
-	if err := ValidGalleryName(gallery); err != nil {
+func (m *Manager) AddFace(ctx context.Context, ref Ref, subject, model string, emb []float32) (string, error) {
+	if err := ref.Validate(); err != nil {
 		return "", err
 	}
 	if err := ValidSubjectName(subject); err != nil {
@@ -311,15 +441,21 @@ func (m *Manager) AddFace(ctx context.Context, gallery, subject, model string, e
 	}
 	// A shared store knows galleries this replica may not have seen yet;
 	// it answers ErrGalleryNotFound itself.
-	g := m.gallery(gallery)
+	g := m.gallery(ref)
 	if g == nil && m.feed == nil {
 		return "", ErrGalleryNotFound
 	}
 	unlock := m.lockWrite()
 	defer unlock()
 	m.mu.RLock()
-	total := m.faces
+	total, mine := m.faces, 0
+	if t := m.tenants[ref.Tenant]; t != nil {
+		mine = t.faces
+	}
 	m.mu.RUnlock()
+	if q := m.cfg.quota(ref.Tenant); mine >= q.Faces {
+		return "", &LimitError{What: "faces per tenant", Limit: q.Faces}
+	}
 	if total >= m.cfg.MaxFaces {
 		return "", &LimitError{What: "faces", Limit: m.cfg.MaxFaces}
 	}
@@ -331,10 +467,10 @@ func (m *Manager) AddFace(ctx context.Context, gallery, subject, model string, e
 	// its transaction instead.
 	if g != nil && m.feed == nil {
 		if held := g.models(); len(held) > 0 && !slices.ContainsFunc(held, func(s Space) bool { return s.Model == model }) {
-			return "", &MismatchError{Gallery: gallery, Held: held[0].Model, Model: model}
+			return "", &MismatchError{Gallery: ref.Name, Held: held[0].Model, Model: model}
 		}
 	}
-	f := Face{ID: newFaceID(), Gallery: gallery, Subject: subject, Model: model, Embedding: emb, Created: time.Now().UTC()}
+	f := Face{ID: newFaceID(), Gallery: ref, Subject: subject, Model: model, Embedding: emb, Created: time.Now().UTC()}
 	ev, err := m.store.AddFace(ctx, f)
 	if err != nil {
 		return "", err
@@ -346,19 +482,19 @@ func (m *Manager) AddFace(ctx context.Context, gallery, subject, model string, e
 }
 
 // Subject lists a subject's faces, from the store.
-func (m *Manager) Subject(ctx context.Context, gallery, subject string) ([]FaceInfo, error) {
-	if err := ValidGalleryName(gallery); err != nil {
+func (m *Manager) Subject(ctx context.Context, ref Ref, subject string) ([]FaceInfo, error) {
+	if err := ref.Validate(); err != nil {
 		return nil, err
 	}
 	if err := ValidSubjectName(subject); err != nil {
 		return nil, err
 	}
-	return m.store.Faces(ctx, gallery, subject)
+	return m.store.Faces(ctx, ref, subject)
 }
 
 // DeleteSubject removes a subject and all its faces; it returns how many.
-func (m *Manager) DeleteSubject(ctx context.Context, gallery, subject string) (int, error) {
-	if err := ValidGalleryName(gallery); err != nil {
+func (m *Manager) DeleteSubject(ctx context.Context, ref Ref, subject string) (int, error) {
+	if err := ref.Validate(); err != nil {
 		return 0, err
 	}
 	if err := ValidSubjectName(subject); err != nil {
@@ -366,7 +502,7 @@ func (m *Manager) DeleteSubject(ctx context.Context, gallery, subject string) (i
 	}
 	unlock := m.lockWrite()
 	defer unlock()
-	ev, n, err := m.store.DeleteSubject(ctx, gallery, subject)
+	ev, n, err := m.store.DeleteSubject(ctx, ref, subject)
 	if err != nil {
 		return 0, err
 	}
@@ -380,11 +516,11 @@ func (m *Manager) DeleteSubject(ctx context.Context, gallery, subject string) (i
 // gallery: up to k subjects by their most similar face of that embedder,
 // best first, none below minSim. Faces of other embedders are never
 // compared with q.
-func (m *Manager) Search(gallery, model string, q []float32, k int, minSim float64) ([]Match, error) {
+func (m *Manager) Search(ref Ref, model string, q []float32, k int, minSim float64) ([]Match, error) {
 	if err := m.checkQuery(model, q); err != nil {
 		return nil, err
 	}
-	g := m.gallery(gallery)
+	g := m.gallery(ref)
 	if g == nil {
 		return nil, ErrGalleryNotFound
 	}
@@ -413,8 +549,8 @@ func (m *Manager) checkQuery(model string, v []float32) error {
 // Spaces lists the embedder ids of gallery's faces, most faces first; nil
 // for an empty or unknown gallery. Callers embed with the first one they
 // have loaded, so that a gallery is always searched in its own space.
-func (m *Manager) Spaces(gallery string) []Space {
-	g := m.gallery(gallery)
+func (m *Manager) Spaces(ref Ref) []Space {
+	g := m.gallery(ref)
 	if g == nil {
 		return nil
 	}
@@ -424,7 +560,7 @@ func (m *Manager) Spaces(gallery string) []Space {
 // MayExist is false only when the gallery certainly does not exist, so a
 // caller can refuse a request before costly work. With a shared store a
 // gallery this replica has not seen yet may exist, so it is always true.
-func (m *Manager) MayExist(name string) bool { return m.feed != nil || m.gallery(name) != nil }
+func (m *Manager) MayExist(ref Ref) bool { return m.feed != nil || m.gallery(ref) != nil }
 
 // Stats are totals for metrics and logs.
 type Stats struct {
@@ -442,20 +578,25 @@ func (m *Manager) Stats() Stats {
 
 func (m *Manager) describe(g *galleryState) Gallery {
 	f, s := g.counts()
-	return Gallery{Name: g.name, Created: g.created, Subjects: s, Faces: f}
+	return Gallery{Name: g.ref.Name, Created: g.created, Subjects: s, Faces: f}
 }
 
-func (m *Manager) gallery(name string) *galleryState {
+func (m *Manager) gallery(ref Ref) *galleryState {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.galleries[name]
+	if t := m.tenants[ref.Tenant]; t != nil {
+		return t.galleries[ref.Name]
+	}
+	return nil
 }
 
 func (m *Manager) sizes() (galleries, subjects, faces, largest int) {
 	m.mu.RLock()
-	gs := make([]*galleryState, 0, len(m.galleries))
-	for _, g := range m.galleries {
-		gs = append(gs, g)
+	gs := make([]*galleryState, 0, m.galleries)
+	for _, t := range m.tenants {
+		for _, g := range t.galleries {
+			gs = append(gs, g)
+		}
 	}
 	m.mu.RUnlock()
 	for _, g := range gs {
@@ -523,14 +664,39 @@ func (m *Manager) waitFor(ctx context.Context, cond func() bool) error {
 	}
 }
 
-// apply changes the indexes by one event. It is idempotent: a face already
-// present, or a subject already gone, is left alone.
+// apply changes the indexes by one event. It is idempotent: a gallery or
+// face already present, or a subject or gallery already gone, is left
+// alone.
 func (m *Manager) apply(ev Event) {
 	switch ev.Op {
 	case OpCreateGallery:
 		m.mu.Lock()
-		if m.galleries[ev.Gallery] == nil {
-			m.galleries[ev.Gallery] = newGalleryState(ev.Gallery, ev.Created)
+		t := m.tenants[ev.Gallery.Tenant]
+		if t == nil {
+			t = &tenantState{galleries: map[string]*galleryState{}}
+			m.tenants[ev.Gallery.Tenant] = t
+		}
+		if t.galleries[ev.Gallery.Name] == nil {
+			t.galleries[ev.Gallery.Name] = newGalleryState(m.ctx, ev.Gallery, ev.Created)
+			m.galleries++
+		}
+		m.mu.Unlock()
+	case OpDeleteGallery:
+		g := m.gallery(ev.Gallery)
+		if g == nil {
+			return
+		}
+		g.cancel()
+		n, _ := g.counts()
+		m.mu.Lock()
+		if t := m.tenants[ev.Gallery.Tenant]; t != nil && t.galleries[ev.Gallery.Name] == g {
+			delete(t.galleries, ev.Gallery.Name)
+			m.galleries--
+			t.faces -= n
+			m.faces -= n
+			if len(t.galleries) == 0 {
+				delete(m.tenants, ev.Gallery.Tenant)
+			}
 		}
 		m.mu.Unlock()
 	case OpAddFace:
@@ -551,9 +717,7 @@ func (m *Manager) apply(ev Event) {
 		m.maybeRebuild(idx)
 		idx.mu.Unlock()
 		if added {
-			m.mu.Lock()
-			m.faces++
-			m.mu.Unlock()
+			m.countFaces(ev.Gallery.Tenant, 1)
 		}
 	case OpDeleteSubject:
 		g := m.gallery(ev.Gallery)
@@ -568,9 +732,17 @@ func (m *Manager) apply(ev Event) {
 			idx.mu.Unlock()
 		}
 		g.dropEmpty()
-		m.mu.Lock()
-		m.faces -= n
-		m.mu.Unlock()
+		m.countFaces(ev.Gallery.Tenant, -n)
+	}
+}
+
+// countFaces adds n to the faces of tenant and of the whole.
+func (m *Manager) countFaces(tenant string, n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.faces += n
+	if t := m.tenants[tenant]; t != nil {
+		t.faces += n
 	}
 }
 
@@ -578,14 +750,14 @@ func (m *Manager) apply(ev Event) {
 // share of tombstones calls for one; g.mu must be held.
 func (m *Manager) maybeRebuild(g *galleryIndex) {
 	kind, ok := g.rebuildWanted(m.cfg.Index)
-	if !ok || m.ctx.Err() != nil {
+	if !ok || g.ctx.Err() != nil {
 		return
 	}
 	refs, vecs := g.snapshot()
 	m.wg.Go(func() {
 		select {
 		case m.builds <- struct{}{}:
-		case <-m.ctx.Done():
+		case <-g.ctx.Done():
 			g.mu.Lock()
 			g.building, g.pending = false, nil
 			g.mu.Unlock()
@@ -593,11 +765,11 @@ func (m *Manager) maybeRebuild(g *galleryIndex) {
 		}
 		defer func() { <-m.builds }()
 		start := time.Now()
-		err := g.rebuild(m.ctx, kind, m.cfg.Index, refs, vecs)
+		err := g.rebuild(g.ctx, kind, m.cfg.Index, refs, vecs)
 		d := time.Since(start)
 		m.obs.Rebuilt(kind, d, err)
 		if err != nil {
-			if m.ctx.Err() == nil {
+			if g.ctx.Err() == nil {
 				m.log.Error("index rebuild failed", "gallery", g.name, "kind", kind, "err", err)
 			}
 			return

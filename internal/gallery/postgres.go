@@ -36,40 +36,73 @@ var (
 // NotifyChannel is the LISTEN/NOTIFY channel of the change log.
 const NotifyChannel = "visionserve_galleries"
 
-// schema is version 1 of the tables. Creating them is idempotent and runs
-// under an advisory lock, so replicas starting together do not race.
-var schema = []string{
-	`CREATE TABLE IF NOT EXISTS visionserve_galleries (
-		name    text PRIMARY KEY,
-		created timestamptz NOT NULL)`,
-	`CREATE TABLE IF NOT EXISTS visionserve_faces (
-		id        text PRIMARY KEY,
-		gallery   text NOT NULL REFERENCES visionserve_galleries(name) ON DELETE CASCADE,
-		subject   text NOT NULL,
-		model     text NOT NULL,
-		embedding bytea NOT NULL,
-		created   timestamptz NOT NULL)`,
-	`CREATE INDEX IF NOT EXISTS visionserve_faces_subject ON visionserve_faces (gallery, subject)`,
-	// Added with embedder swaps: AddFace asks which embedders a gallery's
-	// faces carry. Creating it on an existing database is harmless.
-	`CREATE INDEX IF NOT EXISTS visionserve_faces_model ON visionserve_faces (gallery, model)`,
-	`CREATE TABLE IF NOT EXISTS visionserve_changes (
-		seq     bigint PRIMARY KEY,
-		op      text NOT NULL,
-		gallery text NOT NULL,
-		subject text NOT NULL DEFAULT '',
-		face_id text NOT NULL DEFAULT '',
-		at      timestamptz NOT NULL DEFAULT now())`,
-	`CREATE TABLE IF NOT EXISTS visionserve_seq (
-		id  int PRIMARY KEY CHECK (id = 1),
-		seq bigint NOT NULL)`,
-	`INSERT INTO visionserve_seq (id, seq) VALUES (1, 0) ON CONFLICT (id) DO NOTHING`,
+// migrations[v] brings the tables from schema version v to v+1; a new
+// database runs them all. They run in one transaction under an advisory
+// lock, so replicas starting together do not race, and a failure leaves
+// the database as it was. The version is kept in visionserve_schema
+// (a database of version 1, which predates that table, is recognised by
+// its galleries table).
+var migrations = [][]string{
+	// 1: galleries, faces and the change log.
+	{
+		`CREATE TABLE IF NOT EXISTS visionserve_galleries (
+			name    text PRIMARY KEY,
+			created timestamptz NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS visionserve_faces (
+			id        text PRIMARY KEY,
+			gallery   text NOT NULL REFERENCES visionserve_galleries(name) ON DELETE CASCADE,
+			subject   text NOT NULL,
+			model     text NOT NULL,
+			embedding bytea NOT NULL,
+			created   timestamptz NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS visionserve_faces_subject ON visionserve_faces (gallery, subject)`,
+		// Added with embedder swaps: AddFace asks which embedders a
+		// gallery's faces carry.
+		`CREATE INDEX IF NOT EXISTS visionserve_faces_model ON visionserve_faces (gallery, model)`,
+		`CREATE TABLE IF NOT EXISTS visionserve_changes (
+			seq     bigint PRIMARY KEY,
+			op      text NOT NULL,
+			gallery text NOT NULL,
+			subject text NOT NULL DEFAULT '',
+			face_id text NOT NULL DEFAULT '',
+			at      timestamptz NOT NULL DEFAULT now())`,
+		`CREATE TABLE IF NOT EXISTS visionserve_seq (
+			id  int PRIMARY KEY CHECK (id = 1),
+			seq bigint NOT NULL)`,
+		`INSERT INTO visionserve_seq (id, seq) VALUES (1, 0) ON CONFLICT (id) DO NOTHING`,
+	},
+	// 2: galleries belong to a tenant. Existing rows get the default
+	// tenant (''); a gallery is keyed by (tenant, name). Names compare
+	// and sort bytewise (COLLATE "C"), as in the embedded store, so
+	// listings page the same way on both.
+	{
+		`ALTER TABLE visionserve_galleries ADD COLUMN tenant text COLLATE "C" NOT NULL DEFAULT ''`,
+		`ALTER TABLE visionserve_faces ADD COLUMN tenant text COLLATE "C" NOT NULL DEFAULT ''`,
+		`ALTER TABLE visionserve_changes ADD COLUMN tenant text NOT NULL DEFAULT ''`,
+		`DROP INDEX visionserve_faces_subject`,
+		`DROP INDEX visionserve_faces_model`,
+		`ALTER TABLE visionserve_faces DROP CONSTRAINT visionserve_faces_gallery_fkey`,
+		`ALTER TABLE visionserve_galleries DROP CONSTRAINT visionserve_galleries_pkey`,
+		`ALTER TABLE visionserve_galleries ALTER COLUMN name TYPE text COLLATE "C"`,
+		`ALTER TABLE visionserve_faces ALTER COLUMN gallery TYPE text COLLATE "C", ALTER COLUMN subject TYPE text COLLATE "C"`,
+		`ALTER TABLE visionserve_galleries ADD CONSTRAINT visionserve_galleries_pkey PRIMARY KEY (tenant, name)`,
+		`ALTER TABLE visionserve_faces ADD CONSTRAINT visionserve_faces_gallery_fkey
+			FOREIGN KEY (tenant, gallery) REFERENCES visionserve_galleries (tenant, name) ON DELETE CASCADE`,
+		`CREATE INDEX visionserve_faces_subject ON visionserve_faces (tenant, gallery, subject)`,
+		`CREATE INDEX visionserve_faces_model ON visionserve_faces (tenant, gallery, model)`,
+	},
 }
 
 // OpenPostgres connects to the database named by dsn (a postgres:// URL or
 // keyword/value string; the password may come from PGPASSWORD or a
-// .pgpass file instead) and creates the tables if needed.
+// .pgpass file instead) and creates or migrates the tables if needed.
 func OpenPostgres(ctx context.Context, dsn string, maxConns int) (*PostgresStore, error) {
+	return openPostgres(ctx, dsn, maxConns, len(migrations))
+}
+
+// openPostgres is OpenPostgres migrating up to schema version target
+// (tests make databases of earlier versions with it).
+func openPostgres(ctx context.Context, dsn string, maxConns, target int) (*PostgresStore, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("gallery store: postgres connection string: %w", err)
@@ -82,22 +115,44 @@ func OpenPostgres(ctx context.Context, dsn string, maxConns int) (*PostgresStore
 		return nil, fmt.Errorf("gallery store: %w", err)
 	}
 	s := &PostgresStore{pool: pool, dsn: dsn}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('visionserve_gallery_schema'))`); err != nil {
-			return err
-		}
-		for _, stmt := range schema {
-			if _, err := tx.Exec(ctx, stmt); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return migrate(ctx, tx, target) }); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("gallery store: create tables: %w", pgErr(err))
 	}
 	return s, nil
+}
+
+// migrate runs the migrations from the database's version to target.
+func migrate(ctx context.Context, tx pgx.Tx, target int) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('visionserve_gallery_schema'))`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS visionserve_schema (
+		id      int PRIMARY KEY CHECK (id = 1),
+		version int NOT NULL)`); err != nil {
+		return err
+	}
+	var version int
+	err := tx.QueryRow(ctx, `SELECT version FROM visionserve_schema WHERE id = 1`).Scan(&version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = tx.QueryRow(ctx, `SELECT CASE WHEN to_regclass('visionserve_galleries') IS NULL THEN 0 ELSE 1 END`).Scan(&version)
+	}
+	if err != nil {
+		return err
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("schema version %d; this visionserve reads %d and earlier", version, len(migrations))
+	}
+	for v := version; v < target; v++ {
+		for _, stmt := range migrations[v] {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("migrating to schema version %d: %w", v+1, err)
+			}
+		}
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO visionserve_schema (id, version) VALUES (1, $1)
+		ON CONFLICT (id) DO UPDATE SET version = excluded.version`, max(version, target))
+	return err
 }
 
 // Close implements Store.
@@ -114,14 +169,14 @@ func (s *PostgresStore) Load(ctx context.Context, fn func(Event) error) (uint64,
 		if err := tx.QueryRow(ctx, `SELECT seq FROM visionserve_seq WHERE id = 1`).Scan(&seq); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT name, created FROM visionserve_galleries ORDER BY name`)
+		rows, err := tx.Query(ctx, `SELECT tenant, name, created FROM visionserve_galleries ORDER BY tenant, name`)
 		if err != nil {
 			return err
 		}
 		var gals []Event
 		for rows.Next() {
 			ev := Event{Op: OpCreateGallery}
-			if err := rows.Scan(&ev.Gallery, &ev.Created); err != nil {
+			if err := rows.Scan(&ev.Gallery.Tenant, &ev.Gallery.Name, &ev.Created); err != nil {
 				rows.Close()
 				return err
 			}
@@ -135,7 +190,7 @@ func (s *PostgresStore) Load(ctx context.Context, fn func(Event) error) (uint64,
 				return err
 			}
 		}
-		rows, err = tx.Query(ctx, `SELECT id, gallery, subject, model, embedding, created FROM visionserve_faces`)
+		rows, err = tx.Query(ctx, `SELECT id, tenant, gallery, subject, model, embedding, created FROM visionserve_faces`)
 		if err != nil {
 			return err
 		}
@@ -143,7 +198,7 @@ func (s *PostgresStore) Load(ctx context.Context, fn func(Event) error) (uint64,
 		for rows.Next() {
 			var f Face
 			var emb []byte
-			if err := rows.Scan(&f.ID, &f.Gallery, &f.Subject, &f.Model, &emb, &f.Created); err != nil {
+			if err := rows.Scan(&f.ID, &f.Gallery.Tenant, &f.Gallery.Name, &f.Subject, &f.Model, &emb, &f.Created); err != nil {
 				return err
 			}
 			if f.Embedding, err = decodeEmbedding(emb); err != nil {
@@ -163,13 +218,13 @@ func (s *PostgresStore) Load(ctx context.Context, fn func(Event) error) (uint64,
 
 // change records a committed write in the log: next sequence number, log
 // row, notification. It must be the transaction's last step.
-func change(ctx context.Context, tx pgx.Tx, op Op, gallery, subject, faceID string) (uint64, error) {
+func change(ctx context.Context, tx pgx.Tx, op Op, g Ref, subject, faceID string) (uint64, error) {
 	var seq uint64
 	if err := tx.QueryRow(ctx, `UPDATE visionserve_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq`).Scan(&seq); err != nil {
 		return 0, err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO visionserve_changes (seq, op, gallery, subject, face_id) VALUES ($1, $2, $3, $4, $5)`,
-		seq, string(op), gallery, subject, faceID); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO visionserve_changes (seq, op, tenant, gallery, subject, face_id) VALUES ($1, $2, $3, $4, $5, $6)`,
+		seq, string(op), g.Tenant, g.Name, subject, faceID); err != nil {
 		return 0, err
 	}
 	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, strconv.FormatUint(seq, 10)); err != nil {
@@ -178,17 +233,29 @@ func change(ctx context.Context, tx pgx.Tx, op Op, gallery, subject, faceID stri
 	return seq, nil
 }
 
+// lockGallery locks g's row until the transaction ends, ordering the
+// writes to one gallery; ErrGalleryNotFound when there is none.
+func lockGallery(ctx context.Context, tx pgx.Tx, g Ref) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM visionserve_galleries WHERE tenant = $1 AND name = $2 FOR UPDATE`, g.Tenant, g.Name).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrGalleryNotFound
+	}
+	return err
+}
+
 // CreateGallery implements Store.
-func (s *PostgresStore) CreateGallery(ctx context.Context, name string, at time.Time) (Event, bool, error) {
-	ev := Event{Op: OpCreateGallery, Gallery: name, Created: at.UTC()}
+func (s *PostgresStore) CreateGallery(ctx context.Context, g Ref, at time.Time) (Event, bool, error) {
+	ev := Event{Op: OpCreateGallery, Gallery: g, Created: at.UTC()}
 	created := false
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO visionserve_galleries (name, created) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, ev.Created)
+		tag, err := tx.Exec(ctx, `INSERT INTO visionserve_galleries (tenant, name, created) VALUES ($1, $2, $3) ON CONFLICT (tenant, name) DO NOTHING`,
+			g.Tenant, g.Name, ev.Created)
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}
 		created = true
-		ev.Seq, err = change(ctx, tx, OpCreateGallery, name, "", "")
+		ev.Seq, err = change(ctx, tx, OpCreateGallery, g, "", "")
 		return err
 	})
 	if err != nil {
@@ -200,37 +267,60 @@ func (s *PostgresStore) CreateGallery(ctx context.Context, name string, at time.
 	return ev, true, nil
 }
 
+// DeleteGallery implements Store. The gallery's row is locked first, so an
+// enroll into it either commits before (and its face is counted and
+// removed) or finds no gallery.
+func (s *PostgresStore) DeleteGallery(ctx context.Context, g Ref) (Event, int, error) {
+	ev := Event{Op: OpDeleteGallery, Gallery: g}
+	n := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockGallery(ctx, tx, g); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM visionserve_faces WHERE tenant = $1 AND gallery = $2`, g.Tenant, g.Name)
+		if err != nil {
+			return err
+		}
+		n = int(tag.RowsAffected())
+		if _, err := tx.Exec(ctx, `DELETE FROM visionserve_galleries WHERE tenant = $1 AND name = $2`, g.Tenant, g.Name); err != nil {
+			return err
+		}
+		ev.Seq, err = change(ctx, tx, OpDeleteGallery, g, "", "")
+		return err
+	})
+	if err != nil {
+		return Event{}, 0, storePGErr(err)
+	}
+	return ev, n, nil
+}
+
 // AddFace implements Store. Replicas may enroll into one gallery with
 // different embedders during a swap, so the gallery's row is locked and
 // its faces' embedder ids checked in the same transaction: a gallery never
 // holds a new face of an embedder none of its faces carry.
 func (s *PostgresStore) AddFace(ctx context.Context, f Face) (Event, error) {
 	ev := Event{Op: OpAddFace, Gallery: f.Gallery, Subject: f.Subject, Face: &f}
+	g := f.Gallery
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var one int
-		err := tx.QueryRow(ctx, `SELECT 1 FROM visionserve_galleries WHERE name = $1 FOR UPDATE`, f.Gallery).Scan(&one)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrGalleryNotFound
-		}
-		if err != nil {
+		if err := lockGallery(ctx, tx, g); err != nil {
 			return err
 		}
-		// Two range scans instead of model <> $2, which would read every
+		// Two range scans instead of model <> $3, which would read every
 		// face of the same embedder.
 		var same bool
 		var other string
 		if err := tx.QueryRow(ctx, `SELECT
-			EXISTS (SELECT 1 FROM visionserve_faces WHERE gallery = $1 AND model = $2),
-			COALESCE((SELECT model FROM visionserve_faces WHERE gallery = $1 AND model < $2 LIMIT 1),
-			         (SELECT model FROM visionserve_faces WHERE gallery = $1 AND model > $2 LIMIT 1), '')`,
-			f.Gallery, f.Model).Scan(&same, &other); err != nil {
+			EXISTS (SELECT 1 FROM visionserve_faces WHERE tenant = $1 AND gallery = $2 AND model = $3),
+			COALESCE((SELECT model FROM visionserve_faces WHERE tenant = $1 AND gallery = $2 AND model < $3 LIMIT 1),
+			         (SELECT model FROM visionserve_faces WHERE tenant = $1 AND gallery = $2 AND model > $3 LIMIT 1), '')`,
+			g.Tenant, g.Name, f.Model).Scan(&same, &other); err != nil {
 			return err
 		}
 		if !same && other != "" {
-			return &MismatchError{Gallery: f.Gallery, Held: other, Model: f.Model}
+			return &MismatchError{Gallery: g.Name, Held: other, Model: f.Model}
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO visionserve_faces (id, gallery, subject, model, embedding, created) VALUES ($1, $2, $3, $4, $5, $6)`,
-			f.ID, f.Gallery, f.Subject, f.Model, encodeEmbedding(f.Embedding), f.Created)
+		_, err := tx.Exec(ctx, `INSERT INTO visionserve_faces (id, tenant, gallery, subject, model, embedding, created) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			f.ID, g.Tenant, g.Name, f.Subject, f.Model, encodeEmbedding(f.Embedding), f.Created)
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23503" { // foreign_key_violation
 			return ErrGalleryNotFound
@@ -238,7 +328,7 @@ func (s *PostgresStore) AddFace(ctx context.Context, f Face) (Event, error) {
 		if err != nil {
 			return err
 		}
-		ev.Seq, err = change(ctx, tx, OpAddFace, f.Gallery, f.Subject, f.ID)
+		ev.Seq, err = change(ctx, tx, OpAddFace, g, f.Subject, f.ID)
 		return err
 	})
 	if err != nil {
@@ -248,18 +338,18 @@ func (s *PostgresStore) AddFace(ctx context.Context, f Face) (Event, error) {
 }
 
 // DeleteSubject implements Store.
-func (s *PostgresStore) DeleteSubject(ctx context.Context, gallery, subject string) (Event, int, error) {
-	ev := Event{Op: OpDeleteSubject, Gallery: gallery, Subject: subject}
+func (s *PostgresStore) DeleteSubject(ctx context.Context, g Ref, subject string) (Event, int, error) {
+	ev := Event{Op: OpDeleteSubject, Gallery: g, Subject: subject}
 	n := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM visionserve_faces WHERE gallery = $1 AND subject = $2`, gallery, subject)
+		tag, err := tx.Exec(ctx, `DELETE FROM visionserve_faces WHERE tenant = $1 AND gallery = $2 AND subject = $3`, g.Tenant, g.Name, subject)
 		if err != nil {
 			return err
 		}
 		if n = int(tag.RowsAffected()); n == 0 {
-			return s.missing(ctx, tx, gallery)
+			return s.missing(ctx, tx, g, ErrSubjectNotFound)
 		}
-		ev.Seq, err = change(ctx, tx, OpDeleteSubject, gallery, subject, "")
+		ev.Seq, err = change(ctx, tx, OpDeleteSubject, g, subject, "")
 		return err
 	})
 	if err != nil {
@@ -268,41 +358,62 @@ func (s *PostgresStore) DeleteSubject(ctx context.Context, gallery, subject stri
 	return ev, n, nil
 }
 
-// missing says why a subject has no faces: its gallery is absent, or it is.
+// missing says why a query found nothing: ErrGalleryNotFound when g is
+// absent, else otherwise (nil: an empty answer is right).
 func (s *PostgresStore) missing(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
-}, gallery string) error {
+}, g Ref, otherwise error) error {
 	var exists bool
-	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM visionserve_galleries WHERE name = $1)`, gallery).Scan(&exists); err != nil {
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM visionserve_galleries WHERE tenant = $1 AND name = $2)`, g.Tenant, g.Name).Scan(&exists); err != nil {
 		return err
 	}
 	if !exists {
 		return ErrGalleryNotFound
 	}
-	return ErrSubjectNotFound
+	return otherwise
 }
 
 // Faces implements Store.
-func (s *PostgresStore) Faces(ctx context.Context, gallery, subject string) ([]FaceInfo, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, created FROM visionserve_faces WHERE gallery = $1 AND subject = $2 ORDER BY created, id`, gallery, subject)
+func (s *PostgresStore) Faces(ctx context.Context, g Ref, subject string) ([]FaceInfo, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, created FROM visionserve_faces WHERE tenant = $1 AND gallery = $2 AND subject = $3 ORDER BY created, id`,
+		g.Tenant, g.Name, subject)
 	if err != nil {
 		return nil, storePGErr(err)
 	}
-	var out []FaceInfo
-	for rows.Next() {
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (FaceInfo, error) {
 		var fi FaceInfo
-		if err := rows.Scan(&fi.ID, &fi.Created); err != nil {
-			rows.Close()
-			return nil, storePGErr(err)
-		}
+		err := row.Scan(&fi.ID, &fi.Created)
 		fi.Created = fi.Created.UTC()
-		out = append(out, fi)
-	}
-	if err := rows.Err(); err != nil {
+		return fi, err
+	})
+	if err != nil {
 		return nil, storePGErr(err)
 	}
 	if len(out) == 0 {
-		return nil, storePGErr(s.missing(ctx, s.pool, gallery))
+		return nil, storePGErr(s.missing(ctx, s.pool, g, ErrSubjectNotFound))
+	}
+	return out, nil
+}
+
+// Subjects implements Store: the (tenant, gallery, subject) index walked
+// from after on, a group per subject.
+func (s *PostgresStore) Subjects(ctx context.Context, g Ref, after string, limit int) ([]SubjectInfo, error) {
+	rows, err := s.pool.Query(ctx, `SELECT subject, count(*) FROM visionserve_faces
+		WHERE tenant = $1 AND gallery = $2 AND subject > $3
+		GROUP BY subject ORDER BY subject LIMIT $4`, g.Tenant, g.Name, after, limit)
+	if err != nil {
+		return nil, storePGErr(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (SubjectInfo, error) {
+		var si SubjectInfo
+		err := row.Scan(&si.Name, &si.Faces)
+		return si, err
+	})
+	if err != nil {
+		return nil, storePGErr(err)
+	}
+	if len(out) == 0 {
+		return nil, storePGErr(s.missing(ctx, s.pool, g, nil))
 	}
 	return out, nil
 }
@@ -311,10 +422,10 @@ func (s *PostgresStore) Faces(ctx context.Context, gallery, subject string) ([]F
 // with a nil Face; a later delete event follows it in the log.
 func (s *PostgresStore) Changes(ctx context.Context, after uint64, limit int) ([]Event, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT c.seq, c.op, c.gallery, c.subject, c.face_id, f.model, f.embedding, f.created, g.created
+		SELECT c.seq, c.op, c.tenant, c.gallery, c.subject, c.face_id, f.model, f.embedding, f.created, g.created
 		FROM visionserve_changes c
 		LEFT JOIN visionserve_faces f ON c.op = 'add_face' AND f.id = c.face_id
-		LEFT JOIN visionserve_galleries g ON c.op = 'create_gallery' AND g.name = c.gallery
+		LEFT JOIN visionserve_galleries g ON c.op = 'create_gallery' AND g.tenant = c.tenant AND g.name = c.gallery
 		WHERE c.seq > $1 ORDER BY c.seq LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, storePGErr(err)
@@ -329,7 +440,7 @@ func (s *PostgresStore) Changes(ctx context.Context, after uint64, limit int) ([
 			emb          []byte
 			fc, gCreated *time.Time
 		)
-		if err := rows.Scan(&ev.Seq, &op, &ev.Gallery, &ev.Subject, &faceID, &model, &emb, &fc, &gCreated); err != nil {
+		if err := rows.Scan(&ev.Seq, &op, &ev.Gallery.Tenant, &ev.Gallery.Name, &ev.Subject, &faceID, &model, &emb, &fc, &gCreated); err != nil {
 			return nil, storePGErr(err)
 		}
 		ev.Op = Op(op)

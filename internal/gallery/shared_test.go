@@ -31,17 +31,13 @@ func eventually(t *testing.T, bound time.Duration, what string, cond func() bool
 	return time.Since(start)
 }
 
-// TestSharedReplicas runs two managers on one PostgreSQL database, as two
-// replicas would, and checks that each sees the other's writes within a
-// bounded time: with notifications, and with polling alone.
-func TestSharedReplicas(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL")
-	}
-	ctx := context.Background()
+// replicas starts PostgreSQL and returns a function that opens a manager
+// on it, as one more replica would; a quiet one gets no notifications and
+// follows the log by polling alone.
+func replicas(t *testing.T) func(quiet bool) *Manager {
 	srv := pgtest.Start(t)
-	openPG := func(quiet bool) *Manager {
-		s, err := OpenPostgres(ctx, srv.DSN, 4)
+	return func(quiet bool) *Manager {
+		s, err := OpenPostgres(context.Background(), srv.DSN, 4)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,30 +47,41 @@ func TestSharedReplicas(t *testing.T) {
 		}
 		return open(t, st, testConfig())
 	}
+}
+
+// TestSharedReplicas runs two managers on one PostgreSQL database, as two
+// replicas would, and checks that each sees the other's writes within a
+// bounded time: with notifications, and with polling alone.
+func TestSharedReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	ctx := context.Background()
+	openPG := replicas(t)
 	a, b, c := openPG(false), openPG(false), openPG(true)
 	rng := rand.New(rand.NewPCG(11, 12))
 
-	if _, created, err := a.CreateGallery(ctx, "shared"); err != nil || !created {
+	if _, created, err := a.CreateGallery(ctx, Ref{Name: "shared"}); err != nil || !created {
 		t.Fatalf("create: %v %v", created, err)
 	}
 	// The writer sees its own write at once.
-	if a.gallery("shared") == nil {
+	if a.gallery(Ref{Name: "shared"}) == nil {
 		t.Fatal("writer does not see its own gallery")
 	}
-	if _, created, err := b.CreateGallery(ctx, "shared"); err != nil || created {
+	if _, created, err := b.CreateGallery(ctx, Ref{Name: "shared"}); err != nil || created {
 		t.Fatalf("second replica's create: created=%v err=%v", created, err)
 	}
 	v := unit(rng)
-	id, err := a.AddFace(ctx, "shared", "alice", testModel, v)
+	id, err := a.AddFace(ctx, Ref{Name: "shared"}, "alice", testModel, v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := a.Search("shared", testModel, v, 1, 0.99); len(got) != 1 {
+	if got, _ := a.Search(Ref{Name: "shared"}, testModel, v, 1, 0.99); len(got) != 1 {
 		t.Fatal("writer does not find its own enroll")
 	}
 	found := func(m *Manager) func() bool {
 		return func() bool {
-			got, err := m.Search("shared", testModel, v, 1, 0.99)
+			got, err := m.Search(Ref{Name: "shared"}, testModel, v, 1, 0.99)
 			return err == nil && len(got) == 1 && got[0].Subject == "alice"
 		}
 	}
@@ -82,47 +89,47 @@ func TestSharedReplicas(t *testing.T) {
 	t.Logf("b saw a's enroll after %v", d)
 	d = eventually(t, 3*testConfig().PollInterval, "enroll on a, seen by c (polling only)", found(c))
 	t.Logf("c (no notifications) saw it after %v", d)
-	faces, err := c.Subject(ctx, "shared", "alice")
+	faces, err := c.Subject(ctx, Ref{Name: "shared"}, "alice")
 	if err != nil || len(faces) != 1 || faces[0].ID != id {
 		t.Fatalf("subject through c: %+v %v", faces, err)
 	}
 
 	// A delete through b disappears everywhere.
-	if n, err := b.DeleteSubject(ctx, "shared", "alice"); err != nil || n != 1 {
+	if n, err := b.DeleteSubject(ctx, Ref{Name: "shared"}, "alice"); err != nil || n != 1 {
 		t.Fatalf("delete: %d %v", n, err)
 	}
 	gone := func(m *Manager) func() bool { return func() bool { return !found(m)() } }
 	eventually(t, 2*time.Second, "delete on b, seen by a", gone(a))
 	eventually(t, 3*testConfig().PollInterval, "delete on b, seen by c", gone(c))
-	if _, err := a.DeleteSubject(ctx, "shared", "alice"); !errors.Is(err, ErrSubjectNotFound) {
+	if _, err := a.DeleteSubject(ctx, Ref{Name: "shared"}, "alice"); !errors.Is(err, ErrSubjectNotFound) {
 		t.Fatalf("delete again: %v", err)
 	}
 
 	// A gallery created on one replica accepts enrolls through another
 	// at once: the database, not the replica's view, decides.
-	if _, _, err := c.CreateGallery(ctx, "fresh"); err != nil {
+	if _, _, err := c.CreateGallery(ctx, Ref{Name: "fresh"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.AddFace(ctx, "fresh", "bob", testModel, unit(rng)); err != nil {
+	if _, err := b.AddFace(ctx, Ref{Name: "fresh"}, "bob", testModel, unit(rng)); err != nil {
 		t.Fatalf("enroll through a replica that may not have seen the gallery yet: %v", err)
 	}
-	if _, err := b.AddFace(ctx, "missing", "bob", testModel, unit(rng)); !errors.Is(err, ErrGalleryNotFound) {
+	if _, err := b.AddFace(ctx, Ref{Name: "missing"}, "bob", testModel, unit(rng)); !errors.Is(err, ErrGalleryNotFound) {
 		t.Fatalf("enroll into a missing gallery: %v", err)
 	}
 
 	// Ordering: an add then a delete of the same subject, through
 	// different replicas, ends with the subject gone everywhere.
 	for i := range 5 {
-		if _, err := a.AddFace(ctx, "shared", "carol", testModel, unit(rng)); err != nil {
+		if _, err := a.AddFace(ctx, Ref{Name: "shared"}, "carol", testModel, unit(rng)); err != nil {
 			t.Fatal(i, err)
 		}
-		if _, err := b.DeleteSubject(ctx, "shared", "carol"); err != nil {
+		if _, err := b.DeleteSubject(ctx, Ref{Name: "shared"}, "carol"); err != nil {
 			t.Fatal(i, err)
 		}
 	}
 	for _, m := range []*Manager{a, b, c} {
 		eventually(t, 3*testConfig().PollInterval, "carol gone", func() bool {
-			g := m.gallery("shared")
+			g := m.gallery(Ref{Name: "shared"})
 			return g != nil && g.subjectFaces("carol") == 0 && m.Stats().Applied == a.Stats().Applied
 		})
 	}
@@ -156,11 +163,11 @@ func TestPrunedLogReloads(t *testing.T) {
 	b.cancel()
 	b.wg.Wait()
 	rng := rand.New(rand.NewPCG(13, 14))
-	if _, _, err := a.CreateGallery(ctx, "g"); err != nil {
+	if _, _, err := a.CreateGallery(ctx, Ref{Name: "g"}); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if _, err := a.AddFace(ctx, "g", "x", testModel, unit(rng)); err != nil {
+		if _, err := a.AddFace(ctx, Ref{Name: "g"}, "x", testModel, unit(rng)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -2,6 +2,7 @@ package gallery
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -42,15 +43,20 @@ type Space struct {
 // A gallery normally holds one space; a second appears only from faces
 // stored before the embedder changed (the store never mixes them since).
 type galleryState struct {
-	name    string
+	ref     Ref
 	created time.Time
+	// ctx ends when the gallery is deleted (or the manager closed, or
+	// its galleries reloaded): its indexes' background builds stop.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu     sync.RWMutex // guards the map; each index has its own lock
 	spaces map[string]*galleryIndex
 }
 
-func newGalleryState(name string, created time.Time) *galleryState {
-	return &galleryState{name: name, created: created, spaces: map[string]*galleryIndex{}}
+func newGalleryState(parent context.Context, ref Ref, created time.Time) *galleryState {
+	ctx, cancel := context.WithCancel(parent)
+	return &galleryState{ref: ref, created: created, ctx: ctx, cancel: cancel, spaces: map[string]*galleryIndex{}}
 }
 
 // space returns the index of model's faces, or nil.
@@ -70,7 +76,7 @@ func (g *galleryState) spaceFor(model string, dim int) *galleryIndex {
 	defer g.mu.Unlock()
 	idx := g.spaces[model]
 	if idx == nil {
-		idx = newGalleryIndex(g.name, model, dim)
+		idx = newGalleryIndex(g.ctx, g.ref.String(), model, dim)
 		g.spaces[model] = idx
 	}
 	return idx

@@ -3,7 +3,6 @@ package gallery
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -46,11 +45,57 @@ func (e *LimitError) Unwrap() error { return ErrLimit }
 
 // Naming rules. Gallery names appear in URLs and configuration, so they
 // are plain; subject names are often people's names or external ids, so
-// any printable text without "/" is allowed.
+// any printable text without "/" is allowed. Tenant names come from
+// credentials (an API key's tenant, a JWT's tenant claim), not from
+// requests, and are only bounded.
 const (
 	MaxGalleryName = 64
 	MaxSubjectName = 128
+	MaxTenantName  = 256
 )
+
+// DefaultTenant is the tenant of every principal that names none: an API
+// key configured without a tenant, a JWT without the tenant claim, and the
+// anonymous principal of a server with authentication off. They share its
+// galleries, and galleries stored before galleries had tenants belong to
+// it. The same principals share the default rate limits (package
+// ratelimit), so "no tenant" means one tenant in both places.
+const DefaultTenant = ""
+
+// Ref names a gallery: the tenant that owns it and its name in that
+// tenant's namespace. Namespaces never meet: two tenants' galleries of one
+// name are two galleries, and no request can name another tenant's
+// gallery, so another tenant's gallery is indistinguishable from one that
+// does not exist.
+type Ref struct {
+	Tenant string
+	Name   string
+}
+
+// String names the gallery in logs.
+func (r Ref) String() string {
+	if r.Tenant == DefaultTenant {
+		return r.Name
+	}
+	return r.Tenant + "/" + r.Name
+}
+
+// Validate checks the tenant and the gallery name.
+func (r Ref) Validate() error {
+	if err := ValidTenant(r.Tenant); err != nil {
+		return err
+	}
+	return ValidGalleryName(r.Name)
+}
+
+// ValidTenant reports whether name is at most 256 bytes of UTF-8 without
+// NUL (which neither store can hold).
+func ValidTenant(name string) error {
+	if len(name) > MaxTenantName || !utf8.ValidString(name) || strings.ContainsRune(name, 0) {
+		return fmt.Errorf("%w: the credential's tenant must be at most %d bytes of UTF-8 without NUL", ErrInvalidName, MaxTenantName)
+	}
+	return nil
+}
 
 // ValidGalleryName reports whether name is 1-64 of A-Z a-z 0-9 . _ -,
 // starting with a letter or digit.
@@ -84,7 +129,7 @@ func ValidSubjectName(name string) error {
 // Face is one enrolled face.
 type Face struct {
 	ID        string
-	Gallery   string
+	Gallery   Ref
 	Subject   string
 	Model     string // identifies the embedder; embeddings of different models do not compare
 	Embedding []float32
@@ -97,6 +142,12 @@ type FaceInfo struct {
 	Created time.Time `json:"created"`
 }
 
+// SubjectInfo is one subject of a gallery's listing.
+type SubjectInfo struct {
+	Name  string `json:"subject"`
+	Faces int    `json:"faces"`
+}
+
 // Op is the kind of a change.
 type Op string
 
@@ -105,6 +156,7 @@ const (
 	OpCreateGallery Op = "create_gallery"
 	OpAddFace       Op = "add_face"
 	OpDeleteSubject Op = "delete_subject"
+	OpDeleteGallery Op = "delete_gallery"
 )
 
 // Event is one change to the galleries. Seq orders the events of a shared
@@ -112,7 +164,7 @@ const (
 type Event struct {
 	Seq     uint64
 	Op      Op
-	Gallery string
+	Gallery Ref
 	Subject string    // OpAddFace, OpDeleteSubject
 	Face    *Face     // OpAddFace; nil when the face was deleted since
 	Created time.Time // OpCreateGallery
@@ -127,7 +179,10 @@ type Store interface {
 	Load(ctx context.Context, fn func(Event) error) (seq uint64, err error)
 	// CreateGallery creates the gallery; created is false (and the event
 	// zero) when it existed already.
-	CreateGallery(ctx context.Context, name string, at time.Time) (ev Event, created bool, err error)
+	CreateGallery(ctx context.Context, g Ref, at time.Time) (ev Event, created bool, err error)
+	// DeleteGallery removes the gallery and all its faces, and reports
+	// how many faces; ErrGalleryNotFound when it is absent.
+	DeleteGallery(ctx context.Context, g Ref) (Event, int, error)
 	// AddFace stores f; ErrGalleryNotFound when its gallery is absent.
 	// A store that several processes write refuses a face whose embedder
 	// id none of the gallery's faces carry, if it holds any (a
@@ -135,9 +190,13 @@ type Store interface {
 	AddFace(ctx context.Context, f Face) (Event, error)
 	// DeleteSubject removes every face of the subject and reports how
 	// many; ErrGalleryNotFound or ErrSubjectNotFound when there is none.
-	DeleteSubject(ctx context.Context, gallery, subject string) (Event, int, error)
+	DeleteSubject(ctx context.Context, g Ref, subject string) (Event, int, error)
 	// Faces lists the faces of a subject, oldest first.
-	Faces(ctx context.Context, gallery, subject string) ([]FaceInfo, error)
+	Faces(ctx context.Context, g Ref, subject string) ([]FaceInfo, error)
+	// Subjects lists up to limit subjects of the gallery whose names
+	// sort after after, in byte order (the same in both stores), with
+	// their numbers of faces; ErrGalleryNotFound when it is absent.
+	Subjects(ctx context.Context, g Ref, after string, limit int) ([]SubjectInfo, error)
 	Close() error
 }
 
@@ -161,27 +220,6 @@ func newFaceID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])
-}
-
-// encodeEmbedding packs v as little-endian float32s.
-func encodeEmbedding(v []float32) []byte {
-	out := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(x))
-	}
-	return out
-}
-
-// decodeEmbedding unpacks encodeEmbedding's output.
-func decodeEmbedding(b []byte) ([]float32, error) {
-	if len(b)%4 != 0 {
-		return nil, fmt.Errorf("%w: %d bytes is not a whole number of float32s", ErrEmbedding, len(b))
-	}
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out, nil
 }
 
 // checkEmbedding rejects vectors of the wrong length or with non-finite

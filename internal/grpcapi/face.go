@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/face"
 	"github.com/visionserve/visionserve/internal/gallery"
 	v1 "github.com/visionserve/visionserve/proto/visionserve/v1"
@@ -25,6 +26,20 @@ func (s *faceService) core() (*face.Service, error) {
 		return nil, face.ErrDisabled
 	}
 	return s.face, nil
+}
+
+// galleryRef names a request's gallery in its caller's tenant (the
+// credential's, or the default tenant): a call can only ever name
+// galleries of its own tenant, as over HTTP.
+func galleryRef(ctx context.Context, name string) gallery.Ref {
+	return gallery.Ref{Tenant: tenantOf(ctx), Name: name}
+}
+
+func tenantOf(ctx context.Context) string {
+	if p := auth.PrincipalFrom(ctx); p != nil {
+		return p.Tenant
+	}
+	return gallery.DefaultTenant
 }
 
 // faceInput checks an image field and wraps it for the core.
@@ -86,12 +101,56 @@ func (s *faceService) CreateGallery(ctx context.Context, req *v1.CreateGalleryRe
 	if err != nil {
 		return nil, err
 	}
-	g, created, err := fs.CreateGallery(ctx, req.GetGallery())
+	g, created, err := fs.CreateGallery(ctx, galleryRef(ctx, req.GetGallery()))
 	if err != nil {
 		return nil, err
 	}
 	return &v1.CreateGalleryResponse{Name: g.Name, Created: timestamp(g.Created), Subjects: int32(g.Subjects),
 		Faces: int32(g.Faces), Existed: !created}, nil
+}
+
+func (s *faceService) ListGalleries(ctx context.Context, req *v1.ListGalleriesRequest) (*v1.ListGalleriesResponse, error) {
+	fs, err := s.core()
+	if err != nil {
+		return nil, err
+	}
+	page, err := fs.ListGalleries(ctx, tenantOf(ctx), face.Page{Size: int(req.GetPageSize()), Token: req.GetPageToken()})
+	if err != nil {
+		return nil, err
+	}
+	out := &v1.ListGalleriesResponse{Galleries: make([]*v1.Gallery, len(page.Galleries)), NextPageToken: page.NextPageToken}
+	for i, g := range page.Galleries {
+		out.Galleries[i] = &v1.Gallery{Name: g.Name, Created: timestamp(g.Created), Subjects: int32(g.Subjects), Faces: int32(g.Faces)}
+	}
+	return out, nil
+}
+
+func (s *faceService) DeleteGallery(ctx context.Context, req *v1.DeleteGalleryRequest) (*v1.DeleteGalleryResponse, error) {
+	fs, err := s.core()
+	if err != nil {
+		return nil, err
+	}
+	n, err := fs.DeleteGallery(ctx, galleryRef(ctx, req.GetGallery()))
+	if err != nil {
+		return nil, err
+	}
+	return &v1.DeleteGalleryResponse{Faces: int32(n)}, nil
+}
+
+func (s *faceService) ListSubjects(ctx context.Context, req *v1.ListSubjectsRequest) (*v1.ListSubjectsResponse, error) {
+	fs, err := s.core()
+	if err != nil {
+		return nil, err
+	}
+	page, err := fs.ListSubjects(ctx, galleryRef(ctx, req.GetGallery()), face.Page{Size: int(req.GetPageSize()), Token: req.GetPageToken()})
+	if err != nil {
+		return nil, err
+	}
+	out := &v1.ListSubjectsResponse{Gallery: page.Gallery, Subjects: make([]*v1.SubjectSummary, len(page.Subjects)), NextPageToken: page.NextPageToken}
+	for i, sub := range page.Subjects {
+		out.Subjects[i] = &v1.SubjectSummary{Subject: sub.Name, Faces: int32(sub.Faces)}
+	}
+	return out, nil
 }
 
 func (s *faceService) Enroll(ctx context.Context, req *v1.EnrollRequest) (*v1.EnrollResponse, error) {
@@ -103,7 +162,7 @@ func (s *faceService) Enroll(ctx context.Context, req *v1.EnrollRequest) (*v1.En
 	if err != nil {
 		return nil, err
 	}
-	res, err := fs.Enroll(ctx, req.GetGallery(), req.GetSubject(), in)
+	res, err := fs.Enroll(ctx, galleryRef(ctx, req.GetGallery()), req.GetSubject(), in)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +174,7 @@ func (s *faceService) GetSubject(ctx context.Context, req *v1.GetSubjectRequest)
 	if err != nil {
 		return nil, err
 	}
-	faces, err := fs.Subject(ctx, req.GetGallery(), req.GetSubject())
+	faces, err := fs.Subject(ctx, galleryRef(ctx, req.GetGallery()), req.GetSubject())
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +190,7 @@ func (s *faceService) DeleteSubject(ctx context.Context, req *v1.DeleteSubjectRe
 	if err != nil {
 		return nil, err
 	}
-	n, err := fs.DeleteSubject(ctx, req.GetGallery(), req.GetSubject())
+	n, err := fs.DeleteSubject(ctx, galleryRef(ctx, req.GetGallery()), req.GetSubject())
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +207,7 @@ func (s *faceService) Identify(ctx context.Context, req *v1.IdentifyRequest) (*v
 	if err != nil {
 		return nil, err
 	}
-	res, err := fs.Identify(ctx, req.GetGallery(), in, opt)
+	res, err := fs.Identify(ctx, galleryRef(ctx, req.GetGallery()), in, opt)
 	if err != nil {
 		return nil, err
 	}

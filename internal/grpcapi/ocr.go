@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/render"
 	v1 "github.com/visionserve/visionserve/proto/visionserve/v1"
 )
 
@@ -32,7 +34,7 @@ func (s *ocrService) Recognize(ctx context.Context, req *v1.RecognizeRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	textOnly, err := ocr.ParseFormat(req.GetFormat())
+	format, err := render.Lookup(req.GetFormat())
 	if err != nil {
 		return nil, err
 	}
@@ -51,12 +53,22 @@ func (s *ocrService) Recognize(ctx context.Context, req *v1.RecognizeRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.ocr.Recognize(ctx, ocr.Input{Data: req.GetImage(), Declared: declared}, opt)
+	in := ocr.Input{Data: req.GetImage(), Declared: declared}
+	res, err := s.ocr.Recognize(ctx, in, opt)
 	if err != nil {
 		return nil, err
 	}
+	out := encodeOCR(res)
+	if format.Name != render.Default {
+		// Every format but json comes as a document; the pages are in it.
+		var doc bytes.Buffer
+		if err := format.Render(ctx, &doc, res, render.InputPages(in, s.ocr.Limits())); err != nil {
+			return nil, err
+		}
+		out.Pages, out.Document, out.ContentType = nil, doc.Bytes(), format.ContentType()
+	}
 	_ = grpc.SetHeader(ctx, metadata.Pairs(mdModelName, res.Model.Name, mdModelVersion, res.Model.Version))
-	return encodeOCR(res, textOnly), nil
+	return out, nil
 }
 
 // checkImage checks an image field as the HTTP transport checks a body
@@ -80,17 +92,14 @@ func first(md metadata.MD, key string) string {
 	return ""
 }
 
-// encodeOCR converts the core's result; textOnly leaves out the pages.
-func encodeOCR(res *ocr.Result, textOnly bool) *v1.RecognizeResponse {
+// encodeOCR converts the core's result.
+func encodeOCR(res *ocr.Result) *v1.RecognizeResponse {
 	out := &v1.RecognizeResponse{
 		Model:      &v1.ModelRef{Name: res.Model.Name, Version: res.Model.Version},
 		Text:       res.Text,
 		Confidence: res.Confidence,
 		TimingMs:   res.TimingMS,
 		Tier:       res.Tier,
-	}
-	if textOnly {
-		return out
 	}
 	out.Pages = make([]*v1.Page, len(res.Pages))
 	for i, p := range res.Pages {

@@ -14,8 +14,8 @@ import (
 // HTTP one (httpapi/scopes.go), method for route: health and liveness are
 // open, as their REST twins are; the methods that change a gallery need
 // galleries:write, as PUT, POST and DELETE /v1/galleries/... do;
-// everything else, Identify and GetSubject included (they read a gallery),
-// needs infer. A method missing here is refused by the auth interceptor,
+// everything else, Identify, GetSubject and the listings included (they
+// read a gallery), needs infer. A method missing here is refused by the auth interceptor,
 // so a new RPC needs a decision.
 func MethodScopes() auth.MethodScopes {
 	return auth.MethodScopes{
@@ -38,7 +38,10 @@ func MethodScopes() auth.MethodScopes {
 		v1.Faces_Verify_FullMethodName:        auth.ScopeInfer,          // POST /v1/faces/verify
 		v1.Faces_Identify_FullMethodName:      auth.ScopeInfer,          // POST /v1/galleries/{g}/identify
 		v1.Faces_GetSubject_FullMethodName:    auth.ScopeInfer,          // GET /v1/galleries/{g}/subjects/{s}
+		v1.Faces_ListGalleries_FullMethodName: auth.ScopeInfer,          // GET /v1/galleries
+		v1.Faces_ListSubjects_FullMethodName:  auth.ScopeInfer,          // GET /v1/galleries/{g}/subjects
 		v1.Faces_CreateGallery_FullMethodName: auth.ScopeGalleriesWrite, // PUT /v1/galleries/{g}
+		v1.Faces_DeleteGallery_FullMethodName: auth.ScopeGalleriesWrite, // DELETE /v1/galleries/{g}
 		v1.Faces_Enroll_FullMethodName:        auth.ScopeGalleriesWrite, // POST /v1/galleries/{g}/subjects/{s}/faces
 		v1.Faces_DeleteSubject_FullMethodName: auth.ScopeGalleriesWrite, // DELETE /v1/galleries/{g}/subjects/{s}
 	}

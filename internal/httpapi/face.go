@@ -1,18 +1,12 @@
 package httpapi
 
 import (
-	"errors"
-	"io"
-	"math"
 	"mime"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/face"
 	"github.com/visionserve/visionserve/internal/gallery"
-	"github.com/visionserve/visionserve/internal/imageio"
 )
 
 // faceRoutes are the face recognition endpoints. They are always routed,
@@ -22,32 +16,58 @@ func (s *Server) faceRoutes() []Route {
 	return []Route{
 		{Method: http.MethodPost, Path: "/v1/faces/detect", Handler: s.handleFaceDetect, Admit: true},
 		{Method: http.MethodPost, Path: "/v1/faces/verify", Handler: s.handleFaceVerify, Admit: true, MaxBody: s.imageBody(2)},
+		{Method: http.MethodGet, Path: "/v1/galleries", Handler: s.handleGalleryList},
 		{Method: http.MethodPut, Path: "/v1/galleries/{gallery}", Handler: s.handleGalleryPut},
+		{Method: http.MethodDelete, Path: "/v1/galleries/{gallery}", Handler: s.handleGalleryDelete},
+		{Method: http.MethodGet, Path: "/v1/galleries/{gallery}/subjects", Handler: s.handleSubjectList},
 		{Method: http.MethodPost, Path: "/v1/galleries/{gallery}/subjects/{subject}/faces", Handler: s.handleEnroll, Admit: true},
 		{Method: http.MethodGet, Path: "/v1/galleries/{gallery}/subjects/{subject}", Handler: s.handleSubjectGet},
 		{Method: http.MethodDelete, Path: "/v1/galleries/{gallery}/subjects/{subject}", Handler: s.handleSubjectDelete},
 		// Identify reads a gallery and changes nothing: inference scope,
-		// where the rest of /v1/galleries/ needs galleries:write.
+		// where the rest of /v1/galleries that is not GET needs
+		// galleries:write.
 		{Method: http.MethodPost, Path: "/v1/galleries/{gallery}/identify", Handler: s.handleIdentify, Admit: true, Scope: auth.ScopeInfer},
 	}
 }
 
-// faceService returns the face core, or ErrDisabled.
-func (s *Server) faceService() (*face.Service, error) {
-	if s.cfg.Face == nil {
-		return nil, face.ErrDisabled
+// galleryRef names the request's gallery in its principal's tenant: a
+// request can only ever name galleries of its own tenant.
+func galleryRef(r *http.Request) gallery.Ref {
+	return gallery.Ref{Tenant: tenantOf(r), Name: r.PathValue("gallery")}
+}
+
+// tenantOf is the tenant of r's principal: its credential's, or the
+// default tenant for one that names none and with authentication off.
+func tenantOf(r *http.Request) string {
+	if p := auth.PrincipalFrom(r.Context()); p != nil {
+		return p.Tenant
 	}
-	return s.cfg.Face, nil
+	return gallery.DefaultTenant
+}
+
+// faceRequest returns the face core (ErrDisabled without one) and the
+// request's query checked against the parameters the route reads; on
+// failure it has answered and ok is false.
+func (s *Server) faceRequest(w http.ResponseWriter, r *http.Request, params ...string) (fs *face.Service, q query, ok bool) {
+	var err error
+	if fs = s.cfg.Face; fs == nil {
+		err = face.ErrDisabled
+	} else {
+		q, err = checkQuery(r, params...)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil, nil, false
+	}
+	return fs, q, true
 }
 
 func (s *Server) handleFaceDetect(w http.ResponseWriter, r *http.Request) {
-	fs, err := s.faceService()
-	if err != nil {
-		s.writeError(w, r, err)
+	fs, q, ok := s.faceRequest(w, r, "max_faces")
+	if !ok {
 		return
 	}
-	q := r.URL.Query()
-	maxFaces, err := intParam(q, "max_faces")
+	maxFaces, err := q.positive("max_faces")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -68,12 +88,11 @@ func (s *Server) handleFaceDetect(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleFaceVerify(w http.ResponseWriter, r *http.Request) {
-	fs, err := s.faceService()
-	if err != nil {
-		s.writeError(w, r, err)
+	fs, q, ok := s.faceRequest(w, r, "threshold")
+	if !ok {
 		return
 	}
-	threshold, err := floatParam(r.URL.Query(), "threshold")
+	threshold, err := q.number("threshold")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -104,12 +123,11 @@ func (s *Server) handleFaceVerify(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGalleryPut(w http.ResponseWriter, r *http.Request) {
-	fs, err := s.faceService()
-	if err != nil {
-		s.writeError(w, r, err)
+	fs, _, ok := s.faceRequest(w, r)
+	if !ok {
 		return
 	}
-	g, created, err := fs.CreateGallery(r.Context(), r.PathValue("gallery"))
+	g, created, err := fs.CreateGallery(r.Context(), galleryRef(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -121,10 +139,60 @@ func (s *Server) handleGalleryPut(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, g)
 }
 
-func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
-	fs, err := s.faceService()
+func (s *Server) handleGalleryDelete(w http.ResponseWriter, r *http.Request) {
+	fs, _, ok := s.faceRequest(w, r)
+	if !ok {
+		return
+	}
+	if _, err := fs.DeleteGallery(r.Context(), galleryRef(r)); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleGalleryList(w http.ResponseWriter, r *http.Request) {
+	s.serveList(w, r, func(fs *face.Service, page face.Page) (any, error) {
+		return fs.ListGalleries(r.Context(), tenantOf(r), page)
+	})
+}
+
+func (s *Server) handleSubjectList(w http.ResponseWriter, r *http.Request) {
+	s.serveList(w, r, func(fs *face.Service, page face.Page) (any, error) {
+		return fs.ListSubjects(r.Context(), galleryRef(r), page)
+	})
+}
+
+// serveList answers a listing route with the page list returns for the
+// request's page parameters.
+func (s *Server) serveList(w http.ResponseWriter, r *http.Request, list func(*face.Service, face.Page) (any, error)) {
+	fs, q, ok := s.faceRequest(w, r, "page_size", "page_token")
+	if !ok {
+		return
+	}
+	page, err := pageOf(q)
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	res, err := list(fs, page)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// pageOf reads a listing's query parameters.
+func pageOf(q query) (face.Page, error) {
+	size, err := q.positive("page_size")
+	return face.Page{Size: size, Token: q.get("page_token")}, err
+}
+
+func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
+	fs, _, ok := s.faceRequest(w, r)
+	if !ok {
 		return
 	}
 	in, release, err := s.readImage(w, r, fs.Limits().MaxBytes)
@@ -133,7 +201,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	res, err := fs.Enroll(r.Context(), r.PathValue("gallery"), r.PathValue("subject"), face.Input(in))
+	res, err := fs.Enroll(r.Context(), galleryRef(r), r.PathValue("subject"), face.Input(in))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -150,27 +218,25 @@ type subjectResponse struct {
 }
 
 func (s *Server) handleSubjectGet(w http.ResponseWriter, r *http.Request) {
-	fs, err := s.faceService()
-	if err != nil {
-		s.writeError(w, r, err)
+	fs, _, ok := s.faceRequest(w, r)
+	if !ok {
 		return
 	}
-	g, sub := r.PathValue("gallery"), r.PathValue("subject")
+	g, sub := galleryRef(r), r.PathValue("subject")
 	faces, err := fs.Subject(r.Context(), g, sub)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, subjectResponse{Gallery: g, Subject: sub, Faces: faces})
+	writeJSON(w, http.StatusOK, subjectResponse{Gallery: g.Name, Subject: sub, Faces: faces})
 }
 
 func (s *Server) handleSubjectDelete(w http.ResponseWriter, r *http.Request) {
-	fs, err := s.faceService()
-	if err != nil {
-		s.writeError(w, r, err)
+	fs, _, ok := s.faceRequest(w, r)
+	if !ok {
 		return
 	}
-	if _, err := fs.DeleteSubject(r.Context(), r.PathValue("gallery"), r.PathValue("subject")); err != nil {
+	if _, err := fs.DeleteSubject(r.Context(), galleryRef(r), r.PathValue("subject")); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -179,18 +245,11 @@ func (s *Server) handleSubjectDelete(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleIdentify(w http.ResponseWriter, r *http.Request) {
-	fs, err := s.faceService()
-	if err != nil {
-		s.writeError(w, r, err)
+	fs, q, ok := s.faceRequest(w, r, "top_k", "max_faces", "threshold")
+	if !ok {
 		return
 	}
-	q := r.URL.Query()
-	var opt face.IdentifyOptions
-	if opt.TopK, err = intParam(q, "top_k"); err == nil {
-		if opt.MaxFaces, err = intParam(q, "max_faces"); err == nil {
-			opt.Threshold, err = floatParam(q, "threshold")
-		}
-	}
+	opt, err := identifyOptions(q)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -201,7 +260,7 @@ func (s *Server) handleIdentify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	res, err := fs.Identify(r.Context(), r.PathValue("gallery"), face.Input(in), opt)
+	res, err := fs.Identify(r.Context(), galleryRef(r), face.Input(in), opt)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -210,92 +269,16 @@ func (s *Server) handleIdentify(w http.ResponseWriter, r *http.Request) {
 	writeTimedJSON(w, http.StatusOK, res, res.TimingMS)
 }
 
-// readParts reads the named image fields of a multipart body, each within
-// limit bytes; other fields are skipped. Every name must be present.
-func readParts(r *http.Request, limit int64, names ...string) (map[string]upload, func(), error) {
-	mr, err := r.MultipartReader()
-	if err != nil {
-		return nil, nil, badRequestf("malformed multipart body: %v", err)
+// identifyOptions reads identify's query parameters.
+func identifyOptions(q query) (opt face.IdentifyOptions, err error) {
+	if opt.TopK, err = q.positive("top_k"); err != nil {
+		return opt, err
 	}
-	out := map[string]upload{}
-	var releases []func()
-	release := func() {
-		for _, f := range releases {
-			f()
-		}
+	if opt.MaxFaces, err = q.positive("max_faces"); err != nil {
+		return opt, err
 	}
-	fail := func(err error) (map[string]upload, func(), error) {
-		release()
-		return nil, nil, err
-	}
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
-	for len(out) < len(names) {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			for _, n := range names {
-				if _, ok := out[n]; !ok {
-					return fail(badRequestf("multipart body has no field named %q", n))
-				}
-			}
-		}
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return fail(&http.MaxBytesError{Limit: limit})
-			}
-			return fail(badRequestf("malformed multipart body: %v", err))
-		}
-		name := part.FormName()
-		if !want[name] {
-			continue
-		}
-		if _, dup := out[name]; dup {
-			return fail(badRequestf("multipart field %q appears twice", name))
-		}
-		declared, err := imageio.CheckMediaType(part.Header.Get("Content-Type"))
-		if err != nil {
-			return fail(err)
-		}
-		data, rel, err := readAll(r.Context(), io.LimitReader(part, limit+1), 0)
-		if err != nil {
-			return fail(err)
-		}
-		releases = append(releases, rel)
-		if int64(len(data)) > limit {
-			return fail(&http.MaxBytesError{Limit: limit})
-		}
-		out[name] = upload{Data: data, Declared: declared}
-	}
-	return out, release, nil
-}
-
-// intParam reads an optional positive integer query parameter (0 if absent).
-func intParam(q url.Values, name string) (int, error) {
-	v := q.Get(name)
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 0, badRequestf("%s=%q: want a positive integer", name, v)
-	}
-	return n, nil
-}
-
-// floatParam reads an optional number query parameter (nil if absent).
-func floatParam(q url.Values, name string) (*float64, error) {
-	v := q.Get(name)
-	if v == "" {
-		return nil, nil
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, badRequestf("%s=%q: want a number", name, v)
-	}
-	return &f, nil
+	opt.Threshold, err = q.number("threshold")
+	return opt, err
 }
 
 // Response headers that say which model versions answered a face request,

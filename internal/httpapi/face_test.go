@@ -242,6 +242,29 @@ func TestIntegrationFaceAPI(t *testing.T) {
 		{name: "identify bad top_k", method: "POST", path: "/v1/galleries/staff/identify?top_k=abc", ct: "image/jpeg", body: both, want: 400},
 		{name: "identify missing gallery", method: "POST", path: "/v1/galleries/nope/identify", ct: "image/jpeg", body: both, want: 404},
 		{name: "identify wrong method", method: "GET", path: "/v1/galleries/staff/identify", want: 405},
+		{name: "list galleries", method: "GET", path: "/v1/galleries", want: 200, check: func(t *testing.T, b []byte) {
+			if !strings.Contains(string(b), `"name":"staff"`) || !strings.Contains(string(b), `"faces":2`) || strings.Contains(string(b), "next_page_token") {
+				t.Errorf("galleries: %s", b)
+			}
+		}},
+		{name: "list subjects", method: "GET", path: "/v1/galleries/staff/subjects?page_size=1", want: 200, check: func(t *testing.T, b []byte) {
+			var p struct {
+				Subjects []struct {
+					Subject string
+					Faces   int
+				}
+				Next string `json:"next_page_token"`
+			}
+			decodeJSON(t, b, &p)
+			if len(p.Subjects) != 1 || p.Subjects[0].Subject != "Barack Obama" || p.Subjects[0].Faces != 1 || p.Next == "" {
+				t.Errorf("subjects: %s", b)
+			}
+		}},
+		{name: "list subjects bad token", method: "GET", path: "/v1/galleries/staff/subjects?page_token=nope!", want: 400},
+		{name: "list subjects missing gallery", method: "GET", path: "/v1/galleries/nope/subjects", want: 404},
+		{name: "create a gallery to delete", method: "PUT", path: "/v1/galleries/temp", want: 201},
+		{name: "delete gallery", method: "DELETE", path: "/v1/galleries/temp", want: 204},
+		{name: "delete gallery again", method: "DELETE", path: "/v1/galleries/temp", want: 404},
 		{name: "delete subject", method: "DELETE", path: subject, want: 204},
 		{name: "delete subject again", method: "DELETE", path: subject, want: 404},
 		{name: "get deleted subject", method: "GET", path: subject, want: 404},

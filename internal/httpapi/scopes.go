@@ -25,8 +25,8 @@ var routeScopes = []struct {
 	{"GET", "/v2/health/", auth.Public}, // Open Inference Protocol liveness/readiness
 	{"", "/v1/models", auth.ScopeModelsAdmin},
 	{"", "/debug/pprof/", auth.ScopeModelsAdmin},
-	{"GET", "/v1/galleries/", auth.ScopeInfer},
-	{"", "/v1/galleries/", auth.ScopeGalleriesWrite},
+	{"GET", "/v1/galleries", auth.ScopeInfer},
+	{"", "/v1/galleries", auth.ScopeGalleriesWrite},
 	{"", "/v1/ocr", auth.ScopeInfer},
 	{"", "/v1/faces/", auth.ScopeInfer},
 	{"", "/v1/jobs", auth.ScopeInfer},

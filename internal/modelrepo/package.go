@@ -39,6 +39,9 @@ type Signer struct {
 	// Method is "key", "certificate", or "" for an unsigned package
 	// admitted by the allow-unsigned switch.
 	Method string `json:"method"`
+	// Algorithm is the signature algorithm (signing.Algorithm, e.g.
+	// "ecdsa-p256-sha256" or "sm2-sm3"); empty for an unsigned package.
+	Algorithm string `json:"algorithm,omitempty"`
 	// KeyID is the signing key's identifier (SHA-256 of its PEM).
 	KeyID string `json:"key_id,omitempty"`
 	// Subject is the signing certificate's subject (certificate method).

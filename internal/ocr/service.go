@@ -104,18 +104,6 @@ func (p Params) Options() (Options, error) {
 	return Options{Model: p.Model, Version: p.Version, Lang: p.Lang, Mode: mode, NoRotate: noRotate}, nil
 }
 
-// ParseFormat reads the format option: json (the whole result) or text
-// (its text only, textOnly); "" is json.
-func ParseFormat(s string) (textOnly bool, err error) {
-	switch s {
-	case "", "json":
-		return false, nil
-	case "text":
-		return true, nil
-	}
-	return false, fmt.Errorf("%w: format=%q; use json or text", ErrBadOption, s)
-}
-
 // ParseRotate reads the rotate option: "" and auto detect pages turned by
 // 90, 180 or 270 degrees; off skips detection (Options.NoRotate).
 func ParseRotate(s string) (noRotate bool, err error) {
@@ -358,23 +346,19 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 	// Read the page as it is first: most pages are upright, and Tesseract
 	// itself reads pages turned 90 degrees clockwise. Only a doubtful
 	// reading pays for orientation detection (which costs about as much as
-	// recognition) and, if the detector is sure of a turn, a second reading.
+	// recognition) and, if a turn is worth trying, a second reading.
 	lines, angle, err := s.read(ctx, model, eng, gray, 0, mode, t)
 	if err != nil {
 		return Page{}, err
 	}
 	conf := MeanConfidence(lines)
 	if !opt.NoRotate && (mode == ModePage || mode == ModeBlock) && conf < s.cfg.OrientationCheckBelow {
-		t1 := time.Now()
-		sctx, span := s.stage(ctx, "ocr.orientation", model, i)
-		o, err := eng.DetectOrientation(sctx, gray)
-		endStage(span, err)
-		t.preprocess += time.Since(t1)
+		turn, err := s.turnToTry(ctx, model, eng, gray, i, t)
 		if err != nil {
 			return Page{}, err
 		}
-		if o.Degrees != 0 && o.Confidence >= s.cfg.MinOrientationConfidence {
-			turned, turnedAngle, err := s.read(ctx, model, eng, gray, o.Degrees, mode, t)
+		if turn != 0 {
+			turned, turnedAngle, err := s.read(ctx, model, eng, gray, turn, mode, t)
 			if err != nil {
 				return Page{}, err
 			}
@@ -385,6 +369,30 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 	}
 	unscale(lines, scale)
 	return Page{Index: i, Width: b.Dx(), Height: b.Dy(), Angle: angle, Mode: string(mode), Confidence: conf, Lines: lines}, nil
+}
+
+// turnToTry returns the clockwise turn worth a second reading of a
+// doubtful page, or 0: the turn the engine's orientation detector is sure
+// of. An engine without an orientation model (a Tesseract package made
+// without osd.traineddata) has the half turn tried instead, the one
+// Tesseract cannot read by itself; the better of the two readings wins as
+// with a detector, so the page is answered either way.
+func (s *Service) turnToTry(ctx context.Context, model *Model, eng Engine, gray *image.Gray, i int, t *timings) (int, error) {
+	t0 := time.Now()
+	sctx, span := s.stage(ctx, "ocr.orientation", model, i)
+	o, err := eng.DetectOrientation(sctx, gray)
+	t.preprocess += time.Since(t0)
+	if errors.Is(err, engine.ErrNoOrientation) {
+		span.AddEvent("no orientation model: trying the half turn")
+		span.End()
+		s.log.Debug("no orientation model; trying the half turn", "model", model.Ref.Name, "version", model.Ref.Version, "page", i)
+		return 180, nil
+	}
+	endStage(span, err)
+	if err != nil || o.Degrees == 0 || o.Confidence < s.cfg.MinOrientationConfidence {
+		return 0, err
+	}
+	return o.Degrees, nil
 }
 
 // readPage reads page i with the model's PageReader. The reader finds and

@@ -326,6 +326,22 @@ func TestE2EOCRCommand(t *testing.T) {
 	if _, errOut, code = runCLI(t, "ocr", "--format", "yaml", bad); code != 2 {
 		t.Fatalf("bad flag: exit %d %q", code, errOut)
 	}
+	// A searchable PDF on stdout, whose text pdftotext reads; a document
+	// format for several images is a usage error.
+	out, errOut, code = runCLI(t, "ocr", "--format", "pdf", filepath.Join(pages, "phototest.tif"))
+	if code != 0 || !strings.HasPrefix(out, "%PDF-") {
+		t.Fatalf("pdf: exit %d, stderr %q, %.20q", code, errOut, out)
+	}
+	if _, err := exec.LookPath("pdftotext"); err == nil {
+		cmd := exec.Command("pdftotext", "-", "-")
+		cmd.Stdin = strings.NewReader(out)
+		if text, err := cmd.Output(); err != nil || !strings.Contains(string(text), "quick brown dog") {
+			t.Errorf("pdftotext of the PDF: %v %q", err, text)
+		}
+	}
+	if _, errOut, code = runCLI(t, "ocr", "--format", "alto", filepath.Join(pages, "phototest.tif"), filepath.Join(pages, "eurotext.tif")); code != 2 || !strings.Contains(errOut, "one document") {
+		t.Fatalf("alto of two images: exit %d %q", code, errOut)
+	}
 }
 
 func TestE2EBenchCommand(t *testing.T) {

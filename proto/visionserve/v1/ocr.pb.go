@@ -56,8 +56,10 @@ type RecognizeRequest struct {
 	Mode string `protobuf:"bytes,6,opt,name=mode,proto3" json:"mode,omitempty"`
 	// auto (default): detect pages turned by 90, 180 or 270 degrees; off.
 	Rotate string `protobuf:"bytes,7,opt,name=rotate,proto3" json:"rotate,omitempty"`
-	// json (default): the whole result; text: model, text and confidence
-	// only (no pages), the counterpart of format=text.
+	// The output format, as /v1/ocr's format parameter (docs/output-formats.md):
+	// json (default) answers with the pages in this message; text, hocr,
+	// alto, page, pdf and pdfa answer with the model, text and confidence
+	// and the rendered document in RecognizeResponse.document (no pages).
 	Format string `protobuf:"bytes,8,opt,name=format,proto3" json:"format,omitempty"`
 	// Makes version routing sticky, as the X-Routing-Key header does
 	// (repository.sticky_header); ignored when sticky routing is off.
@@ -175,7 +177,14 @@ type RecognizeResponse struct {
 	// The quality tier that read the request, full or cheap, for a model
 	// that has a cheaper tier (cheap: the server was under sustained
 	// queueing; expect lower confidences); empty for other models.
-	Tier          string `protobuf:"bytes,6,opt,name=tier,proto3" json:"tier,omitempty"`
+	Tier string `protobuf:"bytes,6,opt,name=tier,proto3" json:"tier,omitempty"`
+	// The result in the requested format for every format but json (whose
+	// shape is this message's own): the text, hOCR, ALTO or PAGE XML, or a
+	// searchable PDF. Empty for json.
+	Document []byte `protobuf:"bytes,7,opt,name=document,proto3" json:"document,omitempty"`
+	// The document's media type, as the HTTP Content-Type of /v1/ocr with
+	// that format (application/pdf, ...); empty for json.
+	ContentType   string `protobuf:"bytes,8,opt,name=content_type,proto3" json:"content_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -248,6 +257,20 @@ func (x *RecognizeResponse) GetTimingMs() map[string]float64 {
 func (x *RecognizeResponse) GetTier() string {
 	if x != nil {
 		return x.Tier
+	}
+	return ""
+}
+
+func (x *RecognizeResponse) GetDocument() []byte {
+	if x != nil {
+		return x.Document
+	}
+	return nil
+}
+
+func (x *RecognizeResponse) GetContentType() string {
+	if x != nil {
+		return x.ContentType
 	}
 	return ""
 }
@@ -557,7 +580,7 @@ const file_visionserve_v1_ocr_proto_rawDesc = "" +
 	"\x04mode\x18\x06 \x01(\tR\x04mode\x12\x16\n" +
 	"\x06rotate\x18\a \x01(\tR\x06rotate\x12\x16\n" +
 	"\x06format\x18\b \x01(\tR\x06format\x12 \n" +
-	"\vrouting_key\x18\t \x01(\tR\vrouting_key\"\xc3\x02\n" +
+	"\vrouting_key\x18\t \x01(\tR\vrouting_key\"\x83\x03\n" +
 	"\x11RecognizeResponse\x12.\n" +
 	"\x05model\x18\x01 \x01(\v2\x18.visionserve.v1.ModelRefR\x05model\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1e\n" +
@@ -566,7 +589,9 @@ const file_visionserve_v1_ocr_proto_rawDesc = "" +
 	"confidence\x12*\n" +
 	"\x05pages\x18\x04 \x03(\v2\x14.visionserve.v1.PageR\x05pages\x12M\n" +
 	"\ttiming_ms\x18\x05 \x03(\v2/.visionserve.v1.RecognizeResponse.TimingMsEntryR\ttiming_ms\x12\x12\n" +
-	"\x04tier\x18\x06 \x01(\tR\x04tier\x1a;\n" +
+	"\x04tier\x18\x06 \x01(\tR\x04tier\x12\x1a\n" +
+	"\bdocument\x18\a \x01(\fR\bdocument\x12\"\n" +
+	"\fcontent_type\x18\b \x01(\tR\fcontent_type\x1a;\n" +
 	"\rTimingMsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"8\n" +
