@@ -149,7 +149,7 @@ func TestIntegrationSlowUploadsDoNotBlockOthers(t *testing.T) {
 func TestIntegrationMinUploadRate(t *testing.T) {
 	srv := apptest.Start(t, func(c *config.Config) {
 		c.Server.RequestTimeout = 10 * time.Minute
-		c.Server.ReadHeaderTimeout = 200 * time.Millisecond
+		c.Server.ReadHeaderTimeout = time.Second
 		c.Server.MinUploadRate = 8 << 10
 	})
 	good := lineImage(t)
