@@ -19,6 +19,7 @@ import (
 
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/connlimit"
 	"github.com/visionserve/visionserve/internal/engine/tesseract"
 	"github.com/visionserve/visionserve/internal/grpcapi"
 	"github.com/visionserve/visionserve/internal/httpapi"
@@ -87,6 +88,7 @@ type App struct {
 	// repository.import.dir).
 	stopImports func()
 	started     time.Time
+	conns       *connlimit.Metrics
 }
 
 // New loads the models and builds the server; nothing listens yet. On
@@ -143,6 +145,7 @@ func New(opts Options) (a *App, err error) {
 	}
 
 	a.metrics = metrics.New(opts.Registry)
+	a.conns = connlimit.NewMetrics(opts.Registry)
 	workers := cfg.Server.EffectiveWorkers()
 	a.sched = sched.New(workers, cfg.Server.Queue, a.metrics)
 	a.metrics.Workers.Set(float64(workers))
@@ -204,7 +207,12 @@ func New(opts Options) (a *App, err error) {
 		return nil, err
 	}
 
+	bodyTotal, bodyShare := cfg.BodyBudget()
+	a.metrics.BodyMemoryCapacity.Set(float64(bodyTotal))
 	a.handler = httpapi.New(httpapi.Config{
+		Bodies:         sched.NewMemory(bodyTotal, bodyShare, a.metrics),
+		MinUploadRate:  int64(cfg.Server.MinUploadRate),
+		UploadGrace:    cfg.Server.ReadHeaderTimeout,
 		OCR:            a.ocr,
 		OIP:            a.oip,
 		Face:           a.Face(),
@@ -247,11 +255,11 @@ func New(opts Options) (a *App, err error) {
 			Metrics:         a.serving,
 			Log:             opts.Logger,
 		}
-		// The same credentials, scopes, rate limits and certificate as HTTP.
+		// The same credentials, scopes, rate limits and certificate as HTTP;
+		// credentials are checked when a call's headers arrive, before its
+		// message is read.
 		if a.auth != nil {
-			scopes := grpcapi.MethodScopes()
-			gc.Unary = append(gc.Unary, a.auth.UnaryServerInterceptor(scopes))
-			gc.Stream = append(gc.Stream, a.auth.StreamServerInterceptor(scopes))
+			gc.Tap = a.auth.TapHandle(grpcapi.MethodScopes())
 		}
 		if limiter != nil {
 			gc.Unary = append(gc.Unary, limiter.UnaryServerInterceptor(principalKey))
@@ -349,14 +357,24 @@ func (a *App) readiness() error {
 	return a.modelsReady()
 }
 
+// listen opens the listener name on addr, bounded to
+// server.max_connections open connections.
+func (a *App) listen(name, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return connlimit.Listen(ln, a.opts.Config.Server.MaxConnections, name, a.conns), nil
+}
+
 // Start listens on the configured address and serves in the background.
 func (a *App) Start() error {
-	ln, err := net.Listen("tcp", a.opts.Config.Server.Addr)
+	ln, err := a.listen("http", a.opts.Config.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	if a.grpc != nil {
-		gln, err := net.Listen("tcp", a.opts.Config.Server.GRPCAddr)
+		gln, err := a.listen("grpc", a.opts.Config.Server.GRPCAddr)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("listen (gRPC): %w", err)
@@ -365,7 +383,7 @@ func (a *App) Start() error {
 		go func() { a.grpcErr <- a.grpc.Serve(gln) }()
 	}
 	if a.admin != nil {
-		aln, err := net.Listen("tcp", a.opts.Config.Server.AdminAddr)
+		aln, err := a.listen("admin", a.opts.Config.Server.AdminAddr)
 		if err != nil {
 			ln.Close()
 			if a.grpcLn != nil {
@@ -389,8 +407,10 @@ func (a *App) Start() error {
 		// and the e2e tests read the HTTP address from.
 		a.log.Info("serving gRPC", "grpc_addr", a.grpcLn.Addr().String())
 	}
+	bodyMemory, _ := a.opts.Config.BodyBudget()
 	a.log.Info("serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "auth", a.auth != nil && !a.auth.Disabled(), "jobs", a.jobs != nil,
-		"workers", a.sched.Workers(), "queue", a.sched.QueueCap(), "version", Version)
+		"workers", a.sched.Workers(), "queue", a.sched.QueueCap(), "max_connections", a.opts.Config.Server.MaxConnections,
+		"body_memory", bodyMemory, "version", Version)
 	return nil
 }
 

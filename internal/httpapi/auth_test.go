@@ -283,3 +283,34 @@ func TestRateLimited(t *testing.T) {
 		t.Fatal("another principal was limited")
 	}
 }
+
+// Two tokens of one subject that claim different tenants (with different
+// limits) share the subject's bucket: alternating them does not reset the
+// limit (it let 120 of 120 requests through a 2/s limit).
+func TestRateLimitOutlivesTenantSwitch(t *testing.T) {
+	c := newCredentials(t)
+	lim := ratelimit.New(ratelimit.Config{Tenants: map[string]ratelimit.Limit{
+		"t1": {Rate: 2, Burst: 2}, "t2": {Rate: 2, Burst: 2, Concurrency: 100}}}, ratelimit.Options{})
+	s := httpapi.New(httpapi.Config{Auth: c.a, Limiter: lim, Scheduler: sched.New(1, 1, nil), Gatherer: prometheus.NewRegistry()})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	tokens := []string{c.token(t, jwt.MapClaims{"scope": "infer", "tenant": "t1"}), c.token(t, jwt.MapClaims{"scope": "infer", "tenant": "t2"})}
+	start := time.Now()
+	passed := 0
+	for i := 0; i < 120; i++ {
+		req, _ := http.NewRequest("GET", srv.URL+"/v1/jobs/job_00000000000000000000000000000000", nil)
+		req.Header.Set("Authorization", "Bearer "+tokens[i%2])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests {
+			passed++
+		}
+	}
+	// The burst, plus what 2/s refills while the loop ran.
+	if allowed := 2 + 2*int(time.Since(start).Seconds()+1); passed > allowed {
+		t.Fatalf("%d of 120 requests passed a 2/s limit (at most %d could)", passed, allowed)
+	}
+}

@@ -59,7 +59,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope auth.Sc
 		if ae, ok := err.(*auth.Error); ok {
 			w.Header().Set("WWW-Authenticate", ae.WWWAuthenticate())
 		}
-		s.writeError(w, r, err)
+		s.refuse(w, r, err)
 		return r, nil, false
 	}
 	r = r.WithContext(auth.WithPrincipal(r.Context(), p))
@@ -68,7 +68,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope auth.Sc
 	}
 	release, err = s.cfg.Limiter.Acquire(ratelimit.Key{Principal: p.ID, Tenant: p.Tenant})
 	if err != nil {
-		s.writeError(w, r, err)
+		s.refuse(w, r, err)
 		return r, nil, false
 	}
 	return r, release, true
