@@ -1,0 +1,319 @@
+package httpapi_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"image/png"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/visionserve/visionserve/internal/app/apptest"
+	"github.com/visionserve/visionserve/internal/auth"
+	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/ocreval"
+	"github.com/visionserve/visionserve/internal/testenv"
+)
+
+// consoleServer runs a server with reviews on and authentication on, and
+// returns it with keys by name: reader (infer), reviewer (infer and
+// reviews:write), both of tenant acme, and other (both scopes, tenant
+// globex).
+func consoleServer(t *testing.T, mutate func(*config.Config)) (*apptest.Server, map[string]string) {
+	t.Helper()
+	keys := map[string]string{}
+	var cfgKeys []auth.APIKey
+	for _, k := range []struct {
+		name, tenant string
+		scopes       []string
+	}{
+		{"reader", "acme", []string{"infer"}},
+		{"reviewer", "acme", []string{"infer", "reviews:write"}},
+		{"other", "globex", []string{"infer", "reviews:write"}},
+	} {
+		key, hash, err := auth.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[k.name] = key
+		cfgKeys = append(cfgKeys, auth.APIKey{Name: k.name, Hash: hash, Tenant: k.tenant, Scopes: k.scopes})
+	}
+	dir := t.TempDir()
+	srv := apptest.Start(t, func(c *config.Config) {
+		c.Auth.Disabled = false
+		c.Auth.APIKeys = append(c.Auth.APIKeys, cfgKeys...)
+		c.Reviews.Path = filepath.Join(dir, "reviews.db")
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	return srv, keys
+}
+
+// call sends a request with key and returns the status and body.
+func call(t *testing.T, method, url, key, ct string, body []byte) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, out
+}
+
+func phototest(t *testing.T) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testenv.Shared(t, "data/ocr/pages"), "phototest.tif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// The review loop over HTTP with authentication on: a line of a TIFF page
+// is corrected, stored with its image cut by the server, listed, exported
+// in the layout calibrate reads and deleted; the scopes and tenants hold.
+func TestIntegrationReviews(t *testing.T) {
+	srv, keys := consoleServer(t, nil)
+	tif := phototest(t)
+	code, _, body := call(t, "POST", srv.URL+"/v1/ocr", keys["reader"], "image/tiff", tif)
+	if code != 200 {
+		t.Fatalf("ocr: %d %s", code, body)
+	}
+	var res struct {
+		Model struct{ Name, Version string }
+		Pages []struct {
+			Width, Height int
+			Lines         []struct {
+				Text       string
+				Confidence float64
+				Review     string
+				Box        [4][2]float64
+			}
+		}
+	}
+	if err := json.Unmarshal(body, &res); err != nil || len(res.Pages) != 1 || len(res.Pages[0].Lines) == 0 {
+		t.Fatalf("ocr result %s: %v", body, err)
+	}
+	line := res.Pages[0].Lines[0]
+	req, _ := json.Marshal(map[string]any{
+		"image": tif, "content_type": "image/tiff", "corrected": "This is a lot of 12 point text to test the",
+		"text": line.Text, "confidence": line.Confidence, "review": line.Review,
+		"model":  map[string]string{"name": res.Model.Name, "version": res.Model.Version},
+		"source": map[string]any{"name": "phototest.tif", "page": 0, "box": line.Box},
+	})
+	if code, _, body := call(t, "POST", srv.URL+"/v1/reviews", keys["reader"], "application/json", req); code != 403 {
+		t.Fatalf("a key without reviews:write stored a review: %d %s", code, body)
+	}
+	code, hdr, body := call(t, "POST", srv.URL+"/v1/reviews", keys["reviewer"], "application/json", req)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	var rv struct {
+		ID, Author, Corrected string
+		Width, Height         int
+		Links                 struct{ Self, Image string }
+	}
+	if err := json.Unmarshal(body, &rv); err != nil || hdr.Get("Location") != rv.Links.Self || rv.Author != "key:reviewer" {
+		t.Fatalf("created %s (%v), Location %q", body, err, hdr.Get("Location"))
+	}
+	// The line image is the line's box plus its margin, not the page.
+	bw, bh := line.Box[2][0]-line.Box[0][0], line.Box[2][1]-line.Box[0][1]
+	if float64(rv.Width) < bw || float64(rv.Width) > bw+bh || float64(rv.Height) < bh || float64(rv.Height) > 2*bh || rv.Width >= res.Pages[0].Width {
+		t.Errorf("line image %dx%d for a %gx%g box", rv.Width, rv.Height, bw, bh)
+	}
+	code, _, img := call(t, "GET", srv.URL+rv.Links.Image, keys["reader"], "", nil)
+	if p, err := png.Decode(bytes.NewReader(img)); code != 200 || err != nil || p.Bounds().Dx() != rv.Width {
+		t.Fatalf("image: %d %v", code, err)
+	}
+
+	// Tenants never meet.
+	if code, _, _ := call(t, "GET", srv.URL+rv.Links.Self, keys["other"], "", nil); code != 404 {
+		t.Errorf("another tenant's review: %d", code)
+	}
+	code, _, body = call(t, "GET", srv.URL+"/v1/reviews", keys["other"], "", nil)
+	if code != 200 || !strings.Contains(string(body), `"reviews":[]`) {
+		t.Errorf("another tenant's list: %d %s", code, body)
+	}
+	code, _, body = call(t, "GET", srv.URL+"/v1/reviews?page_size=10", keys["reader"], "", nil)
+	if code != 200 || !strings.Contains(string(body), rv.ID) {
+		t.Errorf("list: %d %s", code, body)
+	}
+
+	// The export is what calibrate reads.
+	code, hdr, archive := call(t, "GET", srv.URL+"/v1/reviews/export?model="+res.Model.Name, keys["reader"], "", nil)
+	if code != 200 || hdr.Get("Content-Type") != "application/x-tar" {
+		t.Fatalf("export: %d %s", code, hdr.Get("Content-Type"))
+	}
+	dir := t.TempDir()
+	tr := tar.NewReader(bytes.NewReader(archive))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		os.WriteFile(filepath.Join(dir, h.Name), b, 0o644)
+	}
+	samples, err := ocreval.LoadLines(dir)
+	if err != nil || len(samples) != 1 || samples[0].Truth != rv.Corrected {
+		t.Fatalf("export read back: %+v %v", samples, err)
+	}
+	if code, _, _ := call(t, "GET", srv.URL+"/v1/reviews/export?format=rar", keys["reader"], "", nil); code != 400 {
+		t.Errorf("format=rar: %d", code)
+	}
+
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{`{"image": "` + strings.Repeat("A", 8) + `", "corrected": "x"}`, 415}, // not an image
+		{`{"corrected": "x"}`, 400},
+		{`{"image": "aGk=", "corrected": "two\nlines"}`, 400},
+		{`{"image": "aGk=", "corrected": "x", "extra": 1}`, 400},
+		{`not json`, 400},
+	} {
+		if code, _, body := call(t, "POST", srv.URL+"/v1/reviews", keys["reviewer"], "application/json", []byte(tc.body)); code != tc.want {
+			t.Errorf("%s: %d %s", tc.body, code, body)
+		}
+	}
+
+	if code, _, _ := call(t, "DELETE", srv.URL+rv.Links.Self, keys["reader"], "", nil); code != 403 {
+		t.Errorf("delete without reviews:write: %d", code)
+	}
+	if code, _, _ := call(t, "DELETE", srv.URL+rv.Links.Self, keys["other"], "", nil); code != 404 {
+		t.Errorf("delete by another tenant: %d", code)
+	}
+	if code, _, _ := call(t, "DELETE", srv.URL+rv.Links.Self, keys["reviewer"], "", nil); code != 204 {
+		t.Errorf("delete: %d", code)
+	}
+	if code, _, _ := call(t, "GET", srv.URL+rv.Links.Self, keys["reader"], "", nil); code != 404 {
+		t.Errorf("after delete: %d", code)
+	}
+}
+
+// whoami tells each credential its scopes and tenant and each listener's
+// features; the preview is the page OCR read, in its coordinates.
+func TestIntegrationWhoamiAndPreview(t *testing.T) {
+	srv, keys := consoleServer(t, nil)
+	var who struct {
+		Principal struct {
+			ID, Tenant string
+			Scopes     []string
+		}
+		Authentication bool
+		Listener       string
+		Features       map[string]bool
+		Formats        []struct {
+			Name        string
+			ContentType string `json:"content_type"`
+		}
+	}
+	code, _, body := call(t, "GET", srv.URL+"/v1/whoami", keys["reader"], "", nil)
+	if code != 200 || json.Unmarshal(body, &who) != nil {
+		t.Fatalf("whoami: %d %s", code, body)
+	}
+	if who.Principal.ID != "key:reader" || who.Principal.Tenant != "acme" || strings.Join(who.Principal.Scopes, ",") != "infer" ||
+		!who.Authentication || who.Listener != "public" || !who.Features["ocr"] || !who.Features["reviews"] || who.Features["models"] || who.Features["faces"] {
+		t.Errorf("whoami %+v", who)
+	}
+	names := []string{}
+	for _, f := range who.Formats {
+		names = append(names, f.Name)
+	}
+	if !strings.Contains(strings.Join(names, ","), "alto,hocr,json") {
+		t.Errorf("formats %v", names)
+	}
+	// An admin key holds no public scope, yet may ask who it is.
+	code, _, body = call(t, "GET", srv.URL+"/v1/whoami", srv.AdminKey, "", nil)
+	if code != 200 || !strings.Contains(string(body), `"scopes":["models:admin"]`) {
+		t.Errorf("whoami of the admin key: %d %s", code, body)
+	}
+	code, _, body = call(t, "GET", srv.AdminURL+"/v1/whoami", srv.AdminKey, "", nil)
+	if code != 200 || json.Unmarshal(body, &who) != nil || who.Listener != "admin" || !who.Features["models"] || who.Features["ocr"] {
+		t.Errorf("admin listener's whoami: %d %s", code, body)
+	}
+	if code, _, _ := call(t, "GET", srv.URL+"/v1/whoami", "", "", nil); code != 401 {
+		t.Errorf("whoami without a credential: %d", code)
+	}
+
+	tif := phototest(t)
+	code, hdr, body := call(t, "POST", srv.URL+"/v1/ocr/preview", keys["reader"], "image/tiff", tif)
+	if code != 200 || hdr.Get("Content-Type") != "image/png" || hdr.Get("X-Page-Count") != "1" {
+		t.Fatalf("preview: %d %v %s", code, hdr, body)
+	}
+	img, err := png.Decode(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, ocrBody := call(t, "POST", srv.URL+"/v1/ocr", keys["reader"], "image/tiff", tif)
+	var res struct{ Pages []struct{ Width, Height int } }
+	if json.Unmarshal(ocrBody, &res) != nil || len(res.Pages) != 1 || img.Bounds().Dx() != res.Pages[0].Width || img.Bounds().Dy() != res.Pages[0].Height {
+		t.Errorf("preview %v, OCR page %+v", img.Bounds(), res.Pages)
+	}
+	if code, _, _ := call(t, "POST", srv.URL+"/v1/ocr/preview?page=1", keys["reader"], "image/tiff", tif); code != 400 {
+		t.Errorf("page 1 of a 1-page TIFF: %d", code)
+	}
+	if code, _, _ := call(t, "POST", srv.URL+"/v1/ocr/preview", "", "image/tiff", tif); code != 401 {
+		t.Errorf("preview without a credential: %d", code)
+	}
+}
+
+// The console's files: no credential needed, a strict policy on every
+// answer, revalidation by ETag; off with ui.enabled: false.
+func TestIntegrationConsoleFiles(t *testing.T) {
+	srv, _ := consoleServer(t, nil)
+	for _, base := range []string{srv.URL, srv.AdminURL} {
+		code, hdr, body := call(t, "GET", base+"/ui/", "", "", nil)
+		if code != 200 || !strings.Contains(string(body), `<script type="module" src="js/app.js">`) {
+			t.Fatalf("%s/ui/: %d", base, code)
+		}
+		if csp := hdr.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "default-src 'none'") {
+			t.Errorf("CSP %q", csp)
+		}
+		if hdr.Get("Set-Cookie") != "" || hdr.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("headers %v", hdr)
+		}
+		req, _ := http.NewRequest("GET", base+"/ui/js/app.js", nil)
+		req.Header.Set("If-None-Match", func() string { _, h, _ := call(t, "GET", base+"/ui/js/app.js", "", "", nil); return h.Get("ETag") }())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotModified {
+			t.Errorf("revalidation: %d", resp.StatusCode)
+		}
+		if code, hdr, _ := call(t, "GET", base+"/ui/app.css", "", "", nil); code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/css") {
+			t.Errorf("app.css: %d %s", code, hdr.Get("Content-Type"))
+		}
+		if code, _, _ := call(t, "GET", base+"/ui/nope.js", "", "", nil); code != 404 {
+			t.Errorf("missing file: %d", code)
+		}
+	}
+	off, _ := consoleServer(t, func(c *config.Config) { c.UI.Enabled = false })
+	if code, _, body := call(t, "GET", off.URL+"/ui/", "", "", nil); code != 404 || !strings.Contains(string(body), "ui.enabled") {
+		t.Errorf("console off: %d %s", code, body)
+	}
+}
