@@ -29,9 +29,11 @@ import (
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
 	"github.com/visionserve/visionserve/internal/ratelimit"
+	"github.com/visionserve/visionserve/internal/review"
 	"github.com/visionserve/visionserve/internal/sched"
 	"github.com/visionserve/visionserve/internal/tlsconf"
 	"github.com/visionserve/visionserve/internal/tracing"
+	"github.com/visionserve/visionserve/internal/ui"
 )
 
 // Version is the visionserve version, set at link time.
@@ -83,6 +85,7 @@ type App struct {
 	adminLn  net.Listener
 	adminErr chan error
 	repo     *modelrepo.Repository // nil without repository.dir
+	reviews  *review.Service       // nil without reviews.path or reviews.store: postgres
 	// stopImports stops the import drop folder's watcher (nil without
 	// repository.import.dir).
 	stopImports func()
@@ -112,6 +115,9 @@ func New(opts Options) (a *App, err error) {
 			loaded.closeModels(context.Background())
 			if loaded.jobs != nil {
 				_ = loaded.jobs.Close()
+			}
+			if loaded.reviews != nil {
+				_ = loaded.reviews.Close()
 			}
 			if loaded.tracing != nil {
 				_ = loaded.tracing.Shutdown(context.Background())
@@ -203,6 +209,13 @@ func New(opts Options) (a *App, err error) {
 	if err := a.startFace(cfg); err != nil {
 		return nil, err
 	}
+	if a.reviews, err = a.openReviews(cfg); err != nil {
+		return nil, fmt.Errorf("reviews: %w", err)
+	}
+	var console http.Handler
+	if cfg.UI.Enabled {
+		console = ui.New()
+	}
 
 	a.handler = httpapi.New(httpapi.Config{
 		OCR:            a.ocr,
@@ -222,6 +235,8 @@ func New(opts Options) (a *App, err error) {
 		StaticModels:   a.staticStatus(),
 		DefaultModel:   cfg.DefaultModelName(),
 		StickyHeader:   cfg.Repository.StickyHeader,
+		Reviews:        a.reviews,
+		UI:             console,
 	})
 	a.srv = &http.Server{
 		Handler:           a.handler,
@@ -457,6 +472,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 			err = errors.Join(err, jerr)
 		}
 	}
+	if a.reviews != nil {
+		err = errors.Join(err, a.reviews.Close())
+	}
 	if cerr := a.closeModels(ctx); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
@@ -478,6 +496,9 @@ func Run(ctx context.Context, opts Options) error {
 		_ = a.closeModels(context.Background())
 		if a.jobs != nil {
 			_ = a.jobs.Close()
+		}
+		if a.reviews != nil {
+			_ = a.reviews.Close()
 		}
 		return err
 	}
