@@ -191,8 +191,8 @@ func (s *Server) handleReviewDelete(w http.ResponseWriter, r *http.Request) {
 
 // handleReviewExport streams the tenant's reviews as the archive
 // `visionserve calibrate` reads. Once the archive has started, a failure
-// can only cut it short: it is logged, and the client's archive reader
-// reports the truncation.
+// can only cut it short: it is logged and the connection aborted, so the
+// client sees a broken transfer rather than a shorter archive.
 func (s *Server) handleReviewExport(w http.ResponseWriter, r *http.Request) {
 	rs, q, ok := s.reviewsOrError(w, r, "format", "model")
 	if !ok {
@@ -214,7 +214,10 @@ func (s *Server) handleReviewExport(w http.ResponseWriter, r *http.Request) {
 		h.Del("Content-Disposition")
 		s.writeError(w, r, err)
 	case err != nil:
+		// Abort the connection: a clean end would make a cut-off archive
+		// look complete (a tar ends at any entry boundary).
 		s.log.WarnContext(r.Context(), "review export cut short", "reviews", n, "err", err)
+		panic(http.ErrAbortHandler)
 	}
 }
 

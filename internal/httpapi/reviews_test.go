@@ -3,19 +3,25 @@ package httpapi_test
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"image/png"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/visionserve/visionserve/internal/app/apptest"
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/httpapi"
 	"github.com/visionserve/visionserve/internal/ocreval"
+	"github.com/visionserve/visionserve/internal/review"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
 
@@ -315,5 +321,32 @@ func TestIntegrationConsoleFiles(t *testing.T) {
 	off, _ := consoleServer(t, func(c *config.Config) { c.UI.Enabled = false })
 	if code, _, body := call(t, "GET", off.URL+"/ui/", "", "", nil); code != 404 || !strings.Contains(string(body), "ui.enabled") {
 		t.Errorf("console off: %d %s", code, body)
+	}
+}
+
+// failingStore holds one review and fails after handing it out, as a
+// database that goes away part-way through an export.
+type failingStore struct{ review.Store }
+
+func (failingStore) Each(_ context.Context, _ string, fn func(review.Review) error) error {
+	if err := fn(review.Review{ID: "rv_00000000000000000000000a", Corrected: "x", Image: []byte("png")}); err != nil {
+		return err
+	}
+	return review.ErrUnavailable
+}
+
+// An export that fails part-way aborts the connection: the client sees a
+// broken transfer, never a shorter archive that looks whole.
+func TestReviewExportCutShortAborts(t *testing.T) {
+	s := httpapi.New(httpapi.Config{Reviews: review.NewService(failingStore{}, review.Config{}, nil, nil), Gatherer: prometheus.NewRegistry()})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/reviews/export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatalf("status %d and a clean end: the cut-off archive looks complete", resp.StatusCode)
 	}
 }
