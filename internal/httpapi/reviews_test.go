@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/visionserve/visionserve/internal/app/apptest"
-	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/config"
 	"github.com/visionserve/visionserve/internal/httpapi"
 	"github.com/visionserve/visionserve/internal/ocreval"
@@ -31,27 +30,14 @@ import (
 // globex).
 func consoleServer(t *testing.T, mutate func(*config.Config)) (*apptest.Server, map[string]string) {
 	t.Helper()
-	keys := map[string]string{}
-	var cfgKeys []auth.APIKey
-	for _, k := range []struct {
-		name, tenant string
-		scopes       []string
-	}{
-		{"reader", "acme", []string{"infer"}},
-		{"reviewer", "acme", []string{"infer", "reviews:write"}},
-		{"other", "globex", []string{"infer", "reviews:write"}},
-	} {
-		key, hash, err := auth.GenerateKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[k.name] = key
-		cfgKeys = append(cfgKeys, auth.APIKey{Name: k.name, Hash: hash, Tenant: k.tenant, Scopes: k.scopes})
-	}
+	withKeys, keys := apptest.WithKeys(t,
+		apptest.Key{Name: "reader", Tenant: "acme", Scopes: []string{"infer"}},
+		apptest.Key{Name: "reviewer", Tenant: "acme", Scopes: []string{"infer", "reviews:write"}},
+		apptest.Key{Name: "other", Tenant: "globex", Scopes: []string{"infer", "reviews:write"}},
+	)
 	dir := t.TempDir()
 	srv := apptest.Start(t, func(c *config.Config) {
-		c.Auth.Disabled = false
-		c.Auth.APIKeys = append(c.Auth.APIKeys, cfgKeys...)
+		withKeys(c)
 		c.Reviews.Path = filepath.Join(dir, "reviews.db")
 		if mutate != nil {
 			mutate(c)

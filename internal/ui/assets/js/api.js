@@ -55,10 +55,12 @@ export async function json(path, opts) {
 }
 
 // events reads a Server-Sent Events stream with the credential (the
-// browser's EventSource cannot send one) and calls onEvent with each
-// event's parsed data until signal aborts or the stream ends.
-export async function events(path, onEvent, signal) {
+// browser's EventSource cannot send one): onOpen once the server answered,
+// then onEvent with each event's parsed data until signal aborts or the
+// stream ends.
+export async function events(path, onOpen, onEvent, signal) {
   const resp = await request(path, { accept: 'text/event-stream', signal });
+  onOpen();
   const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';
   for (;;) {

@@ -62,9 +62,9 @@ async function refresh() {
     caps = await json('/v1/whoami');
     const p = caps.principal;
     const tenant = p.tenant ? `, tenant ${p.tenant}` : '';
-    who.textContent = caps.authentication
+    who.textContent = p.method !== 'anonymous'
       ? `Signed in as ${p.id}${tenant}; scopes: ${p.scopes.join(', ') || 'none'}.`
-      : `Authentication is off on this server: requests run as ${p.id} (scopes: ${p.scopes.join(', ')}).`;
+      : `Authentication is off on this server: requests without a credential run as ${p.id} (scopes: ${p.scopes.join(', ')}).`;
     $('#listener').textContent = caps.listener === 'admin' ? '(admin listener)' : '';
   } catch (err) {
     caps = null;

@@ -90,14 +90,18 @@ function describe(e) {
 }
 
 // follow keeps the event stream open, reconnecting after a pause when
-// the server ends it (shutdown, or a client too slow to keep up).
+// the server ends it (shutdown, or a client too slow to keep up), from the
+// last event it saw so that none is missed.
 async function follow() {
   const ctl = new AbortController();
   stream = ctl;
   const list = $('#events');
+  let last = 0;
   while (!ctl.signal.aborted) {
     try {
-      await events('/v1/models/events', (e) => {
+      const path = last ? `/v1/models/events?since=${last}` : '/v1/models/events';
+      await events(path, () => { list.dataset.connected = 'true'; }, (e) => {
+        last = e.seq;
         list.prepend(h('li', { 'data-type': e.type, 'data-model': e.model, text: `${new Date(e.time).toLocaleTimeString()} ${describe(e)}` }));
         while (list.children.length > 200) list.lastChild.remove();
         if (e.type === 'traffic' || e.type === 'ready' || e.type === 'unloaded' || e.type === 'failed') load();
@@ -106,6 +110,7 @@ async function follow() {
       if (ctl.signal.aborted) return;
       status($('#models-status'), `Event stream interrupted: ${errorText(err)}; reconnecting.`, 'error');
     }
+    delete list.dataset.connected;
     await new Promise((r) => setTimeout(r, 2000));
   }
 }
