@@ -36,15 +36,21 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return fail(stderr, "calibrate", err)
 	}
-	// Read with raw confidences: the model's current calibration is off.
-	found := false
+	// Read the configured model files (models:) with raw confidences: the
+	// model's current calibration is off. A repository's packages would
+	// apply their own calibration on top, so the repository is left out.
+	if cfg.Repository.Dir != "" {
+		fmt.Fprintf(stderr, "visionserve calibrate: reading with the models: entries' files, not the packages in %s (a package applies its own calibration)\n", cfg.Repository.Dir)
+		cfg.Repository.Dir, cfg.Repository.Import.Dir = "", ""
+	}
+	found := -1
 	for i := range cfg.Models {
 		if *model == "" && i == 0 || cfg.Models[i].Name == *model {
 			cfg.Models[i].Calibration = nil
-			*model, found = cfg.Models[i].Name, true
+			*model, found = cfg.Models[i].Name, i
 		}
 	}
-	if !found {
+	if found < 0 {
 		return fail(stderr, "calibrate", fmt.Errorf("no configured model named %q", *model))
 	}
 	source := *data
@@ -119,12 +125,17 @@ func runCalibrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	fmt.Fprintf(stdout, "model %s on %s\n", *model, source)
 	c.WriteReport(stdout)
-	// The same curve for a package's runtime (model pack --runtime), where
-	// it travels with the traineddata it was fitted on.
-	rt, err := json.Marshal(map[string]any{"calibration": c.Curve})
+	// The same curve as a package's runtime (model pack --runtime), where
+	// it travels with the traineddata it was fitted on; for a Tesseract
+	// model, the whole ocr-tesseract runtime.
+	runtime := map[string]any{"calibration": c.Curve}
+	if m := cfg.Models[found]; m.Engine == config.EngineTesseract {
+		runtime["lang"] = m.Languages
+	}
+	rt, err := json.Marshal(runtime)
 	if err != nil {
 		return fail(stderr, "calibrate", err)
 	}
-	fmt.Fprintf(stdout, "\n# as a package's runtime option (merge into visionserve model pack --runtime):\n%s\n", rt)
+	fmt.Fprintf(stdout, "\n# the package runtime for visionserve model pack --runtime:\n%s\n", rt)
 	return 0
 }

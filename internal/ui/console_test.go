@@ -149,7 +149,7 @@ func TestE2EConsoleOCRReview(t *testing.T) {
 	data := t.TempDir()
 	untar(t, filepath.Join(downloads, "reviews.tar"), data)
 	out := calibrate(t, "--data", data, "--folds", "2")
-	if !strings.Contains(out, "8 samples") || !strings.Contains(out, "calibration: [") || !strings.Contains(out, `{"calibration":[[`) {
+	if !strings.Contains(out, "8 samples") || !strings.Contains(out, "calibration: [") || !strings.Contains(out, `{"calibration":[[`) || !strings.Contains(out, `"lang":"eng"}`) {
 		t.Errorf("calibrate on the export:\n%s", out)
 	}
 	t.Setenv(cli.EnvAPIKey, keys["reader"])
