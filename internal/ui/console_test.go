@@ -40,7 +40,7 @@ func signIn(b *uitest.Browser, key, id string) {
 	b.WaitFor("the console to show "+id, `document.querySelector('#who').textContent.includes(`+js("as "+id)+`)`)
 }
 
-// reason is the text of the reason shown inside a fieldset ('' when it is
+// reason is the text of the reason shown inside a fieldset (empty when it is
 // enabled).
 func reason(b *uitest.Browser, fieldset string) string {
 	return uitest.Eval[string](b, `(() => { const f = document.querySelector(`+js(fieldset)+`);
