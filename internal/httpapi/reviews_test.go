@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -14,10 +15,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/visionserve/visionserve/internal/app/apptest"
 	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/gallery/pgtest"
 	"github.com/visionserve/visionserve/internal/httpapi"
 	"github.com/visionserve/visionserve/internal/ocreval"
 	"github.com/visionserve/visionserve/internal/review"
@@ -334,5 +337,40 @@ func TestReviewExportCutShortAborts(t *testing.T) {
 	defer resp.Body.Close()
 	if _, err := io.ReadAll(resp.Body); err == nil {
 		t.Fatalf("status %d and a clean end: the cut-off archive looks complete", resp.StatusCode)
+	}
+}
+
+// With reviews.store: postgres and no connection string of its own, the
+// server keeps reviews in the galleries' database.
+func TestIntegrationReviewsPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	pg := pgtest.Start(t)
+	srv, keys := consoleServer(t, func(c *config.Config) {
+		c.Reviews.Path = ""
+		c.Reviews.Store = config.StorePostgres
+		c.Face.Gallery.Postgres = pg.DSN
+	})
+	req, _ := json.Marshal(map[string]any{"image": lineImage(t), "corrected": "a line", "model": map[string]string{"name": "ocr-eng", "version": "1"}})
+	if code, _, body := call(t, "POST", srv.URL+"/v1/reviews", keys["reviewer"], "application/json", req); code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	code, _, archive := call(t, "GET", srv.URL+"/v1/reviews/export?format=zip", keys["reader"], "", nil)
+	if code != 200 {
+		t.Fatalf("export: %d", code)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(archive), int64(len(archive)))
+	if err != nil || len(zr.File) != 3 {
+		t.Fatalf("export: %v, %d entries", err, len(zr.File))
+	}
+	db, err := pgx.Connect(context.Background(), pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	var n int
+	if err := db.QueryRow(context.Background(), `SELECT count(*) FROM visionserve_reviews WHERE tenant = 'acme'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("rows in PostgreSQL: %d %v", n, err)
 	}
 }
