@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"image"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,10 +18,12 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"golang.org/x/image/tiff"
 
 	"github.com/visionserve/visionserve/internal/app/apptest"
 	"github.com/visionserve/visionserve/internal/cli"
 	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/jobs/jobstest"
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 	"github.com/visionserve/visionserve/internal/modelrepo/repotest"
@@ -345,4 +348,73 @@ func waitReady(srv *apptest.Server, v int) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("ocr-eng version %d not ready within 2 minutes", v)
+}
+
+// Jobs from the console: a PDF dropped on the OCR view is read as a job
+// and its lines drawn; a job submitted from the Jobs view shows its
+// progress and offers a download per output format, and a format the
+// server's job results do not render yet is saved as JSON with a note.
+func TestE2EConsoleJobs(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join(testenv.Shared(t, "data/ocr/pages"), "phototest.tif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := tiff.Decode(bytes.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdf := filepath.Join(t.TempDir(), "phototest.pdf")
+	if err := os.WriteFile(pdf, jobstest.PDF([]image.Image{img}, 100), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := uitest.Start(t)
+	withKeys, keys := apptest.WithKeys(t, apptest.Key{Name: "clerk", Scopes: []string{"infer"}})
+	jobsDir := t.TempDir()
+	srv := apptest.Start(t, func(c *config.Config) {
+		withKeys(c)
+		c.Jobs.Dir = jobsDir
+	})
+	b.Do("opening the console", chromedp.Navigate(srv.URL+"/ui/"))
+	signIn(b, keys["clerk"], "key:clerk")
+	b.Do("choosing a PDF", chromedp.SetUploadFiles(chromedp.CSS("#ocr-file"), []string{pdf}))
+	b.WaitFor("the PDF's 8 line boxes", `document.querySelectorAll('#quads polygon.line').length === 8`)
+	b.WaitFor("a blank page", `document.querySelector('#page').classList.contains('blank')`)
+	b.Screenshot("pdf")
+
+	clickTab(b, "jobs")
+	b.Do("submitting a job",
+		chromedp.SetUploadFiles(chromedp.CSS("#job-files"), []string{filepath.Join(testenv.Shared(t, "data/ocr/pages"), "phototest.tif")}),
+		chromedp.Click(chromedp.CSS("#job-submit")))
+	b.WaitFor("the job to succeed", `document.querySelector('#job-list li[data-state="succeeded"]')`)
+	if got := uitest.Eval[string](b, `document.querySelector('#job-list li progress').value + '/' + document.querySelector('#job-list li progress').max`); got != "1/1" {
+		t.Errorf("progress %s", got)
+	}
+	names := uitest.Eval[[]string](b, `[...document.querySelectorAll('#job-list li button')].map(x => x.textContent)`)
+	for _, f := range []string{"json", "text", "hocr", "alto", "page", "pdf"} {
+		if !slices.Contains(names, "Download "+f) {
+			t.Errorf("no download for %s among %v", f, names)
+		}
+	}
+	downloads := filepath.Join(b.Artifacts, "downloads")
+	if err := os.MkdirAll(downloads, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.DownloadsTo(downloads)
+	id := uitest.Eval[string](b, `document.querySelector('#job-list li').dataset.job`)
+	b.Do("downloading JSON", chromedp.Click(chromedp.Search(`//button[text()="Download json"]`)))
+	b.WaitFile(filepath.Join(downloads, id+".json"))
+	b.WaitFor("the JSON download's note", `document.querySelector('#job-list li .status').textContent.includes('.json')`)
+	b.Do("downloading hOCR", chromedp.Click(chromedp.Search(`//button[text()="Download hocr"]`)))
+	b.WaitFor("the hOCR answer", `document.querySelector('#job-list li .status').textContent.includes('hocr')`)
+	if note := uitest.Eval[string](b, `document.querySelector('#job-list li .status').textContent`); strings.Contains(note, "not rendered as hocr") {
+		t.Logf("job results are JSON only on this server: %s", note)
+	} else {
+		b.WaitFile(filepath.Join(downloads, id+".hocr"))
+	}
+	b.Axe("jobs")
+	b.KeyboardReach("jobs")
+	b.Screenshot("jobs")
+	if p := b.Problems(); len(p) > 0 {
+		t.Errorf("the page reported problems:\n%s", strings.Join(p, "\n"))
+	}
 }
