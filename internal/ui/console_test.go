@@ -379,6 +379,9 @@ func TestE2EConsoleJobs(t *testing.T) {
 	b.Do("choosing a PDF", chromedp.SetUploadFiles(chromedp.CSS("#ocr-file"), []string{pdf}))
 	b.WaitFor("the PDF's 8 line boxes", `document.querySelectorAll('#quads polygon.line').length === 8`)
 	b.WaitFor("a blank page", `document.querySelector('#page').classList.contains('blank')`)
+	if uitest.Eval[bool](b, `document.querySelector('#page-img').getClientRects().length > 0`) {
+		t.Error("a PDF page shows an image element (a broken image) instead of none")
+	}
 	b.Screenshot("pdf")
 
 	clickTab(b, "jobs")
