@@ -341,7 +341,7 @@ func TestIntegrationTraceIDInLogs(t *testing.T) {
 	testenv.Shared(t, "data/ocr/lines")
 	var buf syncBuffer
 	cfg := config.Default()
-	cfg.Server.Addr, cfg.Server.AdminAddr = "127.0.0.1:0", ""
+	cfg.Server.Addr, cfg.Server.AdminAddr, cfg.Server.GRPCAddr = "127.0.0.1:0", "", "" // no fixed port: a quick-start server may hold 9090
 	cfg.Auth.Disabled = true
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := app.New(app.Options{Config: cfg, Logger: log, Registry: prometheus.NewRegistry()})
