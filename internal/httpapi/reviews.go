@@ -146,27 +146,30 @@ func (s *Server) handleReviewList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) handleReviewGet(w http.ResponseWriter, r *http.Request) {
+// reviewOf returns the review the path names, of the caller's tenant; on
+// failure it has answered.
+func (s *Server) reviewOf(w http.ResponseWriter, r *http.Request) (review.Review, bool) {
 	rs, _, ok := s.reviewsOrError(w, r)
 	if !ok {
-		return
+		return review.Review{}, false
 	}
 	rv, err := rs.Get(r.Context(), tenantOf(r), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
-		return
+		return review.Review{}, false
 	}
-	writeJSON(w, http.StatusOK, answer(rv))
+	return rv, true
+}
+
+func (s *Server) handleReviewGet(w http.ResponseWriter, r *http.Request) {
+	if rv, ok := s.reviewOf(w, r); ok {
+		writeJSON(w, http.StatusOK, answer(rv))
+	}
 }
 
 func (s *Server) handleReviewImage(w http.ResponseWriter, r *http.Request) {
-	rs, _, ok := s.reviewsOrError(w, r)
+	rv, ok := s.reviewOf(w, r)
 	if !ok {
-		return
-	}
-	rv, err := rs.Get(r.Context(), tenantOf(r), r.PathValue("id"))
-	if err != nil {
-		s.writeError(w, r, err)
 		return
 	}
 	h := w.Header()

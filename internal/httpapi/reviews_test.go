@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"archive/tar"
 	"archive/zip"
 	"bytes"
 	"context"
@@ -24,6 +23,7 @@ import (
 	"github.com/visionserve/visionserve/internal/httpapi"
 	"github.com/visionserve/visionserve/internal/ocreval"
 	"github.com/visionserve/visionserve/internal/review"
+	"github.com/visionserve/visionserve/internal/review/reviewtest"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
 
@@ -159,18 +159,7 @@ func TestIntegrationReviews(t *testing.T) {
 		t.Fatalf("export: %d %s", code, hdr.Get("Content-Type"))
 	}
 	dir := t.TempDir()
-	tr := tar.NewReader(bytes.NewReader(archive))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		os.WriteFile(filepath.Join(dir, h.Name), b, 0o644)
-	}
+	reviewtest.Unpack(t, "tar", archive, dir)
 	samples, err := ocreval.LoadLines(dir)
 	if err != nil || len(samples) != 1 || samples[0].Truth != rv.Corrected {
 		t.Fatalf("export read back: %+v %v", samples, err)

@@ -210,37 +210,15 @@ func (s *BoltStore) page(tx *bolt.Tx, tenant, after string, limit int, images bo
 	return out, false, nil
 }
 
-// eachBatch is how many reviews Each reads per read transaction: an
-// export to a slow client must not hold one transaction open for its
-// whole length (it would stall the file's growth under writers).
-const eachBatch = 64
-
 // Each implements Store.
 func (s *BoltStore) Each(ctx context.Context, tenant string, fn func(Review) error) error {
-	after := ""
-	for {
-		var batch []Review
-		var more bool
-		err := s.db.View(func(tx *bolt.Tx) (err error) {
+	return eachPage(ctx, fn, func(after string) (batch []Review, more bool, err error) {
+		err = s.db.View(func(tx *bolt.Tx) error {
 			batch, more, err = s.page(tx, tenant, after, eachBatch, true)
 			return err
 		})
-		if err != nil {
-			return err
-		}
-		for _, r := range batch {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		if !more {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		after = batch[len(batch)-1].ID
-	}
+		return batch, more, err
+	})
 }
 
 // Delete implements Store.

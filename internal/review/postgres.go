@@ -175,22 +175,9 @@ func (s *PostgresStore) page(ctx context.Context, tenant, after string, limit in
 // Each implements Store, in pages, so no query stays open while the
 // caller writes to a slow client.
 func (s *PostgresStore) Each(ctx context.Context, tenant string, fn func(Review) error) error {
-	after := ""
-	for {
-		batch, more, err := s.page(ctx, tenant, after, eachBatch, true)
-		if err != nil {
-			return err
-		}
-		for _, r := range batch {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		if !more {
-			return nil
-		}
-		after = batch[len(batch)-1].ID
-	}
+	return eachPage(ctx, fn, func(after string) ([]Review, bool, error) {
+		return s.page(ctx, tenant, after, eachBatch, true)
+	})
 }
 
 // Delete implements Store.

@@ -104,6 +104,36 @@ type Store interface {
 	Close() error
 }
 
+// eachBatch is how many reviews Each reads at a time: an export to a slow
+// client must not hold one transaction or query open for its whole length
+// (in bbolt, that would stall the file's growth under writers).
+const eachBatch = 64
+
+// eachPage calls fn for every review that page hands out, a batch after
+// another, from the first: page(after) returns the reviews after the id
+// after and whether more follow.
+func eachPage(ctx context.Context, fn func(Review) error, page func(after string) ([]Review, bool, error)) error {
+	after := ""
+	for {
+		batch, more, err := page(after)
+		if err != nil {
+			return err
+		}
+		for _, r := range batch {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if !more || len(batch) == 0 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		after = batch[len(batch)-1].ID
+	}
+}
+
 // newID returns a fresh review id: "rv_", the creation time in
 // microseconds (16 hex digits, so ids sort by creation) and 8 random hex
 // digits. Ids are export file names: they hold nothing but [a-z0-9_].

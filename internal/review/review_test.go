@@ -1,8 +1,6 @@
 package review
 
 import (
-	"archive/tar"
-	"archive/zip"
 	"bytes"
 	"context"
 	"errors"
@@ -22,6 +20,7 @@ import (
 	"github.com/visionserve/visionserve/internal/gallery/pgtest"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/ocreval"
+	"github.com/visionserve/visionserve/internal/review/reviewtest"
 )
 
 // page is a 200x100 white PNG with a black bar at x 50-150, y 40-60: the
@@ -316,7 +315,7 @@ func TestExport(t *testing.T) {
 				t.Fatalf("exported %d: %v", n, err)
 			}
 			dir := t.TempDir()
-			unpack(t, format, buf.Bytes(), dir)
+			reviewtest.Unpack(t, format, buf.Bytes(), dir)
 			samples, err := ocreval.LoadLines(dir)
 			if err != nil {
 				t.Fatal(err)
@@ -341,44 +340,29 @@ func TestExport(t *testing.T) {
 	}
 }
 
-func unpack(t *testing.T, format string, data []byte, dir string) {
-	t.Helper()
-	write := func(name string, r io.Reader) {
-		if strings.ContainsAny(name, "/\\") {
-			t.Fatalf("entry %q is not a plain name", name)
-		}
-		b, err := io.ReadAll(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if format == "zip" {
-		zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range zr.File {
-			rc, err := f.Open()
-			if err != nil {
+// Each hands out every review in id order across several read batches.
+func TestEachAcrossBatches(t *testing.T) {
+	stores(t, func(t *testing.T, open func() Store) {
+		ctx := context.Background()
+		st := open()
+		defer st.Close()
+		svc := NewService(st, Config{}, nil, nil)
+		data := page(t)
+		n := 2*eachBatch + 3
+		for i := range n {
+			if _, err := svc.Create(ctx, input("t", fmt.Sprint(i), data)); err != nil {
 				t.Fatal(err)
 			}
-			write(f.Name, rc)
-			rc.Close()
 		}
-		return
-	}
-	tr := tar.NewReader(bytes.NewReader(data))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
+		var got []string
+		if err := st.Each(ctx, "t", func(r Review) error {
+			got = append(got, r.Corrected)
+			return nil
+		}); err != nil {
 			t.Fatal(err)
 		}
-		write(h.Name, tr)
-	}
+		if len(got) != n || got[0] != "0" || got[eachBatch] != fmt.Sprint(eachBatch) || got[n-1] != fmt.Sprint(n-1) {
+			t.Fatalf("%d reviews: %v", len(got), got)
+		}
+	})
 }

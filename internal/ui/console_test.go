@@ -1,12 +1,10 @@
 package ui_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"fmt"
 	"image"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +25,7 @@ import (
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 	"github.com/visionserve/visionserve/internal/modelrepo/repotest"
+	"github.com/visionserve/visionserve/internal/review/reviewtest"
 	"github.com/visionserve/visionserve/internal/testenv"
 	"github.com/visionserve/visionserve/internal/ui"
 	"github.com/visionserve/visionserve/internal/ui/uitest"
@@ -150,7 +149,11 @@ func TestE2EConsoleOCRReview(t *testing.T) {
 	b.Do("exporting", chromedp.Click(chromedp.CSS("#export-tar")))
 	b.WaitFile(filepath.Join(downloads, "reviews.tar"))
 	data := t.TempDir()
-	untar(t, filepath.Join(downloads, "reviews.tar"), data)
+	archive, err := os.ReadFile(filepath.Join(downloads, "reviews.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviewtest.Unpack(t, "tar", archive, data)
 	out := calibrate(t, "--data", data, "--folds", "2")
 	if !strings.Contains(out, "8 samples") || !strings.Contains(out, "calibration: [") || !strings.Contains(out, `{"calibration":[[`) || !strings.Contains(out, `"lang":"eng"}`) {
 		t.Errorf("calibrate on the export:\n%s", out)
@@ -189,32 +192,6 @@ func calibrate(t *testing.T, args ...string) string {
 		t.Fatalf("calibrate %v: exit %d\n%s%s", args, code, stdout.String(), stderr.String())
 	}
 	return stdout.String()
-}
-
-func untar(t *testing.T, path, dir string) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(h.Name)), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // Must show: galleries and subjects with authentication on: a gallery is
