@@ -71,6 +71,9 @@ func TestE2EConsoleOCRReview(t *testing.T) {
 	srv := apptest.Start(t, func(c *config.Config) {
 		withKeys(c)
 		c.Reviews.Path = filepath.Join(store, "reviews.db")
+		// A stricter policy than the default, so that some of the clean
+		// page's lines are tiered verify.
+		c.OCR.Review.Accept = 0.95
 	})
 	t.Logf("embedded console: %d bytes", ui.New().Size())
 
@@ -102,9 +105,17 @@ func TestE2EConsoleOCRReview(t *testing.T) {
 	b.Screenshot("hover")
 	b.Do("moving away", chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 5, 5))
 
-	// The review queue: every line (accepted ones too), the first two
-	// corrected, the rest confirmed.
-	b.Do("starting the review queue",
+	// The review queue holds the lines tiered verify or review ...
+	doubtful := uitest.Eval[int](b, `[...document.querySelectorAll('#lines td.tier')].filter(td => td.textContent !== 'accept').length`)
+	if doubtful == 0 || doubtful == 8 {
+		t.Fatalf("%d of 8 lines below accept: the policy no longer splits the page", doubtful)
+	}
+	b.Do("starting the review queue", chromedp.Click(chromedp.CSS("#queue-start")))
+	b.WaitFor("the queue of doubtful lines", `document.querySelector('#queue-position').textContent.startsWith(`+js(fmt.Sprintf("Line 1 of %d", doubtful))+`)`)
+	b.Do("stopping it", chromedp.Click(chromedp.CSS("#queue-stop")))
+	// ... and with accepted lines, every line: the first two corrected,
+	// the rest confirmed.
+	b.Do("starting the review queue of every line",
 		chromedp.Click(chromedp.CSS("#queue-accepted")),
 		chromedp.Click(chromedp.CSS("#queue-start")))
 	b.WaitFor("the queue", `!document.querySelector('#queue').hidden`)
