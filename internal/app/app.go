@@ -30,9 +30,11 @@ import (
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
 	"github.com/visionserve/visionserve/internal/ratelimit"
+	"github.com/visionserve/visionserve/internal/review"
 	"github.com/visionserve/visionserve/internal/sched"
 	"github.com/visionserve/visionserve/internal/tlsconf"
 	"github.com/visionserve/visionserve/internal/tracing"
+	"github.com/visionserve/visionserve/internal/ui"
 )
 
 // Version is the visionserve version, set at link time.
@@ -84,6 +86,7 @@ type App struct {
 	adminLn  net.Listener
 	adminErr chan error
 	repo     *modelrepo.Repository // nil without repository.dir
+	reviews  *review.Service       // nil without reviews.path or reviews.store: postgres
 	// stopImports stops the import drop folder's watcher (nil without
 	// repository.import.dir).
 	stopImports func()
@@ -114,6 +117,9 @@ func New(opts Options) (a *App, err error) {
 			loaded.closeModels(context.Background())
 			if loaded.jobs != nil {
 				_ = loaded.jobs.Close()
+			}
+			if loaded.reviews != nil {
+				_ = loaded.reviews.Close()
 			}
 			if loaded.tracing != nil {
 				_ = loaded.tracing.Shutdown(context.Background())
@@ -206,6 +212,13 @@ func New(opts Options) (a *App, err error) {
 	if err := a.startFace(cfg); err != nil {
 		return nil, err
 	}
+	if a.reviews, err = a.openReviews(cfg); err != nil {
+		return nil, fmt.Errorf("reviews: %w", err)
+	}
+	var console http.Handler
+	if cfg.UI.Enabled {
+		console = ui.New()
+	}
 
 	bodyTotal, bodyShare := cfg.BodyBudget()
 	a.metrics.BodyMemoryCapacity.Set(float64(bodyTotal))
@@ -230,6 +243,8 @@ func New(opts Options) (a *App, err error) {
 		StaticModels:   a.staticStatus(),
 		DefaultModel:   cfg.DefaultModelName(),
 		StickyHeader:   cfg.Repository.StickyHeader,
+		Reviews:        a.reviews,
+		UI:             console,
 	})
 	a.srv = &http.Server{
 		Handler:           a.handler,
@@ -477,6 +492,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 			err = errors.Join(err, jerr)
 		}
 	}
+	if a.reviews != nil {
+		err = errors.Join(err, a.reviews.Close())
+	}
 	if cerr := a.closeModels(ctx); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
@@ -498,6 +516,9 @@ func Run(ctx context.Context, opts Options) error {
 		_ = a.closeModels(context.Background())
 		if a.jobs != nil {
 			_ = a.jobs.Close()
+		}
+		if a.reviews != nil {
+			_ = a.reviews.Close()
 		}
 		return err
 	}

@@ -45,6 +45,8 @@ type Config struct {
 	ONNX       ONNX             `yaml:"onnx"`
 	// Repository serves signed model packages instead of Models.
 	Repository Repository `yaml:"repository"`
+	UI         UI         `yaml:"ui"`
+	Reviews    Reviews    `yaml:"reviews"`
 }
 
 // ONNX configures the ONNX Runtime library that onnx and ppocr models use.
@@ -211,6 +213,8 @@ func Default() Config {
 		Log:     Log{Level: "info", Format: "text"},
 
 		Repository: DefaultRepository(),
+		UI:         UI{Enabled: true},
+		Reviews:    defaultReviews(),
 	}
 }
 
@@ -355,6 +359,7 @@ func (c Config) validate(final bool) error {
 		add("jobs.postgres holds a password: put it in the PGPASSWORD environment variable or a .pgpass file, or the whole connection string in jobs.postgres_file")
 	}
 	c.Repository.validate(add)
+	c.validateConsole(add)
 	var hasRepository *bool
 	if final {
 		hasRepository = new(c.Repository.Dir != "")

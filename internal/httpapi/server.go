@@ -32,6 +32,7 @@ import (
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
 	"github.com/visionserve/visionserve/internal/ratelimit"
+	"github.com/visionserve/visionserve/internal/review"
 	"github.com/visionserve/visionserve/internal/sched"
 	"github.com/visionserve/visionserve/internal/tracing"
 )
@@ -78,6 +79,12 @@ type Config struct {
 	// StickyHeader names the request header whose value routes requests
 	// to the same version while traffic weights are unchanged; "" for none.
 	StickyHeader string
+
+	// Reviews serves /v1/reviews; nil: those routes answer 501.
+	Reviews *review.Service
+	// UI serves the web console under /ui/ on both listeners; nil: /ui/
+	// answers 404 (ui.enabled: false).
+	UI http.Handler
 }
 
 // Route is one served endpoint.
@@ -141,6 +148,7 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.oipRoutes()...)
 	s.routes = append(s.routes, s.jobRoutes()...)
 	s.routes = append(s.routes, s.faceRoutes()...)
+	s.routes = append(s.routes, s.consoleRoutes()...)
 	for i := range s.routes {
 		s.routes[i].Scope = scopeOf(s.routes[i])
 		if s.routes[i].Admit && s.routes[i].MaxBody == 0 {
