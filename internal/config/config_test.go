@@ -17,7 +17,8 @@ func TestLoadFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Server.Addr != "127.0.0.1:9000" || c.Server.Workers != 3 || c.Server.RequestTimeout != 5*time.Second {
+	if c.Server.Addr != "127.0.0.1:9000" || c.Server.Workers != 3 || c.Server.RequestTimeout != 5*time.Second || c.Server.MaxConnections != 200 ||
+		c.Server.BodyMemory != 256<<20 || c.Server.MinUploadRate != 4<<10 {
 		t.Errorf("server = %+v", c.Server)
 	}
 	if c.Limits.MaxBytes != 8<<20 || c.Limits.MaxPages != 4 {
@@ -52,6 +53,29 @@ func TestLoadFull(t *testing.T) {
 	}
 }
 
+// The memory for request bodies defaults to 16 bodies of max_bytes; one
+// principal may hold a quarter, never less than the largest body.
+func TestBodyBudget(t *testing.T) {
+	for _, tc := range []struct {
+		memory, maxBytes   ByteSize
+		wantTotal, wantOne int64
+	}{
+		{0, 32 << 20, 512 << 20, 128 << 20},
+		{1 << 30, 32 << 20, 1 << 30, 256 << 20},
+		{100 << 20, 32 << 20, 100 << 20, 64<<20 + 64<<10}, // a quarter is less than two images
+		{0, 1 << 10, 2<<10 + 64<<10, 2<<10 + 64<<10},      // tiny images: the envelope dominates
+	} {
+		c := Default()
+		c.Server.BodyMemory, c.Limits.MaxBytes = tc.memory, tc.maxBytes
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if total, one := c.BodyBudget(); total != tc.wantTotal || one != tc.wantOne {
+			t.Errorf("body_memory %d, max_bytes %d: %d, %d; want %d, %d", tc.memory, tc.maxBytes, total, one, tc.wantTotal, tc.wantOne)
+		}
+	}
+}
+
 func TestLoadPartialKeepsDefaults(t *testing.T) {
 	c, err := Load("testdata/partial.yaml")
 	if err != nil {
@@ -67,7 +91,7 @@ func TestLoadRejects(t *testing.T) {
 	for file, wants := range map[string][]string{
 		"testdata/bad-unknown-key.yaml": {"max_byte"},
 		"testdata/bad-values.yaml": {
-			"server.workers", "server.request_timeout", "verify", `engine "paddle"`,
+			"server.workers", "server.request_timeout", "server.max_connections", "server.body_memory", "verify", `engine "paddle"`,
 			`name "a" is used twice`, "languages is empty", `log.level "loud"`,
 			"models[2].dir is empty", "models[3]: dir and runtime are for ppocr and onnx", "max_tensor_elements",
 			"tls: cert_file and key_file", "api_keys[0] (plain).hash", "rate_limits: default", "jobs: max_items", "tracing: sample_ratio",
