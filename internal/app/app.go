@@ -235,7 +235,7 @@ func New(opts Options) (a *App, err error) {
 		a.jobs, err = jobs.Open(jobs.Options{
 			Config: jc, OCR: background, Scheduler: a.sched.Background(), Limits: cfg.Limits.ImageLimits(), Log: opts.Logger,
 			Metrics: jobs.NewMetrics(opts.Registry), Tracer: a.tracing.Tracer(), Propagator: a.tracing.Propagator(), Version: Version,
-			// Keys: a.enc,
+			Keys: a.enc,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("jobs: %w", err)
