@@ -194,7 +194,7 @@ func (r *Ring) open(ref string, b []byte, allowClear bool) ([]byte, error) {
 		if allowClear {
 			return b, nil
 		}
-		return nil, fmt.Errorf("%w: %s record %s (seal it with visionserve keys encrypt-store)", ErrClearRecord, r.domain, ref)
+		return nil, fmt.Errorf("%w: %s record %s (the keyring says every record is sealed: it was planted or restored from elsewhere)", ErrClearRecord, r.domain, ref)
 	}
 	if len(b) < Overhead || b[4] != recordVersion {
 		return nil, fmt.Errorf("%w: %s record %s: malformed or unknown sealed format", ErrUnauthentic, r.domain, ref)
@@ -472,7 +472,7 @@ func (r *Ring) String() string {
 	id, alg := r.Active()
 	s := fmt.Sprintf("%s, data key %d of %d, key-encryption key %s (%s)", alg, id, len(in.Keys), in.KEK, in.KEKAlgorithm)
 	if in.ClearRecords {
-		s += ", records from before encryption may be in clear (visionserve keys encrypt-store)"
+		s += ", records from before encryption may be in clear (visionserve keys rotate --reencrypt)"
 	}
 	return s
 }
