@@ -89,10 +89,7 @@ func (a *App) startFace(cfg config.Config) (err error) {
 	if err != nil {
 		return err
 	}
-	var ring *keys.Ring
-	if k, ok := store.(interface{ Keys() *keys.Ring }); ok {
-		ring = k.Keys()
-	}
+	ring := ringOf(store)
 	a.checkKeys("galleries", ring)
 	attrs = append(attrs, "encryption", ring)
 	if p.galleries, err = gallery.Open(context.Background(), store, fc.Gallery.ManagerConfig(), a.opts.Logger, m); err != nil {
