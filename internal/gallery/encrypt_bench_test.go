@@ -48,11 +48,13 @@ func BenchmarkAtRest(b *testing.B) {
 		},
 	}
 	if !testing.Short() {
+		// One server for every sub-benchmark: started on the parent, or
+		// the first sub-benchmark's cleanup would stop it.
+		parent, n := b, 0
 		var srv *pgtest.Server
-		n := 0
 		kinds["postgres"] = func(b *testing.B, _ string, enc keys.Config) func() Store {
 			if srv == nil {
-				srv = pgtest.Start(b)
+				srv = pgtest.Start(parent)
 			}
 			n++
 			dsn := srv.CreateDatabase(b, fmt.Sprintf("bench%d", n))

@@ -28,10 +28,13 @@ func BenchmarkAtRest(b *testing.B) {
 		},
 	}
 	if !testing.Short() {
+		// One server for every sub-benchmark: started on the parent, or
+		// the first sub-benchmark's cleanup would stop it.
+		parent := b
 		var p *pg
 		kinds["postgres"] = func(b *testing.B, opts store.Options) store.Store {
 			if p == nil {
-				p = &pg{srv: pgtest.Start(b)}
+				p = &pg{srv: pgtest.Start(parent)}
 			}
 			s, err := store.OpenPostgres(ctx, p.database(b), 8, opts)
 			if err != nil {
