@@ -3,7 +3,6 @@ package gallery
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -209,15 +208,8 @@ func pgKeyed(srv *pgtest.Server, dsn string) keyedStore {
 // appears in blobs, raw or as the hex a dump writes bytea in.
 func leaks(blobs [][]byte, embs [][]float32) bool {
 	for _, e := range embs {
-		b := clearEmbedding(e)
-		for i := 0; i+8 <= len(b); i += 4 {
-			w := b[i : i+8]
-			h := []byte(hex.EncodeToString(w))
-			for _, blob := range blobs {
-				if bytes.Contains(blob, w) || bytes.Contains(blob, h) {
-					return true
-				}
-			}
+		if keytest.Leaked(blobs, 8, 4, clearEmbedding(e)) {
+			return true
 		}
 	}
 	return false
@@ -260,13 +252,9 @@ func openManager(t *testing.T, s Store) (*Manager, error) {
 // the embeddings of a store without encryption, so they can fail.
 func TestEncryptedAtRest(t *testing.T) {
 	for kind, makeStore := range keyedStores(t) {
-		for _, alg := range append(keys.Algorithms, "clear") {
-			t.Run(kind+"/"+string(alg), func(t *testing.T) {
+		for alg, enc := range keytest.Variants(t) {
+			t.Run(kind+"/"+alg, func(t *testing.T) {
 				ks := makeStore(t)
-				enc := keys.Config{}
-				if alg != "clear" {
-					enc = keytest.Config(t, alg)
-				}
 				m, err := openManager(t, ks.mustOpen(t, enc))
 				if err != nil {
 					t.Fatal(err)
@@ -275,7 +263,7 @@ func TestEncryptedAtRest(t *testing.T) {
 				g := Ref{"acme", "staff"}
 				_, embs := enroll(t, m, g, rng, "alice", "bob", "carol", "dan")
 				m.Close()
-				if got := leaks(ks.raw(t), embs); got != (alg == "clear") {
+				if got := leaks(ks.raw(t), embs); got != (alg == keytest.Clear) {
 					t.Fatalf("embeddings readable at rest: %v", got)
 				}
 				// Read back through the store, they identify as before.

@@ -3,7 +3,6 @@ package store_test
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -157,23 +156,6 @@ func rewrite(t *testing.T, path, bucket string, edit func(k, v []byte) ([]byte, 
 	}
 }
 
-// leaked reports whether any 16-byte window of a payload appears in
-// blobs, raw or as the hex a dump writes bytea in.
-func leaked(blobs [][]byte, payloads ...[]byte) bool {
-	for _, p := range payloads {
-		for i := 0; i+16 <= len(p); i += 16 {
-			w := p[i : i+16]
-			h := []byte(hex.EncodeToString(w))
-			for _, b := range blobs {
-				if bytes.Contains(b, w) || bytes.Contains(b, h) {
-					return true
-				}
-			}
-		}
-	}
-	return false
-}
-
 func randomBytes(rng *rand.Rand, n int) []byte {
 	b := make([]byte, n)
 	for i := range b {
@@ -234,18 +216,14 @@ func readPages(s store.Store, id string) ([][]byte, error) {
 // the same checks find them in a store without encryption.
 func TestEncryptedAtRest(t *testing.T) {
 	for kind, makeStore := range rawStores(t) {
-		for _, alg := range append(keys.Algorithms, "clear") {
-			t.Run(kind+"/"+string(alg), func(t *testing.T) {
+		for alg, enc := range keytest.Variants(t) {
+			t.Run(kind+"/"+alg, func(t *testing.T) {
 				rs := makeStore(t)
-				enc := keys.Config{}
-				if alg != "clear" {
-					enc = keytest.Config(t, alg)
-				}
 				rng := rand.New(rand.NewPCG(1, 1))
 				s := rs.mustOpen(t, enc)
 				j, inputs := submit(t, s, rng)
 				s.Close()
-				if got := leaked(rs.raw(t), inputs...); got != (alg == "clear") {
+				if got := keytest.Leaked(rs.raw(t), 16, 16, inputs...); got != (alg == keytest.Clear) {
 					t.Fatalf("inputs readable at rest: %v", got)
 				}
 				s = rs.mustOpen(t, enc)
@@ -256,7 +234,7 @@ func TestEncryptedAtRest(t *testing.T) {
 				}
 				results := run(t, s, rng)[j.ID]
 				s.Close()
-				if got := leaked(rs.raw(t), results...); got != (alg == "clear") {
+				if got := keytest.Leaked(rs.raw(t), 16, 16, results...); got != (alg == keytest.Clear) {
 					t.Fatalf("results readable at rest: %v", got)
 				}
 				s = rs.mustOpen(t, enc)

@@ -3,6 +3,8 @@
 package keytest
 
 import (
+	"bytes"
+	"encoding/hex"
 	"testing"
 	"time"
 
@@ -22,6 +24,38 @@ func Config(t testing.TB, alg keys.Algorithm) keys.Config {
 		t.Fatal(err)
 	}
 	return keys.Config{Algorithm: alg, KEK: kek}
+}
+
+// Clear names the variant of Variants without encryption.
+const Clear = "clear"
+
+// Variants returns a Config per algorithm, each with a new KEK, and a
+// zero one named Clear: for tests that check a property of sealed stores
+// and, on a store in clear, that their checks can fail.
+func Variants(t testing.TB) map[string]keys.Config {
+	out := map[string]keys.Config{Clear: {}}
+	for _, alg := range keys.Algorithms {
+		out[string(alg)] = Config(t, alg)
+	}
+	return out
+}
+
+// Leaked reports whether any window of size bytes of a payload, taken
+// every step bytes, appears in blobs, raw or as the hex a dump writes
+// bytea in.
+func Leaked(blobs [][]byte, size, step int, payloads ...[]byte) bool {
+	for _, p := range payloads {
+		for i := 0; i+size <= len(p); i += step {
+			w := p[i : i+size]
+			h := []byte(hex.EncodeToString(w))
+			for _, b := range blobs {
+				if bytes.Contains(b, w) || bytes.Contains(b, h) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // AB times two variants of an operation side by side, for benchmarks that
