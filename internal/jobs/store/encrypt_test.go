@@ -216,10 +216,11 @@ func readPages(s store.Store, id string) ([][]byte, error) {
 // the same checks find them in a store without encryption.
 func TestEncryptedAtRest(t *testing.T) {
 	for kind, makeStore := range rawStores(t) {
-		for alg, enc := range keytest.Variants(t) {
+		for _, v := range keytest.Variants(t) {
+			alg, enc := v.Name, v.Config
 			t.Run(kind+"/"+alg, func(t *testing.T) {
 				rs := makeStore(t)
-				rng := rand.New(rand.NewPCG(1, 1))
+				rng := rand.New(rand.NewPCG(1, v.Seed))
 				s := rs.mustOpen(t, enc)
 				j, inputs := submit(t, s, rng)
 				s.Close()

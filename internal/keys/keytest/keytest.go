@@ -29,15 +29,26 @@ func Config(t testing.TB, alg keys.Algorithm) keys.Config {
 // Clear names the variant of Variants without encryption.
 const Clear = "clear"
 
-// Variants returns a Config per algorithm, each with a new KEK, and a
-// zero one named Clear: for tests that check a property of sealed stores
-// and, on a store in clear, that their checks can fail.
-func Variants(t testing.TB) map[string]keys.Config {
-	out := map[string]keys.Config{Clear: {}}
-	for _, alg := range keys.Algorithms {
-		out[string(alg)] = Config(t, alg)
+// Variant is one way of storing: an algorithm with a new KEK, or Clear.
+type Variant struct {
+	Name   string
+	Config keys.Config
+	// Seed differs between variants: a test that writes data made from
+	// it writes other bytes in each, so that one variant's plaintext in
+	// a shared server's files (PostgreSQL's data and WAL) is never
+	// taken for another's.
+	Seed uint64
+}
+
+// Variants returns a Variant per algorithm and one named Clear (a zero
+// Config): for tests that check a property of sealed stores and, on a
+// store in clear, that their checks can fail.
+func Variants(t testing.TB) []Variant {
+	var out []Variant
+	for i, alg := range keys.Algorithms {
+		out = append(out, Variant{Name: string(alg), Config: Config(t, alg), Seed: uint64(i + 1)})
 	}
-	return out
+	return append(out, Variant{Name: Clear, Seed: uint64(len(out) + 1)})
 }
 
 // Leaked reports whether any window of size bytes of a payload, taken
