@@ -25,7 +25,7 @@ type KeyedStore struct {
 
 // OpenKeyedStores opens, with enc, every store of the configuration that
 // keeps records sealed at rest: the gallery store when face recognition
-// is on, the job store when jobs are. An embedded store's file is locked
+// is on, the job store when jobs are, the review store when reviews are. An embedded store's file is locked
 // by a running server: stop it first. On error nothing stays open.
 func OpenKeyedStores(cfg config.Config, enc keys.Config) ([]KeyedStore, error) {
 	var out []KeyedStore
@@ -57,8 +57,19 @@ func OpenKeyedStores(cfg config.Config, enc keys.Config) ([]KeyedStore, error) {
 		}
 		out = append(out, ks)
 	}
+	if cfg.Reviews.Enabled() {
+		s, err := openReviewStore(cfg, enc)
+		if err != nil {
+			return fail(fmt.Errorf("reviews: %w", err))
+		}
+		ks := KeyedStore{Name: "reviews", Ring: ringOf(s), Close: s.Close}
+		if cfg.Reviews.Store != config.StorePostgres {
+			ks.File = cfg.Reviews.Path
+		}
+		out = append(out, ks)
+	}
 	if len(out) == 0 {
-		return nil, errors.New("the configuration names no store that keeps records at rest (face.gallery, jobs)")
+		return nil, errors.New("the configuration names no store that keeps records at rest (face.gallery, jobs, reviews)")
 	}
 	return out, nil
 }

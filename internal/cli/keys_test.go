@@ -14,10 +14,11 @@ import (
 )
 
 // The rotation procedure through the CLI, on an embedded job store that
-// was in clear: keys new makes KEKs; status reads the store; rotate makes
-// a new data key, re-wraps the keyring under a new KEK and seals every
-// record (the clear one included) under the active key; afterwards the
-// old KEK is refused in one line and every record reads back.
+// was in clear and a review store: keys new makes KEKs; status reads the
+// stores; rotate makes a new data key, re-wraps the keyrings under a new
+// KEK and seals every record (the clear one included) under the active
+// key; afterwards the old KEK is refused in one line and every record
+// reads back.
 func TestKeysRotate(t *testing.T) {
 	dir := t.TempDir()
 	jobsDir := filepath.Join(dir, "jobs")
@@ -37,7 +38,8 @@ func TestKeysRotate(t *testing.T) {
 	config := func(kek string) string {
 		t.Helper()
 		path := filepath.Join(dir, filepath.Base(kek)+".yaml")
-		yaml := "jobs: {dir: " + jobsDir + "}\nencryption: {algorithm: sm4-gcm, kek_file: " + kek + "}\n"
+		yaml := "jobs: {dir: " + jobsDir + "}\nreviews: {path: " + filepath.Join(dir, "reviews.db") + "}\n" +
+			"encryption: {algorithm: sm4-gcm, kek_file: " + kek + "}\n"
 		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +91,8 @@ func TestKeysRotate(t *testing.T) {
 	}
 	keysRun(2, "rotate", "--config", cfg1) // nothing asked
 	out := keysRun(0, "rotate", "--config", cfg1, "--data-key", "--new-kek-file", kek2, "--reencrypt")
-	for _, want := range []string{"jobs: new data key 2 (sm4-gcm) is active", "re-wrapped under key-encryption key", "jobs: records: 2 under data key 2 (2 sealed anew)"} {
+	for _, want := range []string{"jobs: new data key 2 (sm4-gcm) is active", "re-wrapped under key-encryption key", "jobs: records: 2 under data key 2 (2 sealed anew)",
+		"reviews: new data key 2 (sm4-gcm) is active", "reviews: records: none (0 sealed anew)", "reviews.db compacted"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("rotate: no %q in\n%s", want, out)
 		}
