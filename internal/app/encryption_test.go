@@ -17,13 +17,15 @@ import (
 	"github.com/visionserve/visionserve/internal/config"
 	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/keys"
+	"github.com/visionserve/visionserve/internal/review"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
 
 // A server configured for encryption seals a job's input and result (the
-// job database holds neither the image nor the recognised text), serves
-// the result after a restart, and refuses to start with another KEK, a
-// missing one, or none, saying which.
+// job database holds neither the image nor the recognised text), opens
+// the review store with its KEK, serves the result after a restart, and
+// refuses to start with another KEK, a missing one, or none, saying
+// which.
 func TestIntegrationEncryptionAtRest(t *testing.T) {
 	dir := t.TempDir()
 	line := testenv.Shared(t, "data/ocr/lines/book/0005/010001.bin.png")
@@ -44,8 +46,10 @@ func TestIntegrationEncryptionAtRest(t *testing.T) {
 	}
 	kek := newKEK()
 	t.Setenv("VS_TEST_KEK", kek)
+	reviews := filepath.Join(dir, "reviews.db")
 	withJobs := func(c *config.Config) {
 		c.Jobs.Dir = dir
+		c.Reviews.Path = reviews
 		c.Encryption.KEKEnv = "VS_TEST_KEK"
 	}
 	srv := apptest.Start(t, withJobs)
@@ -87,6 +91,10 @@ func TestIntegrationEncryptionAtRest(t *testing.T) {
 	}
 	if bytes.Contains(raw, []byte(text)) || bytes.Contains(raw, img[:64]) {
 		t.Fatal("the job database holds the input or the recognised text in clear")
+	}
+	// The review store was opened with the KEK too: it has a keyring.
+	if _, err := review.OpenBolt(reviews, time.Second, keys.Config{}); !errors.Is(err, keys.ErrEncryptedStore) {
+		t.Fatalf("the review store without a KEK: %v", err)
 	}
 
 	start := func(kekEnv string) error {
