@@ -48,6 +48,10 @@ type Line struct {
 	Box        Quad    `json:"box"`
 	Review     Tier    `json:"review"`
 	Words      []Word  `json:"words"`
+	// Vertical marks a line of vertical text (a column read top to
+	// bottom, as CJK is set vertically). Its box is the column's, corners
+	// from the top-left clockwise, and its words follow the column down.
+	Vertical bool `json:"vertical,omitempty"`
 }
 
 // Word is one recognised word.
