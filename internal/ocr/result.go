@@ -48,9 +48,10 @@ type Line struct {
 	Box        Quad    `json:"box"`
 	Review     Tier    `json:"review"`
 	Words      []Word  `json:"words"`
-	// Vertical marks a line of vertical text (a column read top to
-	// bottom, as CJK is set vertically). Its box is the column's, corners
-	// from the top-left clockwise, and its words follow the column down.
+	// Vertical marks a line that runs down (or up) the page rather than
+	// across it: vertical CJK text, or a line of a page turned 90° that
+	// was read without turning the page. Its box's first corner is still
+	// where the text starts, the first edge running along the text.
 	Vertical bool `json:"vertical,omitempty"`
 }
 

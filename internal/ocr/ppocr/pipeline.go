@@ -296,6 +296,9 @@ type crop struct {
 	q     quad       // the box in input coordinates, first corner where the crop's top-left is
 	img   *rgbImage  // the upright crop
 	toSrc homography // crop pixel -> input pixel
+	// vertical: the box runs down (or up) the input, TallRatio times
+	// taller than wide.
+	vertical bool
 	// stack is set for a column of vertical text laid out as a row
 	// (stackColumn): toSrc then maps the column's pixels, and stack maps
 	// the row's x to the column's y.
@@ -311,6 +314,7 @@ func (pl *Pipeline) makeCrop(src *rgbImage, q quad) (c crop, tall, ok bool) {
 		q = q.rotateCCW()
 	}
 	c, ok = cropQuad(src, q)
+	c.vertical = tall
 	return c, tall, ok
 }
 
@@ -463,7 +467,7 @@ func ctcLine(c crop, r recResult, off vec) (ocr.Line, bool) {
 	if len(words) == 0 {
 		return ocr.Line{Box: toQuad(c.q, off)}, false
 	}
-	line := ocr.Line{Confidence: conf, Box: toQuad(c.q, off), Vertical: c.stack != nil, Words: make([]ocr.Word, len(words))}
+	line := ocr.Line{Confidence: conf, Box: toQuad(c.q, off), Vertical: c.vertical, Words: make([]ocr.Word, len(words))}
 	texts := make([]string, len(words))
 	scale := float64(c.img.w) / r.valid
 	for i, w := range words {
@@ -485,7 +489,7 @@ func hybridLine(ctx context.Context, tr engine.TextRecognizer, c, line crop, off
 	if err != nil {
 		return ocr.Line{}, false, fmt.Errorf("ppocr: line recogniser: %w", err)
 	}
-	out := ocr.Line{Box: toQuad(line.q, off), Vertical: line.stack != nil}
+	out := ocr.Line{Box: toQuad(line.q, off), Vertical: line.vertical}
 	var texts []string
 	var confSum, confN float64
 	for _, tl := range tls {

@@ -8,10 +8,13 @@ import (
 // upright) turned 90° like a rotated line shows the recogniser glyphs lying
 // on their side, which it reads as garbage with a fair confidence. Read as
 // a row instead — glyphs cut apart where the column has no ink and laid
-// side by side — it reads as well as a horizontal line, since CJK glyphs
-// are square and upright either way. A tall box is read both ways and the
-// more confident reading wins (Pipeline.readings); lines read as columns
-// are flagged ocr.Line.Vertical.
+// side by side — it reads like a horizontal line, since CJK glyphs are
+// square and upright either way. A tall box may also be a line of a page
+// turned 90°, which only the turned reading gets right, so a tall box is
+// read both ways and the more confident reading wins (Pipeline.readings).
+// (PP-OCRv4's recogniser, trained on turned columns, reads most of them
+// either way; Tesseract, in the hybrid, reads only the row.) Either way
+// the line is flagged ocr.Line.Vertical.
 
 // column maps a row made by stackColumn back to the column it came from.
 type column struct {
@@ -55,8 +58,10 @@ const glyphMerge = 1.15
 
 // stackColumn crops the column q (first corner top-left, text running
 // down) upright, cuts it into glyphs at rows without ink and lays the
-// glyphs out left to right on the column's background. It fails on a
-// column without contrast or ink.
+// glyphs out left to right on the column's background. The crop's quad is
+// that of the turned reading, first corner top-right, so a vertical line's
+// box is the same whichever reading wins. It fails on a column without
+// contrast or ink.
 func stackColumn(src *rgbImage, q quad) (crop, bool) {
 	col, ok := cropQuad(src, q)
 	if !ok {
@@ -118,7 +123,7 @@ func stackColumn(src *rgbImage, q quad) (crop, bool) {
 		}
 		stack.cells[i] = cell{x0: float64(i * m.w), x1: float64((i + 1) * m.w), y0: float64(max(g[0]-pad, 0)), y1: float64(min(g[1]+pad, m.h))}
 	}
-	return crop{q: q, img: out, toSrc: col.toSrc, stack: stack}, true
+	return crop{q: q.rotateCCW(), img: out, toSrc: col.toSrc, vertical: true, stack: stack}, true
 }
 
 // inkMask separates ink from background by the midpoint of the 5th and
