@@ -34,10 +34,11 @@ commands:
                                                       write DIR/model.sig
   verify   (--key PUBLIC)... (--ca CA.pem)... DIR      check DIR's files and signature
   inspect  DIR                                        show the manifest and the signature
-  bootstrap [--home DIR] [--tessdata DIR] [--face DIR]
-                                                      package and sign the system's Tesseract model
-                                                      (and the face models of DIR) with a local key
-                                                      (HOME/keys) into HOME/models
+  bootstrap [--home DIR] [--tessdata DIR] [--ppocr DIR] [--face DIR|none]
+                                                      package and sign the default models (Tesseract
+                                                      eng and chi_sim, PP-OCRv4 Chinese, YuNet and
+                                                      MobileFaceNet) with a local key (HOME/keys)
+                                                      into HOME/models
 
 Run 'visionserve model <command> -h' for a command's flags.
 Exit status: 0 on success, 1 when a command fails, 2 on a usage error.
