@@ -17,6 +17,11 @@ type Result struct {
 	// Tier is the quality tier that read the request, full or cheap, for a
 	// model that has a cheaper tier; absent otherwise.
 	Tier string `json:"tier,omitempty"`
+	// Script and Lang are, for lang=auto, the script OSD saw on the first
+	// page and the language it chose ("" when there was none and the
+	// default model read the input); absent otherwise.
+	Script string `json:"script,omitempty"`
+	Lang   string `json:"lang,omitempty"`
 }
 
 // ModelRef names the model version that produced a result.
