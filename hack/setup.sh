@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Installs what visionserve needs to build and run on Debian/Ubuntu, and
 # only what is missing: Tesseract 5 with its English, orientation and
-# Simplified Chinese (horizontal and vertical) models, Leptonica,
-# pkg-config, a C compiler, protoc (for make generate and its check in
-# hack/lint.sh) and poppler-utils (pdftoppm rasterises PDF pages for jobs).
-# Safe to run again.
+# Simplified Chinese models, Leptonica, pkg-config, a C compiler, protoc
+# (for make generate and its check in hack/lint.sh) and poppler-utils
+# (pdftoppm rasterises PDF pages for jobs). Safe to run again.
 set -euo pipefail
 
 need=()
-for pkg in libtesseract-dev libleptonica-dev tesseract-ocr-eng tesseract-ocr-osd tesseract-ocr-chi-sim tesseract-ocr-chi-sim-vert pkg-config gcc protobuf-compiler poppler-utils; do
+for pkg in libtesseract-dev libleptonica-dev tesseract-ocr-eng tesseract-ocr-osd tesseract-ocr-chi-sim pkg-config gcc protobuf-compiler poppler-utils; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     need+=("$pkg")
   fi
