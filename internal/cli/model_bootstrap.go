@@ -187,9 +187,11 @@ func tesseractPackage(name, lang, dir string) (systemPackage, error) {
 }
 
 // ppocrRuntime is the runtime of the PP-OCRv4 package: CTC recognition
-// (the best Chinese row of docs/ocr-evaluation.md) with the recogniser's
-// input height of 48 and its 6,623-character dictionary; "lang" is the
-// language the package serves (Languages in the OCR core).
+// (the best Chinese row of docs/ocr-evaluation.md) with its
+// 6,623-character dictionary and ppocr.V4Params' recogniser settings
+// (input height 48, one line per run); the loader decodes params over
+// ppocr.DefaultParams, so they are spelt out. "lang" is the language the
+// package serves (Languages in the OCR core).
 var ppocrRuntime = map[string]any{
 	"recognizer": "ctc",
 	"det":        ppocr.V4Det,
@@ -197,7 +199,7 @@ var ppocrRuntime = map[string]any{
 	"rec":        ppocr.V4Rec,
 	"dict":       ppocr.V4Dict,
 	"lang":       chiSimLang,
-	"params":     map[string]any{"rec": map[string]any{"height": ppocr.V4Params().Rec.Height, "width": ppocr.V4Params().Rec.Width}},
+	"params":     map[string]any{"rec": ppocr.V4Params().Rec},
 }
 
 // ppocrPackage is the ocr-ppocr package of the PP-OCRv4 files in dir (""
