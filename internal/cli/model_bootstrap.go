@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -309,7 +310,7 @@ func publishSystemModel(ctx context.Context, repo string, p systemPackage, signe
 		return 0, false, err
 	}
 	if latest > 0 {
-		if sameFiles(ctx, verifier, filepath.Join(mdir, strconv.Itoa(latest)), files) {
+		if samePackage(ctx, verifier, filepath.Join(mdir, strconv.Itoa(latest)), p) {
 			return latest, false, nil
 		}
 	}
@@ -344,15 +345,17 @@ func publishSystemModel(ctx context.Context, repo string, p systemPackage, signe
 	return next, true, nil
 }
 
-// sameFiles reports whether dir is a package verified by v that lists
-// exactly files, with the content they have in their sources.
-func sameFiles(ctx context.Context, v *signing.Verifier, dir string, files []sourceFile) bool {
+// samePackage reports whether dir is a package verified by v with p's
+// runtime options that lists exactly p's files, with the content they
+// have in their sources. Runtime options count: a new release may change
+// them for the same files (ocr-zh's recogniser settings).
+func samePackage(ctx context.Context, v *signing.Verifier, dir string, p systemPackage) bool {
 	pkg, err := v.VerifyPackage(ctx, dir)
-	if err != nil || len(pkg.Manifest.Files) != len(files) {
+	if err != nil || len(pkg.Manifest.Files) != len(p.files) || !sameJSON(pkg.Manifest.Runtime, p.runtime) {
 		return false
 	}
 	src := map[string]sourceFile{}
-	for _, f := range files {
+	for _, f := range p.files {
 		src[f.name] = f
 	}
 	for _, f := range pkg.Manifest.Files {
@@ -366,6 +369,19 @@ func sameFiles(ctx context.Context, v *signing.Verifier, dir string, files []sou
 		}
 	}
 	return true
+}
+
+// sameJSON reports whether a and b hold the same JSON value (absent and
+// null are the same).
+func sameJSON(a, b json.RawMessage) bool {
+	var va, vb any
+	if len(a) > 0 && json.Unmarshal(a, &va) != nil {
+		return false
+	}
+	if len(b) > 0 && json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
 }
 
 func copyFile(from, to string) error {

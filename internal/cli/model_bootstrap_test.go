@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"os"
@@ -290,5 +291,33 @@ func TestModelBootstrapSkips(t *testing.T) {
 	}
 	if code, _, _ := runModelCmd(t, "bootstrap", "--home", home, "--chi-sim", "Bad"); code != 2 {
 		t.Errorf("bad name: exit %d", code)
+	}
+}
+
+// A release that changes a default's runtime options but not its files
+// (ocr-zh's recogniser settings) publishes a new version; the same options
+// spelt differently do not.
+func TestBootstrapRepublishesChangedRuntime(t *testing.T) {
+	home, src := t.TempDir(), t.TempDir()
+	writeFiles(t, src, "a.onnx")
+	signer, pub, _, err := localKey(filepath.Join(home, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(home, "models")
+	for i, step := range []struct {
+		runtime   string
+		version   int
+		published bool
+	}{
+		{`{"params": {"rec": {"batch": 6}}}`, 1, true},
+		{`{"params":{"rec":{"batch":6}}}`, 1, false},
+		{`{"params": {"rec": {"batch": 1}}}`, 2, true},
+	} {
+		p := systemPackage{name: "ocr-zh", kind: manifest.KindOCRPPOCR, runtime: json.RawMessage(step.runtime), files: []sourceFile{{os.DirFS(src), "a.onnx"}}}
+		v, published, err := publishSystemModel(context.Background(), repo, p, signer, pub)
+		if err != nil || v != step.version || published != step.published {
+			t.Errorf("step %d (%s): version %d, published %v, %v; want %d, %v", i, step.runtime, v, published, err, step.version, step.published)
+		}
 	}
 }
