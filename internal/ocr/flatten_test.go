@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"image"
+	"image/color"
 	"math"
 	"testing"
 
@@ -96,4 +97,46 @@ func abs[T int | float64](v T) T {
 		return -v
 	}
 	return v
+}
+
+// sizeReader is a PageReader that records what it was given and finds
+// one line along the top of it.
+type sizeReader struct{ got image.Image }
+
+func (r *sizeReader) ReadPage(_ context.Context, img image.Image, _ Mode) ([]Line, error) {
+	r.got = img
+	w := float64(img.Bounds().Dx())
+	box := Quad{{1, 2}, {w - 1, 2}, {w - 1, 9}, {1, 9}}
+	return []Line{{Text: "top line", Confidence: 0.9, Box: box, Words: []Word{{Text: "top", Confidence: 0.9, Box: box}}}}, nil
+}
+
+// A model that reads pages itself (PP-OCR) reads a photographed sheet
+// flattened and in colour, and its boxes come back in the photo.
+func TestServiceFlattensForPageReaders(t *testing.T) {
+	g := dewarptest.Photo(-7)
+	img := image.NewNRGBA(g.Rect)
+	for i, v := range g.Pix {
+		img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = v, v, v/2, 255 // a warm tint
+	}
+	r := &sizeReader{}
+	models, _ := NewStaticModels(&Model{Ref: ModelRef{Name: "ocr-photo", Version: "1"}, Languages: "eng", Pages: r})
+	res, err := NewService(DefaultConfig(), models, direct{}, nil, nil).Recognize(context.Background(), Input{Data: pngOf(t, img)}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := res.Pages[0].Dewarp
+	if d == nil || d.Kind != "perspective" {
+		t.Fatalf("dewarp %+v", d)
+	}
+	if _, ok := r.got.(*image.RGBA); !ok || r.got.Bounds().Dx() != d.Width || r.got.Bounds().Dy() != d.Height {
+		t.Fatalf("the reader got a %T of %v; the correction is %dx%d", r.got, r.got.Bounds(), d.Width, d.Height)
+	}
+	if c := r.got.At(d.Width/2, d.Height/6).(color.RGBA); c.B >= c.R {
+		t.Errorf("the paper lost its colour: %v", c)
+	}
+	// The top line of the flattened sheet runs at the sheet's -7 degrees.
+	b := res.Pages[0].Lines[0].Box
+	if deg := math.Atan2(b[1][1]-b[0][1], b[1][0]-b[0][0]) * 180 / math.Pi; math.Abs(deg+7) > 0.5 {
+		t.Errorf("the line runs at %.2f degrees in the photo, want -7 (box %v)", deg, b)
+	}
 }
