@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"image"
+	"math"
 
 	"github.com/visionserve/visionserve/internal/ocr/dewarp"
 )
@@ -78,7 +79,7 @@ func unwarp(p *Page, c *dewarp.Correction) {
 	}
 	mapQuad := func(q *Quad) {
 		for k, pt := range q {
-			q[k] = Point(c.ToSource.Map(dewarp.Point(pt)))
+			q[k] = roundPoint(Point(c.ToSource.Map(dewarp.Point(pt))))
 		}
 	}
 	for i := range p.Lines {
@@ -94,11 +95,18 @@ func unwarp(p *Page, c *dewarp.Correction) {
 	case dewarp.Perspective:
 		q := Quad{}
 		for k, pt := range c.Page.Quad {
-			q[k] = Point(pt)
+			q[k] = roundPoint(Point(pt))
 		}
 		d.Quad = &q
 	case dewarp.Deskew:
-		d.Skew = c.Skew.Degrees
+		d.Skew = math.Round(c.Skew.Degrees*100) / 100
 	}
 	p.Dewarp = d
+}
+
+// roundPoint keeps a hundredth of a pixel: mapped corners are no more
+// precise than that, and clients should not have to read
+// 236.71963064304634.
+func roundPoint(p Point) Point {
+	return Point{math.Round(p[0]*100) / 100, math.Round(p[1]*100) / 100}
 }

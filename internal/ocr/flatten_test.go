@@ -65,7 +65,7 @@ func TestServiceFlattensPhotos(t *testing.T) {
 		w := float64(d.Width)
 		want := Quad{toPhoto(1, 1), toPhoto(w-1, 1), toPhoto(w-1, 5), toPhoto(1, 5)}
 		for k := range want {
-			if got := p.Lines[0].Box[k]; math.Hypot(got[0]-want[k][0], got[1]-want[k][1]) > 1e-6 {
+			if got := p.Lines[0].Box[k]; math.Hypot(got[0]-want[k][0], got[1]-want[k][1]) > 0.01 {
 				t.Errorf("%s: line corner %d at %v, want %v", name, k, got, want[k])
 			}
 		}
@@ -75,7 +75,7 @@ func TestServiceFlattensPhotos(t *testing.T) {
 			t.Errorf("%s: the line runs at %.2f degrees in the photo, want 9", name, deg)
 		}
 		// The outline's top-left corner is where the sheet's is.
-		if tl := (*d.Quad)[0]; math.Hypot(tl[0]-toPhoto(0, 0)[0], tl[1]-toPhoto(0, 0)[1]) > 1e-6 {
+		if tl := (*d.Quad)[0]; math.Hypot(tl[0]-toPhoto(0, 0)[0], tl[1]-toPhoto(0, 0)[1]) > 0.01 {
 			t.Errorf("%s: quad %v does not start at the homography's origin", name, *d.Quad)
 		}
 	}
