@@ -63,6 +63,10 @@ fuzz() {
 step "fuzz the image decoder briefly"
 fuzz ./internal/imageio FuzzDecode "${FUZZTIME:-30s}"
 
+step "fuzz the page geometry of the dewarp stage briefly"
+fuzz ./internal/ocr/dewarp FuzzPlan "${FUZZTIME_PARSERS:-10s}"
+fuzz ./internal/ocr/dewarp FuzzQuadToQuad "${FUZZTIME_PARSERS:-10s}"
+
 step "fuzz the inference-protocol request decoders briefly"
 fuzz ./internal/oip FuzzDecodeRequest "${FUZZTIME_OIP:-10s}"
 fuzz ./internal/grpcapi FuzzDecodeInfer "${FUZZTIME_OIP:-10s}"

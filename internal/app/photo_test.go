@@ -46,6 +46,9 @@ type photoRead struct {
 // -photo-baseline adds the photos read with dewarp=off, -photo-hybrid the
 // English pages read by the hybrid model (PP-OCR detection + Tesseract).
 func TestIntegrationPhotoPages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a long evaluation; it runs without -short")
+	}
 	items, err := ocreval.LoadPhotoPages(testenv.Shared(t, "data/ocr/photo-pages"))
 	if err != nil {
 		t.Fatal(err)

@@ -57,6 +57,9 @@ func encodePNG(t testing.TB, img image.Image) []byte {
 // degrees; and boxes come back in the tilted image's coordinates. -v
 // prints the table of docs/ocr-evaluation.md, with dewarp=off beside it.
 func TestIntegrationDeskew(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a long evaluation; it runs without -short")
+	}
 	svc := ocrtest.TesseractService(t, 2)
 	pages := []struct{ image, truth string }{
 		{testenv.Shared(t, "data/ocr/pages/phototest.tif"), testenv.Shared(t, "data/ocr/pages/phototest.txt")},
