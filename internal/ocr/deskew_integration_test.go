@@ -1,11 +1,9 @@
 package ocr_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"image"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,9 +13,9 @@ import (
 	"golang.org/x/image/draw"
 	"golang.org/x/image/math/f64"
 
-	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/ocr/dewarp"
+	"github.com/visionserve/visionserve/internal/ocr/dewarp/dewarptest"
 	"github.com/visionserve/visionserve/internal/ocr/ocrtest"
 	"github.com/visionserve/visionserve/internal/ocreval"
 	"github.com/visionserve/visionserve/internal/testenv"
@@ -42,14 +40,6 @@ func tilt(g *image.Gray, deg float64) (*image.Gray, func(x, y float64) (float64,
 	return dst, to
 }
 
-func encodePNG(t testing.TB, img image.Image) []byte {
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
 // Must show (issue 15, deskew): scans tilted by up to 15 degrees, where
 // Tesseract's own line finding fails (and its skew estimate is unreliable,
 // tesseract#4445), are read by default (dewarp=auto) as well as the
@@ -66,7 +56,7 @@ func TestIntegrationDeskew(t *testing.T) {
 		{testenv.Shared(t, "data/ocr/photo-pages/11.flat.png"), testenv.Shared(t, "data/ocr/photo-pages/11.txt")},
 	}
 	read := func(img image.Image, dw dewarp.Mode) *ocr.Result {
-		res, err := svc.Recognize(context.Background(), ocr.Input{Data: encodePNG(t, img)}, ocr.Options{Dewarp: dw})
+		res, err := svc.Recognize(context.Background(), ocr.Input{Data: dewarptest.PNG(t, img)}, ocr.Options{Dewarp: dw})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +72,7 @@ func TestIntegrationDeskew(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		upright := decodeGrayBytes(t, data)
+		upright := dewarptest.DecodeGray(t, data)
 		base := read(upright, dewarp.Auto)
 		var baseScore ocreval.Score
 		baseScore.Add(base.Text, string(truth))
@@ -136,17 +126,4 @@ func checkTiltedBoxes(t *testing.T, name string, upright, tilted ocr.Page, to fu
 	if matched < len(upright.Lines)/2 {
 		t.Errorf("%s: only %d of %d lines read alike", name, matched, len(upright.Lines))
 	}
-}
-
-func decodeGrayBytes(t testing.TB, data []byte) *image.Gray {
-	t.Helper()
-	doc, err := imageio.Open(data, "", imageio.DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := doc.Decode(context.Background(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return imageio.ToGray(img)
 }

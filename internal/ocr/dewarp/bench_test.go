@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/visionserve/visionserve/internal/ocr/dewarp"
+	"github.com/visionserve/visionserve/internal/ocr/dewarp/dewarptest"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
 
@@ -28,15 +29,15 @@ func BenchmarkDewarp(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	photo := decodeGray(b, photoPath)
-	flat := decodeGray(b, filepath.Join(dir, "photo-pages/11.flat.png"))
-	phototest := decodeGray(b, filepath.Join(dir, "pages/phototest.tif"))
+	photo := dewarptest.ReadGray(b, photoPath)
+	flat := dewarptest.ReadGray(b, filepath.Join(dir, "photo-pages/11.flat.png"))
+	phototest := dewarptest.ReadGray(b, filepath.Join(dir, "pages/phototest.tif"))
 
 	// The baseline: decoding the photo to grey, as the pipeline does first.
 	const reps = 10
 	start := cpuTime(b)
 	for range reps {
-		decodeGrayBytes(b, photoBytes)
+		dewarptest.DecodeGray(b, photoBytes)
 	}
 	decode := (cpuTime(b) - start) / reps
 
@@ -58,7 +59,7 @@ func BenchmarkDewarp(b *testing.B) {
 	})
 	run("flat-scan-1200x1600/auto", func() { mustPlan(b, flat, false) })
 	run("phototest-640x480/auto", func() { mustPlan(b, phototest, false) })
-	run("photo/decode", func() { decodeGrayBytes(b, photoBytes) })
+	run("photo/decode", func() { dewarptest.DecodeGray(b, photoBytes) })
 }
 
 // cpuTime is the user and system CPU time the process has used.

@@ -1,13 +1,17 @@
-// Package dewarptest draws photographed sheets for the tests of the
-// packages that use dewarp.
+// Package dewarptest draws photographed sheets, and decodes pages the way
+// the pipeline does, for the tests of dewarp and the packages that use it.
 package dewarptest
 
 import (
 	"bytes"
+	"context"
 	"image"
 	"image/png"
 	"math"
+	"os"
 	"testing"
+
+	"github.com/visionserve/visionserve/internal/imageio"
 )
 
 // Sheet sizes: a SheetWidth x SheetHeight sheet on a PhotoWidth x
@@ -39,6 +43,31 @@ func Photo(deg float64) *image.Gray {
 		}
 	}
 	return g
+}
+
+// ReadGray reads the first page of an image file as grey.
+func ReadGray(t testing.TB, path string) *image.Gray {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return DecodeGray(t, data)
+}
+
+// DecodeGray decodes the first page of an image as grey, as the OCR
+// pipeline does (imageio, EXIF orientation applied).
+func DecodeGray(t testing.TB, data []byte) *image.Gray {
+	t.Helper()
+	doc, err := imageio.Open(data, "", imageio.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := doc.Decode(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return imageio.ToGray(img)
 }
 
 // PNG encodes img.
