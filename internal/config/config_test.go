@@ -17,7 +17,8 @@ func TestLoadFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Server.Addr != "127.0.0.1:9000" || c.Server.Workers != 3 || c.Server.RequestTimeout != 5*time.Second {
+	if c.Server.Addr != "127.0.0.1:9000" || c.Server.Workers != 3 || c.Server.RequestTimeout != 5*time.Second || c.Server.MaxConnections != 200 ||
+		c.Server.BodyMemory != 256<<20 || c.Server.MinUploadRate != 4<<10 {
 		t.Errorf("server = %+v", c.Server)
 	}
 	if c.Limits.MaxBytes != 8<<20 || c.Limits.MaxPages != 4 {
@@ -41,11 +42,37 @@ func TestLoadFull(t *testing.T) {
 		c.Auth.JWT.Leeway != 45*time.Second || c.RateLimits.Tenants["acme"].Concurrency != 32 {
 		t.Errorf("server %+v tls %+v auth %+v rate limits %+v", c.Server, c.TLS, c.Auth, c.RateLimits)
 	}
-	if j := c.Jobs.Runtime(); j.MaxBytes != 64<<20 || j.PDF.MemoryLimit != 512<<20 || !j.Webhook.AllowPrivateNetworks || j.Retention != time.Hour {
+	if j := c.Jobs.Runtime(); j.MaxBytes != 64<<20 || j.PDF.MemoryLimit != 512<<20 || !j.Webhook.AllowPrivateNetworks || j.Retention != time.Hour ||
+		j.MinUploadRate != 64<<10 || j.UploadGrace != 5*time.Second || j.Tenant.MaxQueued != 3 || j.Tenant.MaxPendingBytes != 512<<20 ||
+		j.Tenant.MaxConcurrentUploads != 1 || j.Lease != 10*time.Second || j.PollInterval != 500*time.Millisecond ||
+		j.Webhook.Concurrency != 4 || j.Webhook.PerDestination != 1 {
 		t.Errorf("jobs %+v", j)
 	}
 	if c.Tracing.SampleRatio != 0.25 || c.Tracing.ServiceName != "ocr-prod" {
 		t.Errorf("tracing %+v", c.Tracing)
+	}
+}
+
+// The memory for request bodies defaults to 16 bodies of max_bytes; one
+// principal may hold a quarter, never less than the largest body.
+func TestBodyBudget(t *testing.T) {
+	for _, tc := range []struct {
+		memory, maxBytes   ByteSize
+		wantTotal, wantOne int64
+	}{
+		{0, 32 << 20, 512 << 20, 128 << 20},
+		{1 << 30, 32 << 20, 1 << 30, 256 << 20},
+		{100 << 20, 32 << 20, 100 << 20, 64<<20 + 64<<10}, // a quarter is less than two images
+		{0, 1 << 10, 2<<10 + 64<<10, 2<<10 + 64<<10},      // tiny images: the envelope dominates
+	} {
+		c := Default()
+		c.Server.BodyMemory, c.Limits.MaxBytes = tc.memory, tc.maxBytes
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if total, one := c.BodyBudget(); total != tc.wantTotal || one != tc.wantOne {
+			t.Errorf("body_memory %d, max_bytes %d: %d, %d; want %d, %d", tc.memory, tc.maxBytes, total, one, tc.wantTotal, tc.wantOne)
+		}
 	}
 }
 
@@ -64,7 +91,7 @@ func TestLoadRejects(t *testing.T) {
 	for file, wants := range map[string][]string{
 		"testdata/bad-unknown-key.yaml": {"max_byte"},
 		"testdata/bad-values.yaml": {
-			"server.workers", "server.request_timeout", "verify", `engine "paddle"`,
+			"server.workers", "server.request_timeout", "server.max_connections", "server.body_memory", "verify", `engine "paddle"`,
 			`name "a" is used twice`, "languages is empty", `log.level "loud"`,
 			"models[2].dir is empty", "models[3]: dir and runtime are for ppocr and onnx", "max_tensor_elements",
 			"tls: cert_file and key_file", "api_keys[0] (plain).hash", "rate_limits: default", "jobs: max_items", "tracing: sample_ratio",

@@ -359,23 +359,19 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 	// Read the page as it is first: most pages are upright, and Tesseract
 	// itself reads pages turned 90 degrees clockwise. Only a doubtful
 	// reading pays for orientation detection (which costs about as much as
-	// recognition) and, if the detector is sure of a turn, a second reading.
+	// recognition) and, if a turn is worth trying, a second reading.
 	lines, angle, err := s.read(ctx, model, eng, gray, 0, mode, t)
 	if err != nil {
 		return Page{}, err
 	}
 	conf := MeanConfidence(lines)
 	if !opt.NoRotate && (mode == ModePage || mode == ModeBlock) && conf < s.cfg.OrientationCheckBelow {
-		t1 := time.Now()
-		sctx, span := s.stage(ctx, "ocr.orientation", model, i)
-		o, err := eng.DetectOrientation(sctx, gray)
-		endStage(span, err)
-		t.preprocess += time.Since(t1)
+		turn, err := s.turnToTry(ctx, model, eng, gray, i, t)
 		if err != nil {
 			return Page{}, err
 		}
-		if o.Degrees != 0 && o.Confidence >= s.cfg.MinOrientationConfidence {
-			turned, turnedAngle, err := s.read(ctx, model, eng, gray, o.Degrees, mode, t)
+		if turn != 0 {
+			turned, turnedAngle, err := s.read(ctx, model, eng, gray, turn, mode, t)
 			if err != nil {
 				return Page{}, err
 			}
@@ -388,6 +384,30 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 	page := Page{Index: i, Width: b.Dx(), Height: b.Dy(), Angle: angle, Mode: string(mode), Confidence: conf, Lines: lines}
 	unwarp(&page, fix)
 	return page, nil
+}
+
+// turnToTry returns the clockwise turn worth a second reading of a
+// doubtful page, or 0: the turn the engine's orientation detector is sure
+// of. An engine without an orientation model (a Tesseract package made
+// without osd.traineddata) has the half turn tried instead, the one
+// Tesseract cannot read by itself; the better of the two readings wins as
+// with a detector, so the page is answered either way.
+func (s *Service) turnToTry(ctx context.Context, model *Model, eng Engine, gray *image.Gray, i int, t *timings) (int, error) {
+	t0 := time.Now()
+	sctx, span := s.stage(ctx, "ocr.orientation", model, i)
+	o, err := eng.DetectOrientation(sctx, gray)
+	t.preprocess += time.Since(t0)
+	if errors.Is(err, engine.ErrNoOrientation) {
+		span.AddEvent("no orientation model: trying the half turn")
+		span.End()
+		s.log.Debug("no orientation model; trying the half turn", "model", model.Ref.Name, "version", model.Ref.Version, "page", i)
+		return 180, nil
+	}
+	endStage(span, err)
+	if err != nil || o.Degrees == 0 || o.Confidence < s.cfg.MinOrientationConfidence {
+		return 0, err
+	}
+	return o.Degrees, nil
 }
 
 // readPage reads page i with the model's PageReader. The reader finds and
