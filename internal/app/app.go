@@ -26,6 +26,7 @@ import (
 	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/loader"
 	"github.com/visionserve/visionserve/internal/metrics"
+	"github.com/visionserve/visionserve/internal/modelcheck"
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
@@ -52,7 +53,13 @@ type Options struct {
 	// admin listener are set up, and Start must not be called.
 	CoreOnly bool
 	// Loaders add or replace model repository loaders, by package kind.
+	// The check child must be given them too (CheckChild's extra).
 	Loaders map[string]modelrepo.Loader
+	// ModelCheck says how to start the child process that loads and warms
+	// up each new repository version before this process does
+	// (modelcheck.Executable(): this binary's `model check --child`).
+	// Nil turns the isolated check off.
+	ModelCheck *modelcheck.Command
 }
 
 // DefaultOptions matches the command-line defaults.
@@ -85,8 +92,9 @@ type App struct {
 	admin    *http.Server      // nil: no admin listener
 	adminLn  net.Listener
 	adminErr chan error
-	repo     *modelrepo.Repository // nil without repository.dir
-	reviews  *review.Service       // nil without reviews.path or reviews.store: postgres
+	repo     *modelrepo.Repository   // nil without repository.dir
+	refused  []modelrepo.ModelStatus // built-in models that failed to load
+	reviews  *review.Service         // nil without reviews.path or reviews.store: postgres
 	// stopImports stops the import drop folder's watcher (nil without
 	// repository.import.dir).
 	stopImports func()
@@ -164,7 +172,14 @@ func New(opts Options) (a *App, err error) {
 	for _, mc := range a.staticConfig(cfg) {
 		m, err := loadModel(mc, env)
 		if err != nil {
-			return nil, err
+			if mc.Name == cfg.DefaultModelName() {
+				return nil, err // nothing to serve without it
+			}
+			// One unusable model (an ONNX output the binding cannot
+			// return, a corrupt file) must not keep the others from
+			// serving: it is refused, and listed as failed.
+			a.refuse(mc, err)
+			continue
 		}
 		if m.OCR != nil {
 			m.OCR.Calibration = mc.Calibration

@@ -133,7 +133,8 @@ func TestByteSize(t *testing.T) {
 
 func TestLoadRepository(t *testing.T) {
 	d := Default()
-	if d.Repository.Dir != "" || d.DefaultModelName() != "ocr-eng" || d.Repository.StickyHeader != "X-Routing-Key" || d.Repository.Policy.Latest != 1 {
+	if d.Repository.Dir != "" || d.DefaultModelName() != "ocr-eng" || d.Repository.StickyHeader != "X-Routing-Key" || d.Repository.Policy.Latest != 1 ||
+		d.Repository.Check != (Check{Timeout: 2 * time.Minute, MemoryLimit: 4 << 30}) {
 		t.Errorf("defaults %+v", d.Repository)
 	}
 	c, err := Load("testdata/repository.yaml")
@@ -143,14 +144,19 @@ func TestLoadRepository(t *testing.T) {
 	r := c.Repository
 	if r.Dir != "/var/lib/visionserve/models" || c.DefaultModelName() != "ocr-deu" || r.RescanInterval != 10*time.Second || r.Watch ||
 		r.StickyHeader != "X-Tenant" || r.MaxParallelLoads != 1 || len(r.Trust.Keys) != 2 || len(r.Trust.CACertificates) != 1 ||
-		!r.Trust.AllowUnsigned || r.Policy.Latest != 2 || r.Policies["ocr-eng"].Versions[0] != 3 {
+		!r.Trust.AllowUnsigned || r.Policy.Latest != 2 || r.Policies["ocr-eng"].Versions[0] != 3 ||
+		r.Check != (Check{Timeout: 30 * time.Second, MemoryLimit: 2 << 30}) || r.EffectiveStateDir() != "/var/lib/visionserve/state" {
 		t.Errorf("repository %+v", r)
 	}
 	if i := r.Import; i.Dir != "/var/lib/visionserve/incoming" || i.SigningKey == "" || len(i.TrustedKeys) != 1 || i.ScanInterval != 2*time.Second {
 		t.Errorf("repository.import %+v", i)
 	}
+	if r.StateDir = ""; r.EffectiveStateDir() != "/var/lib/visionserve/models/.visionserve" {
+		t.Errorf("default state dir %q", r.EffectiveStateDir())
+	}
 	_, err = Load("testdata/bad-repository.yaml")
-	for _, w := range []string{"default_model", "rescan_interval", "sticky_header", "max_parallel_loads", "repository.policy:", "policies.ocr-eng", "repository.import.signing_key"} {
+	for _, w := range []string{"default_model", "rescan_interval", "sticky_header", "max_parallel_loads", "repository.policy:", "policies.ocr-eng",
+		"repository.import.signing_key", "check.timeout", "check.memory_limit"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("bad repository: error does not mention %q: %v", w, err)
 		}

@@ -50,6 +50,10 @@ type Metrics struct {
 	Info               *prometheus.GaugeVec
 	// Tiers counts OCR requests by the quality tier that read them.
 	Tiers *prometheus.CounterVec
+	// EngineCallsStuck counts OCR engine calls still running long after
+	// their request's deadline (the request answered at the deadline): each
+	// one's engine was quarantined and replaced.
+	EngineCallsStuck prometheus.Counter
 }
 
 // latencyBuckets span 1 ms to about 65 s: OCR of a line is tens of ms, a
@@ -123,13 +127,18 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "visionserve_ocr_tier_requests_total",
 			Help: "OCR requests by model and the quality tier that read them (full, or cheap under sustained queueing).",
 		}, []string{"model", "tier"}),
+		EngineCallsStuck: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "visionserve_engine_calls_stuck_total",
+			Help: "OCR engine calls still running long after their request's deadline (which answered in time); each engine was quarantined and replaced.",
+		}),
 		Info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "visionserve_build_info",
 			Help: "Always 1; labels say which visionserve and engine versions run.",
 		}, []string{"version", "goversion", "tesseract"}),
 	}
 	reg.MustRegister(m.Requests, m.RequestDuration, m.InFlight, m.Stage, m.QueueWaitTime,
-		m.QueueLength, m.WorkersBusy, m.Workers, m.QueueCapacity, m.Rejections, m.BodyMemory, m.BodyMemoryCapacity, m.Confidence, m.Pages, m.Info, m.Tiers)
+		m.QueueLength, m.WorkersBusy, m.Workers, m.QueueCapacity, m.Rejections, m.BodyMemory, m.BodyMemoryCapacity, m.Confidence, m.Pages, m.Info, m.Tiers,
+		m.EngineCallsStuck)
 	// Every reason from the start, so that a query over the counter
 	// answers 0 before the first refusal, not "no data".
 	for _, reason := range sched.RejectReasons {
