@@ -191,9 +191,10 @@ func TestHelmChart(t *testing.T) {
 		values  string
 		want    []string // kinds
 		wantErr string   // rendering fails with this
+		args    []string // the server's arguments include these
 	}{
-		{"defaults", ``, nil, "visionserve refuses to start without credentials"},
-		{"api keys", keys, []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service"}, ""},
+		{"defaults", ``, nil, "visionserve refuses to start without credentials", nil},
+		{"api keys", keys, []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service"}, "", nil},
 		{"everything", keys + `
 server:
   config: "server:\n  queue: 8\nauth:\n  api_keys: [{name: ops, hash: 'sha256:60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752', scopes: ['models:admin']}]\nrepository:\n  trust: {keys: [/etc/visionserve/signer.pem]}\n"
@@ -206,9 +207,16 @@ serviceMonitor: {enabled: true, labels: {release: prometheus}}
 podAnnotations: {example.com/team: vision}
 nodeSelector: {kubernetes.io/arch: amd64}
 tolerations: [{key: gpu, operator: Exists, effect: NoSchedule}]
-`, []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceMonitor"}, ""},
-		{"no PDB no auth", `{podDisruptionBudget: {enabled: false}, auth: {disabled: true}}`, []string{"Deployment", "Service"}, ""},
-		{"bad config", keys + "\nserver: {config: \"[unclosed\"}", nil, "server.config is not YAML"},
+`, []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceMonitor"}, "", nil},
+		{"no PDB no auth", `{podDisruptionBudget: {enabled: false}, auth: {disabled: true}}`, []string{"Deployment", "Service"}, "", nil},
+		{"bad config", keys + "\nserver: {config: \"[unclosed\"}", nil, "server.config is not YAML", nil},
+		{"jobs embedded", keys + "\nreplicaCount: 1\njobs: {store: embedded, embedded: {existingClaim: ocr-jobs}}",
+			[]string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service"}, "", []string{"--jobs-store", "embedded", "--jobs-dir"}},
+		{"jobs embedded on two replicas", keys + "\njobs: {store: embedded}", nil, "jobs.store embedded keeps jobs in one pod's database", nil},
+		{"jobs postgres", keys + "\nreplicaCount: 3\njobs: {store: postgres, postgres: {secretName: jobs-db}}",
+			[]string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service"}, "", []string{"--jobs-store", "postgres", "--jobs-postgres-file"}},
+		{"jobs postgres without a Secret", keys + "\njobs: {store: postgres}", nil, "jobs.postgres.secretName", nil},
+		{"jobs off", keys + "\njobs: {store: off}", []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service"}, "", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -254,6 +262,13 @@ tolerations: [{key: gpu, operator: Exists, effect: NoSchedule}]
 				switch o.GetKind() {
 				case "Deployment":
 					checkServerPod(t, o)
+					c, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+					args, _, _ := unstructured.NestedStringSlice(c[0].(map[string]any), "args")
+					for _, a := range tc.args {
+						if !slices.Contains(args, a) {
+							t.Errorf("the server's args %v lack %s", args, a)
+						}
+					}
 				case "ConfigMap":
 					cfg, _, _ := unstructured.NestedString(o.Object, "data", "config.yaml")
 					var parsed struct {
@@ -288,6 +303,9 @@ func checkServerPod(t *testing.T, o *unstructured.Unstructured) {
 	}
 	if p, _, _ := unstructured.NestedString(ctr, "readinessProbe", "httpGet", "path"); p != "/readyz" {
 		t.Errorf("readiness probe %q", p)
+	}
+	if s, _, _ := unstructured.NestedInt64(ctr, "lifecycle", "preStop", "sleep", "seconds"); s < 1 {
+		t.Error("no preStop sleep: a terminating pod must keep serving while its endpoint leaves the Service")
 	}
 	mounts, _, _ := unstructured.NestedSlice(ctr, "volumeMounts")
 	for _, m := range mounts {

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Installs what visionserve needs to build and run on Debian/Ubuntu, and
 # only what is missing: Tesseract 5 with its English, orientation and
-# Simplified Chinese models, Leptonica, pkg-config, a C compiler, protoc
-# (for make generate and its check in hack/lint.sh) and poppler-utils
-# (pdftoppm rasterises PDF pages for jobs). Safe to run again.
+# Simplified Chinese models, Leptonica, pkg-config, a C compiler, protoc (for make generate
+# and its check in hack/lint.sh), poppler-utils (pdftoppm rasterises PDF
+# pages for jobs), and openssl and zip (the signing and import tests make
+# SM2 and RSA keys, certificates and vendor zips with them). The
+# output-format tests (internal/render) also need the real consumers of
+# those formats: qpdf, xmllint (libxml2-utils) with the XHTML DTDs
+# (w3c-sgml-lib), pdftotext (poppler-utils) and, for the side by side
+# comparison, OCRmyPDF. Safe to run again.
 set -euo pipefail
 
 need=()
-for pkg in libtesseract-dev libleptonica-dev tesseract-ocr-eng tesseract-ocr-osd tesseract-ocr-chi-sim pkg-config gcc protobuf-compiler poppler-utils; do
+# tesseract-ocr-chi-sim: Simplified Chinese (the ocr-chi-sim default
+# package, lang=chi_sim, and the photographed-pages evaluation).
+for pkg in libtesseract-dev libleptonica-dev tesseract-ocr-eng tesseract-ocr-osd tesseract-ocr-chi-sim pkg-config gcc protobuf-compiler poppler-utils openssl zip qpdf libxml2-utils w3c-sgml-lib ocrmypdf; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     need+=("$pkg")
   fi

@@ -108,6 +108,11 @@ type VisionServiceSpec struct {
 	// +optional
 	Canary *CanarySpec `json:"canary,omitempty"`
 
+	// Jobs turns asynchronous jobs (/v1/jobs) on and says where they are
+	// kept. Without it the job routes answer 501.
+	// +optional
+	Jobs *JobsSpec `json:"jobs,omitempty"`
+
 	// NodeSelector of the pods.
 	// +optional
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
@@ -162,6 +167,67 @@ type ModelVolume struct {
 	// +kubebuilder:default={"ReadOnlyMany"}
 	// +kubebuilder:validation:MinItems=1
 	AccessModes []corev1.PersistentVolumeAccessMode `json:"accessModes,omitempty"`
+}
+
+// JobsStore is where the pods keep asynchronous jobs.
+//
+// +kubebuilder:validation:Enum=Off;Embedded;Postgres
+type JobsStore string
+
+// Job stores.
+const (
+	// JobsOff: no jobs.
+	JobsOff JobsStore = "Off"
+	// JobsEmbedded: an embedded database on a volume of the pod. A job is
+	// visible only on the pod that took it, so the operator refuses it
+	// with more than one replica or with autoscaling.
+	JobsEmbedded JobsStore = "Embedded"
+	// JobsPostgres: PostgreSQL, shared by every replica: any pod answers
+	// for any job and runs its pages, and a pod that goes away leaves its
+	// work to the others.
+	JobsPostgres JobsStore = "Postgres"
+)
+
+// JobsSpec configures asynchronous jobs.
+//
+// +kubebuilder:validation:XValidation:rule="self.store != 'Postgres' || has(self.postgres)",message="store Postgres needs postgres.dsnSecret"
+type JobsSpec struct {
+	// Store is Off, Embedded (one replica only) or Postgres.
+	// +optional
+	// +kubebuilder:default=Off
+	Store JobsStore `json:"store,omitempty"`
+
+	// Embedded configures the embedded store's volume.
+	// +optional
+	Embedded *EmbeddedJobs `json:"embedded,omitempty"`
+
+	// Postgres names the shared store's database.
+	// +optional
+	Postgres *PostgresJobs `json:"postgres,omitempty"`
+}
+
+// EmbeddedJobs is the volume of the embedded job database.
+type EmbeddedJobs struct {
+	// Size of a claim the operator creates and owns (<name>-jobs,
+	// ReadWriteOnce), so jobs survive the pod's replacement; the pod is
+	// then replaced by stopping the old one first (the database takes one
+	// process at a time). Without it the database is on an emptyDir and
+	// its jobs go with the pod.
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
+
+	// StorageClassName of the claim; the cluster default when unset.
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// PostgresJobs names the database of the shared job store.
+type PostgresJobs struct {
+	// DSNSecret names the key of a Secret holding the PostgreSQL
+	// connection string (postgres://user:password@host:5432/db). It is
+	// mounted into the pods as a file (--jobs-postgres-file), never
+	// written into the configuration.
+	DSNSecret corev1.SecretKeySelector `json:"dsnSecret"`
 }
 
 // ServerSpec configures the visionserve process.
@@ -435,6 +501,10 @@ const (
 	ConditionScalingActive = "ScalingActive"
 	// ConditionCanaryHealthy is False once a canary was rolled back.
 	ConditionCanaryHealthy = "CanaryHealthy"
+	// ConditionJobsConfigured is False when spec.jobs cannot be served
+	// as asked (embedded jobs with several replicas or autoscaling); the
+	// operator then changes nothing until the spec is fixed.
+	ConditionJobsConfigured = "JobsConfigured"
 )
 
 // VisionServiceStatus is what the operator observed.

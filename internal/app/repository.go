@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
+	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/visionserve/visionserve/internal/config"
@@ -16,6 +15,8 @@ import (
 	"github.com/visionserve/visionserve/internal/loader"
 	"github.com/visionserve/visionserve/internal/metrics"
 	"github.com/visionserve/visionserve/internal/modelrepo"
+	"github.com/visionserve/visionserve/internal/modelrepo/importer"
+	"github.com/visionserve/visionserve/internal/modelrepo/signing"
 	"github.com/visionserve/visionserve/internal/modelrepo/trust"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/ocr/ocrrepo"
@@ -56,14 +57,17 @@ func (a *App) modelSource(cfg config.Config, env loader.Env) (ocr.ModelSource, e
 		a.serving.BatchRows, a.serving.BatchSize)
 	// One scheduler for every version: engines are built and warmed on its
 	// workers, so a swap never runs more inference than --workers allows.
-	loaders := kindLoaders(env, sync.OnceValues(ocrrepo.NewSample))
-	loaders[ocrrepo.KindTesseract] = &ocrrepo.TesseractLoader{Workers: env.Instances, Run: a.sched.Run}
-	maps.Copy(loaders, a.faceLoaders(cfg))
-	maps.Copy(loaders, a.opts.Loaders)
+	faceSessions := cfg.Face.Sessions
+	if faceSessions == 0 {
+		faceSessions = a.sched.Workers()
+	}
+	loaders := repositoryLoaders(loaderSetup{env: env, run: a.sched.Run, faceSessions: faceSessions, extra: a.opts.Loaders})
 	repo, err := modelrepo.New(modelrepo.Options{
 		Dir:              rc.Dir,
 		Verifier:         policy,
 		Loaders:          loaders,
+		Checker:          a.modelChecker(cfg),
+		StateDir:         rc.EffectiveStateDir(),
 		DefaultPolicy:    rc.Policy,
 		Policies:         rc.Policies,
 		RescanInterval:   rc.RescanInterval,
@@ -86,6 +90,9 @@ func (a *App) modelSource(cfg config.Config, env loader.Env) (ocr.ModelSource, e
 	}
 	a.log.Info("model repository started", "dir", rc.Dir, "models", repo.Names(), "default_model", def,
 		"duration", time.Since(start).Round(time.Millisecond))
+	if err := a.startImports(rc, policy); err != nil {
+		return nil, err
+	}
 	return &ocrrepo.Source{Repo: repo, Default: def}, nil
 }
 
@@ -109,7 +116,7 @@ func (a *App) staticStatus() []modelrepo.ModelStatus {
 			Versions: []modelrepo.VersionStatus{{Version: m.Version, State: modelrepo.StateReady, Since: a.started, Kind: m.Kind}},
 		})
 	}
-	return out
+	return append(out, a.refused...)
 }
 
 // oipModels returns the models of the inference protocol: the static ones,
@@ -214,10 +221,60 @@ func (a *App) modelsReady() error {
 
 // closeRepository drains and frees every version.
 func (a *App) closeRepository(ctx context.Context) error {
+	if a.stopImports != nil {
+		a.stopImports()
+		a.stopImports = nil
+	}
 	if a.repo == nil {
 		return nil
 	}
 	return a.repo.Close(ctx)
+}
+
+// startImports watches repository.import.dir: vendor zips dropped there
+// are verified and published into the repository, signed with its key,
+// by the code path of `visionserve model import`. An import the server's
+// own trust policy would refuse is refused at import.
+func (a *App) startImports(rc config.Repository, policy *trust.Policy) error {
+	ic := rc.Import
+	if ic.Dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(ic.Dir, 0o750); err != nil {
+		return fmt.Errorf("repository.import.dir: %w", err)
+	}
+	signer, err := signing.LoadSigner(ic.SigningKey, ic.SigningCertificate, ic.SigningChain)
+	if err != nil {
+		return fmt.Errorf("repository.import.signing_key: %w", err)
+	}
+	vendors, err := importer.LoadTrust(ic.TrustedKeys, nil)
+	if err != nil {
+		return fmt.Errorf("repository.import.trusted_keys: %w", err)
+	}
+	im, err := importer.New(importer.Options{
+		Repo: rc.Dir, Signer: signer, Trust: vendors,
+		Check: func(ctx context.Context, dir string) error {
+			_, err := policy.Verify(ctx, dir)
+			return err
+		},
+	})
+	if err != nil {
+		return err
+	}
+	w := &importer.Watcher{Importer: im, Dir: ic.Dir, Interval: ic.ScanInterval, Log: a.opts.Logger, Metrics: importer.NewMetrics(a.opts.Registry)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := w.Run(ctx); err != nil {
+			a.log.Error("the import drop folder is not watched", "dir", ic.Dir, "err", err)
+		}
+	}()
+	a.stopImports = func() {
+		cancel()
+		<-done
+	}
+	return nil
 }
 
 // tuneMalloc makes the C allocator give unloaded models' memory back to

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/visionserve/visionserve/internal/auth"
-	"github.com/visionserve/visionserve/internal/jobs"
+	"github.com/visionserve/visionserve/internal/jobs/webhook"
 )
 
 func runMain(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -67,7 +67,7 @@ func TestAuthHashKey(t *testing.T) {
 
 func TestAuthWebhookSecret(t *testing.T) {
 	out, _, code := runMain(t, "auth", "webhook-secret")
-	key, err := jobs.ParseSecret(strings.TrimSpace(out))
+	key, err := webhook.ParseSecret(strings.TrimSpace(out))
 	if code != 0 || err != nil || len(key) != 32 {
 		t.Fatalf("exit %d, %q: %v", code, out, err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/visionserve/visionserve/internal/app"
 	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/modelcheck"
 )
 
 type command struct {
@@ -114,6 +115,8 @@ type serverFlags struct {
 	adminAddr   string
 	noAuth      bool
 	jobsDir     string
+	jobsStore   string
+	jobsPGFile  string
 	tlsCert     string
 	tlsKey      string
 	tlsClientCA string
@@ -132,6 +135,8 @@ func (f *serverFlags) register(fs *flag.FlagSet, d config.Config, serving bool) 
 		fs.StringVar(&f.adminAddr, "admin-addr", d.Server.AdminAddr, "admin listener (model admin API, pprof, metrics); empty turns it off")
 		fs.BoolVar(&f.noAuth, "no-auth", d.Auth.Disabled, "serve requests without credentials (local use on 127.0.0.1 only; admin routes still need credentials)")
 		fs.StringVar(&f.jobsDir, "jobs-dir", d.Jobs.Dir, "directory of the job database; empty disables /v1/jobs")
+		fs.StringVar(&f.jobsStore, "jobs-store", d.Jobs.Store, "job store: embedded (a database in --jobs-dir) or postgres (shared by replicas)")
+		fs.StringVar(&f.jobsPGFile, "jobs-postgres-file", d.Jobs.PostgresFile, "file holding the job store's PostgreSQL connection string (--jobs-store postgres)")
 		fs.StringVar(&f.tlsCert, "tls-cert", d.TLS.CertFile, "PEM certificate chain: serve HTTPS (TLS 1.3), reloaded when the file changes")
 		fs.StringVar(&f.tlsKey, "tls-key", d.TLS.KeyFile, "PEM private key of --tls-cert")
 		fs.StringVar(&f.tlsClientCA, "tls-client-ca", d.TLS.ClientCAFile, "PEM CA certificates: require client certificates (mTLS)")
@@ -169,6 +174,10 @@ func (f *serverFlags) load(fs *flag.FlagSet) (config.Config, error) {
 			cfg.Auth.Disabled = f.noAuth
 		case "jobs-dir":
 			cfg.Jobs.Dir = f.jobsDir
+		case "jobs-store":
+			cfg.Jobs.Store = f.jobsStore
+		case "jobs-postgres-file":
+			cfg.Jobs.PostgresFile = f.jobsPGFile
 		case "tls-cert":
 			cfg.TLS.CertFile = f.tlsCert
 		case "tls-key":
@@ -208,7 +217,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	log := newLogger(cfg.Log, stderr)
 	log.Info("effective configuration", "config", fmt.Sprintf("%+v", cfg))
-	if err := app.Run(ctx, app.Options{Config: cfg, Logger: log}); err != nil {
+	opts := app.Options{Config: cfg, Logger: log}
+	if cfg.Repository.Dir != "" && !cfg.Repository.Check.Disabled {
+		// Each new version is loaded first in `visionserve model check
+		// --child`, a process of this very binary.
+		check, err := modelcheck.Executable()
+		if err != nil {
+			return fail(stderr, "serve", err)
+		}
+		opts.ModelCheck = &check
+	}
+	if err := app.Run(ctx, opts); err != nil {
 		return fail(stderr, "serve", err)
 	}
 	return 0

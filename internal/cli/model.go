@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/visionserve/visionserve/internal/modelrepo/importer"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 	"github.com/visionserve/visionserve/internal/modelrepo/signing"
 )
@@ -27,13 +28,23 @@ Model packages: a directory <repo>/<model-name>/<version>/ holding the model
 files, manifest.json and model.sig.
 
 commands:
-  keygen   --out DIR                                  write a private and a public signing key
+  keygen   --out DIR [--alg ecdsa-p256|ecdsa-p384|sm2]
+                                                      write a private and a public signing key
   pack     --name N --version V --kind K [--runtime JSON] DIR
                                                       write DIR/manifest.json
   sign     --key PRIVATE [--cert CERT [--chain CHAIN]] DIR
                                                       write DIR/model.sig
-  verify   (--key PUBLIC)... (--ca CA.pem)... DIR      check DIR's files and signature
+  verify   (--key PUBLIC)... (--ca CA.pem)... [--signature BUNDLE] [--ignore-paths P]... [--ignore-unsigned-files] DIR
+                                                      check DIR's files and signature (a package, or a model
+                                                      signed with OpenSSF model signing and no manifest)
+  import   --repo DIR --sign-key PRIVATE (--key PUBLIC)... (--ca CA.pem)... [--name N] [--version V] [--kind K] SOURCE
+                                                      verify a vendor's zip (model, config.json, checksum.sha256,
+                                                      RSA-PSS signature.sig) or OpenSSF-signed model, then publish
+                                                      it as a package signed with the repository's key
   inspect  DIR                                        show the manifest and the signature
+  check    (--key PUBLIC)... (--ca CA.pem)... [--timeout D] [--memory-limit SIZE] DIR
+                                                      verify DIR, then load and warm it up in a separate
+                                                      process, as the server does before it loads a version
   bootstrap [--home DIR] [--tessdata DIR] [--ppocr DIR] [--face DIR|none]
                                                       package and sign the default models (Tesseract
                                                       eng and chi_sim, PP-OCRv4 Chinese, YuNet and
@@ -49,7 +60,7 @@ Exit status: 0 on success, 1 when a command fails, 2 on a usage error.
 // line on stderr naming the reason, 2 on a usage error.
 func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "visionserve model: missing command (keygen, pack, sign, verify, inspect or bootstrap); see -h")
+		fmt.Fprintln(stderr, "visionserve model: missing command (keygen, pack, sign, verify, import, inspect, check or bootstrap); see -h")
 		return 2
 	}
 	c := &modelCmd{verb: args[0], stdout: stdout, stderr: stderr}
@@ -62,15 +73,19 @@ func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return c.sign(ctx, args[1:])
 	case "verify":
 		return c.verify(ctx, args[1:])
+	case "import":
+		return c.importCmd(ctx, args[1:])
 	case "inspect":
 		return c.inspect(args[1:])
+	case "check":
+		return c.check(ctx, args[1:])
 	case "bootstrap":
 		return c.bootstrap(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, modelUsage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "visionserve model: unknown command %q (want keygen, pack, sign, verify, inspect or bootstrap)\n", modelOneLine(args[0]))
+	fmt.Fprintf(stderr, "visionserve model: unknown command %q (want keygen, pack, sign, verify, import, inspect, check or bootstrap)\n", modelOneLine(args[0]))
 	return 2
 }
 
@@ -158,16 +173,28 @@ func (l *modelListFlag) Set(v string) error {
 	return nil
 }
 
+// keygenAlgs are keygen's --alg values.
+var keygenAlgs = map[string]signing.Algorithm{
+	"ecdsa-p256": signing.ECDSAP256SHA256,
+	"ecdsa-p384": signing.ECDSAP384SHA384,
+	"sm2":        signing.SM2SM3,
+}
+
 func (c *modelCmd) keygen(args []string) int {
-	flags := c.flags("--out DIR")
+	flags := c.flags("--out DIR [--alg ecdsa-p256|ecdsa-p384|sm2]")
 	out := flags.String("out", "", "directory for the key files (created with mode 0700 if absent)")
+	algName := flags.String("alg", "ecdsa-p256", "key algorithm: ecdsa-p256, ecdsa-p384, or sm2 (GM/T SM2, signs SM3 digests)")
 	if _, code, ok := c.parse(flags, args, 0); !ok {
 		return code
 	}
 	if *out == "" {
 		return c.usageError("--out is required")
 	}
-	privPath, pubPath, err := signing.GenerateKey(*out)
+	alg, ok := keygenAlgs[*algName]
+	if !ok {
+		return c.usageError("unknown --alg %q (want ecdsa-p256, ecdsa-p384 or sm2)", *algName)
+	}
+	privPath, pubPath, err := signing.GenerateKey(*out, alg)
 	if err != nil {
 		return c.fail(err)
 	}
@@ -179,7 +206,7 @@ func (c *modelCmd) keygen(args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	fmt.Fprintf(c.stdout, "private key: %s (mode 0600; keep it secret)\npublic key:  %s\nkey id:      %s\n", privPath, pubPath, id)
+	fmt.Fprintf(c.stdout, "private key: %s (mode 0600; keep it secret)\npublic key:  %s\nalgorithm:   %s\nkey id:      %s\n", privPath, pubPath, alg, id)
 	return 0
 }
 
@@ -228,7 +255,7 @@ func (c *modelCmd) pack(ctx context.Context, args []string) int {
 
 func (c *modelCmd) sign(ctx context.Context, args []string) int {
 	flags := c.flags("--key PRIVATE [--cert CERT [--chain CHAIN]] DIR")
-	key := flags.String("key", "", "PEM private key (ECDSA P-256, P-384 or P-521)")
+	key := flags.String("key", "", "PEM private key (ECDSA P-256, P-384, P-521, or SM2)")
 	cert := flags.String("cert", "", "PEM signing certificate for --key (certificate method)")
 	chain := flags.String("chain", "", "PEM intermediate CA certificates for --cert")
 	rest, code, ok := c.parse(flags, args, 1)
@@ -258,10 +285,11 @@ func (c *modelCmd) sign(ctx context.Context, args []string) int {
 }
 
 func (c *modelCmd) verify(ctx context.Context, args []string) int {
-	flags := c.flags("(--key PUBLIC)... (--ca CA.pem)... DIR")
+	flags := c.flags("(--key PUBLIC)... (--ca CA.pem)... [--signature BUNDLE] [--ignore-paths P]... [--ignore-unsigned-files] DIR|FILE")
 	var keys, cas modelListFlag
 	flags.Var(&keys, "key", "trusted PEM public key (repeatable)")
 	flags.Var(&cas, "ca", "trusted PEM CA certificate(s) (repeatable)")
+	src := openSSFFlags(flags)
 	rest, code, ok := c.parse(flags, args, 1)
 	if !ok {
 		return code
@@ -269,37 +297,128 @@ func (c *modelCmd) verify(ctx context.Context, args []string) int {
 	if len(keys) == 0 && len(cas) == 0 {
 		return c.usageError("give at least one --key or --ca to trust")
 	}
-	var trust signing.Trust
-	for _, p := range keys {
-		k, err := signing.LoadPublicKey(p)
-		if err != nil {
-			return c.fail(fmt.Errorf("trusted key: %w", err))
-		}
-		trust.Keys = append(trust.Keys, k)
-	}
-	for _, p := range cas {
-		certs, err := signing.LoadCertificates(p)
-		if err != nil {
-			return c.fail(fmt.Errorf("trusted CA: %w", err))
-		}
-		trust.Roots = append(trust.Roots, certs...)
-	}
-	v, err := signing.NewVerifier(trust)
+	trust, err := importer.LoadTrust(keys, cas)
 	if err != nil {
 		return c.fail(err)
 	}
-	got, err := v.VerifyPackage(ctx, rest[0])
+	if trust.OpenSSF == nil {
+		return c.fail(errors.New("no ECDSA or SM2 public key and no CA certificate given (RSA keys verify zip imports only)"))
+	}
+	src.Path = rest[0]
+	// A directory with a manifest is a visionserve package; anything else
+	// is a model signed with OpenSSF model signing alone.
+	if _, err := os.Stat(filepath.Join(src.Path, manifest.FileName)); err != nil {
+		res, _, err := importer.VerifyOpenSSF(ctx, trust.OpenSSF, *src)
+		if err != nil {
+			return c.fail(err)
+		}
+		fmt.Fprintf(c.stdout, "verified model %s (OpenSSF model signing, no visionserve manifest): %s, signed by %s\n", modelOneLine(src.Path), modelFileCount(len(res.Digests)), signedBy(res))
+		return 0
+	}
+	got, err := trust.OpenSSF.VerifyPackage(ctx, src.Path)
 	if err != nil {
 		return c.fail(err)
 	}
-	m, sig := got.Manifest, got.Signature
-	by := "key " + sig.KeyID
+	m := got.Manifest
+	fmt.Fprintf(c.stdout, "verified %s version %d (%s): %s, signed by %s\n", m.Name, m.Version, m.Kind, modelFileCount(len(m.Files)), signedBy(got.Signature))
+	return 0
+}
+
+// openSSFFlags registers the options of a model signed with OpenSSF model
+// signing (model_signing's --signature, --ignore-paths and
+// --ignore-unsigned-files) and returns the Source they fill.
+func openSSFFlags(flags *flag.FlagSet) *importer.Source {
+	src := &importer.Source{}
+	flags.StringVar(&src.Signature, "signature", "", "OpenSSF signature bundle of a model without a visionserve manifest (default DIR/model.sig)")
+	flags.Func("ignore-paths", "model-relative path the signature check skips (repeatable)", func(v string) error {
+		src.IgnorePaths = append(src.IgnorePaths, v)
+		return nil
+	})
+	flags.BoolVar(&src.IgnoreUnsignedFiles, "ignore-unsigned-files", false, "accept files the signature does not list (import leaves them out)")
+	return src
+}
+
+// importCmd implements "model import".
+func (c *modelCmd) importCmd(ctx context.Context, args []string) int {
+	flags := c.flags("--repo DIR --sign-key PRIVATE [--sign-cert CERT [--sign-chain CHAIN]] (--key PUBLIC)... (--ca CA.pem)... [--name N] [--version V] [--kind K] [--runtime JSON] [--signature BUNDLE] [--ignore-paths P]... [--ignore-unsigned-files] PKG.zip|DIR|FILE")
+	repo := flags.String("repo", "", "model repository to publish into (<repo>/<name>/<version>)")
+	signKey := flags.String("sign-key", "", "the repository's PEM private key, which signs the package")
+	signCert := flags.String("sign-cert", "", "PEM certificate of --sign-key (certificate method)")
+	signChain := flags.String("sign-chain", "", "PEM intermediate CA certificates for --sign-cert")
+	var keys, cas modelListFlag
+	flags.Var(&keys, "key", "trusted PEM public key of the source's signer: RSA for zips, ECDSA or SM2 for OpenSSF-signed models (repeatable)")
+	flags.Var(&cas, "ca", "trusted PEM CA certificate(s) for OpenSSF-signed models (repeatable)")
+	name := flags.String("name", "", "model name (default: config.json's, else from the file name)")
+	version := flags.Int("version", 0, "version (default: config.json's, else the next free one)")
+	kind := flags.String("kind", "", "package kind (default: config.json's, else from the model file)")
+	runtime := flags.String("runtime", "", "engine options as a JSON object (default: config.json's runtime)")
+	src := openSSFFlags(flags)
+	rest, code, ok := c.parse(flags, args, 1)
+	if !ok {
+		return code
+	}
+	switch {
+	case *repo == "":
+		return c.usageError("--repo is required")
+	case *signKey == "":
+		return c.usageError("--sign-key is required: imported packages are signed with the repository's key")
+	case len(keys) == 0 && len(cas) == 0:
+		return c.usageError("give at least one --key or --ca to trust the source's signer")
+	case *signChain != "" && *signCert == "":
+		return c.usageError("--sign-chain needs --sign-cert")
+	case *name != "" && !manifest.ValidName(*name):
+		return c.usageError("invalid --name %q: want 1-64 of a-z 0-9 . _ -, starting with a letter or digit", *name)
+	case *version < 0:
+		return c.usageError("--version must be a positive integer")
+	}
+	src.Path, src.Name, src.Version = rest[0], *name, *version
+	if *kind != "" {
+		k, err := manifest.ParseKind(*kind)
+		if err != nil {
+			return c.usageError("%v", err)
+		}
+		src.Kind = k
+	}
+	if *runtime != "" {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(*runtime), &obj); err != nil || obj == nil {
+			return c.usageError("--runtime must be a JSON object")
+		}
+		src.Runtime = json.RawMessage(*runtime)
+	}
+	signer, err := signing.LoadSigner(*signKey, *signCert, *signChain)
+	if err != nil {
+		return c.fail(fmt.Errorf("signing key: %w", err))
+	}
+	trust, err := importer.LoadTrust(keys, cas)
+	if err != nil {
+		return c.fail(err)
+	}
+	im, err := importer.New(importer.Options{Repo: *repo, Signer: signer, Trust: trust})
+	if err != nil {
+		return c.fail(err)
+	}
+	res, err := im.Import(ctx, *src)
+	if err != nil {
+		return c.fail(err)
+	}
+	m := res.Manifest
+	from := m.Provenance.Signer.Method + " " + m.Provenance.Signer.KeyID
+	if m.Provenance.Signer.Subject != "" {
+		from = "certificate " + m.Provenance.Signer.Subject
+	}
+	fmt.Fprintf(c.stdout, "imported %s version %d (%s) from %s (%s, %s by %s): %s, signed with key %s\n",
+		m.Name, m.Version, m.Kind, modelOneLine(m.Provenance.Source), m.Provenance.Format, m.Provenance.Signer.Algorithm, modelOneLine(from), res.Dir, signer.KeyID())
+	return 0
+}
+
+// signedBy describes a verified signature's signer for the CLI's output.
+func signedBy(sig *signing.Result) string {
 	if sig.Method == signing.MethodCertificate {
 		leaf := sig.Chain[0]
-		by = fmt.Sprintf("certificate %s issued by %s, valid until %s", leaf.Subject, sig.Chain[len(sig.Chain)-1].Subject, sig.NotAfter().UTC().Format(time.RFC3339))
+		return fmt.Sprintf("certificate %s issued by %s, valid until %s (%s)", leaf.Subject, sig.Chain[len(sig.Chain)-1].Subject, sig.NotAfter().UTC().Format(time.RFC3339), sig.Algorithm)
 	}
-	fmt.Fprintf(c.stdout, "verified %s version %d (%s): %s, signed by %s\n", m.Name, m.Version, m.Kind, modelFileCount(len(m.Files)), by)
-	return 0
+	return fmt.Sprintf("key %s (%s)", sig.KeyID, sig.Algorithm)
 }
 
 func (c *modelCmd) inspect(args []string) int {

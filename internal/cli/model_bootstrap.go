@@ -268,7 +268,7 @@ func localKey(dir string) (*signing.Signer, *ecdsa.PublicKey, bool, error) {
 	priv := filepath.Join(dir, signing.PrivateKeyFile)
 	created := false
 	if _, err := os.Stat(priv); errors.Is(err, fs.ErrNotExist) {
-		if _, _, err := signing.GenerateKey(dir); err != nil {
+		if _, _, err := signing.GenerateKey(dir, signing.ECDSAP256SHA256); err != nil {
 			return nil, nil, false, err
 		}
 		created = true

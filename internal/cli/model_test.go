@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/visionserve/visionserve/internal/testenv"
 )
 
 // runModelCmd calls runModel and returns its exit status and output.
@@ -66,17 +68,29 @@ func writeModelDir(t *testing.T) string {
 	return dir
 }
 
+// TestModelKeyRoundTrip runs keygen, pack, sign, verify and inspect, and
+// the tamper and trust failures, for an ECDSA and an SM2 key.
 func TestModelKeyRoundTrip(t *testing.T) {
+	for _, alg := range []string{"ecdsa-p256", "sm2"} {
+		t.Run(alg, func(t *testing.T) { testModelKeyRoundTrip(t, alg) })
+	}
+}
+
+func testModelKeyRoundTrip(t *testing.T, alg string) {
 	keys := filepath.Join(t.TempDir(), "keys")
-	out := modelOK(t, "keygen", "--out", keys)
+	out := modelOK(t, "keygen", "--out", keys, "--alg", alg)
 	priv, pub := filepath.Join(keys, "private.pem"), filepath.Join(keys, "public.pem")
-	if !strings.Contains(out, priv) || !strings.Contains(out, pub) || !strings.Contains(out, "key id:") {
+	if !strings.Contains(out, priv) || !strings.Contains(out, pub) || !strings.Contains(out, "key id:") || !strings.Contains(out, "algorithm:   "+alg) {
 		t.Errorf("keygen output %q", out)
 	}
 	if st, err := os.Stat(priv); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("private key: %v %v", st, err)
 	}
 	keyID := strings.TrimSpace(out[strings.LastIndex(out, " ")+1:])
+	hash := "sha256" // of the signed statement
+	if alg == "sm2" {
+		hash = "sm3"
+	}
 
 	dir := writeModelDir(t)
 	out = modelOK(t, "pack", "--name", "ocr-eng", "--version", "3", "--kind", "ocr-tesseract", "--runtime", `{"lang": "eng", "psm": 6}`, dir)
@@ -93,7 +107,7 @@ func TestModelKeyRoundTrip(t *testing.T) {
 		t.Errorf("verify output %q", out)
 	}
 	out = modelOK(t, "inspect", dir)
-	for _, want := range []string{"name:", "ocr-eng", "version:", "3", "kind:", "ocr-tesseract", `{"lang":"eng","psm":6}`, "tessdata/eng.traineddata", "signature:", "key", keyID, "signed files:", "3, manifest.json included (files, sha256)"} {
+	for _, want := range []string{"name:", "ocr-eng", "version:", "3", "kind:", "ocr-tesseract", `{"lang":"eng","psm":6}`, "tessdata/eng.traineddata", "signature:", "key", keyID, "signed files:", "3, manifest.json included (files, " + hash + ")"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect output lacks %q:\n%s", want, out)
 		}
@@ -101,7 +115,7 @@ func TestModelKeyRoundTrip(t *testing.T) {
 
 	// Tampering and trust failures, each with its reason on one line.
 	otherKeys := filepath.Join(t.TempDir(), "other")
-	modelOK(t, "keygen", "--out", otherKeys)
+	modelOK(t, "keygen", "--out", otherKeys, "--alg", alg)
 	modelFails(t, "untrusted_key", "verify", "--key", filepath.Join(otherKeys, "public.pem"), dir)
 	// Trusting both keys still verifies.
 	modelOK(t, "verify", "--key", filepath.Join(otherKeys, "public.pem"), "--key", pub, dir)
@@ -112,8 +126,8 @@ func TestModelKeyRoundTrip(t *testing.T) {
 	if err := os.WriteFile(w, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	msg := modelFails(t, "digest_mismatch: tessdata/eng.traineddata: expected sha256:", "verify", "--key", pub, dir)
-	if !strings.Contains(msg, ", got sha256:") {
+	msg := modelFails(t, "digest_mismatch: tessdata/eng.traineddata: expected "+hash+":", "verify", "--key", pub, dir)
+	if !strings.Contains(msg, ", got "+hash+":") {
 		t.Errorf("mismatch message lacks the actual digest: %q", msg)
 	}
 	// A stale manifest is not signed either.
@@ -236,6 +250,7 @@ func TestModelUsage(t *testing.T) {
 		{"keygen"},
 		{"keygen", "--out"},
 		{"keygen", "--out", t.TempDir(), "extra"},
+		{"keygen", "--out", t.TempDir(), "--alg", "rsa"},
 		{"pack", dir},
 		{"pack", "--name", "x", "--kind", "onnx", dir},
 		{"pack", "--name", "x", "--version", "0", "--kind", "onnx", dir},
@@ -303,71 +318,20 @@ func TestModelShim(t *testing.T) {
 // holding eng.traineddata, with "visionserve" on PATH. A documented
 // command that does not work fails the test.
 func TestDocsCommands(t *testing.T) {
-	for _, tool := range []string{"bash", "openssl", "cp", "mv"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: %v", tool, err)
-		}
-	}
-	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "model-packages.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var script strings.Builder
-	script.WriteString("set -euo pipefail\n")
-	blocks := 0
-	in := false
-	for _, line := range strings.Split(string(doc), "\n") {
-		switch {
-		case !in && line == "```sh":
-			in = true
-			blocks++
-			fmt.Fprintf(&script, "echo '--- block %d'\n", blocks)
-		case in && line == "```":
-			in = false
-		case in:
-			script.WriteString(line + "\n")
-		}
-	}
-	if blocks < 5 || in {
-		t.Fatalf("found %d sh blocks (unterminated: %v)", blocks, in)
-	}
-
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := t.TempDir()
-	shim := fmt.Sprintf("#!/bin/sh\n%s=1 exec %q -test.run='^TestModelShim$' -- \"$@\"\n", modelShimEnv, self)
-	if err := os.WriteFile(filepath.Join(bin, "visionserve"), []byte(shim), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	work := t.TempDir()
-	weights := make([]byte, 64<<10)
-	if _, err := rand.Read(weights); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(work, "eng.traineddata"), weights, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	// Stand-ins for the shared face models the face section packs.
 	shared := filepath.Join(t.TempDir(), "shared")
 	faces := filepath.Join(shared, "models", "face")
 	if err := os.MkdirAll(faces, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	weights := docsWeights(t, work)
 	for _, f := range []string{"yunet_s_dynamic.onnx", "LICENSE.ShiqiYu-libfacedetection.train", "MobileFaceNet.onnx", "LICENSE.foamliu-MobileFaceNet"} {
 		if err := os.WriteFile(filepath.Join(faces, f), append([]byte(f), weights[:1024]...), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command("bash", "-c", script.String())
-	cmd.Dir = work
-	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "VISIONSERVE_SHARED="+shared)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("documented commands failed: %v\n%s", err, out)
-	}
-	t.Logf("documented commands:\n%s", out)
+	runDocsCommands(t, "model-packages.md", work, 5, "VISIONSERVE_SHARED="+shared)
 	// The tutorial ends with versions 1 and 3 published, 2 retired.
 	for _, v := range []string{"1", "3", ".retired-2"} {
 		if _, err := os.Stat(filepath.Join(work, "models", "ocr-eng", v, "model.sig")); err != nil {
@@ -383,4 +347,88 @@ func TestDocsCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "verified ocr-eng version 3") {
 		t.Errorf("republished version: exit %d %s%s", code, stdout, stderr)
 	}
+}
+
+// TestRegulatedDocsCommands runs the ```sh blocks of docs/regulated.md:
+// an SM2 key and an OpenSSL-made SM2 certificate chain sign a package,
+// and a vendor's RSA-PSS zip is imported and re-signed with the SM2 key.
+func TestRegulatedDocsCommands(t *testing.T) {
+	work := t.TempDir()
+	docsWeights(t, work)
+	runDocsCommands(t, "regulated.md", work, 4)
+	code, stdout, stderr := runModelCmd(t, "verify", "--key", filepath.Join(work, "sm2-keys", "public.pem"), filepath.Join(work, "models", "ocr-eng-vendor", "1"))
+	if code != 0 || !strings.Contains(stdout, "(sm2-sm3)") {
+		t.Errorf("imported version: exit %d %s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runModelCmd(t, "verify", "--ca", filepath.Join(work, "ca.pem"), filepath.Join(work, "build", "ocr-eng-1"))
+	if code != 0 || !strings.Contains(stdout, "certificate CN=ocr team,O=Example issued by CN=Models Root CA") {
+		t.Errorf("certificate-signed version: exit %d %s%s", code, stdout, stderr)
+	}
+}
+
+// docsWeights writes a stand-in eng.traineddata into work and returns its
+// bytes.
+func docsWeights(t *testing.T, work string) []byte {
+	t.Helper()
+	weights := make([]byte, 64<<10)
+	if _, err := rand.Read(weights); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "eng.traineddata"), weights, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return weights
+}
+
+// runDocsCommands runs every ```sh block of docs/<doc>, in order, as one
+// bash script (set -euo pipefail) in work, with this test binary as
+// "visionserve" on PATH (TestModelShim) and env added. It fails the test
+// when the doc has fewer than minBlocks blocks or a command fails.
+func runDocsCommands(t *testing.T, doc, work string, minBlocks int, env ...string) {
+	t.Helper()
+	for _, tool := range []string{"bash", "openssl", "cp", "mv", "sha256sum", "zip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			testenv.Missing(t, tool+" is not installed (hack/setup.sh): "+err.Error())
+		}
+	}
+	text, err := os.ReadFile(filepath.Join("..", "..", "docs", doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script strings.Builder
+	script.WriteString("set -euo pipefail\n")
+	blocks := 0
+	in := false
+	for _, line := range strings.Split(string(text), "\n") {
+		switch {
+		case !in && line == "```sh":
+			in = true
+			blocks++
+			fmt.Fprintf(&script, "echo '--- block %d'\n", blocks)
+		case in && line == "```":
+			in = false
+		case in:
+			script.WriteString(line + "\n")
+		}
+	}
+	if blocks < minBlocks || in {
+		t.Fatalf("%s: found %d sh blocks (unterminated: %v)", doc, blocks, in)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	shim := fmt.Sprintf("#!/bin/sh\n%s=1 exec %q -test.run='^TestModelShim$' -- \"$@\"\n", modelShimEnv, self)
+	if err := os.WriteFile(filepath.Join(bin, "visionserve"), []byte(shim), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", "-c", script.String())
+	cmd.Dir = work
+	cmd.Env = append(append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH")), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("documented commands of %s failed: %v\n%s", doc, err, out)
+	}
+	t.Logf("documented commands of %s:\n%s", doc, out)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/ocr/dewarp"
 	"github.com/visionserve/visionserve/internal/ocr/tier"
 	"github.com/visionserve/visionserve/internal/ratelimit"
 	"github.com/visionserve/visionserve/internal/tracing"
@@ -46,6 +47,8 @@ type Config struct {
 	ONNX       ONNX             `yaml:"onnx"`
 	// Repository serves signed model packages instead of Models.
 	Repository Repository `yaml:"repository"`
+	UI         UI         `yaml:"ui"`
+	Reviews    Reviews    `yaml:"reviews"`
 }
 
 // ONNX configures the ONNX Runtime library that onnx and ppocr models use.
@@ -73,6 +76,39 @@ type Server struct {
 	// GRPCAddr is the gRPC listener (Open Inference Protocol), loopback
 	// by default like Addr; "" turns gRPC off.
 	GRPCAddr string `yaml:"grpc_addr"`
+
+	// MaxConnections bounds the connections each listener (HTTP, gRPC,
+	// admin) holds open; one more is closed on arrival. 0: no bound.
+	MaxConnections int `yaml:"max_connections"`
+	// BodyMemory bounds the bytes of request bodies held at once (being
+	// read, waiting for a worker, running); one principal may hold a
+	// quarter of it, and at least the largest body. 0: 16 x
+	// limits.max_bytes (Config.BodyBudget).
+	BodyMemory ByteSize `yaml:"body_memory"`
+	// MinUploadRate is the pace, in bytes per second, a request body must
+	// keep once read_header_timeout has passed; a slower upload is
+	// refused with 408. 0: only request_timeout bounds an upload.
+	MinUploadRate ByteSize `yaml:"min_upload_rate"`
+}
+
+// bodyEnvelope is what a multipart envelope may add to a request's images
+// (the HTTP transport's bound).
+const bodyEnvelope = 64 << 10
+
+// largestBody is the largest request body a route takes: two images (face
+// verification) in a multipart envelope.
+func (c Config) largestBody() int64 { return 2*int64(c.Limits.MaxBytes) + bodyEnvelope }
+
+// BodyBudget returns the bytes of request bodies the server holds at once
+// (server.body_memory, by default 16 x limits.max_bytes) and what one
+// principal may hold of them: a quarter, and never less than the largest
+// body, so that every request can be read.
+func (c Config) BodyBudget() (total, share int64) {
+	total = int64(c.Server.BodyMemory)
+	if total == 0 {
+		total = max(16*int64(c.Limits.MaxBytes), c.largestBody())
+	}
+	return total, min(total, max(total/4, c.largestBody()))
 }
 
 // Limits bound each request's input.
@@ -102,6 +138,9 @@ type OCR struct {
 	// the language lang=auto asks for (Latin: eng, Han and Japanese:
 	// chi_sim by default).
 	Scripts map[string]string `yaml:"scripts"`
+	// Dewarp is the dewarp mode of requests that do not choose one:
+	// auto (flatten photographed pages, level tilted scans), on or off.
+	Dewarp dewarp.Mode `yaml:"dewarp"`
 }
 
 // Model is one served model.
@@ -164,6 +203,8 @@ func Default() Config {
 			ShutdownTimeout:   30 * time.Second,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
+			MaxConnections:    1024,
+			MinUploadRate:     8 << 10,
 		},
 		Limits: Limits{
 			MaxBytes:          ByteSize(lim.MaxBytes),
@@ -179,6 +220,7 @@ func Default() Config {
 			Tier:                     tier.Policy{Sustain: 10 * time.Second},
 			Languages:                oc.Languages,
 			Scripts:                  oc.Scripts,
+			Dewarp:                   oc.Dewarp,
 		},
 		Models:  []Model{{Name: "ocr-eng", Version: "1", Engine: "tesseract", Languages: "eng", Calibration: DefaultCalibration}},
 		Face:    defaultFace(),
@@ -187,6 +229,8 @@ func Default() Config {
 		Log:     Log{Level: "info", Format: "text"},
 
 		Repository: DefaultRepository(),
+		UI:         UI{Enabled: true},
+		Reviews:    defaultReviews(),
 	}
 }
 
@@ -237,6 +281,15 @@ func (c Config) validate(final bool) error {
 	if c.Server.Queue < 0 {
 		add("server.queue must be >= 0, got %d", c.Server.Queue)
 	}
+	if c.Server.MaxConnections < 0 {
+		add("server.max_connections must be >= 0 (0 means no bound), got %d", c.Server.MaxConnections)
+	}
+	if b := int64(c.Server.BodyMemory); b < 0 || b > 0 && b < c.largestBody() {
+		add("server.body_memory must hold the largest request body, two images of limits.max_bytes (%d bytes; 0 means 16 x limits.max_bytes), got %d", c.largestBody(), b)
+	}
+	if c.Server.MinUploadRate < 0 {
+		add("server.min_upload_rate must be >= 0 (0 means no minimum), got %d", c.Server.MinUploadRate)
+	}
 	for name, d := range map[string]time.Duration{
 		"server.request_timeout": c.Server.RequestTimeout, "server.shutdown_timeout": c.Server.ShutdownTimeout,
 		"server.read_header_timeout": c.Server.ReadHeaderTimeout, "limits.decode_timeout": c.Limits.DecodeTimeout,
@@ -274,6 +327,9 @@ func (c Config) validate(final bool) error {
 		if script == "" || lang == "" || lang == ocr.LangAuto {
 			add("ocr.scripts: %q: %q: want an OSD script name and a language other than %q", script, lang, ocr.LangAuto)
 		}
+	}
+	if _, err := ocr.ParseDewarp(string(c.OCR.Dewarp)); err != nil || c.OCR.Dewarp == "" {
+		add("ocr.dewarp %q: use auto, on or off", c.OCR.Dewarp)
 	}
 	if len(c.Models) == 0 {
 		add("models: at least one model is needed")
@@ -328,7 +384,11 @@ func (c Config) validate(final bool) error {
 			add("%s: %s", name, strings.ReplaceAll(err.Error(), "\n", "; "))
 		}
 	}
+	if hasPassword(c.Jobs.Postgres) {
+		add("jobs.postgres holds a password: put it in the PGPASSWORD environment variable or a .pgpass file, or the whole connection string in jobs.postgres_file")
+	}
 	c.Repository.validate(add)
+	c.validateConsole(add)
 	var hasRepository *bool
 	if final {
 		hasRepository = new(c.Repository.Dir != "")

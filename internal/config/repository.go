@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -33,6 +34,61 @@ type Repository struct {
 	// Policy is the version policy of models not listed in Policies.
 	Policy   modelrepo.Policy            `yaml:"policy"`
 	Policies map[string]modelrepo.Policy `yaml:"policies"`
+	// Check is the isolated check every version passes before this
+	// process loads it.
+	Check Check `yaml:"check"`
+	// StateDir keeps what the server remembers about the repository (the
+	// versions that failed to load, so a restart does not try them
+	// again); "" means <dir>/.visionserve.
+	StateDir string `yaml:"state_dir"`
+	// Import watches a drop folder of vendor zips (docs/regulated.md).
+	Import Import `yaml:"import"`
+}
+
+// Import configures the drop folder: zips in the simple layout (model,
+// config.json, checksum.sha256, RSA-PSS signature.sig) that appear in Dir
+// are verified with TrustedKeys and published into the repository, signed
+// with SigningKey, as `visionserve model import` does.
+type Import struct {
+	// Dir is the drop folder; "" turns the import off.
+	Dir string `yaml:"dir"`
+	// SigningKey is the repository's PEM private key (ECDSA or SM2); its
+	// public key (or SigningCertificate's CA) must be in trust.
+	SigningKey string `yaml:"signing_key"`
+	// SigningCertificate and SigningChain sign with the certificate
+	// method instead.
+	SigningCertificate string `yaml:"signing_certificate"`
+	SigningChain       string `yaml:"signing_chain"`
+	// TrustedKeys are the vendors' PEM public keys (RSA for zips).
+	TrustedKeys []string `yaml:"trusted_keys"`
+	// ScanInterval is how often the folder is listed besides the
+	// filesystem watch, and how long a zip must stay unchanged.
+	ScanInterval time.Duration `yaml:"scan_interval"`
+}
+
+// Check configures the isolated check: each new version is first loaded
+// and warmed up in a child process of the server's binary, within Timeout
+// and MemoryLimit, and loaded by the server only if that succeeded.
+type Check struct {
+	// Disabled loads versions in the serving process directly: a model
+	// file that crashes or hangs its engine then takes the server with
+	// it. For debugging only.
+	Disabled    bool          `yaml:"disabled"`
+	Timeout     time.Duration `yaml:"timeout"`
+	MemoryLimit ByteSize      `yaml:"memory_limit"`
+}
+
+// DefaultCheck returns the check's defaults.
+func DefaultCheck() Check {
+	return Check{Timeout: 2 * time.Minute, MemoryLimit: 4 << 30}
+}
+
+// EffectiveStateDir resolves StateDir.
+func (r Repository) EffectiveStateDir() string {
+	if r.StateDir != "" || r.Dir == "" {
+		return r.StateDir
+	}
+	return filepath.Join(r.Dir, ".visionserve")
 }
 
 // Trust lists what signatures the server accepts.
@@ -56,6 +112,8 @@ func DefaultRepository() Repository {
 		StickyHeader:     DefaultStickyHeader,
 		MaxParallelLoads: 2,
 		Policy:           modelrepo.DefaultPolicy(),
+		Check:            DefaultCheck(),
+		Import:           Import{ScanInterval: 5 * time.Second},
 	}
 }
 
@@ -76,6 +134,12 @@ func (r Repository) validate(add func(string, ...any)) {
 	}
 	if r.MaxParallelLoads < 1 {
 		add("repository.max_parallel_loads must be >= 1, got %d", r.MaxParallelLoads)
+	}
+	if r.Check.Timeout <= 0 {
+		add("repository.check.timeout must be positive, got %v", r.Check.Timeout)
+	}
+	if r.Check.MemoryLimit < 64<<20 {
+		add("repository.check.memory_limit must be at least 64MiB, got %d bytes", r.Check.MemoryLimit)
 	}
 	if r.DefaultModel != "" && !modelrepo.ValidName(r.DefaultModel) {
 		add("repository.default_model %q is not a valid model name", r.DefaultModel)
@@ -98,6 +162,25 @@ func (r Repository) validate(add func(string, ...any)) {
 		if strings.TrimSpace(k) == "" {
 			add("repository.trust: empty file name")
 		}
+	}
+	r.Import.validate(r.Dir, add)
+}
+
+func (i Import) validate(repoDir string, add func(string, ...any)) {
+	if i.Dir == "" {
+		return
+	}
+	switch {
+	case repoDir == "":
+		add("repository.import.dir needs repository.dir, where imports are published")
+	case i.SigningKey == "":
+		add("repository.import.signing_key is required: imported packages are signed with the repository's key")
+	case len(i.TrustedKeys) == 0:
+		add("repository.import.trusted_keys is required: the vendors' RSA public keys")
+	case i.SigningChain != "" && i.SigningCertificate == "":
+		add("repository.import.signing_chain needs signing_certificate")
+	case i.ScanInterval <= 0:
+		add("repository.import.scan_interval must be positive, got %v", i.ScanInterval)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 
@@ -36,6 +37,10 @@ const (
 	ModelsPath = "/models"
 	ConfigDir  = "/etc/visionserve"
 	ConfigFile = "config.yaml"
+	// JobsPath holds the embedded job database; JobsDSNFile the shared
+	// store's connection string, from its Secret.
+	JobsPath    = "/var/lib/visionserve/jobs"
+	JobsDSNFile = "/var/run/visionserve/jobs/dsn"
 
 	containerName = "visionserve"
 	portName      = "http"
@@ -43,9 +48,13 @@ const (
 	adminPortName = "admin"
 	// uid of the image's non-root user (deploy/Dockerfile).
 	runAsUser = 65532
-	// terminationGrace: the server's shutdown_timeout (30 s) plus a margin
-	// (docs/operations.md).
+	// terminationGrace: preStopSleep, the server's shutdown_timeout (30 s)
+	// and a margin (docs/operations.md).
 	terminationGrace = 40
+	// preStopSleep: a terminating pod keeps serving this long before it gets
+	// SIGTERM, while its endpoint leaves the Service: a request routed to it
+	// in that moment is answered, not refused with a draining 503.
+	preStopSleep = 5
 )
 
 // ServiceMonitorGVK is the Prometheus Operator's ServiceMonitor.
@@ -130,7 +139,53 @@ func serverArgs(vs *v1alpha1.VisionService) []string {
 	if q := vs.Spec.Server.Queue; q != nil {
 		args = append(args, "--queue", strconv.Itoa(int(*q)))
 	}
+	switch jobsStore(vs) {
+	case v1alpha1.JobsEmbedded:
+		args = append(args, "--jobs-store", "embedded", "--jobs-dir", JobsPath)
+	case v1alpha1.JobsPostgres:
+		args = append(args, "--jobs-store", "postgres", "--jobs-postgres-file", JobsDSNFile)
+	}
 	return append(args, vs.Spec.Server.Args...)
+}
+
+// jobsStore is the job store the pods use (Off without spec.jobs).
+func jobsStore(vs *v1alpha1.VisionService) v1alpha1.JobsStore {
+	if vs.Spec.Jobs == nil || vs.Spec.Jobs.Store == "" {
+		return v1alpha1.JobsOff
+	}
+	return vs.Spec.Jobs.Store
+}
+
+// jobsClaimName is the claim of the embedded job database, or "" when
+// there is none (no embedded jobs, or an emptyDir).
+func jobsClaimName(vs *v1alpha1.VisionService) string {
+	if jobsStore(vs) != v1alpha1.JobsEmbedded || vs.Spec.Jobs.Embedded == nil || vs.Spec.Jobs.Embedded.Size == nil {
+		return ""
+	}
+	return vs.Name + "-jobs"
+}
+
+// jobsVolume adds the jobs volume to the pod and mounts it: the embedded
+// database's directory, or the Secret with the shared store's DSN.
+func jobsVolume(vs *v1alpha1.VisionService, pod *corev1ac.PodSpecApplyConfiguration, c *corev1ac.ContainerApplyConfiguration) {
+	switch jobsStore(vs) {
+	case v1alpha1.JobsEmbedded:
+		v := corev1ac.Volume().WithName("jobs")
+		if claim := jobsClaimName(vs); claim != "" {
+			v.WithPersistentVolumeClaim(corev1ac.PersistentVolumeClaimVolumeSource().WithClaimName(claim))
+		} else {
+			v.WithEmptyDir(corev1ac.EmptyDirVolumeSource())
+		}
+		pod.WithVolumes(v)
+		c.WithVolumeMounts(corev1ac.VolumeMount().WithName("jobs").WithMountPath(JobsPath))
+	case v1alpha1.JobsPostgres:
+		ref := vs.Spec.Jobs.Postgres.DSNSecret
+		pod.WithVolumes(corev1ac.Volume().WithName("jobs-dsn").WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(ref.Name).
+			WithItems(corev1ac.KeyToPath().WithKey(ref.Key).WithPath(filepath.Base(JobsDSNFile))).
+			WithDefaultMode(0o440)))
+		c.WithVolumeMounts(corev1ac.VolumeMount().WithName("jobs-dsn").WithMountPath(filepath.Dir(JobsDSNFile)).WithReadOnly(true))
+	}
 }
 
 func configHash(vs *v1alpha1.VisionService) string {
@@ -172,6 +227,8 @@ func deployment(vs *v1alpha1.VisionService, replicas int32) *appsv1ac.Deployment
 		WithLivenessProbe(httpGet("/healthz").WithPeriodSeconds(10).WithFailureThreshold(3)).
 		// Loading and verifying models may take minutes.
 		WithStartupProbe(httpGet("/healthz").WithPeriodSeconds(5).WithFailureThreshold(60)).
+		WithLifecycle(corev1ac.Lifecycle().WithPreStop(corev1ac.LifecycleHandler().
+			WithSleep(corev1ac.SleepAction().WithSeconds(preStopSleep)))).
 		WithSecurityContext(corev1ac.SecurityContext().
 			WithRunAsNonRoot(true).
 			WithRunAsUser(runAsUser).
@@ -208,6 +265,7 @@ func deployment(vs *v1alpha1.VisionService, replicas int32) *appsv1ac.Deployment
 			WithPersistentVolumeClaim(corev1ac.PersistentVolumeClaimVolumeSource().WithClaimName(claim).WithReadOnly(true)))
 		c.WithVolumeMounts(corev1ac.VolumeMount().WithName("models").WithMountPath(ModelsPath).WithReadOnly(true))
 	}
+	jobsVolume(vs, pod, c)
 	if hasConfigMap(vs) {
 		pod.WithVolumes(corev1ac.Volume().WithName("config").
 			WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(configMapName(vs))))
@@ -235,18 +293,24 @@ func deployment(vs *v1alpha1.VisionService, replicas int32) *appsv1ac.Deployment
 		"prometheus.io/port":   strconv.Itoa(int(port(vs))),
 		"prometheus.io/path":   "/metrics",
 	}
+	// Keep serving capacity during a rollout: surge, never go below. An
+	// embedded job database on a claim takes one process at a time: the
+	// old pod stops before the new one starts.
+	strategy := appsv1ac.DeploymentStrategy().
+		WithType(appsv1.RollingUpdateDeploymentStrategyType).
+		WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
+			WithMaxUnavailable(intstr.FromInt32(0)).
+			WithMaxSurge(intstr.FromString("25%")))
+	if jobsClaimName(vs) != "" {
+		strategy = appsv1ac.DeploymentStrategy().WithType(appsv1.RecreateDeploymentStrategyType)
+	}
 	return appsv1ac.Deployment(vs.Name, vs.Namespace).
 		WithLabels(objectLabels(vs)).
 		WithOwnerReferences(ownerRef(vs)).
 		WithSpec(appsv1ac.DeploymentSpec().
 			WithReplicas(replicas).
 			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(vs))).
-			// Keep serving capacity during a rollout: surge, never go below.
-			WithStrategy(appsv1ac.DeploymentStrategy().
-				WithType(appsv1.RollingUpdateDeploymentStrategyType).
-				WithRollingUpdate(appsv1ac.RollingUpdateDeployment().
-					WithMaxUnavailable(intstr.FromInt32(0)).
-					WithMaxSurge(intstr.FromString("25%")))).
+			WithStrategy(strategy).
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(objectLabels(vs)).
 				WithAnnotations(annotations).
@@ -358,6 +422,26 @@ func modelClaim(vs *v1alpha1.VisionService) *corev1ac.PersistentVolumeClaimApply
 		spec.WithStorageClassName(*t.StorageClassName)
 	}
 	return corev1ac.PersistentVolumeClaim(modelClaimName(vs), vs.Namespace).
+		WithLabels(objectLabels(vs)).
+		WithOwnerReferences(ownerRef(vs)).
+		WithSpec(spec)
+}
+
+// jobsClaim is the embedded job database's claim, which the operator
+// owns; nil unless spec.jobs.embedded.size.
+func jobsClaim(vs *v1alpha1.VisionService) *corev1ac.PersistentVolumeClaimApplyConfiguration {
+	name := jobsClaimName(vs)
+	if name == "" {
+		return nil
+	}
+	e := vs.Spec.Jobs.Embedded
+	spec := corev1ac.PersistentVolumeClaimSpec().
+		WithAccessModes(corev1.ReadWriteOnce).
+		WithResources(corev1ac.VolumeResourceRequirements().WithRequests(corev1.ResourceList{corev1.ResourceStorage: *e.Size}))
+	if e.StorageClassName != nil {
+		spec.WithStorageClassName(*e.StorageClassName)
+	}
+	return corev1ac.PersistentVolumeClaim(name, vs.Namespace).
 		WithLabels(objectLabels(vs)).
 		WithOwnerReferences(ownerRef(vs)).
 		WithSpec(spec)

@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -208,15 +209,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := validate(&vs); err != nil {
 		// The schema cannot check this; retrying will not fix it, a new
 		// spec will.
-		vs.Status.Phase = v1alpha1.PhaseFailed
-		setCondition(&vs, v1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSpec", err.Error())
-		if !meta.IsStatusConditionFalse(orig.Status.Conditions, v1alpha1.ConditionReady) || orig.Status.Phase != v1alpha1.PhaseFailed {
-			r.Recorder.Event(&vs, corev1.EventTypeWarning, "InvalidSpec", err.Error())
-		}
-		if perr := r.patchStatus(ctx, orig, &vs); perr != nil {
-			return ctrl.Result{}, perr
-		}
-		return ctrl.Result{}, reconcile.TerminalError(err)
+		return r.refuse(ctx, orig, &vs, "InvalidSpec", err)
+	}
+	if err := checkJobs(&vs); err != nil {
+		setCondition(&vs, v1alpha1.ConditionJobsConfigured, metav1.ConditionFalse, ReasonEmbeddedJobsNeedOneReplica, err.Error())
+		return r.refuse(ctx, orig, &vs, ReasonEmbeddedJobsNeedOneReplica, err)
+	}
+	if store := jobsStore(&vs); store == v1alpha1.JobsOff {
+		meta.RemoveStatusCondition(&vs.Status.Conditions, v1alpha1.ConditionJobsConfigured)
+	} else {
+		setCondition(&vs, v1alpha1.ConditionJobsConfigured, metav1.ConditionTrue, string(store), "jobs are kept in the "+strings.ToLower(string(store))+" store")
 	}
 
 	var pods corev1.PodList
@@ -288,6 +290,43 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+// refuse records a spec that cannot be served as written: phase Failed,
+// Ready false with reason, an event when that is news. Nothing is
+// applied (what runs keeps running) and the error is terminal: a new
+// spec, not a retry, fixes it.
+func (r *Reconciler) refuse(ctx context.Context, orig, vs *v1alpha1.VisionService, reason string, err error) (ctrl.Result, error) {
+	vs.Status.Phase = v1alpha1.PhaseFailed
+	setCondition(vs, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, err.Error())
+	if c := meta.FindStatusCondition(orig.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionFalse ||
+		c.Reason != reason || orig.Status.Phase != v1alpha1.PhaseFailed {
+		r.Recorder.Event(vs, corev1.EventTypeWarning, reason, err.Error())
+	}
+	if perr := r.patchStatus(ctx, orig, vs); perr != nil {
+		return ctrl.Result{}, perr
+	}
+	return ctrl.Result{}, reconcile.TerminalError(err)
+}
+
+// ReasonEmbeddedJobsNeedOneReplica is the reason a VisionService with
+// embedded jobs and several replicas (or autoscaling) is refused.
+const ReasonEmbeddedJobsNeedOneReplica = "EmbeddedJobsNeedOneReplica"
+
+// checkJobs refuses embedded jobs where several pods would each keep a
+// database of their own: a job submitted through one pod would be 404 on
+// the next, and a pod removed by a scale-down would strand its jobs.
+func checkJobs(vs *v1alpha1.VisionService) error {
+	if jobsStore(vs) != v1alpha1.JobsEmbedded {
+		return nil
+	}
+	switch {
+	case vs.Spec.Autoscaling != nil:
+		return errors.New("spec.jobs.store Embedded keeps jobs in one pod's database, and spec.autoscaling may run several pods: use store Postgres, or remove autoscaling")
+	case int32Or(vs.Spec.Replicas, 1) > 1:
+		return fmt.Errorf("spec.jobs.store Embedded keeps jobs in one pod's database, and spec.replicas is %d: use store Postgres, or one replica", *vs.Spec.Replicas)
+	}
+	return nil
 }
 
 // validate refuses what the schema cannot express. The server's own
@@ -448,12 +487,18 @@ func (r *Reconciler) apply(ctx context.Context, vs *v1alpha1.VisionService, repl
 	} else if err := r.deleteOwned(ctx, vs, &corev1.ConfigMap{}, configMapName(vs)); err != nil {
 		return nil, err
 	}
-	if pvc := modelClaim(vs); pvc != nil {
-		if err := r.applyObject(ctx, &corev1.PersistentVolumeClaim{}, vs.Namespace, *pvc.Name, pvc); err != nil {
+	for _, c := range []struct {
+		name string
+		pvc  *corev1ac.PersistentVolumeClaimApplyConfiguration
+	}{{vs.Name + "-models", modelClaim(vs)}, {vs.Name + "-jobs", jobsClaim(vs)}} {
+		name, pvc := c.name, c.pvc
+		if pvc != nil {
+			if err := r.applyObject(ctx, &corev1.PersistentVolumeClaim{}, vs.Namespace, name, pvc); err != nil {
+				return nil, err
+			}
+		} else if err := r.deleteOwned(ctx, vs, &corev1.PersistentVolumeClaim{}, name); err != nil {
 			return nil, err
 		}
-	} else if err := r.deleteOwned(ctx, vs, &corev1.PersistentVolumeClaim{}, vs.Name+"-models"); err != nil {
-		return nil, err
 	}
 	dep := &appsv1.Deployment{}
 	if err := r.applyObject(ctx, dep, vs.Namespace, vs.Name, deployment(vs, replicas)); err != nil {

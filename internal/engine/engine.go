@@ -6,6 +6,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"image"
 )
 
@@ -76,6 +77,13 @@ type Orientation struct {
 }
 
 // OrientationDetector estimates how a page must be rotated to be upright.
+// One without a model to do so (a Tesseract package without
+// osd.traineddata) returns an error wrapping ErrNoOrientation.
 type OrientationDetector interface {
 	DetectOrientation(ctx context.Context, img *image.Gray) (Orientation, error)
 }
+
+// ErrNoOrientation says an OrientationDetector has no orientation model: a
+// pipeline reads the page as it is, or finds its turn another way, rather
+// than fail the request.
+var ErrNoOrientation = errors.New("no orientation detection model")

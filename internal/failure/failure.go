@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -16,6 +17,7 @@ import (
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
+	"github.com/visionserve/visionserve/internal/review"
 	"github.com/visionserve/visionserve/internal/sched"
 )
 
@@ -58,10 +60,10 @@ var Internal = Class{Kind: "internal", Status: http.StatusInternalServerError, C
 // (the request must change; retrying does not help; 415 is not
 // Unimplemented because bytes of no known format, garbage included, are
 // 415 too); 413 is ResourceExhausted (as gRPC itself answers a message
-// over the size limit); 404 is NotFound; 409 is FailedPrecondition (the
-// state must change first); 429 is ResourceExhausted; 501 (face
-// recognition not configured) is Unimplemented; 503 is Unavailable; 504
-// is DeadlineExceeded.
+// over the size limit), and so are 429 and 507 (the server's storage is
+// full); 404 is NotFound; 409 is FailedPrecondition (the state must change
+// first); 501 (face recognition not configured) is Unimplemented; 503 is
+// Unavailable; 504 is DeadlineExceeded.
 
 // Classify returns the class of err, or Internal and false when no core
 // package declared it.
@@ -77,6 +79,11 @@ func Classify(err error) (Class, bool) {
 	switch {
 	case err == nil:
 		return Class{}, false
+	// A full disk first: whichever store or step hit it, nothing was
+	// stored, and only an operator can fix it.
+	case diskFull(err):
+		return c("insufficient-storage", http.StatusInsufficientStorage, codes.ResourceExhausted,
+			"the server's storage is full, so nothing was stored; retry later: an operator must free space first")
 	// The model repository first: a version that is not ready also wraps
 	// ocr.ErrVersionNotFound (for the OCR core's failure reasons), but
 	// the client should retry, not give up.
@@ -136,6 +143,17 @@ func Classify(err error) (Class, bool) {
 	case errors.Is(err, gallery.ErrClosed):
 		return retry(shuttingDown())
 
+	case errors.Is(err, review.ErrInvalid):
+		return c("bad-request", http.StatusBadRequest, codes.InvalidArgument, err.Error())
+	case errors.Is(err, review.ErrNotFound):
+		return c("review-not-found", http.StatusNotFound, codes.NotFound, "no review has that id")
+	case errors.Is(err, review.ErrLimit):
+		return c("limit-reached", http.StatusConflict, codes.FailedPrecondition, err.Error())
+	case errors.Is(err, review.ErrDisabled):
+		return c("not-enabled", http.StatusNotImplemented, codes.Unimplemented, err.Error()+" (reviews.store); see docs/console.md")
+	case errors.Is(err, review.ErrUnavailable):
+		return retry(c("store-unavailable", http.StatusServiceUnavailable, codes.Unavailable, "the review database cannot be reached; retry later"))
+
 	case errors.Is(err, sched.ErrQueueFull):
 		return retry(c("queue-full", http.StatusTooManyRequests, codes.ResourceExhausted, "every worker is busy and the queue is full; retry later"))
 	case errors.Is(err, sched.ErrDraining), errors.Is(err, engine.ErrPoolClosed):
@@ -148,6 +166,19 @@ func Classify(err error) (Class, bool) {
 		return c("client-closed", StatusClientClosed, codes.Canceled, "the client closed the request")
 	}
 	return Internal, false
+}
+
+// diskFull reports whether err says the server's storage is full: no space
+// (ENOSPC) or a quota reached (EDQUOT) on a local file, as bbolt (the
+// embedded gallery and job stores) and file writes report them, wrapped in
+// an *os.PathError; or PostgreSQL's disk_full (SQLSTATE 53100), which the
+// shared stores pass on.
+func diskFull(err error) bool {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	var pg interface{ SQLState() string }
+	return errors.As(err, &pg) && pg.SQLState() == "53100"
 }
 
 func shuttingDown() (Class, bool) {

@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/render"
 	v1 "github.com/visionserve/visionserve/proto/visionserve/v1"
 )
 
@@ -28,11 +30,11 @@ type ocrService struct {
 
 func (s *ocrService) Recognize(ctx context.Context, req *v1.RecognizeRequest) (*v1.RecognizeResponse, error) {
 	opt, err := ocr.Params{Model: req.GetModel(), Version: req.GetVersion(), Lang: req.GetLang(),
-		Mode: req.GetMode(), Rotate: req.GetRotate()}.Options()
+		Mode: req.GetMode(), Rotate: req.GetRotate(), Dewarp: req.GetDewarp()}.Options()
 	if err != nil {
 		return nil, err
 	}
-	textOnly, err := ocr.ParseFormat(req.GetFormat())
+	format, err := render.Lookup(req.GetFormat())
 	if err != nil {
 		return nil, err
 	}
@@ -51,12 +53,22 @@ func (s *ocrService) Recognize(ctx context.Context, req *v1.RecognizeRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.ocr.Recognize(ctx, ocr.Input{Data: req.GetImage(), Declared: declared}, opt)
+	in := ocr.Input{Data: req.GetImage(), Declared: declared}
+	res, err := s.ocr.Recognize(ctx, in, opt)
 	if err != nil {
 		return nil, err
 	}
+	out := encodeOCR(res)
+	if format.Name != render.Default {
+		// Every format but json comes as a document; the pages are in it.
+		var doc bytes.Buffer
+		if err := format.Render(ctx, &doc, res, render.InputPages(in, s.ocr.Limits())); err != nil {
+			return nil, err
+		}
+		out.Pages, out.Document, out.ContentType = nil, doc.Bytes(), format.ContentType()
+	}
 	_ = grpc.SetHeader(ctx, metadata.Pairs(mdModelName, res.Model.Name, mdModelVersion, res.Model.Version))
-	return encodeOCR(res, textOnly), nil
+	return out, nil
 }
 
 // checkImage checks an image field as the HTTP transport checks a body
@@ -80,8 +92,8 @@ func first(md metadata.MD, key string) string {
 	return ""
 }
 
-// encodeOCR converts the core's result; textOnly leaves out the pages.
-func encodeOCR(res *ocr.Result, textOnly bool) *v1.RecognizeResponse {
+// encodeOCR converts the core's result.
+func encodeOCR(res *ocr.Result) *v1.RecognizeResponse {
 	out := &v1.RecognizeResponse{
 		Model:      &v1.ModelRef{Name: res.Model.Name, Version: res.Model.Version},
 		Text:       res.Text,
@@ -89,13 +101,10 @@ func encodeOCR(res *ocr.Result, textOnly bool) *v1.RecognizeResponse {
 		TimingMs:   res.TimingMS,
 		Tier:       res.Tier,
 	}
-	if textOnly {
-		return out
-	}
 	out.Pages = make([]*v1.Page, len(res.Pages))
 	for i, p := range res.Pages {
 		page := &v1.Page{Index: int32(p.Index), Width: int32(p.Width), Height: int32(p.Height), Angle: int32(p.Angle),
-			Mode: p.Mode, Confidence: p.Confidence, Lines: make([]*v1.Line, len(p.Lines))}
+			Mode: p.Mode, Confidence: p.Confidence, Lines: make([]*v1.Line, len(p.Lines)), Dewarp: encodeDewarp(p.Dewarp)}
 		for j, l := range p.Lines {
 			line := &v1.Line{Text: l.Text, Confidence: l.Confidence, Box: quad(l.Box), Review: string(l.Review),
 				Words: make([]*v1.Word, len(l.Words))}
@@ -105,6 +114,21 @@ func encodeOCR(res *ocr.Result, textOnly bool) *v1.RecognizeResponse {
 			page.Lines[j] = line
 		}
 		out.Pages[i] = page
+	}
+	return out
+}
+
+// encodeDewarp converts a page's correction; nil stays nil.
+func encodeDewarp(d *ocr.Dewarp) *v1.Dewarp {
+	if d == nil {
+		return nil
+	}
+	out := &v1.Dewarp{Kind: d.Kind, Skew: d.Skew, Width: int32(d.Width), Height: int32(d.Height), Confidence: d.Confidence}
+	if d.Quad != nil {
+		out.Quad = quad(*d.Quad)
+	}
+	for _, row := range d.Homography {
+		out.Homography = append(out.Homography, row[:]...)
 	}
 	return out
 }

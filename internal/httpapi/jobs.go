@@ -2,10 +2,11 @@ package httpapi
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"os"
-	"time"
 
+	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/jobs"
 )
 
@@ -42,10 +43,9 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	release, ok := m.TryUpload()
-	if !ok {
-		writeProblem(w, r, Problem{Type: problemBase + "too-many-uploads", Status: http.StatusTooManyRequests,
-			Detail: "other job submissions are being read; retry after the delay in Retry-After"}, 5*time.Second)
+	release, err := m.Upload(jobOwner(r))
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	defer release()
@@ -54,17 +54,25 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &http.MaxBytesError{Limit: cfg.MaxBytes})
 		return
 	}
-	body := http.MaxBytesReader(w, r.Body, cfg.MaxBytes+multipartJobOverhead)
-	sub, err := jobs.ParseRequest(r.Header.Get("Content-Type"), r.URL.Query(), r.Header.Get(HeaderIdempotencyKey), body,
+	until, _ := r.Context().Deadline()
+	body, stop := jobs.MinRate(r.Body, http.NewResponseController(w), cfg.MinUploadRate, cfg.UploadGrace, until)
+	sub, err := jobs.ParseRequest(r.Header.Get("Content-Type"), r.URL.Query(), r.Header.Get(HeaderIdempotencyKey),
+		http.MaxBytesReader(w, readCloser{body, r.Body}, cfg.MaxBytes+multipartJobOverhead),
 		jobs.RequestLimits{MaxItems: cfg.MaxItems, MaxBytes: cfg.MaxBytes})
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	if err == nil {
+		// Only a complete upload gets the request's deadline back: after
+		// a failed one, the server's drain of the unread body must fail at
+		// once, not wait for a client that stopped sending.
+		stop()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, jobs.ErrUploadTooSlow) {
 		err = errDeadline // the upload outlived jobs.submit_timeout
 	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	st, created, err := m.Submit(r.Context(), owner(r), sub)
+	st, created, err := m.Submit(r.Context(), jobOwner(r), sub)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -83,7 +91,7 @@ func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	st, err := m.Get(owner(r), r.PathValue("id"))
+	st, err := m.Get(r.Context(), owner(r), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -96,7 +104,7 @@ func (s *Server) handleJobResult(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	res, err := m.Result(owner(r), r.PathValue("id"))
+	res, err := m.Result(r.Context(), owner(r), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -109,7 +117,7 @@ func (s *Server) handleCancelJob(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	st, err := m.Cancel(owner(r), r.PathValue("id"))
+	st, err := m.Cancel(r.Context(), owner(r), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -122,9 +130,25 @@ func (s *Server) handleDeleteJob(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	if err := m.Delete(owner(r), r.PathValue("id")); err != nil {
+	if err := m.Delete(r.Context(), owner(r), r.PathValue("id")); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// jobOwner is who submits a job: the principal, and its tenant for the
+// tenant's share of the queue.
+func jobOwner(r *http.Request) jobs.Owner {
+	p := auth.PrincipalFrom(r.Context())
+	if p == nil {
+		p = &auth.Anonymous
+	}
+	return jobs.Owner{ID: p.ID, Tenant: p.Tenant}
+}
+
+// readCloser is a reader in front of a request body, closed as the body.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/visionserve/visionserve/internal/failure"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/render"
 )
 
 // Response headers that say which model version answered.
@@ -31,12 +31,12 @@ const (
 const multipartOverhead = 64 << 10
 
 func (s *Server) handleOCR(w http.ResponseWriter, r *http.Request) {
-	q, err := checkQuery(r, "model", "version", "lang", "mode", "rotate", "format")
+	q, err := checkQuery(r, "model", "version", "lang", "mode", "rotate", "dewarp", "format")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	opt, asText, err := ocrOptions(url.Values(q), r.Header.Get("Accept"))
+	opt, format, err := ocrOptions(url.Values(q), r.Header.Get("Accept"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -58,32 +58,38 @@ func (s *Server) handleOCR(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// Rendered whole before the status is sent, so a format that fails
+	// (PAGE XML of several pages) is still answered with a problem.
+	var body bytes.Buffer
+	if err := format.Render(r.Context(), &body, res, render.InputPages(ocr.Input(in), s.cfg.OCR.Limits())); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	h := w.Header()
 	h.Set(HeaderModelName, res.Model.Name)
 	h.Set(HeaderModelVersion, res.Model.Version)
 	h.Set("Server-Timing", serverTiming(res.TimingMS))
 	h.Set("Cache-Control", "no-store")
-	if asText {
-		h.Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, res.Text+"\n")
-		return
-	}
-	h.Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(res)
+	h.Set("Content-Type", format.ContentType())
+	_, _ = w.Write(body.Bytes())
 }
 
-// ocrOptions reads the query; format may also come from the Accept header.
-func ocrOptions(q url.Values, accept string) (opt ocr.Options, asText bool, err error) {
-	opt, err = ocr.Params{Model: q.Get("model"), Version: q.Get("version"), Lang: q.Get("lang"),
-		Mode: q.Get("mode"), Rotate: q.Get("rotate")}.Options()
+// ocrOptions reads the query; the format may also come from the Accept
+// header (render.ForAccept).
+func ocrOptions(q url.Values, accept string) (ocr.Options, render.Format, error) {
+	opt, err := ocr.Params{Model: q.Get("model"), Version: q.Get("version"), Lang: q.Get("lang"),
+		Mode: q.Get("mode"), Rotate: q.Get("rotate"), Dewarp: q.Get("dewarp")}.Options()
 	if err != nil {
-		return opt, false, err
+		return opt, render.Format{}, err
 	}
-	if f := q.Get("format"); f != "" {
-		asText, err = ocr.ParseFormat(f)
-		return opt, asText, err
+	name := q.Get("format")
+	if name == "" {
+		if f, ok := render.ForAccept(accept); ok {
+			return opt, f, nil
+		}
 	}
-	return opt, strings.HasPrefix(accept, "text/plain"), nil
+	f, err := render.Lookup(name)
+	return opt, f, err
 }
 
 // upload is an image read from a request: its bytes and the type the
@@ -110,10 +116,7 @@ func (s *Server) readImage(w http.ResponseWriter, r *http.Request, limit int64) 
 	if err != nil {
 		return upload{}, nil, err
 	}
-	if r.ContentLength > limit {
-		return upload{}, nil, &http.MaxBytesError{Limit: limit}
-	}
-	data, release, err := readAll(r.Context(), http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
+	data, release, err := bodyBytes(w, r, limit)
 	if err != nil {
 		return upload{}, nil, err
 	}

@@ -7,16 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/draw"
+	"image/color"
 	"image/gif"
 	"image/jpeg"
-	"image/png"
 	"io"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/image/bmp"
-	"golang.org/x/image/tiff"
 	"golang.org/x/image/webp"
 )
 
@@ -26,7 +24,9 @@ type Limits struct {
 	// MaxBytes is the largest encoded input accepted.
 	MaxBytes int64 `yaml:"max_bytes" json:"max_bytes"`
 	// MaxPixels is the largest page, in decoded pixels (width*height). It is
-	// checked against the header before any pixel buffer is allocated.
+	// checked against the header before any pixel buffer is allocated, and
+	// it bounds what decoding a page may allocate: 4 bytes per pixel of it,
+	// plus 1 MB (a page whose decoder would need more is refused).
 	MaxPixels int64 `yaml:"max_pixels" json:"max_pixels"`
 	// MaxPages is the most pages (TIFF frames) one input may carry.
 	MaxPages int `yaml:"max_pages" json:"max_pages"`
@@ -80,6 +80,9 @@ type Document struct {
 	limits Limits
 	tiff   []tiffPage
 	bo     binary.ByteOrder
+	png    *pngInfo
+	// costs is, per page, what Open estimated its decode would allocate.
+	costs []int64
 }
 
 // Open identifies the format of data and validates every page header
@@ -105,52 +108,78 @@ func Open(data []byte, declared Format, lim Limits) (*Document, error) {
 		return nil, errorf(ErrUnsupported, "unrecognised image format; supported: %s", supportedList())
 	}
 	d := &Document{Format: f, data: data, limits: lim}
-	if f == TIFF {
-		pages, bo, err := tiffPages(data, lim.MaxPages)
-		if err != nil {
-			return nil, err
-		}
-		if len(pages) > lim.MaxPages {
-			return nil, errorf(ErrTooLarge, "more than %d pages; the limit is %d per request", lim.MaxPages, lim.MaxPages)
-		}
-		d.tiff, d.bo = pages, bo
-		for _, p := range pages {
-			cfg, err := tiff.DecodeConfig(newPageReader(context.Background(), data, bo, p.ifd))
-			if err != nil {
-				return nil, wrapDecodeErr(f, err)
-			}
-			info, err := d.pageInfo(cfg, Orientation(p.orientation))
-			if err != nil {
-				return nil, err
-			}
-			d.Pages = append(d.Pages, info)
-		}
-		return d, nil
-	}
-	cfg, err := decodeConfig(f, data)
-	if err != nil {
-		return nil, wrapDecodeErr(f, err)
-	}
-	info, err := d.pageInfo(cfg, orientationOf(f, data))
-	if err != nil {
+	if err := d.readHeaders(); err != nil {
 		return nil, err
 	}
-	d.Pages = []PageInfo{info}
 	return d, nil
 }
 
-func (d *Document) pageInfo(cfg image.Config, o Orientation) (PageInfo, error) {
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return PageInfo{}, errorf(ErrUndecodable, "%s: image has no pixels (%dx%d)", d.Format, cfg.Width, cfg.Height)
+// readHeaders fills d.Pages from the headers, checking each page against
+// the limits: its pixels, and the bytes decoding it will allocate.
+func (d *Document) readHeaders() error {
+	switch d.Format {
+	case TIFF:
+		pages, bo, err := tiffPages(d.data, d.limits.MaxPages)
+		if err != nil {
+			return err
+		}
+		if len(pages) > d.limits.MaxPages {
+			return errorf(ErrTooLarge, "more than %d pages; the limit is %d per request", d.limits.MaxPages, d.limits.MaxPages)
+		}
+		d.tiff, d.bo = pages, bo
+		for i := range d.tiff {
+			p := &d.tiff[i]
+			if err := parseTIFFPage(d.data, bo, p); err != nil {
+				return err
+			}
+			if err := d.addPage(p.w, p.h, Orientation(p.orientation), p.decodeBytes(), p.pixels()); err != nil {
+				return err
+			}
+		}
+		return nil
+	case PNG:
+		p, err := parsePNG(d.data)
+		if err != nil {
+			return err
+		}
+		d.png = p
+		return d.addPage(p.w, p.h, orientationOf(PNG, d.data), p.decodeBytes(), p.pixels())
+	case PNM:
+		h, err := parsePNMHeader(d.data)
+		if err != nil {
+			return err
+		}
+		return d.addPage(h.w, h.h, Upright, h.decodeBytes(), h.pixels())
 	}
-	if px := int64(cfg.Width) * int64(cfg.Height); px > d.limits.MaxPixels {
-		return PageInfo{}, errorf(ErrTooLarge, "page of %dx%d is %d pixels; the limit is %d", cfg.Width, cfg.Height, px, d.limits.MaxPixels)
+	cfg, err := decodeConfig(d.Format, d.data)
+	if err != nil {
+		return wrapDecodeErr(d.Format, err)
+	}
+	cost, kind := stdCost(d.Format, d.data, cfg)
+	return d.addPage(cfg.Width, cfg.Height, orientationOf(d.Format, d.data), cost, kind)
+}
+
+// addPage appends the page of w x h stored pixels, which costs its decoder
+// cost bytes, after checking it against the limits.
+func (d *Document) addPage(w, h int, o Orientation, cost int64, kind pixelKind) error {
+	if w <= 0 || h <= 0 {
+		return errorf(ErrUndecodable, "%s: image has no pixels (%dx%d)", d.Format, w, h)
+	}
+	px := int64(w) * int64(h)
+	if px > d.limits.MaxPixels {
+		return errorf(ErrTooLarge, "page of %dx%d is %d pixels; the limit is %d", w, h, px, d.limits.MaxPixels)
 	}
 	if !o.valid() {
 		o = Upright
 	}
-	w, h := o.Size(cfg.Width, cfg.Height)
-	return PageInfo{Width: w, Height: h, Orientation: o}, nil
+	if cost += orientBytes(o, kind, px); cost > d.limits.decodeBudget() {
+		return errorf(ErrTooLarge, "page of %dx%d needs %d MB to decode as %s, over the limit of %d MB (%d bytes per pixel of limits.max_pixels); send it smaller or as PNG",
+			w, h, cost>>20, d.Format, d.limits.decodeBudget()>>20, bytesPerPixelBudget)
+	}
+	dw, dh := o.Size(w, h)
+	d.Pages = append(d.Pages, PageInfo{Width: dw, Height: dh, Orientation: o})
+	d.costs = append(d.costs, cost)
+	return nil
 }
 
 // Decode decodes page i, applies its orientation and returns it upright as
@@ -169,7 +198,9 @@ func (d *Document) Decode(ctx context.Context, i int) (image.Image, error) {
 	switch {
 	case err != nil:
 	case d.Format == TIFF:
-		img, err = tiff.Decode(newPageReader(dctx, d.data, d.bo, d.tiff[i].ifd))
+		img, err = decodeTIFF(dctx, d.data, d.bo, &d.tiff[i])
+	case d.Format == PNG:
+		img, err = decodePNG(dctx, d.png)
 	default:
 		img, err = decode(dctx, d.Format, d.data)
 	}
@@ -192,14 +223,12 @@ func (d *Document) Decode(ctx context.Context, i int) (image.Image, error) {
 		// rather than hand a pipeline a page that contradicts its metadata.
 		return nil, errorf(ErrUndecodable, "%s: decoded size %dx%d differs from the header's %dx%d", d.Format, b.Dx(), b.Dy(), w, h)
 	}
-	return p.Orientation.Apply(img), nil
+	return p.Orientation.upright(img), nil
 }
 
 func decodeConfig(f Format, data []byte) (image.Config, error) {
 	r := bytes.NewReader(data)
 	switch f {
-	case PNG:
-		return png.DecodeConfig(r)
 	case JPEG:
 		return jpeg.DecodeConfig(r)
 	case GIF:
@@ -208,8 +237,6 @@ func decodeConfig(f Format, data []byte) (image.Config, error) {
 		return bmp.DecodeConfig(r)
 	case WebP:
 		return webp.DecodeConfig(r)
-	case PNM:
-		return decodePNMConfig(data)
 	}
 	return image.Config{}, errorf(ErrUnsupported, "format %s", f)
 }
@@ -218,8 +245,6 @@ func decode(ctx context.Context, f Format, data []byte) (image.Image, error) {
 	r, stop := newCtxReader(ctx, bytes.NewReader(data))
 	defer stop()
 	switch f {
-	case PNG:
-		return png.Decode(r)
 	case JPEG:
 		return jpeg.Decode(r)
 	case GIF:
@@ -255,14 +280,9 @@ func wrapDecodeErr(f Format, err error) error {
 	if errors.As(err, &ie) {
 		return err
 	}
-	var (
-		tiffUnsupported tiff.UnsupportedError
-		jpegUnsupported jpeg.UnsupportedError
-		pngUnsupported  png.UnsupportedError
-	)
+	var jpegUnsupported jpeg.UnsupportedError
 	switch {
-	case errors.As(err, &tiffUnsupported), errors.As(err, &jpegUnsupported),
-		errors.As(err, &pngUnsupported), errors.Is(err, bmp.ErrUnsupported):
+	case errors.As(err, &jpegUnsupported), errors.Is(err, bmp.ErrUnsupported):
 		return errorf(ErrUnsupported, "%s: %v", f, err)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return errorf(ErrUndecodable, "%s: data truncated", f)
@@ -293,14 +313,41 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 }
 
 // gifCanvas places a first frame smaller than the logical screen on a
-// white screen-sized canvas, as a viewer would show it.
+// screen-sized canvas, as a viewer would show it, with the frame's palette
+// (1 byte a pixel): outside the frame the canvas is white, an opaque white
+// added to the palette when it has room, else the palette's lightest entry.
 func gifCanvas(frame *image.Paletted, w, h int) image.Image {
 	screen := image.Rect(0, 0, w, h)
 	if frame.Rect == screen {
 		return frame
 	}
-	canvas := image.NewRGBA(screen)
-	draw.Draw(canvas, screen, image.White, image.Point{}, draw.Src)
-	draw.Draw(canvas, frame.Rect.Intersect(screen), frame, frame.Rect.Intersect(screen).Min, draw.Over)
+	pal := frame.Palette
+	bg := -1
+	for i, c := range pal {
+		if r, g, b, a := c.RGBA(); r&g&b&a == 0xffff {
+			bg = i
+			break
+		}
+	}
+	if bg < 0 && len(pal) < 256 {
+		pal = append(pal[:len(pal):len(pal)], color.White)
+		bg = len(pal) - 1
+	}
+	if bg < 0 {
+		var light uint8
+		for i, c := range pal {
+			if y := grayOverWhite(c); bg < 0 || y > light {
+				bg, light = i, y
+			}
+		}
+	}
+	canvas := image.NewPaletted(screen, pal)
+	for i := range canvas.Pix {
+		canvas.Pix[i] = uint8(bg)
+	}
+	r := frame.Rect.Intersect(screen)
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		copy(canvas.Pix[canvas.PixOffset(r.Min.X, y):canvas.PixOffset(r.Max.X, y)], frame.Pix[frame.PixOffset(r.Min.X, y):])
+	}
 	return canvas
 }

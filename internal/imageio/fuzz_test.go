@@ -23,6 +23,18 @@ func FuzzDecode(f *testing.F) {
 	f.Add(imagetest.TIFF([]imagetest.TIFFPage{{Img: img}, {Img: img, Orientation: 8}}, false))
 	f.Add(imagetest.JPEGWithOrientation(f, img, 6))
 	f.Add(imagetest.PNGHeader(3000, 3000))
+	f.Add(imagetest.PNGFlat(30, 20, 16, 6, true))
+	f.Add(imagetest.PNGFlat(17, 9, 2, 3, true))
+	f.Add(imagetest.PNGFlat(17, 9, 4, 0, false))
+	for _, c := range []int{imagetest.TIFFNone, imagetest.TIFFLZW, imagetest.TIFFDeflate, imagetest.TIFFPackBits} {
+		f.Add(imagetest.TIFFFlat{W: 20, H: 10, Bits: 16, Samples: 4, Compression: c, RowsPerStrip: 3}.Encode())
+		f.Add(imagetest.TIFFFlat{W: 20, H: 10, Bits: 1, Samples: 1, Compression: c, Tile: 16}.Encode())
+	}
+	f.Add(imagetest.JPEGFlat{W: 33, H: 17, Components: 3, Sampling: [2]int{2, 2}, Progressive: true, Adobe: -1}.Encode())
+	f.Add(imagetest.JPEGFlat{W: 33, H: 17, Components: 4, Adobe: 0}.Encode())
+	f.Add(imagetest.WebPFlat(40, 30))
+	f.Add(imagetest.GIFScreen(40, 30, 10, 5))
+	f.Add(imagetest.PNM16(5, 4, 3))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		lim := Limits{MaxBytes: 1 << 20, MaxPixels: 1 << 20, MaxPages: 4, DecodeTimeout: time.Second}
 		doc, err := Open(data, "", lim)

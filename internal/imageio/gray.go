@@ -47,6 +47,27 @@ func ToGray(img image.Image) *image.Gray {
 				out[x] = luma(over(p[0]), over(p[1]), over(p[2]))
 			}
 		}
+	case *image.NYCbCrA:
+		// Luma over white, by the alpha plane.
+		for y := 0; y < h; y++ {
+			yr := src.Y[src.YOffset(b.Min.X, b.Min.Y+y):]
+			ar := src.A[src.AOffset(b.Min.X, b.Min.Y+y):]
+			out := dst.Pix[y*dst.Stride : y*dst.Stride+w]
+			for x := range out {
+				a := uint32(ar[x])
+				out[x] = uint8((uint32(yr[x])*a + 255*(255-a) + 127) / 255)
+			}
+		}
+	case *image.CMYK:
+		for y := 0; y < h; y++ {
+			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
+			out := dst.Pix[y*dst.Stride : y*dst.Stride+w]
+			for x := range out {
+				p := row[4*x : 4*x+4]
+				r, g, bl := color.CMYKToRGB(p[0], p[1], p[2], p[3])
+				out[x] = luma(uint32(r), uint32(g), uint32(bl))
+			}
+		}
 	case *image.Paletted:
 		lut := make([]uint8, len(src.Palette))
 		for i, c := range src.Palette {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -357,5 +359,159 @@ func TestToGray(t *testing.T) {
 		if g.Rect != want.Rect || !bytes.Equal(g.Pix, want.Pix) {
 			t.Errorf("%s: ToGray = %v, want %v", name, g.Pix, want.Pix)
 		}
+	}
+}
+
+// ToGray's paths for CMYK and YCbCr with alpha agree with the colour
+// models' own conversion, over white, within a level.
+func TestToGrayCMYKAndAlpha(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	r := image.Rect(0, 0, 9, 6)
+	cmyk := image.NewCMYK(r)
+	for i := range cmyk.Pix {
+		cmyk.Pix[i] = uint8(rng.IntN(256))
+	}
+	// Grey chroma: ToGray reads luma from the Y plane, which the colour
+	// model agrees with until a colour leaves the RGB gamut.
+	nycc := image.NewNYCbCrA(r, image.YCbCrSubsampleRatio420)
+	for _, plane := range [][]uint8{nycc.Y, nycc.A} {
+		for i := range plane {
+			plane[i] = uint8(rng.IntN(256))
+		}
+	}
+	for i := range nycc.Cb {
+		nycc.Cb[i], nycc.Cr[i] = 128, 128
+	}
+	for name, img := range map[string]image.Image{"cmyk": cmyk, "nycbcra": nycc} {
+		g := ToGray(img)
+		for y := range r.Dy() {
+			for x := range r.Dx() {
+				want := int(grayOverWhite(img.At(x, y)))
+				if d := int(g.GrayAt(x, y).Y) - want; d > 1 || d < -1 {
+					t.Fatalf("%s (%d,%d): %d, want %d", name, x, y, g.GrayAt(x, y).Y, want)
+				}
+			}
+		}
+	}
+}
+
+// upright turns every kind of decoded page the way the generic
+// At-and-Set transform would: 1- and 4-byte pages keep their type (in
+// place when mirrored or half-turned), YCbCr pages become RGBA or NRGBA.
+func TestUprightEveryType(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	const w, h = 7, 4
+	r := image.Rect(0, 0, w, h)
+	fill := func(pix []uint8) {
+		for i := range pix {
+			pix[i] = uint8(rng.IntN(256))
+		}
+	}
+	pages := func() map[string]image.Image {
+		gray, rgba, nrgba, cmyk := image.NewGray(r), image.NewRGBA(r), image.NewNRGBA(r), image.NewCMYK(r)
+		pal := image.NewPaletted(r, color.Palette{color.Black, color.White, color.NRGBA{1, 2, 3, 4}})
+		for _, pix := range [][]uint8{gray.Pix, nrgba.Pix, cmyk.Pix} {
+			fill(pix)
+		}
+		for i := range rgba.Pix {
+			rgba.Pix[i] = uint8(rng.IntN(256)) / 2
+			if i%4 == 3 {
+				rgba.Pix[i] = 255
+			}
+		}
+		for i := range pal.Pix {
+			pal.Pix[i] = uint8(rng.IntN(3))
+		}
+		ycc := image.NewYCbCr(r, image.YCbCrSubsampleRatio420)
+		nycc := image.NewNYCbCrA(r, image.YCbCrSubsampleRatio422)
+		for _, plane := range [][]uint8{ycc.Y, ycc.Cb, ycc.Cr, nycc.Y, nycc.Cb, nycc.Cr, nycc.A} {
+			fill(plane)
+		}
+		// A JPEG decoder's grey page: a sub-image of a padded one.
+		padded := image.NewGray(image.Rect(0, 0, 16, 8))
+		fill(padded.Pix)
+		return map[string]image.Image{"gray": gray, "rgba": rgba, "nrgba": nrgba, "cmyk": cmyk, "paletted": pal,
+			"ycbcr": ycc, "nycbcra": nycc, "padded gray": padded.SubImage(r)}
+	}
+	for o := Orientation(1); o <= 8; o++ {
+		for name, src := range pages() {
+			want := reference(o, src)
+			got := o.upright(src) // may change src's pixels: want was taken first
+			if got.Bounds() != want.Bounds() {
+				t.Fatalf("orientation %d, %s: bounds %v, want %v", o, name, got.Bounds(), want.Bounds())
+			}
+			_, ycc := src.(*image.YCbCr)
+			_, nycc := src.(*image.NYCbCrA)
+			if !ycc && !nycc && o != Upright && fmt.Sprintf("%T", got) != fmt.Sprintf("%T", src) {
+				t.Fatalf("orientation %d, %s: became a %T", o, name, got)
+			}
+			for y := range want.Bounds().Dy() {
+				for x := range want.Bounds().Dx() {
+					gr, gg, gb, ga := got.At(x, y).RGBA()
+					wr, wg, wb, wa := want.At(x, y).RGBA()
+					if diff(gr, wr) > 0x101 || diff(gg, wg) > 0x101 || diff(gb, wb) > 0x101 || ga>>8 != wa>>8 {
+						t.Fatalf("orientation %d, %s: (%d,%d) = %v, want %v", o, name, x, y, got.At(x, y), want.At(x, y))
+					}
+				}
+			}
+		}
+	}
+}
+
+// reference is the reference transform: every displayed pixel read from the
+// stored one it shows.
+func reference(o Orientation, src image.Image) *image.NRGBA {
+	b := src.Bounds()
+	w, h := b.Dx(), b.Dy()
+	dw, dh := o.Size(w, h)
+	dst := image.NewNRGBA(image.Rect(0, 0, dw, dh))
+	for y := range dh {
+		for x := range dw {
+			sx, sy := o.source(x, y, w, h)
+			dst.Set(x, y, src.At(b.Min.X+sx, b.Min.Y+sy))
+		}
+	}
+	return dst
+}
+
+func diff(a, b uint32) uint32 {
+	if a > b {
+		return a - b
+	}
+	return b - a
+}
+
+// A GIF whose first frame is smaller than its screen decodes to a paletted
+// page of the screen's size, white outside the frame.
+func TestGIFCanvas(t *testing.T) {
+	doc, err := Open(imagetest.GIFScreen(40, 30, 10, 5), "", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := doc.Decode(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := img.(*image.Paletted); !ok || img.Bounds() != image.Rect(0, 0, 40, 30) {
+		t.Fatalf("decoded a %T of %v", img, img.Bounds())
+	}
+	if gray(img, 3, 3) != 0 || gray(img, 10, 3) != 255 || gray(img, 39, 29) != 255 {
+		t.Fatalf("frame pixel %d, outside %d and %d; want 0, 255, 255", gray(img, 3, 3), gray(img, 10, 3), gray(img, 39, 29))
+	}
+}
+
+// 16-bit PNM samples scale to 8 bits.
+func TestPNM16(t *testing.T) {
+	data := append([]byte("P6 2 1 65535\n"), 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x01, 0xff, 0xff)
+	doc, err := Open(data, "", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := doc.Decode(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := img.(*image.RGBA).Pix; !bytes.Equal(got, []byte{255, 128, 0, 255, 0, 1, 255, 255}) {
+		t.Fatalf("pixels = %v", got)
 	}
 }

@@ -49,6 +49,31 @@ func Pack3(img image.Image, order ChannelOrder, background uint8) []uint8 {
 		pack4(pix, src.Pix[src.PixOffset(b.Min.X, b.Min.Y):], src.Stride, w, h, put,
 			func(c, a uint8) uint8 { return uint8((uint32(c)*uint32(a) + bg*(255-uint32(a))) / 255) })
 		return pix
+	case *image.CMYK:
+		for y := range h {
+			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
+			for x := range w {
+				r, g, bl := color.CMYKToRGB(row[4*x], row[4*x+1], row[4*x+2], row[4*x+3])
+				put(3*(y*w+x), r, g, bl)
+			}
+		}
+		return pix
+	case *image.Paletted:
+		lut := make([][3]uint8, len(src.Palette))
+		for i, c := range src.Palette {
+			lut[i] = over3(c, bg)
+		}
+		for y := range h {
+			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
+			for x := range w {
+				c := [3]uint8{uint8(bg), uint8(bg), uint8(bg)} // an index past the palette
+				if int(row[x]) < len(lut) {
+					c = lut[row[x]]
+				}
+				put(3*(y*w+x), c[0], c[1], c[2])
+			}
+		}
+		return pix
 	case *image.YCbCr:
 		for y := range h {
 			for x := range w {
@@ -60,15 +85,20 @@ func Pack3(img image.Image, order ChannelOrder, background uint8) []uint8 {
 		}
 		return pix
 	}
-	bg16 := bg * 0x101
 	for y := range h {
 		for x := range w {
-			r, g, bl, a := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
-			share := bg16 * (0xffff - a) / 0xffff
-			put(3*(y*w+x), uint8((r+share)>>8), uint8((g+share)>>8), uint8((bl+share)>>8))
+			c := over3(img.At(b.Min.X+x, b.Min.Y+y), bg)
+			put(3*(y*w+x), c[0], c[1], c[2])
 		}
 	}
 	return pix
+}
+
+// over3 composites c over the grey level bg and returns its 8-bit R, G, B.
+func over3(c color.Color, bg uint32) [3]uint8 {
+	r, g, b, a := c.RGBA()
+	share := bg * 0x101 * (0xffff - a) / 0xffff
+	return [3]uint8{uint8((r + share) >> 8), uint8((g + share) >> 8), uint8((b + share) >> 8)}
 }
 
 // pack4 packs w×h pixels of four bytes (R, G, B, alpha) from src, whose

@@ -45,10 +45,15 @@ func TestPack3(t *testing.T) {
 	pal := image.NewPaletted(full, color.Palette{color.NRGBA{10, 20, 30, 255}, color.NRGBA{200, 100, 50, 128}, color.Transparent})
 	fill(func(x, y int) { pal.SetColorIndex(x, y, uint8(rng.IntN(3))) })
 
+	cmyk := image.NewCMYK(full)
+	for i := range cmyk.Pix {
+		cmyk.Pix[i] = byte8()
+	}
+
 	type subImager interface {
 		SubImage(image.Rectangle) image.Image
 	}
-	for name, img := range map[string]subImager{"gray": gray, "rgba": rgba, "nrgba": nrgba, "ycbcr": ycc, "paletted (generic path)": pal} {
+	for name, img := range map[string]subImager{"gray": gray, "rgba": rgba, "nrgba": nrgba, "ycbcr": ycc, "paletted": pal, "cmyk": cmyk} {
 		for _, bg := range []uint8{0, 255} {
 			for _, order := range []ChannelOrder{RGB, BGR} {
 				src := img.SubImage(sub)

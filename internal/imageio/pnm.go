@@ -75,28 +75,58 @@ func parsePNMHeader(b []byte) (pnmHeader, error) {
 	return h, nil
 }
 
-func decodePNMConfig(b []byte) (image.Config, error) {
-	h, err := parsePNMHeader(b)
-	if err != nil {
-		return image.Config{}, err
+// channels is 3 for a pixmap (P3, P6), 1 otherwise.
+func (h pnmHeader) channels() int {
+	if h.kind == '3' || h.kind == '6' {
+		return 3
 	}
-	return image.Config{Width: h.w, Height: h.h}, nil
+	return 1
 }
 
-// decodePNM decodes to Gray (P1, P2, P4, P5) or RGBA (P3, P6), scaling
-// samples to 8 bits. The caller has already checked the pixel limit.
+// pixels is how the decoded page stores its pixels: Gray, or RGBA for a
+// pixmap.
+func (h pnmHeader) pixels() pixelKind {
+	if h.channels() == 3 {
+		return fourPerPixel
+	}
+	return onePerPixel
+}
+
+// decodeBytes is what decoding costs: the page alone.
+func (h pnmHeader) decodeBytes() int64 { return h.pixels().bytes() * int64(h.w) * int64(h.h) }
+
+// decodePNM decodes to Gray (P1, P2, P4, P5) or RGBA (P3, P6), writing
+// samples scaled to 8 bits straight into the page: 1 or 4 bytes a pixel.
+// The caller has already checked the limits.
 func decodePNM(ctx context.Context, b []byte) (image.Image, error) {
 	h, err := parsePNMHeader(b)
 	if err != nil {
 		return nil, err
 	}
-	channels := 1
-	if h.kind == '3' || h.kind == '6' {
-		channels = 3
-	}
+	channels := h.channels()
 	samples := h.w * h.h * channels
 	scale := func(v int) uint8 { return uint8((v*255 + h.maxval/2) / h.maxval) }
-	out := make([]uint8, samples)
+	r := image.Rect(0, 0, h.w, h.h)
+	var img image.Image
+	var out []uint8
+	if channels == 1 {
+		g := image.NewGray(r)
+		img, out = g, g.Pix
+	} else {
+		m := image.NewRGBA(r)
+		img, out = m, m.Pix
+		for i := 3; i < len(out); i += 4 {
+			out[i] = 0xff
+		}
+	}
+	// at is where sample k goes: grey samples are the pixels, colour
+	// samples fill three of each pixel's four bytes.
+	at := func(k int) int {
+		if channels == 1 {
+			return k
+		}
+		return k/3*4 + k%3
+	}
 	pos := h.data
 	switch h.kind {
 	case '4': // packed bits, rows padded to bytes, 1 = black
@@ -108,7 +138,7 @@ func decodePNM(ctx context.Context, b []byte) (image.Image, error) {
 			row := b[pos+y*rowBytes:]
 			for x := 0; x < h.w; x++ {
 				if row[x/8]&(0x80>>(x%8)) == 0 {
-					out[y*h.w+x] = 255
+					out[y*h.w+x] = 0xff
 				}
 			}
 		}
@@ -125,7 +155,7 @@ func decodePNM(ctx context.Context, b []byte) (image.Image, error) {
 			if size == 2 {
 				v = v<<8 | int(b[pos+k*size+1])
 			}
-			out[k] = scale(min(v, h.maxval))
+			out[at(k)] = scale(min(v, h.maxval))
 		}
 	default: // '1', '2', '3': ASCII samples
 		i := h.data - 1
@@ -164,17 +194,8 @@ func decodePNM(ctx context.Context, b []byte) (image.Image, error) {
 					return nil, errorf(ErrUndecodable, "pnm: bad sample")
 				}
 			}
-			out[k] = scale(min(v, h.maxval))
+			out[at(k)] = scale(min(v, h.maxval))
 		}
-	}
-	r := image.Rect(0, 0, h.w, h.h)
-	if channels == 1 {
-		return &image.Gray{Pix: out, Stride: h.w, Rect: r}, nil
-	}
-	img := image.NewRGBA(r)
-	for p := 0; p < h.w*h.h; p++ {
-		copy(img.Pix[4*p:4*p+3], out[3*p:3*p+3])
-		img.Pix[4*p+3] = 255
 	}
 	return img, nil
 }

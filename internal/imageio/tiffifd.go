@@ -1,14 +1,10 @@
 package imageio
 
-import (
-	"context"
-	"encoding/binary"
-	"io"
-)
+import "encoding/binary"
 
-// This file reads just enough of the TIFF structure to list the pages of a
-// multi-page TIFF and to find orientation tags (EXIF blocks in JPEG, PNG and
-// WebP are TIFF structures too). Pixel decoding stays with x/image/tiff.
+// This file walks the TIFF structure: the chain of pages of a multi-page
+// TIFF, and the orientation tag of an EXIF block (EXIF blocks in JPEG, PNG
+// and WebP are TIFF structures too). tiff.go parses and decodes the pages.
 
 const (
 	tagOrientation = 0x0112
@@ -67,12 +63,6 @@ func readIFD(b []byte, bo binary.ByteOrder, off uint32) (ifdInfo, error) {
 	return info, nil
 }
 
-// tiffPage locates one page of a TIFF file.
-type tiffPage struct {
-	ifd         uint32
-	orientation int
-}
-
 // tiffPages walks the IFD chain. It returns at most maxPages+1 entries so a
 // caller can tell "too many" without walking a hostile chain to its end, and
 // it stops on loops.
@@ -119,51 +109,4 @@ func exifOrientation(b []byte) int {
 		return 0
 	}
 	return info.orientation
-}
-
-// pageReader presents a TIFF file whose header points at another IFD, so a
-// single-image decoder reads page N without the file being copied. Every
-// read checks ctx, which bounds decode time.
-type pageReader struct {
-	ctx   context.Context
-	data  []byte
-	patch [4]byte // replaces bytes 4..8, the first-IFD offset
-	pos   int64
-}
-
-func newPageReader(ctx context.Context, data []byte, bo binary.ByteOrder, ifd uint32) *pageReader {
-	r := &pageReader{ctx: ctx, data: data}
-	bo.PutUint32(r.patch[:], ifd)
-	return r
-}
-
-// ReadAt implements io.ReaderAt.
-func (r *pageReader) ReadAt(p []byte, off int64) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	if off < 0 {
-		return 0, io.ErrUnexpectedEOF
-	}
-	if off >= int64(len(r.data)) {
-		return 0, io.EOF
-	}
-	n := copy(p, r.data[off:])
-	for i := max(4-off, 0); i < int64(n) && off+i < 8; i++ {
-		p[i] = r.patch[off+i-4]
-	}
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-
-// Read implements io.Reader over the same view.
-func (r *pageReader) Read(p []byte) (int, error) {
-	n, err := r.ReadAt(p, r.pos)
-	r.pos += int64(n)
-	if err == io.EOF && n > 0 {
-		err = nil
-	}
-	return n, err
 }

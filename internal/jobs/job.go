@@ -1,21 +1,21 @@
 package jobs
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"time"
 
 	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/jobs/store"
 	"github.com/visionserve/visionserve/internal/ocr"
 )
 
 // Sentinel errors; the HTTP transport maps them in problemFor.
 var (
 	// ErrNotFound: no such job for this principal.
-	ErrNotFound = errors.New("job not found")
+	ErrNotFound = store.ErrNotFound
 	// ErrNotFinished: the result of a job still running.
 	ErrNotFinished = errors.New("job not finished")
 	// ErrQueueFull: too many unfinished jobs or stored bytes.
@@ -32,6 +32,15 @@ var (
 	ErrWebhookDisabled = errors.New("webhooks are not enabled")
 	// ErrClosed: the manager is shutting down.
 	ErrClosed = errors.New("job manager closed")
+	// ErrUnavailable: the shared job store cannot be reached (retry).
+	ErrUnavailable = store.ErrUnavailable
+	// ErrTooManyUploads: the principal's tenant, or the server, is
+	// reading as many submissions as it may at once.
+	ErrTooManyUploads = errors.New("too many job uploads")
+	// ErrUploadTooSlow: a submission's upload fell below
+	// jobs.min_upload_rate. It is a read deadline (os.ErrDeadlineExceeded)
+	// of its own kind, so readers pass it on as they pass deadlines.
+	ErrUploadTooSlow = fmt.Errorf("job upload too slow: %w", os.ErrDeadlineExceeded)
 )
 
 // Error is a client error with a message safe to show.
@@ -50,32 +59,37 @@ func errorf(kind error, format string, args ...any) error {
 }
 
 // State is a job's lifecycle state.
-type State string
+type State = store.State
 
 // States. A job is queued, then running, then exactly one of the final
 // three.
 const (
-	StateQueued    State = "queued"
-	StateRunning   State = "running"
-	StateSucceeded State = "succeeded"
-	StateFailed    State = "failed" // every page failed
-	StateCanceled  State = "canceled"
+	StateQueued    = store.StateQueued
+	StateRunning   = store.StateRunning
+	StateSucceeded = store.StateSucceeded
+	StateFailed    = store.StateFailed // every page failed
+	StateCanceled  = store.StateCanceled
 )
-
-// Terminal reports whether s is final.
-func (s State) Terminal() bool {
-	return s == StateSucceeded || s == StateFailed || s == StateCanceled
-}
 
 var idPattern = regexp.MustCompile(`^job_[0-9a-f]{32}$`)
 
 // ValidID reports whether s has the form of a job id.
 func ValidID(s string) bool { return idPattern.MatchString(s) }
 
-func newID(prefix string) string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
+// Owner is who submits a job: the principal, which alone may see it, and
+// its tenant, whose share of the queue it counts against.
+type Owner struct {
+	ID     string
+	Tenant string
+}
+
+// share is the key of the owner's share: its tenant, or, for a principal
+// without one, itself.
+func (o Owner) share() string {
+	if o.Tenant != "" {
+		return "tenant:" + o.Tenant
+	}
+	return "principal:" + o.ID
 }
 
 // OCROptions are the OCR options a job applies to every page.
@@ -123,26 +137,12 @@ type task struct {
 	First int `json:"first"`
 }
 
-// record is a job as persisted.
-type record struct {
-	ID         string     `json:"id"`
-	Owner      string     `json:"owner"`
-	State      State      `json:"state"`
-	Options    OCROptions `json:"options"`
-	WebhookURL string     `json:"webhook_url,omitempty"`
-	Items      []item     `json:"items"`
-	Tasks      []task     `json:"tasks"`
-	InputBytes int64      `json:"input_bytes"`
-	Created    time.Time  `json:"created"`
-	Updated    time.Time  `json:"updated"`
-	Finished   time.Time  `json:"finished,omitzero"`
-	Expires    time.Time  `json:"expires,omitzero"`
-	PagesTotal int        `json:"pages_total"`
-	PagesDone  int        `json:"pages_done"`
-	PagesFail  int        `json:"pages_failed"`
-	// IdempotencyKey and Fingerprint identify the submission for replays.
-	IdempotencyKey string `json:"idempotency_key,omitempty"`
-	Fingerprint    string `json:"fingerprint,omitempty"`
+// plan is what a job's tasks need to run, stored with the job (the
+// store's Plan): the options, the files and the tasks over them.
+type plan struct {
+	Options OCROptions `json:"options"`
+	Items   []item     `json:"items"`
+	Tasks   []task     `json:"tasks"`
 	// TraceParent links the job's spans to the submitting request.
 	TraceParent string `json:"traceparent,omitempty"`
 }
@@ -172,15 +172,15 @@ type Links struct {
 	Result string `json:"result"`
 }
 
-func (r *record) status() Status {
+func statusOf(j *store.Job) Status {
 	s := Status{
-		ID: r.ID, State: r.State,
-		Progress:  Progress{PagesTotal: r.PagesTotal, PagesDone: r.PagesDone, PagesFailed: r.PagesFail},
-		CreatedAt: r.Created, UpdatedAt: r.Updated,
-		Links: Links{Self: "/v1/jobs/" + r.ID, Result: "/v1/jobs/" + r.ID + "/result"},
+		ID: j.ID, State: j.State,
+		Progress:  Progress{PagesTotal: j.PagesTotal, PagesDone: j.PagesDone, PagesFailed: j.PagesFailed},
+		CreatedAt: j.Created, UpdatedAt: j.Updated,
+		Links: Links{Self: "/v1/jobs/" + j.ID, Result: "/v1/jobs/" + j.ID + "/result"},
 	}
-	if !r.Finished.IsZero() {
-		f, e := r.Finished, r.Expires
+	if !j.Finished.IsZero() {
+		f, e := j.Finished, j.Expires
 		s.FinishedAt, s.ExpiresAt = &f, &e
 	}
 	return s
@@ -217,7 +217,10 @@ type PageError struct {
 	Detail string `json:"detail"`
 }
 
-// taskResult is a task's stored output.
-type taskResult struct {
-	Pages []PageResult `json:"pages"`
+// Event is the body of a webhook: the Standard Webhooks envelope around
+// the job's status.
+type Event struct {
+	Type      string    `json:"type"` // job.succeeded, job.failed, job.canceled
+	Timestamp time.Time `json:"timestamp"`
+	Data      Status    `json:"data"`
 }

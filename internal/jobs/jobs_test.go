@@ -26,6 +26,7 @@ import (
 	"github.com/visionserve/visionserve/internal/imageio/imagetest"
 	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/jobs/jobstest"
+	"github.com/visionserve/visionserve/internal/jobs/webhook"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
@@ -37,13 +38,21 @@ type fakeOCR struct {
 	calls atomic.Int64
 	gate  chan struct{}
 	fail  func(in ocr.Input) error
+	// arrived, when set, is sent to as a call reaches the gate; canceled
+	// counts the calls whose context ended there.
+	arrived  chan struct{}
+	canceled atomic.Int64
 }
 
 func (f *fakeOCR) Recognize(ctx context.Context, in ocr.Input, opt ocr.Options) (*ocr.Result, error) {
 	if f.gate != nil {
+		if f.arrived != nil {
+			f.arrived <- struct{}{}
+		}
 		select {
 		case <-f.gate:
 		case <-ctx.Done():
+			f.canceled.Add(1)
 			return nil, ctx.Err()
 		}
 	}
@@ -67,6 +76,8 @@ func (f *fakeOCR) Recognize(ctx context.Context, in ocr.Input, opt ocr.Options) 
 }
 
 func digest(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:4]) }
+
+var ctx = context.Background()
 
 type env struct {
 	t   *testing.T
@@ -133,7 +144,7 @@ func (e *env) restart() {
 
 func (e *env) submit(owner string, sub *jobs.Submission) jobs.Status {
 	e.t.Helper()
-	st, created, err := e.m.Submit(context.Background(), owner, sub)
+	st, created, err := e.m.Submit(ctx, jobs.Owner{ID: owner}, sub)
 	if err != nil || !created {
 		e.t.Fatalf("submit: created %v, %v", created, err)
 	}
@@ -145,7 +156,7 @@ func (e *env) submit(owner string, sub *jobs.Submission) jobs.Status {
 func (e *env) wait(owner, id string) jobs.Status {
 	e.t.Helper()
 	for i := 0; i < 20000; i++ {
-		st, err := e.m.Get(owner, id)
+		st, err := e.m.Get(ctx, owner, id)
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -199,7 +210,7 @@ func TestImagesAndTIFF(t *testing.T) {
 	if st = e.wait("key:a", st.ID); st.State != jobs.StateSucceeded || st.Progress.PagesDone != 4 || st.FinishedAt == nil || st.ExpiresAt == nil {
 		t.Fatalf("final status %+v", st)
 	}
-	res, err := e.m.Result("key:a", st.ID)
+	res, err := e.m.Result(ctx, "key:a", st.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,10 +222,10 @@ func TestImagesAndTIFF(t *testing.T) {
 		t.Errorf("text %q", res.Text)
 	}
 	// Another principal sees nothing.
-	if _, err := e.m.Get("key:b", st.ID); !errors.Is(err, jobs.ErrNotFound) {
+	if _, err := e.m.Get(ctx, "key:b", st.ID); !errors.Is(err, jobs.ErrNotFound) {
 		t.Errorf("another owner: %v", err)
 	}
-	if _, err := e.m.Result("key:b", st.ID); !errors.Is(err, jobs.ErrNotFound) {
+	if _, err := e.m.Result(ctx, "key:b", st.ID); !errors.Is(err, jobs.ErrNotFound) {
 		t.Errorf("another owner's result: %v", err)
 	}
 }
@@ -238,7 +249,7 @@ func TestPDF(t *testing.T) {
 		t.Fatalf("pages %d", st.Progress.PagesTotal)
 	}
 	st = e.wait("u", st.ID)
-	res, err := e.m.Result("u", st.ID)
+	res, err := e.m.Result(ctx, "u", st.ID)
 	if err != nil || st.State != jobs.StateSucceeded {
 		t.Fatalf("%v %+v", err, st)
 	}
@@ -273,13 +284,13 @@ func TestSubmitErrors(t *testing.T) {
 		{"webhook without a secret", &jobs.Submission{Inputs: inputs(good), WebhookURL: "https://example.com/hook"}, jobs.ErrWebhookDisabled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := e.m.Submit(context.Background(), "u", tc.sub)
+			_, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, tc.sub)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err %v, want %v", err, tc.want)
 			}
 		})
 	}
-	_, _, err := e.m.Submit(context.Background(), "u", &jobs.Submission{Inputs: inputs(good, []byte("nope"))})
+	_, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(good, []byte("nope"))})
 	var ie *imageio.Error
 	if !errors.As(err, &ie) || !strings.HasPrefix(ie.Detail, "file 1:") {
 		t.Errorf("the detail does not name the file: %v", err)
@@ -292,11 +303,11 @@ func TestQueueBound(t *testing.T) {
 	img := png(t, 20, 20)
 	a := e.submit("u", &jobs.Submission{Inputs: inputs(img)})
 	e.submit("u", &jobs.Submission{Inputs: inputs(img)})
-	if _, _, err := e.m.Submit(context.Background(), "u", &jobs.Submission{Inputs: inputs(img)}); !errors.Is(err, jobs.ErrQueueFull) {
+	if _, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(img)}); !errors.Is(err, jobs.ErrQueueFull) {
 		t.Fatalf("third job: %v", err)
 	}
 	// Finishing one makes room.
-	if _, err := e.m.Cancel("u", a.ID); err != nil {
+	if _, err := e.m.Cancel(ctx, "u", a.ID); err != nil {
 		t.Fatal(err)
 	}
 	e.submit("u", &jobs.Submission{Inputs: inputs(img)})
@@ -308,7 +319,7 @@ func TestPendingBytesBound(t *testing.T) {
 	e := newEnv(t, func(c *jobs.Config) { c.MaxPendingBytes = int64(len(img))*2 + 10; c.MaxBytes = c.MaxPendingBytes })
 	e.ocr.gate = make(chan struct{})
 	e.submit("u", &jobs.Submission{Inputs: inputs(img, img)})
-	if _, _, err := e.m.Submit(context.Background(), "u", &jobs.Submission{Inputs: inputs(img)}); !errors.Is(err, jobs.ErrQueueFull) {
+	if _, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(img)}); !errors.Is(err, jobs.ErrQueueFull) {
 		t.Fatalf("over the byte bound: %v", err)
 	}
 	close(e.ocr.gate)
@@ -318,14 +329,14 @@ func TestIdempotency(t *testing.T) {
 	e := newEnv(t, nil)
 	img, other := png(t, 20, 20), png(t, 21, 20)
 	first := e.submit("u", &jobs.Submission{Inputs: inputs(img), IdempotencyKey: "k1"})
-	again, created, err := e.m.Submit(context.Background(), "u", &jobs.Submission{Inputs: inputs(img), IdempotencyKey: "k1"})
+	again, created, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(img), IdempotencyKey: "k1"})
 	if err != nil || created || again.ID != first.ID {
 		t.Fatalf("replay: %v created=%v id %s vs %s", err, created, again.ID, first.ID)
 	}
-	if _, _, err := e.m.Submit(context.Background(), "u", &jobs.Submission{Inputs: inputs(other), IdempotencyKey: "k1"}); !errors.Is(err, jobs.ErrIdempotencyConflict) {
+	if _, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(other), IdempotencyKey: "k1"}); !errors.Is(err, jobs.ErrIdempotencyConflict) {
 		t.Fatalf("different body: %v", err)
 	}
-	if _, _, err := e.m.Submit(context.Background(), "u", &jobs.Submission{Inputs: inputs(img), IdempotencyKey: "k1", OCR: jobs.OCROptions{Lang: "deu"}}); !errors.Is(err, jobs.ErrIdempotencyConflict) {
+	if _, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(img), IdempotencyKey: "k1", OCR: jobs.OCROptions{Lang: "deu"}}); !errors.Is(err, jobs.ErrIdempotencyConflict) {
 		t.Fatalf("different options: %v", err)
 	}
 	// Keys are per principal.
@@ -337,7 +348,7 @@ func TestIdempotency(t *testing.T) {
 	ids := make([]string, 8)
 	for i := range ids {
 		wg.Go(func() {
-			st, _, err := e.m.Submit(context.Background(), "w", &jobs.Submission{Inputs: inputs(img), IdempotencyKey: "race"})
+			st, _, err := e.m.Submit(ctx, jobs.Owner{ID: "w"}, &jobs.Submission{Inputs: inputs(img), IdempotencyKey: "race"})
 			if err != nil {
 				t.Error(err)
 			}
@@ -352,7 +363,7 @@ func TestIdempotency(t *testing.T) {
 	}
 	// After deletion the key is free.
 	e.wait("u", first.ID)
-	if err := e.m.Delete("u", first.ID); err != nil {
+	if err := e.m.Delete(ctx, "u", first.ID); err != nil {
 		t.Fatal(err)
 	}
 	if st := e.submit("u", &jobs.Submission{Inputs: inputs(other), IdempotencyKey: "k1"}); st.ID == first.ID {
@@ -377,7 +388,7 @@ func TestResumeAfterRestart(t *testing.T) {
 		e.ocr.gate <- struct{}{}
 	}
 	for { // wait for the fourth result to be committed
-		s, _ := e.m.Get("u", st.ID)
+		s, _ := e.m.Get(ctx, "u", st.ID)
 		if s.Progress.PagesDone == 4 {
 			break
 		}
@@ -386,7 +397,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	e.restart() // the fifth page is in progress (waiting at the gate) and is abandoned
 	close(e.ocr.gate)
 	st = e.wait("u", st.ID)
-	res, err := e.m.Result("u", st.ID)
+	res, err := e.m.Result(ctx, "u", st.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,34 +414,34 @@ func TestCancelAndDelete(t *testing.T) {
 	st := e.submit("u", &jobs.Submission{Inputs: inputs(img, img, img)})
 	e.ocr.gate <- struct{}{}
 	for { // one page done
-		s, _ := e.m.Get("u", st.ID)
+		s, _ := e.m.Get(ctx, "u", st.ID)
 		if s.Progress.PagesDone == 1 {
 			break
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if _, err := e.m.Result("u", st.ID); !errors.Is(err, jobs.ErrNotFinished) {
+	if _, err := e.m.Result(ctx, "u", st.ID); !errors.Is(err, jobs.ErrNotFinished) {
 		t.Fatalf("result of a running job: %v", err)
 	}
-	if _, err := e.m.Cancel("v", st.ID); !errors.Is(err, jobs.ErrNotFound) {
+	if _, err := e.m.Cancel(ctx, "v", st.ID); !errors.Is(err, jobs.ErrNotFound) {
 		t.Fatalf("cancel by another owner: %v", err)
 	}
-	c, err := e.m.Cancel("u", st.ID)
+	c, err := e.m.Cancel(ctx, "u", st.ID)
 	if err != nil || c.State != jobs.StateCanceled {
 		t.Fatalf("cancel: %+v %v", c, err)
 	}
-	again, err := e.m.Cancel("u", st.ID)
+	again, err := e.m.Cancel(ctx, "u", st.ID)
 	if err != nil || again.State != jobs.StateCanceled {
 		t.Fatalf("second cancel: %+v %v", again, err)
 	}
-	res, err := e.m.Result("u", st.ID)
+	res, err := e.m.Result(ctx, "u", st.ID)
 	if err != nil || res.State != jobs.StateCanceled || len(res.Pages) != 1 {
 		t.Fatalf("canceled result: %v %+v", err, res)
 	}
-	if err := e.m.Delete("u", st.ID); err != nil {
+	if err := e.m.Delete(ctx, "u", st.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.m.Get("u", st.ID); !errors.Is(err, jobs.ErrNotFound) {
+	if _, err := e.m.Get(ctx, "u", st.ID); !errors.Is(err, jobs.ErrNotFound) {
 		t.Fatalf("after delete: %v", err)
 	}
 	close(e.ocr.gate)
@@ -442,12 +453,12 @@ func TestRetention(t *testing.T) {
 	e.wait("u", st.ID)
 	e.now.Add(int64(59 * time.Minute))
 	e.restart() // the janitor sweeps at start
-	if _, err := e.m.Get("u", st.ID); err != nil {
+	if _, err := e.m.Get(ctx, "u", st.ID); err != nil {
 		t.Fatalf("deleted before its time: %v", err)
 	}
 	e.now.Add(int64(2 * time.Minute))
 	e.restart()
-	if _, err := e.m.Get("u", st.ID); !errors.Is(err, jobs.ErrNotFound) {
+	if _, err := e.m.Get(ctx, "u", st.ID); !errors.Is(err, jobs.ErrNotFound) {
 		t.Fatalf("kept past retention: %v", err)
 	}
 }
@@ -467,7 +478,7 @@ func TestPageErrors(t *testing.T) {
 	if st.State != jobs.StateSucceeded || st.Progress.PagesFailed != 1 {
 		t.Fatalf("status %+v", st)
 	}
-	res, _ := e.m.Result("u", st.ID)
+	res, _ := e.m.Result(ctx, "u", st.ID)
 	if p := res.Pages[1]; p.Error == nil || p.Error.Type != "https://visionserve.dev/problems/unusable-image" || p.Page != nil {
 		t.Fatalf("page 1 %+v", p)
 	}
@@ -533,15 +544,15 @@ func TestWebhookRetriedAndSigned(t *testing.T) {
 	e.realTime.Store(true)
 	st := e.submit("u", &jobs.Submission{Inputs: inputs(png(t, 20, 20)), WebhookURL: rcv.srv.URL + "/hook"})
 	rcv.waitFor(t, 3)
-	key, _ := jobs.ParseSecret(secret)
+	key, _ := webhook.ParseSecret(secret)
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
 	ids := map[string]bool{}
 	for i, req := range rcv.got {
-		if err := jobs.Verify(key, req.Header, rcv.bodies[i], time.Now(), 5*time.Minute); err != nil {
+		if err := webhook.Verify(key, req.Header, rcv.bodies[i], time.Now(), 5*time.Minute); err != nil {
 			t.Errorf("attempt %d: %v", i, err)
 		}
-		ids[req.Header.Get(jobs.HeaderWebhookID)] = true
+		ids[req.Header.Get(webhook.HeaderID)] = true
 	}
 	if len(ids) != 1 {
 		t.Errorf("delivery ids %v: retries must keep the id", ids)
@@ -551,13 +562,13 @@ func TestWebhookRetriedAndSigned(t *testing.T) {
 		t.Fatalf("event %+v %v", ev, err)
 	}
 	// A tampered body or a wrong key does not verify.
-	if jobs.Verify(key, rcv.got[2].Header, append([]byte(" "), rcv.bodies[2]...), time.Now(), time.Minute) == nil {
+	if webhook.Verify(key, rcv.got[2].Header, append([]byte(" "), rcv.bodies[2]...), time.Now(), time.Minute) == nil {
 		t.Error("tampered body verified")
 	}
-	if jobs.Verify([]byte("another key of thirty-two bytes!!"), rcv.got[2].Header, rcv.bodies[2], time.Now(), time.Minute) == nil {
+	if webhook.Verify([]byte("another key of thirty-two bytes!!"), rcv.got[2].Header, rcv.bodies[2], time.Now(), time.Minute) == nil {
 		t.Error("wrong key verified")
 	}
-	if jobs.Verify(key, rcv.got[2].Header, rcv.bodies[2], time.Now().Add(time.Hour), time.Minute) == nil {
+	if webhook.Verify(key, rcv.got[2].Header, rcv.bodies[2], time.Now().Add(time.Hour), time.Minute) == nil {
 		t.Error("stale timestamp verified")
 	}
 }
@@ -579,7 +590,7 @@ func TestWebhookSurvivesRestart(t *testing.T) {
 	rcv.waitFor(t, 2)
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
-	if a, b := rcv.got[0].Header.Get(jobs.HeaderWebhookID), rcv.got[1].Header.Get(jobs.HeaderWebhookID); a != b || a == "" {
+	if a, b := rcv.got[0].Header.Get(webhook.HeaderID), rcv.got[1].Header.Get(webhook.HeaderID); a != b || a == "" {
 		t.Errorf("ids %q %q", a, b)
 	}
 	var ev jobs.Event
@@ -589,8 +600,9 @@ func TestWebhookSurvivesRestart(t *testing.T) {
 	}
 }
 
-// By default a webhook may not reach private addresses: the attempt fails
-// at connect time and the delivery is given up.
+// By default a webhook may not reach private addresses: a name that
+// resolves to one passes the submission, and the attempt fails at connect
+// time (on the address dialled, after DNS) and the delivery is given up.
 func TestWebhookPrivateNetworksRefused(t *testing.T) {
 	t.Setenv("TEST_WEBHOOK_SECRET", secret)
 	rcv := newReceiver(t)
@@ -599,7 +611,7 @@ func TestWebhookPrivateNetworksRefused(t *testing.T) {
 		c.Webhook.AllowPrivateNetworks = false
 		c.Webhook.MaxAttempts = 1
 	})
-	e.submit("u", &jobs.Submission{Inputs: inputs(png(t, 20, 20)), WebhookURL: rcv.srv.URL})
+	e.submit("u", &jobs.Submission{Inputs: inputs(png(t, 20, 20)), WebhookURL: strings.Replace(rcv.srv.URL, "127.0.0.1", "localhost", 1)})
 	for i := 0; ; i++ {
 		if v := counter(e.metrics.Webhooks.WithLabelValues("gave_up")); v == 1 {
 			break
@@ -627,7 +639,7 @@ func TestSecrets(t *testing.T) {
 		{"short", false},
 		{strings.Repeat("x", 32), true},
 	} {
-		if _, err := jobs.ParseSecret(tc.in); (err == nil) != tc.ok {
+		if _, err := webhook.ParseSecret(tc.in); (err == nil) != tc.ok {
 			t.Errorf("ParseSecret(%q): %v", tc.in, err)
 		}
 	}
@@ -660,3 +672,21 @@ func TestWebhookGoneStops(t *testing.T) {
 type runnerFunc func(ctx context.Context, fn func(context.Context) error) error
 
 func (f runnerFunc) Run(ctx context.Context, fn func(context.Context) error) error { return f(ctx, fn) }
+
+// Issue 11 item 9: a webhook URL naming an address that is not public is
+// refused at submission (a name is checked when dialled).
+func TestWebhookURLAddressRefused(t *testing.T) {
+	t.Setenv("TEST_WEBHOOK_SECRET", secret)
+	e := newEnv(t, func(c *jobs.Config) {
+		c.Webhook.SecretEnv = "TEST_WEBHOOK_SECRET"
+		c.Webhook.AllowPrivateNetworks = false
+	})
+	for _, u := range []string{"http://169.254.169.254/latest", "http://100.100.100.200/", "https://[::ffff:127.0.0.1]:8443/", "http://[64:ff9b::a00:1]/", "http://198.18.0.1/"} {
+		if _, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(png(t, 20, 20)), WebhookURL: u}); !errors.Is(err, jobs.ErrBadRequest) {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	if _, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(png(t, 20, 20)), WebhookURL: "https://hooks.example.com/x"}); err != nil {
+		t.Errorf("a name: %v", err)
+	}
+}

@@ -7,24 +7,24 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"sort"
+	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/jobs/claim"
+	"github.com/visionserve/visionserve/internal/jobs/store"
+	"github.com/visionserve/visionserve/internal/jobs/webhook"
 	"github.com/visionserve/visionserve/internal/ocr"
-	"github.com/visionserve/visionserve/internal/sched"
-	"github.com/visionserve/visionserve/internal/tracing"
 )
 
 // Recognizer is the OCR core as jobs use it; give it an ocr.Service whose
@@ -58,45 +58,30 @@ type Runner interface {
 	Run(ctx context.Context, fn func(context.Context) error) error
 }
 
-// Manager owns the job database and runs the jobs.
+// Manager is the job system as the transports see it: submissions,
+// status, results, cancellation. It wires the parts: the store (where
+// jobs live), the inputs (files into OCR inputs), the queue (claiming and
+// running tasks) and the webhook deliverer.
 type Manager struct {
 	cfg     Config
-	ocr     Recognizer
-	limits  imageio.Limits
-	raster  Rasterizer
-	holder  Runner
 	log     *slog.Logger
 	metrics *Metrics
-	tracer  trace.Tracer
-	prop    propagation.TextMapPropagator
 	now     func() time.Time
-	version string
+	prop    propagation.TextMapPropagator
 	secret  []byte
-	tmp     string
 
-	store   *store
-	deliver *deliverer
-	uploads chan struct{}
+	db      store.Store
+	inputs  *inputs
+	queue   *queue
+	deliver *webhook.Deliverer
+	uploads *uploads
 
-	mu      sync.Mutex
-	queue   []string // job ids waiting for a runner, oldest first
-	queued  map[string]bool
-	wake    chan struct{}
-	running map[string]context.CancelCauseFunc
-	active  int   // unfinished jobs
-	pending int64 // input bytes of unfinished jobs
-	closed  bool
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
-	subMu   sync.Mutex // serialises submissions' reservation checks
+	closed atomic.Bool
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
 }
 
-// errCanceledByUser is the cause of a job context canceled by Cancel or
-// Delete (as opposed to a shutdown).
-var errCanceledByUser = errors.New("job canceled")
-
-// Open opens the database, and finds the unfinished jobs to resume and
-// the webhooks still to deliver. Nothing runs until Start.
+// Open opens the store and prepares the parts; nothing runs until Start.
 func Open(opts Options) (*Manager, error) {
 	cfg := opts.Config
 	if !cfg.Enabled() {
@@ -118,272 +103,172 @@ func Open(opts Options) (*Manager, error) {
 		opts.Propagator = propagation.TraceContext{}
 	}
 	m := &Manager{
-		cfg: cfg, ocr: opts.OCR, limits: opts.Limits.WithDefaults(), raster: opts.Rasterizer, holder: opts.Scheduler,
-		log: opts.Log.With("component", "jobs"), metrics: opts.Metrics, tracer: opts.Tracer, prop: opts.Propagator,
-		now: opts.Now, version: opts.Version,
-		queued: map[string]bool{}, wake: make(chan struct{}, 1), running: map[string]context.CancelCauseFunc{},
-		uploads: make(chan struct{}, cfg.MaxConcurrentUploads),
+		cfg: cfg, log: opts.Log.With("component", "jobs"), metrics: opts.Metrics, now: opts.Now, prop: opts.Propagator,
+		uploads: newUploads(cfg, opts.Metrics.uploads()),
 	}
 	secret, err := cfg.Webhook.LoadSecret()
 	if err != nil {
 		return nil, err
 	}
 	m.secret = secret
-	m.tmp = filepath.Join(cfg.Dir, "tmp")
-	if err := os.RemoveAll(m.tmp); err != nil {
+	if m.inputs, err = newInputs(cfg, opts.Limits.WithDefaults(), opts.Rasterizer, opts.Scheduler, m.log); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(m.tmp, 0o700); err != nil {
+	if m.db, err = openStore(cfg, store.Options{Event: m.event, Retention: cfg.Retention}); err != nil {
+		m.inputs.close()
 		return nil, err
 	}
-	if m.raster == nil {
-		m.raster = &Poppler{Pdfinfo: cfg.PDF.Pdfinfo, Pdftoppm: cfg.PDF.Pdftoppm, MemoryLimit: cfg.PDF.MemoryLimit, MaxOutput: m.limits.MaxBytes, TempDir: m.tmp}
-	}
-	if p, ok := m.raster.(*Poppler); ok {
-		if err := p.Available(); err != nil {
-			m.log.Warn("PDF jobs will be refused", "err", err)
-			m.raster = nil
-		}
-	}
-	if m.store, err = openStore(cfg.Dir); err != nil {
-		return nil, err
-	}
-	m.sweep()
-	var resume []*record
-	err = m.store.all(func(r *record) error {
-		if !r.State.Terminal() {
-			resume = append(resume, r)
-			m.active++
-			m.pending += r.InputBytes
-		}
-		return nil
+	exec := &executor{ocr: opts.OCR, inputs: m.inputs, db: m.db, cfg: cfg, metrics: opts.Metrics, tracer: opts.Tracer, prop: opts.Propagator}
+	m.queue = newQueue(queueOptions{
+		Work: m.db, Worker: workerID(), Runners: cfg.Concurrency, Lease: cfg.Lease, Poll: cfg.PollInterval,
+		Now: m.now, Log: m.log, Exec: exec.run, Ended: m.ended,
 	})
-	if err != nil {
-		m.store.close()
-		return nil, err
+	m.deliver = webhook.NewDeliverer(webhook.Options{
+		Config: cfg.Webhook.delivery(), Outbox: m.db, Key: m.secret, Log: m.log, Now: m.now, Version: opts.Version,
+		Outcomes: m.metrics.webhooks(), Poll: cfg.PollInterval, Worker: m.queue.worker,
+	})
+	m.sweep()
+	if st, err := m.db.Stats(context.Background()); err == nil && st.Jobs > 0 {
+		m.log.Info("resuming unfinished jobs", "jobs", st.Jobs)
 	}
-	sort.Slice(resume, func(i, j int) bool { return resume[i].Created.Before(resume[j].Created) })
-	for _, r := range resume {
-		m.enqueue(r.ID)
-	}
-	if len(resume) > 0 {
-		m.log.Info("resuming unfinished jobs", "jobs", len(resume))
-	}
-	m.deliver = newDeliverer(m)
 	m.observe()
 	return m, nil
+}
+
+// event is the webhook body announcing j's end.
+func (m *Manager) event(j *store.Job) ([]byte, error) {
+	return json.Marshal(Event{Type: "job." + string(j.State), Timestamp: j.Finished, Data: statusOf(j)})
 }
 
 // Config returns the configuration in force.
 func (m *Manager) Config() Config { return m.cfg }
 
-// TryUpload reserves one of the MaxConcurrentUploads slots for reading a
-// submission; ok is false when all are taken (answer 429).
-func (m *Manager) TryUpload() (release func(), ok bool) {
-	select {
-	case m.uploads <- struct{}{}:
-		return func() { <-m.uploads }, true
-	default:
-		return nil, false
-	}
+// Upload reserves a slot for reading owner's submission: one of the
+// server's MaxConcurrentUploads, within the tenant's share of them. The
+// error is ErrTooManyUploads when none is free (answer 429).
+func (m *Manager) Upload(owner Owner) (release func(), err error) {
+	return m.uploads.acquire(owner.share())
 }
 
 // WebhooksEnabled reports whether a signing secret is configured.
 func (m *Manager) WebhooksEnabled() bool { return m.secret != nil }
 
-// Start runs the job runners, the webhook deliverer and the janitor until
+// Start runs the queue, the webhook deliverer and the janitor until
 // Close.
 func (m *Manager) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stop = cancel
-	for i := 0; i < m.cfg.Concurrency; i++ {
-		m.wg.Go(func() { m.runner(ctx) })
-	}
-	m.wg.Go(func() { m.deliver.run(ctx) })
+	m.log.Info("jobs started", "store", m.cfg.Store, "worker", m.queue.worker, "runners", m.cfg.Concurrency, "lease", m.cfg.Lease)
+	m.wg.Go(func() { m.queue.run(ctx) })
+	m.wg.Go(func() { m.deliver.Run(ctx) })
 	m.wg.Go(func() { m.janitor(ctx) })
 }
 
-// Close stops the runners (a job's page in progress is abandoned, to be
-// run again at the next start), waits for them, and closes the database.
+// Close stops the runners (a task in progress is given back, to be run
+// again here or by another replica), waits for them, and closes the
+// store.
 func (m *Manager) Close() error {
-	m.mu.Lock()
-	m.closed = true
-	m.mu.Unlock()
+	m.closed.Store(true)
 	if m.stop != nil {
 		m.stop()
 	}
 	m.wg.Wait()
-	_ = os.RemoveAll(m.tmp)
-	return m.store.close()
-}
-
-func (m *Manager) enqueue(id string) {
-	m.mu.Lock()
-	if !m.queued[id] {
-		m.queued[id] = true
-		m.queue = append(m.queue, id)
-	}
-	m.mu.Unlock()
-	select {
-	case m.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (m *Manager) next(ctx context.Context) (string, bool) {
-	for {
-		m.mu.Lock()
-		if len(m.queue) > 0 {
-			id := m.queue[0]
-			m.queue = m.queue[1:]
-			delete(m.queued, id)
-			more := len(m.queue) > 0
-			m.mu.Unlock()
-			if more {
-				select { // let another runner take the next one
-				case m.wake <- struct{}{}:
-				default:
-				}
-			}
-			return id, true
-		}
-		m.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return "", false
-		case <-m.wake:
-		}
-	}
-}
-
-func (m *Manager) runner(ctx context.Context) {
-	for {
-		id, ok := m.next(ctx)
-		if !ok {
-			return
-		}
-		if err := m.run(ctx, id); err != nil && ctx.Err() == nil {
-			m.log.Error("job failed to run", "job", id, "err", err)
-		}
-	}
+	m.inputs.close()
+	return m.db.Close()
 }
 
 // Submit validates and stores a job and queues it. created is false when
 // the Idempotency-Key named an existing job with the same request.
-func (m *Manager) Submit(ctx context.Context, owner string, sub *Submission) (st Status, created bool, err error) {
+func (m *Manager) Submit(ctx context.Context, owner Owner, sub *Submission) (st Status, created bool, err error) {
 	if sub.WebhookURL != "" && m.secret == nil {
 		return st, false, errorf(ErrWebhookDisabled, "this server has no webhook signing secret (jobs.webhook.secret_file or $%s)", m.cfg.Webhook.SecretEnv)
 	}
 	if len(sub.Inputs) > m.cfg.MaxItems {
 		return st, false, errorf(ErrTooLarge, "%d files; the limit is %d per job", len(sub.Inputs), m.cfg.MaxItems)
 	}
-	rec := &record{
-		ID: newID("job_"), Owner: owner, State: StateQueued, Options: sub.OCR, WebhookURL: sub.WebhookURL,
+	if err := m.checkWebhookHost(sub.WebhookURL); err != nil {
+		return st, false, err
+	}
+	j := &store.Job{
+		ID: store.NewID("job_"), Owner: owner.ID, Tenant: owner.share(), WebhookURL: sub.WebhookURL,
 		IdempotencyKey: sub.IdempotencyKey, Fingerprint: fingerprint(sub),
 	}
+	p := &plan{Options: sub.OCR}
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		carrier := propagation.MapCarrier{}
 		m.prop.Inject(ctx, carrier)
-		rec.TraceParent = carrier.Get("traceparent")
+		p.TraceParent = carrier.Get("traceparent")
 	}
 	// A replay answers before any inspection work.
 	if sub.IdempotencyKey != "" {
-		if prev, err := m.replay(owner, sub.IdempotencyKey, rec.Fingerprint); prev != nil || err != nil {
-			if err != nil {
-				return st, false, err
-			}
-			return prev.status(), false, nil
+		prev, err := m.db.Idempotent(ctx, owner.ID, sub.IdempotencyKey)
+		if err != nil {
+			return st, false, err
+		}
+		if prev != nil {
+			return m.replayed(prev, j)
 		}
 	}
-	if err := m.inspect(ctx, rec, sub.Inputs); err != nil {
+	if err := m.inputs.plan(ctx, j, p, sub.Inputs); err != nil {
 		return st, false, err
 	}
-
-	m.mu.Lock()
-	switch {
-	case m.closed:
-		m.mu.Unlock()
+	if m.closed.Load() {
 		return st, false, ErrClosed
-	case m.active >= m.cfg.MaxQueued:
-		m.mu.Unlock()
-		return st, false, errorf(ErrQueueFull, "%d jobs are unfinished, the most this server keeps", m.active)
-	case m.pending+rec.InputBytes > m.cfg.MaxPendingBytes:
-		m.mu.Unlock()
-		return st, false, errorf(ErrQueueFull, "unfinished jobs hold %d bytes of input; this one would pass the limit of %d", m.pending, m.cfg.MaxPendingBytes)
 	}
-	m.active++
-	m.pending += rec.InputBytes
-	m.mu.Unlock()
-
-	now := m.now()
-	rec.Created, rec.Updated = now, now
-	var prev *record
-	err = m.store.db.Update(func(tx *bolt.Tx) error {
-		if rec.IdempotencyKey != "" {
-			k := idemKey(owner, rec.IdempotencyKey)
-			if id := tx.Bucket(bucketIdem).Get(k); id != nil {
-				p, err := getRecord(tx, string(id))
-				if err == nil {
-					prev = p
-					return nil
-				}
-			}
-			if err := tx.Bucket(bucketIdem).Put(k, []byte(rec.ID)); err != nil {
-				return err
-			}
-		}
-		for i, in := range sub.Inputs {
-			if err := tx.Bucket(bucketInputs).Put(subKey(rec.ID, i), in.Data); err != nil {
-				return err
-			}
-		}
-		return putRecord(tx, rec)
-	})
-	if err != nil || prev != nil {
-		m.mu.Lock()
-		m.active--
-		m.pending -= rec.InputBytes
-		m.mu.Unlock()
+	if j.Plan, err = json.Marshal(p); err != nil {
+		return st, false, err
 	}
+	j.Created = m.now()
+	j.Updated = j.Created
+	files := make([][]byte, len(sub.Inputs))
+	for i, in := range sub.Inputs {
+		files[i] = in.Data
+	}
+	prev, err := m.db.Create(ctx, j, files, m.cfg.limits())
+	var le *store.LimitError
 	switch {
+	case errors.As(err, &le):
+		return st, false, errorf(ErrQueueFull, "%s", m.cfg.limitDetail(le))
 	case err != nil:
 		return st, false, fmt.Errorf("storing the job: %w", err)
 	case prev != nil: // a concurrent twin won the race
-		if prev.Fingerprint != rec.Fingerprint {
-			return st, false, errorf(ErrIdempotencyConflict, "Idempotency-Key %q was used for job %s with a different request", rec.IdempotencyKey, prev.ID)
-		}
-		return prev.status(), false, nil
+		return m.replayed(prev, j)
 	}
-	m.log.InfoContext(ctx, "job submitted", "job", rec.ID, "items", len(rec.Items), "pages", rec.PagesTotal, "bytes", rec.InputBytes)
+	m.log.InfoContext(ctx, "job submitted", "job", j.ID, "items", len(p.Items), "pages", j.PagesTotal, "bytes", j.InputBytes)
 	if m.metrics != nil {
 		m.metrics.Submitted.Inc()
 	}
 	m.observe()
-	m.enqueue(rec.ID)
-	return rec.status(), true, nil
+	m.queue.poke()
+	return statusOf(j), true, nil
 }
 
-func (m *Manager) replay(owner, key, fp string) (*record, error) {
-	var prev *record
-	err := m.store.db.View(func(tx *bolt.Tx) error {
-		id := tx.Bucket(bucketIdem).Get(idemKey(owner, key))
-		if id == nil {
-			return nil
-		}
-		p, err := getRecord(tx, string(id))
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		prev = p
-		return err
-	})
+// checkWebhookHost refuses at once a webhook URL that names an address
+// the deliverer would refuse (names are checked when dialled).
+func (m *Manager) checkWebhookHost(raw string) error {
+	if raw == "" || m.cfg.Webhook.AllowPrivateNetworks {
+		return nil
+	}
+	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, err
+		return errorf(ErrBadRequest, "webhook_url: %v", err)
 	}
-	if prev != nil && prev.Fingerprint != fp {
-		return nil, errorf(ErrIdempotencyConflict, "Idempotency-Key %q was used for job %s with a different request", key, prev.ID)
+	ip, err := netip.ParseAddr(u.Hostname())
+	if err != nil {
+		return nil // a name
 	}
-	return prev, nil
+	if err := webhook.CheckAddress(ip); err != nil {
+		return errorf(ErrBadRequest, "webhook_url: %v; webhooks reach public addresses only (jobs.webhook.allow_private_networks)", err)
+	}
+	return nil
+}
+
+// replayed answers a submission whose Idempotency-Key names prev.
+func (m *Manager) replayed(prev, j *store.Job) (Status, bool, error) {
+	if prev.Fingerprint != j.Fingerprint {
+		return Status{}, false, errorf(ErrIdempotencyConflict, "Idempotency-Key %q was used for job %s with a different request", j.IdempotencyKey, prev.ID)
+	}
+	return statusOf(prev), false, nil
 }
 
 // fingerprint identifies a submission's content for idempotent replays.
@@ -398,572 +283,158 @@ func fingerprint(sub *Submission) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// inspect opens every input as the runner will, so bad input is refused
-// now with the same error a synchronous request gets, and plans the tasks.
-func (m *Manager) inspect(ctx context.Context, rec *record, inputs []Input) error {
-	for i, in := range inputs {
-		it := item{Declared: in.Declared, Bytes: int64(len(in.Data)), Kind: KindImage}
-		rec.InputBytes += it.Bytes
-		remaining := m.cfg.MaxPages - rec.PagesTotal
-		if in.PDF {
-			if err := m.inspectPDF(ctx, i, in.Data, remaining, &it); err != nil {
-				return err
-			}
-			for p := 1; p <= it.Pages; p++ {
-				rec.Tasks = append(rec.Tasks, task{Item: i, Page: p, Pages: 1, First: rec.PagesTotal + p - 1})
-			}
-		} else {
-			doc, err := imageio.Open(in.Data, in.Declared, m.limits)
-			if err != nil {
-				return withItem(err, i)
-			}
-			it.Pages = len(doc.Pages)
-			rec.Tasks = append(rec.Tasks, task{Item: i, Pages: it.Pages, First: rec.PagesTotal})
-		}
-		rec.Items = append(rec.Items, it)
-		rec.PagesTotal += it.Pages
-		if rec.PagesTotal > m.cfg.MaxPages {
-			return errorf(ErrTooLarge, "more than %d pages; the limit is %d per job", m.cfg.MaxPages, m.cfg.MaxPages)
-		}
-	}
-	return nil
-}
-
-func (m *Manager) inspectPDF(ctx context.Context, i int, data []byte, remaining int, it *item) error {
-	if m.raster == nil {
-		return inputError(imageio.ErrUnsupported, "file %d is a PDF, and this server cannot rasterise PDFs (poppler-utils is not installed)", i)
-	}
-	it.Kind = KindPDF
-	path, cleanup, err := m.tempPDF(data)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.PageTimeout)
-	defer cancel()
-	sizes, err := m.raster.Pages(ctx, path, remaining)
-	if err != nil {
-		if errors.Is(err, ErrPDF) {
-			return inputError(imageio.ErrUndecodable, "file %d: %v", i, err)
-		}
-		return err
-	}
-	if len(sizes) > remaining {
-		return errorf(ErrTooLarge, "file %d has more pages than the %d this job has left (the limit is %d per job)", i, remaining, m.cfg.MaxPages)
-	}
-	it.Pages = len(sizes)
-	for _, s := range sizes {
-		it.PageDPI = append(it.PageDPI, PageDPI(s, m.cfg.PDF.DPI, m.limits.MaxPixels))
-	}
-	return nil
-}
-
-func (m *Manager) tempPDF(data []byte) (string, func(), error) {
-	f, err := os.CreateTemp(m.tmp, "doc-*.pdf")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup := func() { os.Remove(f.Name()) }
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		cleanup()
-		return "", nil, err
-	}
-	if err := f.Close(); err != nil {
-		cleanup()
-		return "", nil, err
-	}
-	return f.Name(), cleanup, nil
-}
-
-// withItem names the file in an input error's detail.
-func withItem(err error, i int) error {
-	var ie *imageio.Error
-	if errors.As(err, &ie) {
-		return &imageio.Error{Kind: ie.Kind, Detail: fmt.Sprintf("file %d: %s", i, ie.Detail)}
-	}
-	return err
-}
-
 // lookup returns owner's job id; another principal's job is "not found".
-func (m *Manager) lookup(owner, id string) (*record, error) {
+func (m *Manager) lookup(ctx context.Context, owner, id string) (*store.Job, error) {
 	if !ValidID(id) {
 		return nil, ErrNotFound
 	}
-	r, err := m.store.get(id)
+	j, err := m.db.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if r.Owner != owner {
+	if j.Owner != owner {
 		return nil, ErrNotFound
 	}
-	return r, nil
+	return j, nil
 }
 
 // Get returns a job's status.
-func (m *Manager) Get(owner, id string) (Status, error) {
-	r, err := m.lookup(owner, id)
+func (m *Manager) Get(ctx context.Context, owner, id string) (Status, error) {
+	j, err := m.lookup(ctx, owner, id)
 	if err != nil {
 		return Status{}, err
 	}
-	return r.status(), nil
+	return statusOf(j), nil
 }
 
-// Result returns a finished job's pages in order. A canceled job's result
-// holds the pages finished before the cancellation.
-func (m *Manager) Result(owner, id string) (*Result, error) {
-	r, err := m.lookup(owner, id)
+// Pages returns a finished job's status and its pages in order, read from
+// the store a few at a time as the iterator is consumed (a renderer can
+// stream a large job without holding it). A canceled job's pages are
+// those finished before the cancellation.
+func (m *Manager) Pages(ctx context.Context, owner, id string) (Status, iter.Seq2[PageResult, error], error) {
+	j, err := m.lookup(ctx, owner, id)
+	if err != nil {
+		return Status{}, nil, err
+	}
+	if !j.State.Terminal() {
+		return Status{}, nil, errorf(ErrNotFinished, "job %s is %s (%d of %d pages done)", id, j.State, j.PagesDone, j.PagesTotal)
+	}
+	pages := func(yield func(PageResult, error) bool) {
+		for sp, err := range m.db.Pages(ctx, id) {
+			var p PageResult
+			if err == nil {
+				err = json.Unmarshal(sp.Data, &p)
+			}
+			if err != nil {
+				err = fmt.Errorf("job %s page %d: %w", id, sp.Index, err)
+			}
+			if !yield(p, err) || err != nil {
+				return
+			}
+		}
+	}
+	return statusOf(j), pages, nil
+}
+
+// Result returns a finished job's pages in order, with their text.
+func (m *Manager) Result(ctx context.Context, owner, id string) (*Result, error) {
+	st, pages, err := m.Pages(ctx, owner, id)
 	if err != nil {
 		return nil, err
 	}
-	if !r.State.Terminal() {
-		return nil, errorf(ErrNotFinished, "job %s is %s (%d of %d pages done)", id, r.State, r.PagesDone, r.PagesTotal)
-	}
-	res := &Result{ID: r.ID, State: r.State, Pages: make([]PageResult, 0, r.PagesDone)}
+	res := &Result{ID: st.ID, State: st.State, Pages: make([]PageResult, 0, st.Progress.PagesDone)}
 	var text strings.Builder
-	err = m.store.results(id, func(_ int, tr *taskResult) error {
-		for _, p := range tr.Pages {
-			if len(res.Pages) > 0 {
-				text.WriteByte('\f')
-			}
-			if p.Page != nil {
-				text.WriteString(ocr.PlainText([]ocr.Page{*p.Page}))
-			}
-			res.Pages = append(res.Pages, p)
+	for p, err := range pages {
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
+		if len(res.Pages) > 0 {
+			text.WriteByte('\f')
+		}
+		if p.Page != nil {
+			text.WriteString(ocr.PlainText([]ocr.Page{*p.Page}))
+		}
+		res.Pages = append(res.Pages, p)
+	}
 	res.Text = text.String()
-	return res, err
+	return res, nil
 }
 
 // Cancel stops a job. Canceling a finished job changes nothing.
-func (m *Manager) Cancel(owner, id string) (Status, error) {
-	if _, err := m.lookup(owner, id); err != nil {
+func (m *Manager) Cancel(ctx context.Context, owner, id string) (Status, error) {
+	if _, err := m.lookup(ctx, owner, id); err != nil {
 		return Status{}, err
 	}
-	var out *record
-	transitioned := false
-	err := m.store.db.Update(func(tx *bolt.Tx) error {
-		r, err := getRecord(tx, id)
-		if err != nil {
-			return err
-		}
-		out = r
-		if r.State.Terminal() {
-			return nil
-		}
-		transitioned = true
-		return m.finish(tx, r, StateCanceled)
-	})
+	j, changed, err := m.db.Cancel(ctx, id, m.now())
 	if err != nil {
 		return Status{}, err
 	}
-	if transitioned {
-		m.afterFinish(out)
+	if changed {
+		m.ended(j)
 	}
-	return out.status(), nil
+	return statusOf(j), nil
 }
 
 // Delete cancels a job if it runs and removes it and its result.
-func (m *Manager) Delete(owner, id string) error {
-	r, err := m.lookup(owner, id)
+func (m *Manager) Delete(ctx context.Context, owner, id string) error {
+	if _, err := m.lookup(ctx, owner, id); err != nil {
+		return err
+	}
+	j, canceled, err := m.db.Delete(ctx, id, m.now())
 	if err != nil {
 		return err
 	}
-	transitioned := false
-	err = m.store.db.Update(func(tx *bolt.Tx) error {
-		r, err = getRecord(tx, id)
-		if err != nil {
-			return err
-		}
-		if !r.State.Terminal() {
-			transitioned = true
-			if err := m.finish(tx, r, StateCanceled); err != nil {
-				return err
-			}
-		}
-		return deleteJob(tx, r)
-	})
-	if err != nil {
-		return err
+	if canceled {
+		m.ended(j)
 	}
-	if transitioned {
-		m.afterFinish(r)
-	}
+	m.inputs.forget(id)
 	return nil
 }
 
-// finish moves r to a final state inside tx: it frees the inputs and
-// queues the webhook in the same transaction, so a completion is never
-// recorded without its notification.
-func (m *Manager) finish(tx *bolt.Tx, r *record, state State) error {
-	now := m.now()
-	r.State, r.Updated, r.Finished, r.Expires = state, now, now, now.Add(m.cfg.Retention)
-	if err := deletePrefix(tx, bucketInputs, r.ID); err != nil {
-		return err
-	}
-	if r.WebhookURL != "" {
-		body, err := json.Marshal(Event{Type: "job." + string(state), Timestamp: now, Data: r.status()})
-		if err != nil {
-			return err
-		}
-		if err := putDelivery(tx, &delivery{ID: newID("msg_"), JobID: r.ID, URL: r.WebhookURL, Body: body, Next: now, Created: now}); err != nil {
-			return err
-		}
-	}
-	return putRecord(tx, r)
-}
-
-// afterFinish updates the in-memory accounting once a finish committed,
-// stops the job if it is running, and wakes the deliverer.
-func (m *Manager) afterFinish(r *record) {
-	m.mu.Lock()
-	if cancel, ok := m.running[r.ID]; ok && r.State == StateCanceled {
-		cancel(errCanceledByUser)
-	}
-	m.mu.Unlock()
-	m.forget(r)
-	if r.WebhookURL != "" {
-		m.deliver.poke()
+// ended follows a job's end committed by this process: it stops the
+// job's tasks running here (another replica's stop when their lease is
+// renewed), frees its cached files and wakes the deliverer.
+func (m *Manager) ended(j *store.Job) {
+	m.queue.abort(j.ID)
+	m.inputs.forget(j.ID)
+	if j.WebhookURL != "" {
+		m.deliver.Poke()
 	}
 	if m.metrics != nil {
-		m.metrics.Finished.WithLabelValues(string(r.State)).Inc()
+		m.metrics.Finished.WithLabelValues(string(j.State)).Inc()
 	}
-	m.log.Info("job finished", "job", r.ID, "state", r.State, "pages", r.PagesTotal, "done", r.PagesDone, "failed", r.PagesFail)
-}
-
-// forget releases r's reservation, once: only the transaction that moved
-// it to a final state calls this.
-func (m *Manager) forget(r *record) {
-	m.mu.Lock()
-	m.active--
-	m.pending -= r.InputBytes
-	m.mu.Unlock()
 	m.observe()
+	m.log.Info("job finished", "job", j.ID, "state", j.State, "pages", j.PagesTotal, "done", j.PagesDone, "failed", j.PagesFailed)
 }
 
+// observe sets the gauges of unfinished jobs from the store (all
+// replicas' jobs, with a shared store).
 func (m *Manager) observe() {
 	if m.metrics == nil {
 		return
 	}
-	m.mu.Lock()
-	a, p := m.active, m.pending
-	m.mu.Unlock()
-	m.metrics.Active.Set(float64(a))
-	m.metrics.PendingBytes.Set(float64(p))
-}
-
-// run executes job id's remaining tasks. It returns nil when the job is
-// finished, canceled, or must wait for the next start (shutdown).
-func (m *Manager) run(ctx context.Context, id string) error {
-	rec, err := m.store.get(id)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil || rec.State.Terminal() {
-		return err
-	}
-	jctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	m.mu.Lock()
-	m.running[id] = cancel
-	m.mu.Unlock()
-	defer func() {
-		m.mu.Lock()
-		delete(m.running, id)
-		m.mu.Unlock()
-	}()
-	if rec.State == StateQueued {
-		ok, err := m.update(id, func(r *record) bool { r.State = StateRunning; return true })
-		if err != nil || !ok {
-			return err
-		}
-	}
-	done, err := m.store.done(id)
+	st, err := m.db.Stats(context.Background())
 	if err != nil {
-		return err
+		return
 	}
-	files := map[int]string{} // PDF items written out for the renderer
-	defer func() {
-		for _, f := range files {
-			os.Remove(f)
-		}
-	}()
-	for ti, t := range rec.Tasks {
-		if done[ti] {
-			continue
-		}
-		pages, err := m.runTask(jctx, rec, t, files)
-		if err != nil {
-			return nil // shutting down or canceled: nothing to record
-		}
-		failed := 0
-		for _, p := range pages {
-			if p.Error != nil {
-				failed++
-			}
-		}
-		if m.metrics != nil {
-			m.metrics.Pages.WithLabelValues("ok").Add(float64(len(pages) - failed))
-			m.metrics.Pages.WithLabelValues("failed").Add(float64(failed))
-		}
-		body, err := json.Marshal(taskResult{Pages: pages})
-		if err != nil {
-			return err
-		}
-		stop := false
-		err = m.store.db.Update(func(tx *bolt.Tx) error {
-			r, err := getRecord(tx, id)
-			if errors.Is(err, ErrNotFound) {
-				stop = true
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if r.State.Terminal() {
-				stop = true
-				return nil
-			}
-			key := subKey(id, ti)
-			if tx.Bucket(bucketResults).Get(key) != nil {
-				return nil // already recorded (cannot happen with one runner per job; harmless)
-			}
-			if err := tx.Bucket(bucketResults).Put(key, body); err != nil {
-				return err
-			}
-			r.PagesDone += len(pages)
-			r.PagesFail += failed
-			r.Updated = m.now()
-			return putRecord(tx, r)
-		})
-		if err != nil || stop {
-			return err
-		}
-	}
-	var final *record
-	err = m.store.db.Update(func(tx *bolt.Tx) error {
-		r, err := getRecord(tx, id)
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		if err != nil || r.State.Terminal() {
-			return err
-		}
-		if r.PagesDone != r.PagesTotal {
-			return fmt.Errorf("job %s: %d of %d pages recorded at the end", id, r.PagesDone, r.PagesTotal)
-		}
-		state := StateSucceeded
-		if r.PagesFail == r.PagesTotal {
-			state = StateFailed
-		}
-		final = r
-		return m.finish(tx, r, state)
-	})
-	if err != nil {
-		return err
-	}
-	if final != nil {
-		m.afterFinish(final)
-	}
-	return nil
+	m.metrics.Active.Set(float64(st.Jobs))
+	m.metrics.PendingBytes.Set(float64(st.Bytes))
 }
 
-// update applies fn to a running job's record; ok is false when the job
-// is gone or final.
-func (m *Manager) update(id string, fn func(*record) bool) (ok bool, err error) {
-	err = m.store.db.Update(func(tx *bolt.Tx) error {
-		r, err := getRecord(tx, id)
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		if err != nil || r.State.Terminal() {
-			return err
-		}
-		if !fn(r) {
-			return nil
-		}
-		ok = true
-		r.Updated = m.now()
-		return putRecord(tx, r)
-	})
-	return ok, err
-}
-
-// runTask recognises one task. A page that cannot be read becomes a page
-// with an error; the returned error is reserved for "stop now, run this
-// task again later" (shutdown) and "the job was canceled".
-func (m *Manager) runTask(jctx context.Context, rec *record, t task, files map[int]string) ([]PageResult, error) {
-	ctx, cancel := context.WithTimeout(jctx, m.cfg.PageTimeout*time.Duration(max(t.Pages, 1)))
-	defer cancel()
-	var links []trace.Link
-	if rec.TraceParent != "" {
-		pctx := m.prop.Extract(context.Background(), propagation.MapCarrier{"traceparent": rec.TraceParent})
-		links = append(links, trace.Link{SpanContext: trace.SpanContextFromContext(pctx)})
-	}
-	ctx, span := m.tracer.Start(ctx, "job.task", trace.WithLinks(links...), trace.WithAttributes(
-		tracing.AttrJobID.String(rec.ID), tracing.AttrPage.Int(t.First)))
-	defer span.End()
-
-	it := rec.Items[t.Item]
-	errPages := func(err error) []PageResult {
-		kind, detail := pageError(err, ctx)
-		tracing.Fail(span, kind, err)
-		out := make([]PageResult, t.Pages)
-		for k := range out {
-			src := Source{Item: t.Item, Page: k}
-			if it.Kind == KindPDF {
-				src.Page = t.Page - 1
-			}
-			out[k] = PageResult{Index: t.First + k, Source: src, Error: &PageError{Type: problemBase + kind, Detail: detail}}
-		}
-		return out
-	}
-	in := ocr.Input{Declared: it.Declared}
-	if it.Kind == KindPDF {
-		path, ok := files[t.Item]
-		if !ok {
-			data, err := m.store.input(rec.ID, t.Item)
-			if err != nil {
-				return nil, err
-			}
-			p, _, err := m.tempPDF(data)
-			if err != nil {
-				return nil, err
-			}
-			files[t.Item], path = p, p
-		}
-		dpi := m.cfg.PDF.DPI
-		if t.Page-1 < len(it.PageDPI) {
-			dpi = it.PageDPI[t.Page-1]
-		}
-		var png []byte
-		render := func(ctx context.Context) (err error) {
-			png, err = m.raster.Render(ctx, path, t.Page, dpi)
-			return err
-		}
-		var err error
-		if m.holder != nil {
-			err = m.holder.Run(ctx, render)
-		} else {
-			err = render(ctx)
-		}
-		if err != nil {
-			if transient(err, jctx) {
-				return nil, err
-			}
-			return errPages(err), nil
-		}
-		in = ocr.Input{Data: png, Declared: imageio.PNG}
-	} else {
-		data, err := m.store.input(rec.ID, t.Item)
-		if err != nil {
-			return nil, err
-		}
-		in.Data = data
-	}
-	res, err := m.ocr.Recognize(ctx, in, rec.Options.ocr())
-	if err != nil {
-		if transient(err, jctx) {
-			return nil, err
-		}
-		return errPages(err), nil
-	}
-	if len(res.Pages) != t.Pages {
-		return errPages(fmt.Errorf("the file now has %d pages, not %d", len(res.Pages), t.Pages)), nil
-	}
-	out := make([]PageResult, t.Pages)
-	for k := range res.Pages {
-		src := Source{Item: t.Item, Page: k}
-		if it.Kind == KindPDF {
-			src.Page = t.Page - 1
-		}
-		model := res.Model
-		out[k] = PageResult{Index: t.First + k, Source: src, Model: &model, Page: &res.Pages[k]}
-	}
-	return out, nil
-}
-
-// transient errors leave a task to run again: the job's context ended
-// (shutdown or cancel) or the server is draining.
-func transient(err error, jctx context.Context) bool {
-	return jctx.Err() != nil || errors.Is(err, sched.ErrDraining) || errors.Is(err, engine.ErrPoolClosed) || errors.Is(err, ErrClosed)
-}
-
-const problemBase = "https://visionserve.dev/problems/"
-
-// pageError names a page failure with the problem type a synchronous
-// request would have got.
-func pageError(err error, ctx context.Context) (kind, detail string) {
-	var ie *imageio.Error
-	detail = err.Error()
-	if errors.As(err, &ie) {
-		detail = ie.Detail
-	}
-	switch {
-	case errors.Is(err, imageio.ErrUnsupported):
-		return "unsupported-media-type", detail
-	case errors.Is(err, imageio.ErrUndecodable):
-		return "undecodable-image", detail
-	case errors.Is(err, imageio.ErrTooLarge):
-		return "too-large", detail
-	case errors.Is(err, imageio.ErrUnusable), errors.Is(err, imageio.ErrDecodeTimeout):
-		return "unusable-image", detail
-	case errors.Is(err, ocr.ErrModelNotFound), errors.Is(err, ocr.ErrVersionNotFound):
-		return "model-not-found", detail
-	case errors.Is(err, ocr.ErrBadOption):
-		return "bad-request", detail
-	case errors.Is(err, ErrPDF):
-		return "pdf-render-failed", detail
-	case ctx.Err() != nil:
-		return "page-timeout", "the page did not finish within jobs.page_timeout"
-	}
-	return "internal", "internal error; the server log has the details"
-}
-
-// janitor deletes finished jobs past their retention.
+// janitor deletes finished jobs past their retention and refreshes the
+// gauges.
 func (m *Manager) janitor(ctx context.Context) {
-	every := min(m.cfg.Retention/4, time.Minute)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	claim.Every(ctx, min(m.cfg.Retention/4, time.Minute), func() {
 		m.sweep()
-	}
+		m.observe()
+	})
 }
 
 // sweep deletes expired jobs; it returns how many.
 func (m *Manager) sweep() int {
-	now := m.now()
-	var expired []string
-	err := m.store.all(func(r *record) error {
-		if r.State.Terminal() && !r.Expires.IsZero() && now.After(r.Expires) {
-			expired = append(expired, r.ID)
-		}
-		return nil
-	})
+	n, err := m.db.Expire(context.Background(), m.now())
 	if err != nil {
-		m.log.Error("scanning for expired jobs", "err", err)
-		return 0
-	}
-	n := 0
-	for _, id := range expired {
-		err := m.store.db.Update(func(tx *bolt.Tx) error {
-			r, err := getRecord(tx, id)
-			if err != nil || !r.State.Terminal() || !now.After(r.Expires) {
-				return nil
-			}
-			n++
-			return deleteJob(tx, r)
-		})
-		if err != nil {
-			m.log.Error("deleting an expired job", "job", id, "err", err)
-		}
+		m.log.Error("deleting expired jobs", "err", err)
 	}
 	if n > 0 {
 		m.log.Debug("expired jobs deleted", "jobs", n)

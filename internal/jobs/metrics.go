@@ -8,6 +8,7 @@ type Metrics struct {
 	Finished     *prometheus.CounterVec // state
 	Active       prometheus.Gauge
 	PendingBytes prometheus.Gauge
+	Uploads      prometheus.Gauge
 	Pages        *prometheus.CounterVec // result: ok, failed
 	Webhooks     *prometheus.CounterVec // outcome: delivered, retry, gave_up
 }
@@ -27,6 +28,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		PendingBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "visionserve_jobs_pending_bytes", Help: "Input bytes stored for unfinished jobs.",
 		}),
+		Uploads: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "visionserve_job_uploads_in_progress", Help: "Job submissions being read by this process.",
+		}),
 		Pages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "visionserve_job_pages_total", Help: "Job pages processed, by result (ok, failed).",
 		}, []string{"result"}),
@@ -34,6 +38,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "visionserve_webhook_attempts_total", Help: "Webhook delivery attempts, by outcome (delivered, retry, gave_up).",
 		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.Submitted, m.Finished, m.Active, m.PendingBytes, m.Pages, m.Webhooks)
+	reg.MustRegister(m.Submitted, m.Finished, m.Active, m.PendingBytes, m.Uploads, m.Pages, m.Webhooks)
 	return m
+}
+
+// webhooks is the webhook outcome counter; nil without metrics.
+func (m *Metrics) webhooks() *prometheus.CounterVec {
+	if m == nil {
+		return nil
+	}
+	return m.Webhooks
+}
+
+// uploads is the gauge of uploads being read; nil without metrics.
+func (m *Metrics) uploads() prometheus.Gauge {
+	if m == nil {
+		return nil
+	}
+	return m.Uploads
 }

@@ -94,14 +94,14 @@ func TestPageDPI(t *testing.T) {
 func TestSubmitBadPDF(t *testing.T) {
 	pdfAvailable(t)
 	e := newEnv(t, nil)
-	_, _, err := e.m.Submit(context.Background(), "u", &jobs.Submission{Inputs: inputs([]byte("%PDF-1.7\ngarbage"))})
+	_, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs([]byte("%PDF-1.7\ngarbage"))})
 	if !errors.Is(err, imageio.ErrUndecodable) {
 		t.Fatalf("err %v", err)
 	}
 	many := jobstest.PDF([]image.Image{imagetest.Marked(10, 10), imagetest.Marked(10, 10), imagetest.Marked(10, 10)}, 72)
 	e.cfg.MaxPages = 2
 	e.restart()
-	if _, _, err := e.m.Submit(context.Background(), "u", &jobs.Submission{Inputs: inputs(many)}); !errors.Is(err, jobs.ErrTooLarge) {
+	if _, _, err := e.m.Submit(ctx, jobs.Owner{ID: "u"}, &jobs.Submission{Inputs: inputs(many)}); !errors.Is(err, jobs.ErrTooLarge) {
 		t.Fatalf("too many PDF pages: %v", err)
 	}
 }

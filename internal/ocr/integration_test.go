@@ -7,31 +7,16 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/visionserve/visionserve/internal/engine"
-	"github.com/visionserve/visionserve/internal/engine/tesseract"
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/ocr/ocrtest"
 	"github.com/visionserve/visionserve/internal/ocreval"
-	"github.com/visionserve/visionserve/internal/sched"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
 
-// newTesseractService builds the real pipeline: Tesseract engines in a pool
-// behind a scheduler, as the server wires it.
+// newTesseractService builds the real pipeline with an engine per core.
 func newTesseractService(t testing.TB) *ocr.Service {
 	t.Helper()
-	n := runtime.NumCPU()
-	pool, err := engine.NewPool(n, func(int) (ocr.Engine, error) {
-		return tesseract.New(tesseract.Config{Languages: "eng", Orientation: true})
-	})
-	if err != nil {
-		testenv.Missing(t, "tesseract unavailable (run hack/setup.sh): "+err.Error())
-	}
-	t.Cleanup(func() { pool.Close(context.Background()) })
-	models, err := ocr.NewStaticModels(&ocr.Model{Ref: ocr.ModelRef{Name: "ocr-eng", Version: "1"}, Languages: "eng", Engines: pool})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ocr.NewService(ocr.DefaultConfig(), models, sched.New(n, 64, nil), nil, nil)
+	return ocrtest.TesseractService(t, runtime.NumCPU())
 }
 
 func recognizeFile(t testing.TB, svc *ocr.Service, path string, opt ocr.Options) *ocr.Result {
@@ -49,8 +34,16 @@ func recognizeFile(t testing.TB, svc *ocr.Service, path string, opt ocr.Options)
 
 // Must show: phototest.tif within 1% CER, each rotated copy within 2%.
 func TestIntegrationPhototestAndRotations(t *testing.T) {
+	testenv.Shared(t, "data/ocr/pages")
+	checkPhototests(t, newTesseractService(t))
+}
+
+// checkPhototests reads phototest.tif and its turned copies with svc: each
+// within 1% (upright) or 2% CER, at the right angle, every box inside the
+// page.
+func checkPhototests(t *testing.T, svc *ocr.Service) {
+	t.Helper()
 	dir := testenv.Shared(t, "data/ocr/pages")
-	svc := newTesseractService(t)
 	truth, err := os.ReadFile(filepath.Join(dir, "phototest.txt"))
 	if err != nil {
 		t.Fatal(err)

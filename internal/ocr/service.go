@@ -16,6 +16,7 @@ import (
 	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/metrics"
+	"github.com/visionserve/visionserve/internal/ocr/dewarp"
 	"github.com/visionserve/visionserve/internal/ocr/tier"
 	"github.com/visionserve/visionserve/internal/tracing"
 )
@@ -80,6 +81,9 @@ type Options struct {
 	// MaxSide downscales pages to this longer side before recognition
 	// (0: as they are); the cheaper tier sets it (cheap.go).
 	MaxSide int
+	// Dewarp says when pages are flattened or levelled before
+	// recognition (flatten.go); "" takes Config.Dewarp.
+	Dewarp dewarp.Mode
 }
 
 // Params are a request's options as every transport receives them: the
@@ -89,6 +93,7 @@ type Params struct {
 	Model, Version, Lang string
 	Mode                 string // auto, page, block, line, word
 	Rotate               string // auto, off
+	Dewarp               string // auto, on, off
 }
 
 // Options validates p; a value outside its enum is ErrBadOption.
@@ -101,19 +106,11 @@ func (p Params) Options() (Options, error) {
 	if err != nil {
 		return Options{}, err
 	}
-	return Options{Model: p.Model, Version: p.Version, Lang: p.Lang, Mode: mode, NoRotate: noRotate}, nil
-}
-
-// ParseFormat reads the format option: json (the whole result) or text
-// (its text only, textOnly); "" is json.
-func ParseFormat(s string) (textOnly bool, err error) {
-	switch s {
-	case "", "json":
-		return false, nil
-	case "text":
-		return true, nil
+	dw, err := ParseDewarp(p.Dewarp)
+	if err != nil {
+		return Options{}, err
 	}
-	return false, fmt.Errorf("%w: format=%q; use json or text", ErrBadOption, s)
+	return Options{Model: p.Model, Version: p.Version, Lang: p.Lang, Mode: mode, NoRotate: noRotate, Dewarp: dw}, nil
 }
 
 // ParseRotate reads the rotate option: "" and auto detect pages turned by
@@ -139,10 +136,14 @@ type Engine interface {
 	io.Closer
 }
 
-// EnginePool lends engine instances.
+// EnginePool lends engine instances (engine.Pool). ReleaseAfter gives
+// back an engine whose call was abandoned at a deadline and may still be
+// running: pending closes when it returns (nil: it has); onStuck is called
+// if it does not return soon and the engine is quarantined.
 type EnginePool interface {
 	Acquire(ctx context.Context) (Engine, error)
 	Release(Engine)
+	ReleaseAfter(e Engine, pending <-chan struct{}, onStuck func())
 }
 
 // PageReader reads a whole page by itself: a pipeline that finds its own
@@ -220,12 +221,15 @@ type Config struct {
 	// Scripts maps the script OSD detects to the language lang=auto
 	// asks for (LangAuto).
 	Scripts map[string]string
+	// Dewarp is the dewarp mode of requests that do not choose one;
+	// the zero value is off.
+	Dewarp dewarp.Mode
 }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{Review: DefaultReviewPolicy(), OrientationCheckBelow: 0.75, MinOrientationConfidence: 0.4, Limits: imageio.DefaultLimits(),
-		Languages: DefaultLanguages(), Scripts: DefaultScripts()}
+		Dewarp: dewarp.Auto, Languages: DefaultLanguages(), Scripts: DefaultScripts()}
 }
 
 // Service is the OCR core that every transport calls.
@@ -354,11 +358,11 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 	if model.Pages != nil {
 		return s.readPage(ctx, model, img, i, opt, t)
 	}
-	eng, err := model.Engines.Acquire(ctx)
+	eng, giveBack, err := s.lend(ctx, model)
 	if err != nil {
 		return Page{}, err
 	}
-	defer model.Engines.Release(eng)
+	defer giveBack()
 
 	t1 := time.Now()
 	_, pspan := s.stage(ctx, "ocr.preprocess", model, i)
@@ -370,6 +374,7 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 		endStage(pspan, err)
 		return Page{}, err
 	}
+	fix := s.flatten(ctx, model, gray, i, opt, func(c *dewarp.Correction) { gray = c.Gray(gray) })
 	gray, scale := downscale(gray, opt.MaxSide)
 	mode := opt.Mode
 	if mode == ModeAuto {
@@ -384,23 +389,19 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 	// Read the page as it is first: most pages are upright, and Tesseract
 	// itself reads pages turned 90 degrees clockwise. Only a doubtful
 	// reading pays for orientation detection (which costs about as much as
-	// recognition) and, if the detector is sure of a turn, a second reading.
+	// recognition) and, if a turn is worth trying, a second reading.
 	lines, angle, err := s.read(ctx, model, eng, gray, 0, mode, t)
 	if err != nil {
 		return Page{}, err
 	}
 	conf := MeanConfidence(lines)
 	if !opt.NoRotate && (mode == ModePage || mode == ModeBlock) && conf < s.cfg.OrientationCheckBelow {
-		t1 := time.Now()
-		sctx, span := s.stage(ctx, "ocr.orientation", model, i)
-		o, err := eng.DetectOrientation(sctx, gray)
-		endStage(span, err)
-		t.preprocess += time.Since(t1)
+		turn, err := s.turnToTry(ctx, model, eng, gray, i, t)
 		if err != nil {
 			return Page{}, err
 		}
-		if o.Degrees != 0 && o.Confidence >= s.cfg.MinOrientationConfidence {
-			turned, turnedAngle, err := s.read(ctx, model, eng, gray, o.Degrees, mode, t)
+		if turn != 0 {
+			turned, turnedAngle, err := s.read(ctx, model, eng, gray, turn, mode, t)
 			if err != nil {
 				return Page{}, err
 			}
@@ -410,7 +411,33 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 		}
 	}
 	unscale(lines, scale)
-	return Page{Index: i, Width: b.Dx(), Height: b.Dy(), Angle: angle, Mode: string(mode), Confidence: conf, Lines: lines}, nil
+	page := Page{Index: i, Width: b.Dx(), Height: b.Dy(), Angle: angle, Mode: string(mode), Confidence: conf, Lines: lines}
+	unwarp(&page, fix)
+	return page, nil
+}
+
+// turnToTry returns the clockwise turn worth a second reading of a
+// doubtful page, or 0: the turn the engine's orientation detector is sure
+// of. An engine without an orientation model (a Tesseract package made
+// without osd.traineddata) has the half turn tried instead, the one
+// Tesseract cannot read by itself; the better of the two readings wins as
+// with a detector, so the page is answered either way.
+func (s *Service) turnToTry(ctx context.Context, model *Model, eng engine.OrientationDetector, gray *image.Gray, i int, t *timings) (int, error) {
+	t0 := time.Now()
+	sctx, span := s.stage(ctx, "ocr.orientation", model, i)
+	o, err := eng.DetectOrientation(sctx, gray)
+	t.preprocess += time.Since(t0)
+	if errors.Is(err, engine.ErrNoOrientation) {
+		span.AddEvent("no orientation model: trying the half turn")
+		span.End()
+		s.log.Debug("no orientation model; trying the half turn", "model", model.Ref.Name, "version", model.Ref.Version, "page", i)
+		return 180, nil
+	}
+	endStage(span, err)
+	if err != nil || o.Degrees == 0 || o.Confidence < s.cfg.MinOrientationConfidence {
+		return 0, err
+	}
+	return o.Degrees, nil
 }
 
 // readPage reads page i with the model's PageReader. The reader finds and
@@ -426,10 +453,15 @@ func (s *Service) readPage(ctx context.Context, model *Model, img image.Image, i
 		endStage(pspan, err)
 		return Page{}, err
 	}
+	gray := imageio.ToGray(img)
+	fix := s.flatten(ctx, model, gray, i, opt, func(c *dewarp.Correction) {
+		img = c.Image(img)
+		gray = imageio.ToGray(img)
+	})
 	mode := opt.Mode
 	if mode == ModeAuto {
 		mode = ModePage
-		if isSingleLine(imageio.ToGray(img)) {
+		if isSingleLine(gray) {
 			mode = ModeLine
 		}
 	}
@@ -458,13 +490,15 @@ func (s *Service) readPage(ctx context.Context, model *Model, img image.Image, i
 	if lines == nil {
 		lines = []Line{}
 	}
-	return Page{Index: i, Width: b.Dx(), Height: b.Dy(), Mode: string(mode), Confidence: MeanConfidence(lines), Lines: lines}, nil
+	page := Page{Index: i, Width: b.Dx(), Height: b.Dy(), Mode: string(mode), Confidence: MeanConfidence(lines), Lines: lines}
+	unwarp(&page, fix)
+	return page, nil
 }
 
 // read recognises gray turned clockwise by turn degrees and returns the
 // lines with boxes in gray's coordinates, and the page angle: the turn plus
 // the rotation at which the engine read most of the text.
-func (s *Service) read(ctx context.Context, model *Model, eng Engine, gray *image.Gray, turn int, mode Mode, t *timings) ([]Line, int, error) {
+func (s *Service) read(ctx context.Context, model *Model, eng engine.TextRecognizer, gray *image.Gray, turn int, mode Mode, t *timings) ([]Line, int, error) {
 	t0 := time.Now()
 	rot := imageio.RotationCW(turn)
 	img := rot.ApplyGray(gray)

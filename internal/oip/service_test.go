@@ -87,6 +87,8 @@ func TestServiceInfer(t *testing.T) {
 			oip.ErrInvalidRequest, "takes shape [-1,2], got [1,4]"},
 		{"data shorter than shape", oip.InferRequest{ModelName: "add", Inputs: []oip.Input{x, in("y", []int64{3, 2}, []int32{1, 2, 3, 4})}},
 			oip.ErrInvalidRequest, "needs 6 elements, has 4"},
+		{"empty input", oip.InferRequest{ModelName: "add", Inputs: []oip.Input{in("x", []int64{0, 2}, []int32{}), in("y", []int64{0, 2}, []int32{})}},
+			oip.ErrInvalidRequest, `input "x" of shape [0 2] is empty: dimension 0 is 0`},
 		{"unknown output", oip.InferRequest{ModelName: "add", Inputs: []oip.Input{x, y}, Outputs: []oip.RequestedOutput{{Name: "q"}}},
 			oip.ErrInvalidRequest, `no output "q" (outputs: z INT32[-1,2], w INT64[1])`},
 		{"output twice", oip.InferRequest{ModelName: "add", Inputs: []oip.Input{x, y}, Outputs: []oip.RequestedOutput{{Name: "z"}, {Name: "z"}}},

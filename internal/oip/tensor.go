@@ -50,8 +50,10 @@ type Budget struct{ left int64 }
 // NewBudget starts a request's element budget.
 func (l Limits) NewBudget() *Budget { return &Budget{left: l.WithDefaults().MaxElements} }
 
-// Take checks shape (no negative dimensions, at most MaxRank of them) and
-// takes its element count from the budget.
+// Take checks shape (every dimension at least 1, at most MaxRank of them)
+// and takes its element count from the budget. An empty input is refused
+// here, as the client's mistake it is, rather than left to fail inside the
+// model's runtime.
 func (b *Budget) Take(name string, shape []int64) (int64, error) {
 	if len(shape) > MaxRank {
 		return 0, invalidf("input %q has %d dimensions; at most %d are supported", name, len(shape), MaxRank)
@@ -61,7 +63,10 @@ func (b *Budget) Take(name string, shape []int64) (int64, error) {
 		if d < 0 {
 			return 0, invalidf("input %q: dimension %d is negative (%d)", name, i, d)
 		}
-		if d > 0 && n > b.left/d {
+		if d == 0 {
+			return 0, invalidf("input %q of shape %v is empty: dimension %d is 0, and every dimension must be at least 1", name, shape, i)
+		}
+		if n > b.left/d {
 			return 0, tooLargef("input %q of shape %v has more elements than the %d the request has left", name, shape, b.left)
 		}
 		n *= d

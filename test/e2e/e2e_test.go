@@ -127,20 +127,7 @@ func startServer(t testing.TB, args ...string) *server {
 }
 
 // rssBytes is the server process's resident set size.
-func (s *server) rssBytes(t testing.TB) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS")
-	return 0
-}
+func (s *server) rssBytes(t testing.TB) int64 { return s.procStatus(t, "VmRSS") }
 
 // metric reads one unlabelled sample from /metrics.
 func (s *server) metric(t testing.TB, name string) float64 {
@@ -338,6 +325,22 @@ func TestE2EOCRCommand(t *testing.T) {
 	}
 	if _, errOut, code = runCLI(t, "ocr", "--format", "yaml", bad); code != 2 {
 		t.Fatalf("bad flag: exit %d %q", code, errOut)
+	}
+	// A searchable PDF on stdout, whose text pdftotext reads; a document
+	// format for several images is a usage error.
+	out, errOut, code = runCLI(t, "ocr", "--format", "pdf", filepath.Join(pages, "phototest.tif"))
+	if code != 0 || !strings.HasPrefix(out, "%PDF-") {
+		t.Fatalf("pdf: exit %d, stderr %q, %.20q", code, errOut, out)
+	}
+	if _, err := exec.LookPath("pdftotext"); err == nil {
+		cmd := exec.Command("pdftotext", "-", "-")
+		cmd.Stdin = strings.NewReader(out)
+		if text, err := cmd.Output(); err != nil || !strings.Contains(string(text), "quick brown dog") {
+			t.Errorf("pdftotext of the PDF: %v %q", err, text)
+		}
+	}
+	if _, errOut, code = runCLI(t, "ocr", "--format", "alto", filepath.Join(pages, "phototest.tif"), filepath.Join(pages, "eurotext.tif")); code != 2 || !strings.Contains(errOut, "one document") {
+		t.Fatalf("alto of two images: exit %d %q", code, errOut)
 	}
 }
 

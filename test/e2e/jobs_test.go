@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/visionserve/visionserve/internal/jobs"
+	"github.com/visionserve/visionserve/internal/jobs/webhook"
 	"github.com/visionserve/visionserve/internal/ocreval"
 	"github.com/visionserve/visionserve/internal/testenv"
 	"github.com/visionserve/visionserve/internal/tlsconf/tlstest"
@@ -55,7 +56,7 @@ func (h *hook) all() []delivery {
 	return append([]delivery(nil), h.deliveries...)
 }
 
-func getJSON(t *testing.T, url string, v any) int {
+func getJSON(t testing.TB, url string, v any) int {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -199,23 +200,23 @@ func TestE2EJobSurvivesKill9(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatalf("no webhook\n%s", second.logs.String())
 	}
-	key, err := jobs.ParseSecret(secret)
+	key, err := webhook.ParseSecret(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range rcv.all() {
-		if err := jobs.Verify(key, d.header, d.body, time.Now(), 5*time.Minute); err != nil {
+		if err := webhook.Verify(key, d.header, d.body, time.Now(), 5*time.Minute); err != nil {
 			t.Errorf("webhook signature: %v (headers %v)", err, d.header)
 		}
 		var ev jobs.Event
 		if err := json.Unmarshal(d.body, &ev); err != nil || ev.Type != "job.succeeded" || ev.Data.ID != st.ID || ev.Data.Progress.PagesDone != 50 {
 			t.Errorf("webhook body %s: %v", d.body, err)
 		}
-		if !strings.HasPrefix(d.header.Get(jobs.HeaderWebhookID), "msg_") {
-			t.Errorf("webhook id %q", d.header.Get(jobs.HeaderWebhookID))
+		if !strings.HasPrefix(d.header.Get(webhook.HeaderID), "msg_") {
+			t.Errorf("webhook id %q", d.header.Get(webhook.HeaderID))
 		}
 		// A tampered copy must not verify: the check above can fail.
-		if jobs.Verify(key, d.header, append(d.body, ' '), time.Now(), 5*time.Minute) == nil {
+		if webhook.Verify(key, d.header, append(d.body, ' '), time.Now(), 5*time.Minute) == nil {
 			t.Error("a tampered webhook verified")
 		}
 	}

@@ -72,8 +72,8 @@ var (
 )
 
 // ErrNoOrientationModel is returned by DetectOrientation when the engine was
-// created without orientation detection.
-var ErrNoOrientationModel = errors.New("tesseract: orientation detection not enabled (osd.traineddata)")
+// created without orientation detection. It wraps engine.ErrNoOrientation.
+var ErrNoOrientationModel = fmt.Errorf("tesseract: orientation detection not enabled (osd.traineddata): %w", engine.ErrNoOrientation)
 
 // Config says which model files an Engine loads.
 type Config struct {

@@ -1,6 +1,7 @@
 // Package imagetest makes test images, including hostile ones that real
 // encoders refuse to write: headers claiming huge sizes, TIFF directory
-// loops, EXIF orientations. It is for tests only.
+// loops, EXIF orientations, and decompression bombs in every format the
+// server reads (bombs.go). It is for tests only.
 package imagetest
 
 import (

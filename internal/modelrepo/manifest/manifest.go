@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -102,6 +103,79 @@ type Manifest struct {
 	// model.sig, sorted by Path.
 	Files   []File    `json:"files"`
 	Created time.Time `json:"created"`
+	// Provenance is set on packages made by `visionserve model import`:
+	// where the model came from and how its origin was verified before
+	// the repository's key signed the package. Nil otherwise.
+	Provenance *Provenance `json:"provenance,omitempty"`
+}
+
+// Provenance formats: how an imported model was signed at its origin.
+const (
+	// ProvenanceZip is the simple zip layout: a model file, config.json,
+	// checksum.sha256 and an RSA-PSS signature.sig over the model file.
+	ProvenanceZip = "zip-rsa-pss"
+	// ProvenanceOpenSSF is a directory (or file) signed with the OpenSSF
+	// model signing format and no visionserve manifest.
+	ProvenanceOpenSSF = "openssf-model-signing"
+)
+
+// Provenance records an import. It is covered by the package signature
+// like the rest of the manifest.
+type Provenance struct {
+	// Format is ProvenanceZip or ProvenanceOpenSSF.
+	Format string `json:"format"`
+	// Source is the base name of the imported archive, directory or file.
+	Source string `json:"source"`
+	// SourceSHA256 is the digest of the imported archive (zip only).
+	SourceSHA256 string `json:"source_sha256,omitempty"`
+	// Imported is when the import verified the source.
+	Imported time.Time `json:"imported"`
+	// Signer is who signed the source, as verified.
+	Signer ProvenanceSigner `json:"signer"`
+	// Evidence lists package files holding the source's own signature
+	// material (its signature, checksum file or bundle), so that the
+	// origin can be checked again later.
+	Evidence []string `json:"evidence,omitempty"`
+}
+
+// ProvenanceSigner identifies the verified signer of an imported model.
+type ProvenanceSigner struct {
+	// Method is "key" or "certificate".
+	Method string `json:"method"`
+	// Algorithm is e.g. "rsa-pss-sha256", "ecdsa-p384-sha384", "sm2-sm3".
+	Algorithm string `json:"algorithm"`
+	// KeyID is the hex SHA-256 of the signing key's public key PEM.
+	KeyID string `json:"key_id,omitempty"`
+	// Subject and Issuer name the signing certificate and the trust
+	// anchor of its chain (certificate method).
+	Subject string `json:"subject,omitempty"`
+	Issuer  string `json:"issuer,omitempty"`
+}
+
+// validate checks a provenance record's fields.
+func (p *Provenance) validate() error {
+	switch p.Format {
+	case ProvenanceZip, ProvenanceOpenSSF:
+	default:
+		return invalid("provenance: unknown format %q", p.Format)
+	}
+	for _, s := range []string{p.Source, p.Signer.Method, p.Signer.Algorithm, p.Signer.KeyID, p.Signer.Subject, p.Signer.Issuer} {
+		if len(s) > MaxPathBytes || !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+			return invalid("provenance: a field is not one line of text of at most %d bytes", MaxPathBytes)
+		}
+	}
+	if p.Source == "" || p.Signer.Method == "" || p.Signer.Algorithm == "" || p.Imported.IsZero() {
+		return invalid("provenance needs format, source, imported, signer.method and signer.algorithm")
+	}
+	if p.SourceSHA256 != "" && !validSHA256(p.SourceSHA256) {
+		return invalid("provenance: source_sha256 must be 64 lowercase hex digits")
+	}
+	for _, e := range p.Evidence {
+		if err := CheckPath(e); err != nil {
+			return invalid("provenance: evidence: %v", err)
+		}
+	}
+	return nil
 }
 
 // ValidName reports whether name can name a model: 1 to 64 characters of
@@ -116,7 +190,17 @@ func (m *Manifest) Validate() error {
 	if err := m.validateHeader(); err != nil {
 		return err
 	}
-	return m.validateFiles()
+	if err := m.validateFiles(); err != nil {
+		return err
+	}
+	if m.Provenance != nil {
+		for _, e := range m.Provenance.Evidence {
+			if !slices.ContainsFunc(m.Files, func(f File) bool { return f.Path == e }) {
+				return invalid("provenance: evidence %q is not a listed file", e)
+			}
+		}
+	}
+	return nil
 }
 
 func invalid(format string, args ...any) error {
@@ -145,6 +229,9 @@ func (m *Manifest) validateHeader() error {
 	}
 	if m.Created.IsZero() {
 		return invalid("created time missing")
+	}
+	if m.Provenance != nil {
+		return m.Provenance.validate()
 	}
 	return nil
 }
@@ -358,31 +445,5 @@ func Write(dir string, m *Manifest) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, FileName), data, 0o644)
-}
-
-// writeFileAtomic writes data to a temporary file beside name, syncs it and
-// renames it over name.
-func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
+	return modelrepo.WriteFileAtomic(filepath.Join(dir, FileName), data, 0o644)
 }

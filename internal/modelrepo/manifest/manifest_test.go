@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/visionserve/visionserve/internal/modelrepo"
 )
@@ -438,6 +439,41 @@ func TestValidName(t *testing.T) {
 	} {
 		if got := ValidName(name); got != want {
 			t.Errorf("ValidName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// TestProvenance: an import's record round-trips through Write and Load,
+// and a malformed one is refused like any other bad field.
+func TestProvenance(t *testing.T) {
+	dir := writeTree(t, map[string]string{"model.onnx": "w", "provenance/signature.sig": "s"})
+	m := pack(t, dir)
+	m.Provenance = &Provenance{
+		Format: ProvenanceZip, Source: "vendor-model.zip", SourceSHA256: sum("zip"),
+		Imported: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC),
+		Signer:   ProvenanceSigner{Method: "key", Algorithm: "rsa-pss-sha256", KeyID: sum("key")},
+		Evidence: []string{"provenance/signature.sig"},
+	}
+	must(t, Write(dir, m))
+	got, err := Load(dir)
+	must(t, err)
+	if got.Provenance == nil || got.Provenance.Signer.Algorithm != "rsa-pss-sha256" || got.Provenance.Source != "vendor-model.zip" {
+		t.Fatalf("provenance %+v", got.Provenance)
+	}
+	for name, edit := range map[string]func(p *Provenance){
+		"unknown format":     func(p *Provenance) { p.Format = "tarball" },
+		"no source":          func(p *Provenance) { p.Source = "" },
+		"control characters": func(p *Provenance) { p.Source = "a\nb" },
+		"bad digest":         func(p *Provenance) { p.SourceSHA256 = "abc" },
+		"unlisted evidence":  func(p *Provenance) { p.Evidence = []string{"provenance/other.sig"} },
+		"no import time":     func(p *Provenance) { p.Imported = time.Time{} },
+	} {
+		bad := *got
+		p := *got.Provenance
+		edit(&p)
+		bad.Provenance = &p
+		if err := bad.Validate(); modelrepo.ReasonOf(err) != modelrepo.ReasonManifestInvalid {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }

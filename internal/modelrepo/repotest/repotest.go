@@ -8,8 +8,8 @@ package repotest
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emmansun/gmsm/smx509"
+
 	"github.com/visionserve/visionserve/internal/engine/tesseract"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 	"github.com/visionserve/visionserve/internal/modelrepo/signing"
@@ -32,12 +34,24 @@ import (
 type Key struct {
 	Signer     *signing.Signer
 	PublicPath string
+	private    crypto.Signer
 }
 
 // NewKey makes an ECDSA P-256 key.
 func NewKey(t testing.TB) *Key {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return NewKeyOf(t, signing.ECDSAP256SHA256)
+}
+
+// NewKeyOf makes a key of algorithm alg.
+func NewKeyOf(t testing.TB, alg signing.Algorithm) *Key {
+	t.Helper()
+	dir := t.TempDir()
+	privPath, path, err := signing.GenerateKey(dir, alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := signing.LoadPrivateKey(privPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,31 +59,28 @@ func NewKey(t testing.TB) *Key {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := signing.PublicKeyPEM(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "public.pem")
-	if err := os.WriteFile(path, pub, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return &Key{Signer: s, PublicPath: path}
+	return &Key{Signer: s, PublicPath: path, private: k}
 }
 
 // CA is a certificate authority, its certificate written to CertPath.
 type CA struct {
 	Cert     *x509.Certificate
-	key      *ecdsa.PrivateKey
+	key      crypto.Signer
 	CertPath string
 }
 
-// NewCA makes a root CA valid from a year ago to a year ahead.
+// NewCA makes an ECDSA P-256 root CA valid from a year ago to a year
+// ahead.
 func NewCA(t testing.TB) *CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return NewCAOf(t, signing.ECDSAP256SHA256)
+}
+
+// NewCAOf makes a root CA of algorithm alg (an SM2 CA signs with
+// SM2-with-SM3) valid from a year ago to a year ahead.
+func NewCAOf(t testing.TB, alg signing.Algorithm) *CA {
+	t.Helper()
+	key := NewKeyOf(t, alg)
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(t),
@@ -80,29 +91,39 @@ func NewCA(t testing.TB) *CA {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, der := createCert(t, tmpl, tmpl, key.Signer.PublicKey(), key.private)
 	path := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return &CA{Cert: cert, key: key, CertPath: path}
+	return &CA{Cert: cert, key: key.private, CertPath: path}
 }
 
-// Signer returns a certificate-method signer: a fresh key with a
-// code-signing certificate from ca valid between notBefore and notAfter.
-func (ca *CA) Signer(t testing.TB, notBefore, notAfter time.Time) *signing.Signer {
+// createCert issues tmpl for pub, signed by parentKey as parent, with
+// smx509 so that SM2 keys and SM2-with-SM3 signatures work too.
+func createCert(t testing.TB, tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, parentKey crypto.Signer) (*x509.Certificate, []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := smx509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cert, err := smx509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert.ToX509(), der
+}
+
+// Signer returns a certificate-method signer: a fresh key of the CA's
+// algorithm with a code-signing certificate from ca valid between
+// notBefore and notAfter.
+func (ca *CA) Signer(t testing.TB, notBefore, notAfter time.Time) *signing.Signer {
+	t.Helper()
+	alg, err := signing.AlgorithmOf(ca.key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := NewKeyOf(t, alg)
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(t),
 		Subject:      pkix.Name{CommonName: "ocr team", Organization: []string{"visionserve tests"}},
@@ -111,21 +132,13 @@ func (ca *CA) Signer(t testing.TB, notBefore, notAfter time.Time) *signing.Signe
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := signing.NewSigner(key, []*x509.Certificate{leaf})
+	leaf, _ := createCert(t, tmpl, ca.Cert, key.Signer.PublicKey(), ca.key)
+	s, err := signing.NewSigner(key.private, []*x509.Certificate{leaf})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
-
 func serial(t testing.TB) *big.Int {
 	n, err := rand.Int(rand.Reader, big.NewInt(1<<62))
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/emmansun/gmsm/smx509"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -78,8 +79,7 @@ func parseBundle(data []byte) (*parsedBundle, error) {
 	if pb.GetMediaType() != BundleMediaType {
 		return nil, invalidBundle("unsupported mediaType %q (want %s)", truncate(pb.GetMediaType(), 100), BundleMediaType)
 	}
-	b, err := bundle.NewBundle(&pb, bundle.AllowCertificateChain())
-	if err != nil {
+	if _, err := bundle.NewBundle(&pb, bundle.AllowCertificateChain()); err != nil {
 		return nil, &modelrepo.Error{Reason: modelrepo.ReasonSignatureInvalid, Detail: "invalid Sigstore bundle", Err: err}
 	}
 	env := pb.GetDsseEnvelope()
@@ -105,12 +105,20 @@ func parseBundle(data []byte) (*parsedBundle, error) {
 			out.rawKeyPEM = legacyRawKey(data)
 		}
 	case *protobundle.VerificationMaterial_X509CertificateChain:
+		// Parsed here rather than by sigstore-go, whose crypto/x509
+		// refuses certificates with SM2 keys or signatures.
 		out.method = MethodCertificate
-		vc, err := b.VerificationContent()
-		if err != nil {
-			return nil, &modelrepo.Error{Reason: modelrepo.ReasonSignatureInvalid, Detail: "invalid certificate chain", Err: err}
+		raw := m.X509CertificateChain.GetCertificates()
+		if len(raw) == 0 {
+			return nil, invalidBundle("empty certificate chain")
 		}
-		out.certs = append([]*x509.Certificate{vc.Certificate()}, vc.Intermediates()...)
+		for _, c := range raw {
+			cert, err := smx509.ParseCertificate(c.GetRawBytes())
+			if err != nil {
+				return nil, &modelrepo.Error{Reason: modelrepo.ReasonSignatureInvalid, Detail: "invalid certificate chain", Err: err}
+			}
+			out.certs = append(out.certs, cert.ToX509())
+		}
 	case *protobundle.VerificationMaterial_Certificate:
 		return nil, invalidBundle("keyless Sigstore (Fulcio) signatures are not supported; sign with a key or a certificate chain")
 	default:

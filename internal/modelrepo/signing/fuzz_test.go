@@ -67,7 +67,7 @@ func FuzzParseStatement(f *testing.F) {
 	dir := f.TempDir()
 	must(f, os.WriteFile(filepath.Join(dir, "w"), []byte("weights"), 0o644))
 	for _, shard := range []int64{0, 3} {
-		_, payload, err := buildStatement(context.Background(), dir, SignOptions{ShardSize: shard})
+		_, payload, err := buildStatement(context.Background(), dir, HashSHA256, SignOptions{ShardSize: shard})
 		must(f, err)
 		f.Add(payload)
 	}

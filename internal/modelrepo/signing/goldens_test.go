@@ -68,7 +68,7 @@ func TestReferenceGoldens(t *testing.T) {
 			if modelDir == "" {
 				model = t.TempDir()
 			}
-			st, _, err := buildStatement(context.Background(), model, SignOptions{ShardSize: shard})
+			st, _, err := buildStatement(context.Background(), model, HashSHA256, SignOptions{ShardSize: shard})
 			must(t, err)
 			if st.Method != golden.Predicate.Serialization.Method || st.HashType != golden.Predicate.Serialization.HashType ||
 				float64(st.ShardSize) != golden.Predicate.Serialization.ShardSize {
@@ -94,7 +94,7 @@ func TestReferenceGoldens(t *testing.T) {
 
 func mustPayload(t *testing.T, model string, shard int64) []byte {
 	t.Helper()
-	_, payload, err := buildStatement(context.Background(), model, SignOptions{ShardSize: shard})
+	_, payload, err := buildStatement(context.Background(), model, HashSHA256, SignOptions{ShardSize: shard})
 	must(t, err)
 	return payload
 }

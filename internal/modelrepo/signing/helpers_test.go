@@ -2,6 +2,7 @@ package signing
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emmansun/gmsm/smx509"
+
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 )
@@ -24,6 +27,9 @@ var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func fixedNow() time.Time { return testNow }
 
+// testAlgs are the algorithms every tamper and trust table runs with.
+var testAlgs = []Algorithm{ECDSAP256SHA256, SM2SM3}
+
 func newKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -33,12 +39,27 @@ func newKey(t testing.TB) *ecdsa.PrivateKey {
 	return k
 }
 
+// newKeyOf makes a private key of algorithm alg.
+func newKeyOf(t testing.TB, alg Algorithm) crypto.Signer {
+	t.Helper()
+	k, err := newPrivateKey(alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// pubOf is the public half of key.
+func pubOf(key crypto.Signer) *ecdsa.PublicKey { return key.Public().(*ecdsa.PublicKey) }
+
 // testCA is a certificate authority made for one test.
 type testCA struct {
 	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	key  crypto.Signer
 }
 
+// issue signs tmpl with parent's key (smx509, so that SM2 CAs sign with
+// SM2-with-SM3), or self-signs it when parent's certificate is tmpl.
 func issue(t testing.TB, tmpl *x509.Certificate, pub *ecdsa.PublicKey, parent *testCA) *x509.Certificate {
 	t.Helper()
 	sn, err := rand.Int(rand.Reader, big.NewInt(1<<62))
@@ -53,21 +74,27 @@ func issue(t testing.TB, tmpl *x509.Certificate, pub *ecdsa.PublicKey, parent *t
 	if signerKey == nil {
 		t.Fatal("test bug: a self-signed certificate needs its own key as parent")
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signerCert, pub, signerKey)
+	der, err := smx509.CreateCertificate(rand.Reader, tmpl, signerCert, pub, signerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := x509.ParseCertificate(der)
+	c, err := smx509.ParseCertificate(der)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return c.ToX509()
 }
 
-// newRootCA makes a self-signed CA valid around testNow.
+// newRootCA makes a self-signed ECDSA P-256 CA valid around testNow.
 func newRootCA(t testing.TB, name string) *testCA {
 	t.Helper()
-	key := newKey(t)
+	return newRootCAOf(t, ECDSAP256SHA256, name)
+}
+
+// newRootCAOf makes a self-signed CA of algorithm alg valid around testNow.
+func newRootCAOf(t testing.TB, alg Algorithm, name string) *testCA {
+	t.Helper()
+	key := newKeyOf(t, alg)
 	tmpl := &x509.Certificate{
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             testNow.Add(-180 * 24 * time.Hour),
@@ -77,13 +104,15 @@ func newRootCA(t testing.TB, name string) *testCA {
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
 	self := &testCA{cert: tmpl, key: key}
-	return &testCA{cert: issue(t, tmpl, &key.PublicKey, self), key: key}
+	return &testCA{cert: issue(t, tmpl, pubOf(key), self), key: key}
 }
 
-// newIntermediate makes a CA issued by parent.
+// newIntermediate makes a CA issued by ca, with a key of ca's algorithm.
 func (ca *testCA) newIntermediate(t testing.TB, name string) *testCA {
 	t.Helper()
-	key := newKey(t)
+	alg, err := AlgorithmOf(ca.key.Public())
+	must(t, err)
+	key := newKeyOf(t, alg)
 	tmpl := &x509.Certificate{
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             testNow.Add(-90 * 24 * time.Hour),
@@ -92,7 +121,7 @@ func (ca *testCA) newIntermediate(t testing.TB, name string) *testCA {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign,
 	}
-	return &testCA{cert: issue(t, tmpl, &key.PublicKey, ca), key: key}
+	return &testCA{cert: issue(t, tmpl, pubOf(key), ca), key: key}
 }
 
 // leafOpts tune a signing certificate.
@@ -104,7 +133,7 @@ type leafOpts struct {
 
 // newLeaf issues a code-signing certificate for key, valid around testNow
 // unless opts say otherwise.
-func (ca *testCA) newLeaf(t testing.TB, key *ecdsa.PrivateKey, opts leafOpts) *x509.Certificate {
+func (ca *testCA) newLeaf(t testing.TB, key crypto.Signer, opts leafOpts) *x509.Certificate {
 	t.Helper()
 	if opts.notBefore.IsZero() {
 		opts.notBefore = testNow.Add(-24 * time.Hour)
@@ -125,7 +154,7 @@ func (ca *testCA) newLeaf(t testing.TB, key *ecdsa.PrivateKey, opts leafOpts) *x
 		KeyUsage:    opts.keyUsage,
 		ExtKeyUsage: opts.extKeyUsage,
 	}
-	return issue(t, tmpl, &key.PublicKey, ca)
+	return issue(t, tmpl, pubOf(key), ca)
 }
 
 // newPackage writes files into a fresh directory and packs it.
@@ -153,7 +182,7 @@ var packageFiles = map[string]string{
 	"empty.bin":          "",
 }
 
-func mustSigner(t testing.TB, key *ecdsa.PrivateKey, chain ...*x509.Certificate) *Signer {
+func mustSigner(t testing.TB, key crypto.Signer, chain ...*x509.Certificate) *Signer {
 	t.Helper()
 	s, err := NewSigner(key, chain)
 	if err != nil {

@@ -14,6 +14,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/emmansun/gmsm/sm2"
+	"github.com/emmansun/gmsm/smx509"
 )
 
 // Key file names written by GenerateKey.
@@ -22,27 +25,25 @@ const (
 	PublicKeyFile  = "public.pem"
 )
 
-// ErrUnsupportedKey reports a key that is not ECDSA on P-256, P-384 or
-// P-521, the curves the OpenSSF model signing reference accepts.
-var ErrUnsupportedKey = errors.New("unsupported key: want ECDSA P-256, P-384 or P-521")
-
 // maxPEMBytes bounds key and certificate files.
 const maxPEMBytes = 1 << 20
 
-// GenerateKey creates an ECDSA P-256 key pair and writes it into dir
+// GenerateKey creates a key pair of algorithm alg and writes it into dir
 // (created with mode 0700 if absent): the PKCS#8 private key to
 // PrivateKeyFile with mode 0600 and the SubjectPublicKeyInfo public key to
-// PublicKeyFile. It never overwrites an existing file.
-func GenerateKey(dir string) (privatePath, publicPath string, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// PublicKeyFile, in the encodings OpenSSL 3 reads and writes (an SM2 key is
+// id-ecPublicKey on the SM2 curve, OID 1.2.156.10197.1.301). It never
+// overwrites an existing file.
+func GenerateKey(dir string, alg Algorithm) (privatePath, publicPath string, err error) {
+	key, err := newPrivateKey(alg)
 	if err != nil {
 		return "", "", err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+	der, err := smx509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return "", "", err
 	}
-	pubPEM, err := PublicKeyPEM(&key.PublicKey)
+	pubPEM, err := PublicKeyPEM(key.Public().(*ecdsa.PublicKey))
 	if err != nil {
 		return "", "", err
 	}
@@ -64,6 +65,21 @@ func GenerateKey(dir string) (privatePath, publicPath string, err error) {
 		return "", "", err
 	}
 	return privatePath, publicPath, nil
+}
+
+// newPrivateKey generates a private key of algorithm alg.
+func newPrivateKey(alg Algorithm) (crypto.Signer, error) {
+	switch alg {
+	case ECDSAP256SHA256:
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case ECDSAP384SHA384:
+		return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case ECDSAP521SHA512:
+		return ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	case SM2SM3:
+		return sm2.GenerateKey(rand.Reader)
+	}
+	return nil, fmt.Errorf("unknown algorithm %q", alg)
 }
 
 // writeNew creates name exclusively with mode perm (not subject to a
@@ -93,7 +109,7 @@ func writeNew(name string, data []byte, perm os.FileMode) error {
 
 // PublicKeyPEM encodes pub as a "PUBLIC KEY" PEM block (SubjectPublicKeyInfo).
 func PublicKeyPEM(pub *ecdsa.PublicKey) ([]byte, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	der, err := smx509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, err
 	}
@@ -109,22 +125,6 @@ func KeyID(pub *ecdsa.PublicKey) (string, error) {
 	}
 	sum := sha256.Sum256(p)
 	return hex.EncodeToString(sum[:]), nil
-}
-
-// curveHash returns the hash the reference pairs with each curve.
-func curveHash(pub *ecdsa.PublicKey) (crypto.Hash, error) {
-	if pub == nil {
-		return 0, ErrUnsupportedKey
-	}
-	switch pub.Curve {
-	case elliptic.P256():
-		return crypto.SHA256, nil
-	case elliptic.P384():
-		return crypto.SHA384, nil
-	case elliptic.P521():
-		return crypto.SHA512, nil
-	}
-	return 0, ErrUnsupportedKey
 }
 
 func readPEMFile(path string) ([]byte, error) {
@@ -149,9 +149,11 @@ func readLimited(path string, limit int64) ([]byte, error) {
 }
 
 // ParsePrivateKey decodes the first private key PEM block in data, PKCS#8
-// ("PRIVATE KEY") or SEC 1 ("EC PRIVATE KEY"). Text before and between
-// blocks is skipped; encrypted keys are not supported.
-func ParsePrivateKey(data []byte) (*ecdsa.PrivateKey, error) {
+// ("PRIVATE KEY") or SEC 1 ("EC PRIVATE KEY"), ECDSA or SM2 (as
+// `openssl genpkey -algorithm SM2` writes it). Text before and between
+// blocks is skipped; encrypted keys are not supported. The key is an
+// *ecdsa.PrivateKey or an *sm2.PrivateKey.
+func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 	for {
 		var block *pem.Block
 		block, data = pem.Decode(data)
@@ -164,9 +166,9 @@ func ParsePrivateKey(data []byte) (*ecdsa.PrivateKey, error) {
 		)
 		switch block.Type {
 		case "PRIVATE KEY":
-			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+			key, err = smx509.ParsePKCS8PrivateKey(block.Bytes)
 		case "EC PRIVATE KEY":
-			key, err = x509.ParseECPrivateKey(block.Bytes)
+			key, err = smx509.ParseTypedECPrivateKey(block.Bytes)
 		case "ENCRYPTED PRIVATE KEY":
 			return nil, errors.New("encrypted private keys are not supported")
 		default:
@@ -175,19 +177,19 @@ func ParsePrivateKey(data []byte) (*ecdsa.PrivateKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parse private key: %w", err)
 		}
-		ec, ok := key.(*ecdsa.PrivateKey)
+		signer, ok := key.(crypto.Signer)
 		if !ok {
 			return nil, ErrUnsupportedKey
 		}
-		if _, err := curveHash(&ec.PublicKey); err != nil {
+		if _, err := AlgorithmOf(signer.Public()); err != nil {
 			return nil, err
 		}
-		return ec, nil
+		return signer, nil
 	}
 }
 
 // LoadPrivateKey reads a private key file (see ParsePrivateKey).
-func LoadPrivateKey(path string) (*ecdsa.PrivateKey, error) {
+func LoadPrivateKey(path string) (crypto.Signer, error) {
 	data, err := readPEMFile(path)
 	if err != nil {
 		return nil, err
@@ -211,7 +213,7 @@ func ParsePublicKey(data []byte) (*ecdsa.PublicKey, error) {
 		if block.Type != "PUBLIC KEY" {
 			continue
 		}
-		key, err := x509.ParsePKIXPublicKey(block.Bytes)
+		key, err := smx509.ParsePKIXPublicKey(block.Bytes)
 		if err != nil {
 			return nil, fmt.Errorf("parse public key: %w", err)
 		}
@@ -219,7 +221,7 @@ func ParsePublicKey(data []byte) (*ecdsa.PublicKey, error) {
 		if !ok {
 			return nil, ErrUnsupportedKey
 		}
-		if _, err := curveHash(ec); err != nil {
+		if _, err := AlgorithmOf(ec); err != nil {
 			return nil, err
 		}
 		return ec, nil
@@ -240,6 +242,9 @@ func LoadPublicKey(path string) (*ecdsa.PublicKey, error) {
 }
 
 // ParseCertificates decodes every "CERTIFICATE" PEM block in data, in order.
+// Certificates with SM2 keys or SM2-with-SM3 signatures are parsed too
+// (crypto/x509 refuses the SM2 curve); they are returned as
+// *x509.Certificate all the same, since smx509.Certificate is that type.
 func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for {
@@ -251,11 +256,11 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 		if block.Type != "CERTIFICATE" {
 			continue
 		}
-		c, err := x509.ParseCertificate(block.Bytes)
+		c, err := smx509.ParseCertificate(block.Bytes)
 		if err != nil {
 			return nil, fmt.Errorf("parse certificate: %w", err)
 		}
-		certs = append(certs, c)
+		certs = append(certs, c.ToX509())
 	}
 	if len(certs) == 0 {
 		return nil, errors.New("no PEM certificate found")

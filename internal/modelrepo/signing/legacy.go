@@ -71,8 +71,8 @@ func pythonBytesRepr(b []byte) string {
 func verifyLegacy(pub *ecdsa.PublicKey, payload, sig []byte) bool {
 	msg := legacyPAE(payload)
 	hashes := []crypto.Hash{crypto.SHA256}
-	if h, err := curveHash(pub); err == nil && h != crypto.SHA256 {
-		hashes = append(hashes, h)
+	if a, err := AlgorithmOf(pub); err == nil && a.hash() != crypto.SHA256 {
+		hashes = append(hashes, a.hash())
 	}
 	for _, h := range hashes {
 		d := h.New()

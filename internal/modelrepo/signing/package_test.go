@@ -2,7 +2,6 @@ package signing
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -15,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emmansun/gmsm/sm2"
+
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 )
@@ -22,7 +23,7 @@ import (
 func TestKeyRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	keyDir := t.TempDir()
-	privPath, pubPath, err := GenerateKey(keyDir)
+	privPath, pubPath, err := GenerateKey(keyDir, ECDSAP256SHA256)
 	must(t, err)
 	if !strings.Contains(filepath.Base(privPath), "private") || !strings.Contains(filepath.Base(pubPath), "public") {
 		t.Errorf("key file names %s, %s", privPath, pubPath)
@@ -30,7 +31,7 @@ func TestKeyRoundTrip(t *testing.T) {
 	if st, err := os.Stat(privPath); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("private key mode = %v (%v), want 0600", st.Mode().Perm(), err)
 	}
-	if _, _, err := GenerateKey(keyDir); err == nil {
+	if _, _, err := GenerateKey(keyDir, ECDSAP256SHA256); err == nil {
 		t.Error("GenerateKey overwrote an existing key")
 	}
 
@@ -66,10 +67,20 @@ func TestKeyRoundTrip(t *testing.T) {
 	}
 }
 
+// TestBundleFormat pins the bundle's shape for every algorithm; SM2
+// differs only in the statement's hash (SM3, with an "sm3" root) and in
+// the signature algorithm.
 func TestBundleFormat(t *testing.T) {
+	for _, alg := range testAlgs {
+		t.Run(string(alg), func(t *testing.T) { testBundleFormat(t, alg) })
+	}
+}
+
+func testBundleFormat(t *testing.T, alg Algorithm) {
 	ctx := context.Background()
 	dir := newPackage(t, packageFiles)
-	s := mustSigner(t, newKey(t))
+	key := newKeyOf(t, alg)
+	s := mustSigner(t, key)
 	_, err := s.SignPackage(ctx, dir)
 	must(t, err)
 	data, err := os.ReadFile(filepath.Join(dir, manifest.SignatureFileName))
@@ -102,6 +113,9 @@ func TestBundleFormat(t *testing.T) {
 	}
 	payload, err := base64.StdEncoding.DecodeString(b.DsseEnvelope.Payload)
 	must(t, err)
+	if alg == SM2SM3 && !sm2.VerifyASN1WithSM2(pubOf(key), []byte("1234567812345678"), pae(PayloadType, payload), sig) {
+		t.Error("the envelope's signature is not an SM2 signature of the PAE with the default user id")
+	}
 	var st struct {
 		Type          string `json:"_type"`
 		PredicateType string `json:"predicateType"`
@@ -119,8 +133,12 @@ func TestBundleFormat(t *testing.T) {
 		t.Errorf("statement header: %+v", st)
 	}
 	ser := st.Predicate.Serialization
-	if ser["method"] != "files" || ser["hash_type"] != "sha256" || ser["allow_symlinks"] != false {
+	hash := alg.statementHash()
+	if ser["method"] != "files" || ser["hash_type"] != hash || ser["allow_symlinks"] != false {
 		t.Errorf("serialization: %v", ser)
+	}
+	if root := st.Subject[0].Digest; len(root) != 1 || len(root[rootHashOf(hash)]) != 64 {
+		t.Errorf("subject digest %v, want only a %s root", root, rootHashOf(hash))
 	}
 	var ignored []string
 	for _, p := range ser["ignore_paths"].([]any) {
@@ -132,7 +150,7 @@ func TestBundleFormat(t *testing.T) {
 		}
 	}
 	for _, r := range st.Predicate.Resources {
-		if r.Algorithm != "sha256" || len(r.Digest) != 64 {
+		if r.Algorithm != hash || len(r.Digest) != 64 {
 			t.Errorf("resource %+v", r)
 		}
 	}
@@ -144,12 +162,18 @@ func TestBundleFormat(t *testing.T) {
 }
 
 // TestPackageRejections is the "must show" list: each tampering, and each
-// trust failure, is rejected with its own reason.
+// trust failure, is rejected with its own reason, for every algorithm.
 func TestPackageRejections(t *testing.T) {
+	for _, alg := range testAlgs {
+		t.Run(string(alg), func(t *testing.T) { testPackageRejections(t, alg) })
+	}
+}
+
+func testPackageRejections(t *testing.T, alg Algorithm) {
 	ctx := context.Background()
-	key := newKey(t)
+	key := newKeyOf(t, alg)
 	signer := mustSigner(t, key)
-	trusted := mustVerifier(t, Trust{Keys: []*ecdsa.PublicKey{&key.PublicKey}})
+	trusted := mustVerifier(t, Trust{Keys: []*ecdsa.PublicKey{pubOf(key)}})
 
 	signed := func(t *testing.T) string {
 		dir := newPackage(t, packageFiles)
@@ -170,14 +194,14 @@ func TestPackageRejections(t *testing.T) {
 			_, err = trusted.VerifyPackage(ctx, dir)
 			wantReason(t, err, modelrepo.ReasonDigestMismatch)
 			var re *modelrepo.Error
-			if !errors.As(err, &re) || re.Path != rel || !strings.HasPrefix(re.Expected, "sha256:") || !strings.HasPrefix(re.Actual, "sha256:") || re.Expected == re.Actual {
+			if !errors.As(err, &re) || re.Path != rel || !strings.HasPrefix(re.Expected, alg.statementHash()+":") || !strings.HasPrefix(re.Actual, alg.statementHash()+":") || re.Expected == re.Actual {
 				t.Errorf("mismatch error lacks path or digests: %+v", re)
 			}
 		})
 	}
 
-	other := newKey(t)
-	otherCA := newRootCA(t, "another CA")
+	other := newKeyOf(t, alg)
+	otherCA := newRootCAOf(t, alg, "another CA")
 	cases := []struct {
 		name   string
 		mutate func(t *testing.T, dir string)
@@ -265,11 +289,19 @@ func editBundle(t *testing.T, dir string, edit func(map[string]any)) {
 	must(t, os.WriteFile(p, out, 0o644))
 }
 
+// TestCertificateMethod runs the certificate chain's cases for every
+// algorithm: ECDSA chains, and SM2 chains whose CAs sign with SM2-with-SM3.
 func TestCertificateMethod(t *testing.T) {
+	for _, alg := range testAlgs {
+		t.Run(string(alg), func(t *testing.T) { testCertificateMethod(t, alg) })
+	}
+}
+
+func testCertificateMethod(t *testing.T, alg Algorithm) {
 	ctx := context.Background()
-	root := newRootCA(t, "visionserve test root")
+	root := newRootCAOf(t, alg, "visionserve test root")
 	inter := root.newIntermediate(t, "visionserve test signing CA")
-	key := newKey(t)
+	key := newKeyOf(t, alg)
 	leaf := inter.newLeaf(t, key, leafOpts{})
 	trustRoot := Trust{Roots: []*x509.Certificate{root.cert}}
 
@@ -293,10 +325,13 @@ func TestCertificateMethod(t *testing.T) {
 		if !r.NotAfter().Equal(leaf.NotAfter) {
 			t.Errorf("NotAfter %v, want the leaf's %v", r.NotAfter(), leaf.NotAfter)
 		}
+		if r.Algorithm != alg {
+			t.Errorf("algorithm %s, want %s", r.Algorithm, alg)
+		}
 		// The same package checked against trust that lacks the CA.
-		_, err = mustVerifier(t, Trust{Keys: []*ecdsa.PublicKey{&key.PublicKey}}).VerifyPackage(ctx, dir)
+		_, err = mustVerifier(t, Trust{Keys: []*ecdsa.PublicKey{pubOf(key)}}).VerifyPackage(ctx, dir)
 		wantReason(t, err, modelrepo.ReasonCertInvalid)
-		_, err = mustVerifier(t, Trust{Roots: []*x509.Certificate{newRootCA(t, "visionserve test root").cert}}).VerifyPackage(ctx, dir)
+		_, err = mustVerifier(t, Trust{Roots: []*x509.Certificate{newRootCAOf(t, alg, "visionserve test root").cert}}).VerifyPackage(ctx, dir)
 		wantReason(t, err, modelrepo.ReasonCertInvalid)
 	})
 
@@ -328,7 +363,7 @@ func TestCertificateMethod(t *testing.T) {
 			return []*x509.Certificate{leaf, inter.cert}
 		}, leaf.NotBefore.Add(-time.Minute), modelrepo.ReasonCertInvalid},
 		{"leaf from a CA that is not trusted", func(t *testing.T) []*x509.Certificate {
-			stranger := newRootCA(t, "visionserve test root") // same name, other key
+			stranger := newRootCAOf(t, alg, "visionserve test root") // same name, other key
 			return []*x509.Certificate{stranger.newLeaf(t, key, leafOpts{})}
 		}, testNow, modelrepo.ReasonCertInvalid},
 		{"intermediate missing from the bundle", func(t *testing.T) []*x509.Certificate {
@@ -346,8 +381,8 @@ func TestCertificateMethod(t *testing.T) {
 			dir := newPackage(t, packageFiles)
 			// Build the Signer directly: NewSigner rightly refuses some of
 			// these certificates, and the verifier must refuse them too.
-			id, _ := KeyID(&key.PublicKey)
-			s := &Signer{key: key, hash: crypto.SHA256, keyID: id, chain: tc.chain(t)}
+			id, _ := KeyID(pubOf(key))
+			s := &Signer{key: key, pub: pubOf(key), alg: alg, keyID: id, chain: tc.chain(t)}
 			data, err := s.Sign(ctx, dir, SignOptions{SignaturePath: filepath.Join(dir, manifest.SignatureFileName)})
 			must(t, err)
 			must(t, os.WriteFile(filepath.Join(dir, manifest.SignatureFileName), data, 0o644))
@@ -358,7 +393,7 @@ func TestCertificateMethod(t *testing.T) {
 	}
 
 	t.Run("signer refuses a certificate for another key", func(t *testing.T) {
-		if _, err := NewSigner(newKey(t), []*x509.Certificate{leaf}); err == nil {
+		if _, err := NewSigner(newKeyOf(t, alg), []*x509.Certificate{leaf}); err == nil {
 			t.Error("NewSigner accepted a certificate that does not certify the key")
 		}
 		if _, err := NewSigner(key, []*x509.Certificate{inter.newLeaf(t, key, leafOpts{keyUsage: x509.KeyUsageKeyEncipherment})}); err == nil {

@@ -19,6 +19,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/emmansun/gmsm/sm3"
 	"golang.org/x/crypto/blake2b"
 
 	"github.com/visionserve/visionserve/internal/modelrepo"
@@ -218,6 +219,8 @@ func newHash(hashType string) (hash.Hash, error) {
 		return sha256.New(), nil
 	case HashBLAKE2b:
 		return blake2b.New512(nil)
+	case HashSM3:
+		return sm3.New(), nil
 	}
 	return nil, invalidStatement("unsupported hash_type %q", truncate(hashType, 50))
 }

@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -17,48 +15,55 @@ import (
 	"slices"
 	"strconv"
 
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
-	"github.com/sigstore/sigstore-go/pkg/sign"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 )
 
-// Signer signs models with an ECDSA private key, either bare (the key
-// method: the bundle names the key by its KeyID) or with a certificate
-// chain (the certificate method: the bundle carries the leaf and any
-// intermediates; verifiers supply the root).
+// Signer signs models with a private key, either bare (the key method:
+// the bundle names the key by its KeyID) or with a certificate chain (the
+// certificate method: the bundle carries the leaf and any intermediates;
+// verifiers supply the root).
 type Signer struct {
-	key   *ecdsa.PrivateKey
-	hash  crypto.Hash
+	key   crypto.Signer
+	pub   *ecdsa.PublicKey
+	alg   Algorithm
 	keyID string
 	chain []*x509.Certificate // leaf first; empty for the key method
 }
 
-// NewSigner returns a Signer for key. With a non-empty chain (leaf first,
-// then intermediates) it signs with the certificate method; the leaf must
-// certify key's public key and allow digital signatures or code signing.
-// Self-signed certificates after the leaf (a root CA included by habit)
-// are dropped: verifiers bring their own roots.
-func NewSigner(key *ecdsa.PrivateKey, chain []*x509.Certificate) (*Signer, error) {
+// NewSigner returns a Signer for key (an *ecdsa.PrivateKey). With a
+// non-empty chain (leaf first, then intermediates) it signs with the
+// certificate method; the leaf must certify key's public key and allow
+// digital signatures or code signing. Self-signed certificates after the
+// leaf (a root CA included by habit) are dropped: verifiers bring their own
+// roots.
+func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 	if key == nil {
 		return nil, errors.New("no private key")
 	}
-	h, err := curveHash(&key.PublicKey)
+	pub, ok := key.Public().(*ecdsa.PublicKey)
+	if !ok {
+		return nil, ErrUnsupportedKey
+	}
+	alg, err := AlgorithmOf(pub)
 	if err != nil {
 		return nil, err
 	}
-	id, err := KeyID(&key.PublicKey)
+	id, err := KeyID(pub)
 	if err != nil {
 		return nil, err
 	}
-	s := &Signer{key: key, hash: h, keyID: id}
+	s := &Signer{key: key, pub: pub, alg: alg, keyID: id}
 	if len(chain) == 0 {
 		return s, nil
 	}
 	leaf := chain[0]
-	if !key.PublicKey.Equal(leaf.PublicKey) {
+	if !pub.Equal(leaf.PublicKey) {
 		return nil, errors.New("the certificate does not certify this private key")
 	}
 	if err := checkLeafUsage(leaf); err != nil {
@@ -121,7 +126,10 @@ func (s *Signer) Certificate() *x509.Certificate {
 func (s *Signer) KeyID() string { return s.keyID }
 
 // PublicKey returns the public half of the signing key.
-func (s *Signer) PublicKey() *ecdsa.PublicKey { return &s.key.PublicKey }
+func (s *Signer) PublicKey() *ecdsa.PublicKey { return s.pub }
+
+// Algorithm returns the signature algorithm of the signing key.
+func (s *Signer) Algorithm() Algorithm { return s.alg }
 
 // SignOptions choose what a signature covers.
 type SignOptions struct {
@@ -144,7 +152,7 @@ func (s *Signer) Sign(ctx context.Context, modelPath string, opts SignOptions) (
 }
 
 func (s *Signer) sign(ctx context.Context, modelPath string, opts SignOptions) ([]byte, *Statement, error) {
-	st, payload, err := buildStatement(ctx, modelPath, opts)
+	st, payload, err := buildStatement(ctx, modelPath, s.alg.statementHash(), opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -155,22 +163,57 @@ func (s *Signer) sign(ctx context.Context, modelPath string, opts SignOptions) (
 	return data, st, nil
 }
 
-// signPayload wraps payload in a DSSE envelope signed by s and in a
-// Sigstore bundle, using sigstore-go's bundle builder, then checks the
-// result with the verification path so a broken signer cannot write a
-// bundle nobody can verify.
-func (s *Signer) signPayload(ctx context.Context, payload []byte) ([]byte, error) {
-	opts := sign.BundleOptions{Context: ctx}
-	if len(s.chain) > 0 {
-		raw := make(chainProvider, 0, len(s.chain))
-		for _, c := range s.chain {
-			raw = append(raw, c.Raw)
-		}
-		opts.CertificateChainProvider = raw
-	}
-	pb, err := sign.Bundle(&sign.DSSEData{Data: payload, PayloadType: PayloadType}, (*keypair)(s), opts)
+// signPayload signs payload's DSSE pre-authentication encoding and wraps
+// both in a bundle (see assembleBundle), then checks the result with the
+// verification path so a broken signer cannot write a bundle nobody can
+// verify.
+func (s *Signer) signPayload(_ context.Context, payload []byte) ([]byte, error) {
+	sig, err := signMessage(s.alg, s.key, pae(PayloadType, payload))
 	if err != nil {
-		return nil, fmt.Errorf("build bundle: %w", err)
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	data, err := assembleBundle(payload, sig, s.keyID, s.chain)
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := parseBundle(data)
+	if err != nil {
+		return nil, fmt.Errorf("self-check: %w", err)
+	}
+	if err := checkSignature(parsed, s.pub); err != nil {
+		return nil, fmt.Errorf("self-check: %w", err)
+	}
+	return data, nil
+}
+
+// assembleBundle wraps an in-toto payload and its signature in a DSSE
+// envelope inside a Sigstore bundle (the protobuf types of
+// sigstore/protobuf-specs), naming the signer by keyID (key method) or by
+// chain (certificate method, leaf first). The bundle is assembled here
+// rather than by sigstore-go's sign.Bundle, which knows only the
+// algorithms of its own key types; the shape is the same for every
+// algorithm, SM2 included.
+func assembleBundle(payload, sig []byte, keyID string, chain []*x509.Certificate) ([]byte, error) {
+	pb := &protobundle.Bundle{
+		MediaType: BundleMediaType,
+		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
+			Payload:     payload,
+			PayloadType: PayloadType,
+			Signatures:  []*protodsse.Signature{{Sig: sig}},
+		}},
+	}
+	if len(chain) == 0 {
+		pb.VerificationMaterial = &protobundle.VerificationMaterial{
+			Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{Hint: keyID}},
+		}
+	} else {
+		certs := &protocommon.X509CertificateChain{}
+		for _, c := range chain {
+			certs.Certificates = append(certs.Certificates, &protocommon.X509Certificate{RawBytes: c.Raw})
+		}
+		pb.VerificationMaterial = &protobundle.VerificationMaterial{
+			Content: &protobundle.VerificationMaterial_X509CertificateChain{X509CertificateChain: certs},
+		}
 	}
 	out, err := protojson.Marshal(pb)
 	if err != nil {
@@ -181,13 +224,6 @@ func (s *Signer) signPayload(ctx context.Context, payload []byte) ([]byte, error
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, out); err != nil {
 		return nil, err
-	}
-	parsed, err := parseBundle(buf.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("self-check: %w", err)
-	}
-	if err := checkSignature(parsed, &s.key.PublicKey); err != nil {
-		return nil, fmt.Errorf("self-check: %w", err)
 	}
 	return buf.Bytes(), nil
 }
@@ -215,7 +251,7 @@ func (s *Signer) SignPackage(ctx context.Context, dir string) (*manifest.Manifes
 	}
 	// Files may change while they are hashed twice; refuse to write a
 	// signature that disagrees with the manifest.
-	if err := m.VerifyDigests(ctx, dir, digests); err != nil {
+	if err := agreeWithManifest(ctx, m, dir, st, digests); err != nil {
 		return nil, err
 	}
 	if err := writeFileAtomic(sigPath, data, 0o644); err != nil {
@@ -225,15 +261,16 @@ func (s *Signer) SignPackage(ctx context.Context, dir string) (*manifest.Manifes
 }
 
 // buildStatement serialises the model as the reference does (files or
-// shards, SHA-256, component-wise path order) and returns the statement and
-// its JSON encoding, the DSSE payload.
-func buildStatement(ctx context.Context, modelPath string, opts SignOptions) (*Statement, []byte, error) {
+// shards, component-wise path order) with the hash hashType (HashSHA256,
+// or HashSM3 for SM2 signers) and returns the statement and its JSON
+// encoding, the DSSE payload.
+func buildStatement(ctx context.Context, modelPath, hashType string, opts SignOptions) (*Statement, []byte, error) {
 	ex := buildExclusions(modelPath, opts.SignaturePath, opts.IgnorePaths)
 	items, err := collect(ctx, modelPath, ex, true)
 	if err != nil {
 		return nil, nil, err
 	}
-	st := &Statement{PredicateType: PredicateType, Method: SerializeFiles, HashType: HashSHA256}
+	st := &Statement{PredicateType: PredicateType, Method: SerializeFiles, HashType: hashType}
 	if opts.ShardSize > 0 {
 		st.Method, st.ShardSize = SerializeShards, opts.ShardSize
 	}
@@ -265,7 +302,11 @@ func buildStatement(ctx context.Context, modelPath string, opts SignOptions) (*S
 	slices.SortFunc(st.Resources, func(a, b Resource) int {
 		return componentCompare(a.Name, b.Name, st.Method == SerializeShards)
 	})
-	h := sha256.New()
+	rootHash := rootHashOf(st.HashType)
+	h, err := newHash(rootHash)
+	if err != nil {
+		return nil, nil, err
+	}
 	for _, r := range st.Resources {
 		raw, _ := hex.DecodeString(r.Digest)
 		h.Write(raw)
@@ -290,7 +331,7 @@ func buildStatement(ctx context.Context, modelPath string, opts SignOptions) (*S
 		} `json:"predicate"`
 	}{
 		Type:          StatementType,
-		Subject:       []wireSubject{{Name: st.SubjectName, Digest: map[string]string{"sha256": st.RootDigest}}},
+		Subject:       []wireSubject{{Name: st.SubjectName, Digest: map[string]string{rootHash: st.RootDigest}}},
 		PredicateType: PredicateType,
 	}
 	ser := &w.Predicate.Serialization
@@ -314,61 +355,6 @@ func subjectName(modelPath string) string {
 		modelPath = abs
 	}
 	return filepath.Base(modelPath)
-}
-
-// keypair adapts a Signer to sigstore-go's sign.Keypair.
-type keypair Signer
-
-var _ sign.Keypair = (*keypair)(nil)
-
-func (k *keypair) GetHashAlgorithm() protocommon.HashAlgorithm {
-	switch k.hash {
-	case crypto.SHA384:
-		return protocommon.HashAlgorithm_SHA2_384
-	case crypto.SHA512:
-		return protocommon.HashAlgorithm_SHA2_512
-	}
-	return protocommon.HashAlgorithm_SHA2_256
-}
-
-func (k *keypair) GetSigningAlgorithm() protocommon.PublicKeyDetails {
-	switch k.hash {
-	case crypto.SHA384:
-		return protocommon.PublicKeyDetails_PKIX_ECDSA_P384_SHA_384
-	case crypto.SHA512:
-		return protocommon.PublicKeyDetails_PKIX_ECDSA_P521_SHA_512
-	}
-	return protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256
-}
-
-// GetHint returns the OMS key hint: hex SHA-256 of the public key PEM.
-func (k *keypair) GetHint() []byte { return []byte(k.keyID) }
-
-func (k *keypair) GetKeyAlgorithm() string { return "ECDSA" }
-
-func (k *keypair) GetPublicKey() crypto.PublicKey { return &k.key.PublicKey }
-
-func (k *keypair) GetPublicKeyPem() (string, error) {
-	p, err := PublicKeyPEM(&k.key.PublicKey)
-	return string(p), err
-}
-
-// SignData signs the curve hash of data with an ASN.1 DER ECDSA signature,
-// the only encoding the reference verifier accepts.
-func (k *keypair) SignData(_ context.Context, data []byte) ([]byte, []byte, error) {
-	h := k.hash.New()
-	h.Write(data)
-	digest := h.Sum(nil)
-	sig, err := ecdsa.SignASN1(rand.Reader, k.key, digest)
-	return sig, digest, err
-}
-
-// chainProvider hands sigstore-go a fixed certificate chain (DER, leaf
-// first) instead of asking a Fulcio instance for one.
-type chainProvider [][]byte
-
-func (c chainProvider) GetCertificateChain(context.Context, sign.Keypair, *sign.CertificateProviderOptions) ([][]byte, error) {
-	return c, nil
 }
 
 // writeFileAtomic writes data to a temporary file beside name and renames

@@ -21,6 +21,11 @@ const (
 	SerializeShards = "shards"
 	HashSHA256      = "sha256"
 	HashBLAKE2b     = "blake2b"
+	// HashSM3 is GM/T 0004 SM3, an extension of this package: the hash of
+	// statements signed with SM2. Its resources carry SM3 digests, and its
+	// subject's root digest is keyed "sm3" (the in-toto DigestSet name)
+	// and is the SM3 of the concatenated resource digests.
+	HashSM3 = "sm3"
 )
 
 // Resource is one signed item: a file (files method) or a byte range of a
@@ -37,8 +42,9 @@ type Statement struct {
 	// SubjectName is informational only (the model directory's base name,
 	// or "model" for some tools); it is never compared.
 	SubjectName string
-	// RootDigest is the hex SHA-256 over the concatenated raw resource
-	// digests; empty for legacy statements, which have none.
+	// RootDigest is the hex digest over the concatenated raw resource
+	// digests (SHA-256, or SM3 for HashSM3 statements); empty for legacy
+	// statements, which have none.
 	RootDigest    string
 	Method        string // SerializeFiles or SerializeShards
 	HashType      string // HashSHA256 or HashBLAKE2b
@@ -108,16 +114,17 @@ func parseV1(w *wireStatement) (*Statement, error) {
 	if len(w.Subject) != 1 {
 		return nil, invalidStatement("%d subjects, want exactly 1", len(w.Subject))
 	}
-	root := w.Subject[0].Digest["sha256"]
-	if !isHexDigest(root, sha256.Size) {
-		return nil, invalidStatement("subject has no sha256 root digest")
-	}
 	var p wirePredicate
 	if err := json.Unmarshal(w.Predicate, &p); err != nil {
 		return nil, invalidStatement("predicate: %v", err)
 	}
 	if p.Serialization == nil {
 		return nil, invalidStatement("predicate has no serialization")
+	}
+	rootHash := rootHashOf(p.Serialization.HashType)
+	root := w.Subject[0].Digest[rootHash]
+	if !isHexDigest(root, sha256.Size) {
+		return nil, invalidStatement("subject has no %s root digest", rootHash)
 	}
 	st := &Statement{
 		PredicateType: w.PredicateType,
@@ -154,7 +161,7 @@ func parseV1(w *wireStatement) (*Statement, error) {
 		}
 	}
 	seen := make(map[string]bool, len(st.Resources))
-	h := sha256.New()
+	h, _ := newHash(rootHash)
 	for _, r := range st.Resources {
 		if !algorithms[r.Algorithm] {
 			return nil, invalidStatement("resource %q: algorithm %q does not match hash_type %q", truncate(r.Name, 200), truncate(r.Algorithm, 50), st.HashType)
@@ -205,9 +212,19 @@ func parseLegacy(w *wireStatement) (*Statement, error) {
 	return st, nil
 }
 
+// rootHashOf returns the hash of a statement's root digest: SM3 for SM3
+// statements, so that they use no other hash, and SHA-256 otherwise, as
+// the OMS format has it.
+func rootHashOf(hashType string) string {
+	if hashType == HashSM3 {
+		return HashSM3
+	}
+	return HashSHA256
+}
+
 func digestSize(hashType string) (int, error) {
 	switch hashType {
-	case HashSHA256:
+	case HashSHA256, HashSM3:
 		return sha256.Size, nil
 	case HashBLAKE2b:
 		return 64, nil

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,11 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/secure-systems-lab/go-securesystemslib/dsse"
-	"github.com/sigstore/sigstore-go/pkg/bundle"
-	"github.com/sigstore/sigstore-go/pkg/root"
-	"github.com/sigstore/sigstore-go/pkg/verify"
-	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/emmansun/gmsm/smx509"
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/cryptobyte/asn1"
 
@@ -49,7 +44,8 @@ type Trust struct {
 type Verifier struct {
 	keys     map[string]*ecdsa.PublicKey // by KeyID
 	keyOrder []string
-	roots    *x509.CertPool
+	roots    *smx509.CertPool
+	rootList []*x509.Certificate
 	now      func() time.Time
 }
 
@@ -64,7 +60,7 @@ func NewVerifier(trust Trust) (*Verifier, error) {
 		v.now = time.Now
 	}
 	for _, k := range trust.Keys {
-		if _, err := curveHash(k); err != nil {
+		if _, err := AlgorithmOf(k); err != nil {
 			return nil, err
 		}
 		id, err := KeyID(k)
@@ -77,9 +73,10 @@ func NewVerifier(trust Trust) (*Verifier, error) {
 		}
 	}
 	if len(trust.Roots) > 0 {
-		v.roots = x509.NewCertPool()
+		v.roots = smx509.NewCertPool()
+		v.rootList = slices.Clone(trust.Roots)
 		for _, c := range trust.Roots {
-			v.roots.AddCert(c)
+			v.roots.AddCert((*smx509.Certificate)(c))
 		}
 	}
 	return v, nil
@@ -101,6 +98,8 @@ type VerifyOptions struct {
 // Result describes a successful verification.
 type Result struct {
 	Method Method
+	// Algorithm is the signature algorithm, the verifying key's.
+	Algorithm Algorithm
 	// KeyID identifies the trusted key that verified (key method) or the
 	// leaf certificate's key (certificate method).
 	KeyID string
@@ -139,6 +138,7 @@ func (v *Verifier) Verify(ctx context.Context, modelPath string, bundleJSON []by
 		return nil, invalidBundle("payloadType %q, want %s", truncate(pb.payloadType, 100), PayloadType)
 	}
 	res := &Result{Method: pb.method}
+	var signer *ecdsa.PublicKey
 	switch pb.method {
 	case MethodKey:
 		candidates, err := v.keysFor(pb)
@@ -148,7 +148,7 @@ func (v *Verifier) Verify(ctx context.Context, modelPath string, bundleJSON []by
 		var sigErr error
 		for _, id := range candidates {
 			if sigErr = checkSignature(pb, v.keys[id]); sigErr == nil {
-				res.KeyID = id
+				res.KeyID, signer = id, v.keys[id]
 				break
 			}
 		}
@@ -160,16 +160,22 @@ func (v *Verifier) Verify(ctx context.Context, modelPath string, bundleJSON []by
 		if err != nil {
 			return nil, err
 		}
-		leafKey := chain[0].PublicKey.(*ecdsa.PublicKey) // checked by verifyChain
-		if err := checkSignature(pb, leafKey); err != nil {
+		signer = chain[0].PublicKey.(*ecdsa.PublicKey) // checked by verifyChain
+		if err := checkSignature(pb, signer); err != nil {
 			return nil, err
 		}
 		res.Chain = chain
-		res.KeyID, _ = KeyID(leafKey)
+		res.KeyID, _ = KeyID(signer)
 	}
+	res.Algorithm, _ = AlgorithmOf(signer) // checked when the key was trusted
 	st, err := parseStatement(pb.payload)
 	if err != nil {
 		return nil, err
+	}
+	// An SM2 signature vouches for SM3 digests only: a regulated
+	// deployment must not find SHA-256 (or BLAKE2b) behind an SM2 key.
+	if res.Algorithm == SM2SM3 && st.HashType != HashSM3 {
+		return nil, invalidStatement("an SM2 signature over %q digests; SM2 statements must use %s", truncate(st.HashType, 50), HashSM3)
 	}
 	res.Statement = st
 
@@ -232,19 +238,22 @@ func (v *Verifier) verifyChain(certs []*x509.Certificate) ([]*x509.Certificate, 
 	}
 	pub, ok := leaf.PublicKey.(*ecdsa.PublicKey)
 	if !ok {
-		return nil, modelrepo.NewError(modelrepo.ReasonCertInvalid, "", "the signing certificate's key is not ECDSA")
+		return nil, modelrepo.NewError(modelrepo.ReasonCertInvalid, "", "the signing certificate's key is not ECDSA or SM2")
 	}
-	if _, err := curveHash(pub); err != nil {
+	if _, err := AlgorithmOf(pub); err != nil {
 		return nil, &modelrepo.Error{Reason: modelrepo.ReasonCertInvalid, Err: err}
 	}
 	if err := checkLeafUsage(leaf); err != nil {
 		return nil, &modelrepo.Error{Reason: modelrepo.ReasonCertInvalid, Err: err}
 	}
-	inter := x509.NewCertPool()
+	// smx509 is crypto/x509's chain builder with SM2 keys and SM2-with-SM3
+	// signatures added (GM/T 0015 certificates); the other algorithms
+	// verify as crypto/x509 verifies them.
+	inter := smx509.NewCertPool()
 	for _, c := range certs[1:] {
-		inter.AddCert(c)
+		inter.AddCert((*smx509.Certificate)(c))
 	}
-	chains, err := leaf.Verify(x509.VerifyOptions{
+	chains, err := (*smx509.Certificate)(leaf).Verify(smx509.VerifyOptions{
 		Roots:         v.roots,
 		Intermediates: inter,
 		CurrentTime:   now,
@@ -258,9 +267,35 @@ func (v *Verifier) verifyChain(certs []*x509.Certificate) ([]*x509.Certificate, 
 			// A trusted root past its NotAfter.
 			return nil, &modelrepo.Error{Reason: modelrepo.ReasonCertExpired, Err: err}
 		}
-		return nil, &modelrepo.Error{Reason: modelrepo.ReasonCertInvalid, Detail: "certificate does not chain to a trusted CA", Err: err}
+		detail := "certificate does not chain to a trusted CA"
+		if v.emptyUserIDCertificate(certs) {
+			detail += "; " + emptyUserIDHint
+		}
+		return nil, &modelrepo.Error{Reason: modelrepo.ReasonCertInvalid, Detail: detail, Err: err}
 	}
-	return chains[0], nil
+	chain := make([]*x509.Certificate, len(chains[0]))
+	for i, c := range chains[0] {
+		chain[i] = c.ToX509()
+	}
+	return chain, nil
+}
+
+// emptyUserIDCertificate reports whether a certificate of the bundle's
+// chain, or a trusted root, carries an SM2 signature of its issuer (found
+// among them by name) made with an empty user id rather than the GM/T
+// 0015 default: the one way OpenSSL 3.0 makes SM2 certificates that no
+// conforming verifier accepts, worth naming.
+func (v *Verifier) emptyUserIDCertificate(certs []*x509.Certificate) bool {
+	all := append(append([]*x509.Certificate(nil), certs...), v.rootList...)
+	for _, c := range all {
+		for _, issuer := range all {
+			pub, ok := issuer.PublicKey.(*ecdsa.PublicKey)
+			if ok && bytes.Equal(c.RawIssuer, issuer.RawSubject) && signedWithEmptySM2UserID(pub, c.RawTBSCertificate, c.Signature) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // checkLeafUsage requires the signing certificate to allow digital
@@ -281,43 +316,31 @@ func checkLeafUsage(leaf *x509.Certificate) error {
 }
 
 func isSelfSigned(c *x509.Certificate) bool {
-	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
+	sc := (*smx509.Certificate)(c)
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && sc.CheckSignatureFrom(sc) == nil
 }
 
-// checkSignature verifies pb's DSSE signature with pub using sigstore-go
-// (DSSE PAE, the curve's hash, ASN.1 DER ECDSA). Bundles made by
-// model_signing v0.2.0 signed a different, buggy encoding; for those alone
-// the legacy encoding is tried as well.
+// checkSignature verifies pb's DSSE signature with pub: over the
+// pre-authentication encoding of the envelope's payload type and payload,
+// an ASN.1 DER signature of pub's algorithm. Bundles made by model_signing
+// v0.2.0 signed a different, buggy encoding; for those alone the legacy
+// encoding is tried as well.
 func checkSignature(pb *parsedBundle, pub *ecdsa.PublicKey) error {
-	// sigstore's ECDSA verifier also accepts IEEE P1363 (raw r||s)
-	// signatures; the OMS reference accepts only ASN.1 DER, so anything
-	// else is refused before the library sees it.
+	// The OMS reference accepts only ASN.1 DER signatures (not IEEE P1363
+	// raw r||s); anything else is refused with that reason.
 	if !isDERSignature(pb.sig) {
-		return modelrepo.NewError(modelrepo.ReasonBadSignature, "", "the signature is not an ASN.1 DER ECDSA signature")
+		return modelrepo.NewError(modelrepo.ReasonBadSignature, "", "the signature is not an ASN.1 DER signature")
 	}
-	verifier, err := signature.LoadDefaultVerifier(pub)
-	if err != nil {
-		return &modelrepo.Error{Reason: modelrepo.ReasonBadSignature, Err: err}
-	}
-	trusted := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
-		return root.NewExpiringKey(verifier, time.Time{}, time.Time{}), nil
-	})
-	// The envelope is rebuilt without keyid: OMS verifiers must ignore it,
-	// while the DSSE library would skip a signature whose keyid differs
-	// from its own idea of the key's id.
-	env := &bundle.Envelope{Envelope: &dsse.Envelope{
-		PayloadType: pb.payloadType,
-		Payload:     base64.StdEncoding.EncodeToString(pb.payload),
-		Signatures:  []dsse.Signature{{Sig: base64.StdEncoding.EncodeToString(pb.sig)}},
-	}}
-	err = verify.VerifySignature(env, &bundle.PublicKey{}, trusted)
-	if err == nil {
+	if verifyMessage(pub, pae(pb.payloadType, pb.payload), pb.sig) {
 		return nil
 	}
 	if isLegacyPayload(pb.payload) && verifyLegacy(pub, pb.payload, pb.sig) {
 		return nil
 	}
-	return &modelrepo.Error{Reason: modelrepo.ReasonBadSignature, Detail: "the DSSE signature does not verify", Err: err}
+	if signedWithEmptySM2UserID(pub, pae(pb.payloadType, pb.payload), pb.sig) {
+		return modelrepo.NewError(modelrepo.ReasonBadSignature, "", emptyUserIDHint)
+	}
+	return modelrepo.NewError(modelrepo.ReasonBadSignature, "", "the DSSE signature does not verify")
 }
 
 // isDERSignature reports whether sig is exactly one DER SEQUENCE of two
@@ -368,15 +391,19 @@ func (v *Verifier) VerifyPackage(ctx context.Context, dir string) (*Verified, er
 	if err != nil {
 		return nil, err
 	}
-	if res.Statement.Method == SerializeFiles && res.Statement.HashType == HashSHA256 {
-		err = m.VerifyDigests(ctx, dir, res.Digests)
-	} else {
-		// The signature hashed something else (shards, BLAKE2b); check
-		// the manifest's SHA-256 digests directly.
-		err = m.Verify(ctx, dir)
-	}
-	if err != nil {
+	if err := agreeWithManifest(ctx, m, dir, res.Statement, res.Digests); err != nil {
 		return nil, err
 	}
 	return &Verified{Manifest: m, Signature: res}, nil
+}
+
+// agreeWithManifest checks dir against m given the digests a statement
+// signed: when those are whole-file SHA-256 digests, by comparing them
+// (no byte hashed again); otherwise (shards, BLAKE2b, SM3) by hashing the
+// files for the manifest's own SHA-256 digests.
+func agreeWithManifest(ctx context.Context, m *manifest.Manifest, dir string, st *Statement, digests map[string]string) error {
+	if st.Method == SerializeFiles && st.HashType == HashSHA256 {
+		return m.VerifyDigests(ctx, dir, digests)
+	}
+	return m.Verify(ctx, dir)
 }

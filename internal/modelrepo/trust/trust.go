@@ -27,7 +27,8 @@ import (
 	"github.com/visionserve/visionserve/internal/modelrepo/signing"
 )
 
-// Config names the trusted keys and CA certificates (PEM files).
+// Config names the trusted keys and CA certificates (PEM files): ECDSA
+// (P-256, P-384, P-521) or SM2, as signing reads them.
 type Config struct {
 	Keys           []string
 	CACertificates []string
@@ -119,7 +120,7 @@ func (p *Policy) Verify(ctx context.Context, dir string) (*modelrepo.Package, er
 	}
 	pkg := fromManifest(dir, v.Manifest)
 	res := v.Signature
-	pkg.Signer = modelrepo.Signer{Method: string(res.Method), KeyID: res.KeyID, NotAfter: res.NotAfter()}
+	pkg.Signer = modelrepo.Signer{Method: string(res.Method), Algorithm: string(res.Algorithm), KeyID: res.KeyID, NotAfter: res.NotAfter()}
 	if len(res.Chain) > 0 {
 		pkg.Signer.Subject = res.Chain[0].Subject.String()
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 	"github.com/visionserve/visionserve/internal/modelrepo/repotest"
+	"github.com/visionserve/visionserve/internal/modelrepo/signing"
 	"github.com/visionserve/visionserve/internal/modelrepo/trust"
 )
 
@@ -31,9 +32,18 @@ func build(t *testing.T, spec repotest.Spec) string {
 	return dir
 }
 
+// algs are the signature algorithms every trust case runs with.
+var algs = []signing.Algorithm{signing.ECDSAP256SHA256, signing.SM2SM3}
+
 func TestVerifyDescribesThePackage(t *testing.T) {
-	key := repotest.NewKey(t)
-	ca := repotest.NewCA(t)
+	for _, alg := range algs {
+		t.Run(string(alg), func(t *testing.T) { testVerifyDescribesThePackage(t, alg) })
+	}
+}
+
+func testVerifyDescribesThePackage(t *testing.T, alg signing.Algorithm) {
+	key := repotest.NewKeyOf(t, alg)
+	ca := repotest.NewCAOf(t, alg)
 	p, err := trust.New(trust.Config{Keys: []string{key.PublicPath}, CACertificates: []string{ca.CertPath}})
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +57,7 @@ func TestVerifyDescribesThePackage(t *testing.T) {
 	if pkg.Name != "ocr-eng" || pkg.Version != 3 || pkg.Kind != "ocr-tesseract" || runtime.String() != `{"lang":"eng"}` {
 		t.Errorf("package %+v", pkg)
 	}
-	if pkg.Signer.Method != "key" || pkg.Signer.KeyID != key.Signer.KeyID() || !pkg.Signer.NotAfter.IsZero() {
+	if pkg.Signer.Method != "key" || pkg.Signer.Algorithm != string(alg) || pkg.Signer.KeyID != key.Signer.KeyID() || !pkg.Signer.NotAfter.IsZero() {
 		t.Errorf("signer %+v", pkg.Signer)
 	}
 	if f := pkg.Files["eng.traineddata"]; f.Size != 7 || len(f.SHA256) != 64 || len(pkg.Files) != 2 {
@@ -58,15 +68,25 @@ func TestVerifyDescribesThePackage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pkg.Signer.Method != "certificate" || !pkg.Signer.NotAfter.Equal(notAfter) || !strings.Contains(pkg.Signer.Subject, "ocr team") {
+	if pkg.Signer.Method != "certificate" || pkg.Signer.Algorithm != string(alg) || !pkg.Signer.NotAfter.Equal(notAfter) || !strings.Contains(pkg.Signer.Subject, "ocr team") {
 		t.Errorf("certificate signer %+v", pkg.Signer)
 	}
 }
 
 func TestVerifyRejects(t *testing.T) {
-	key := repotest.NewKey(t)
-	other := repotest.NewKey(t)
-	ca := repotest.NewCA(t)
+	for _, alg := range algs {
+		t.Run(string(alg), func(t *testing.T) { testVerifyRejects(t, alg) })
+	}
+}
+
+func testVerifyRejects(t *testing.T, alg signing.Algorithm) {
+	key := repotest.NewKeyOf(t, alg)
+	other := repotest.NewKeyOf(t, alg)
+	ca := repotest.NewCAOf(t, alg)
+	otherAlg := repotest.NewKeyOf(t, signing.ECDSAP256SHA256)
+	if alg == signing.ECDSAP256SHA256 {
+		otherAlg = repotest.NewKeyOf(t, signing.SM2SM3)
+	}
 	p, err := trust.New(trust.Config{Keys: []string{key.PublicPath}, CACertificates: []string{ca.CertPath}})
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +101,9 @@ func TestVerifyRejects(t *testing.T) {
 		{"removed file", repotest.Spec{Signer: key.Signer, Tamper: func(t testing.TB, d string) { os.Remove(filepath.Join(d, "osd.traineddata")) }}, modelrepo.ReasonMissingFile},
 		{"unlisted file", repotest.Spec{Signer: key.Signer, Tamper: func(t testing.TB, d string) { os.WriteFile(filepath.Join(d, "extra.bin"), []byte("x"), 0o644) }}, modelrepo.ReasonUnlistedFile},
 		{"untrusted key", repotest.Spec{Signer: other.Signer}, modelrepo.ReasonUntrustedKey},
+		{"untrusted key of the other algorithm", repotest.Spec{Signer: otherAlg.Signer}, modelrepo.ReasonUntrustedKey},
+		{"flipped signature", repotest.Spec{Signer: key.Signer, Tamper: func(t testing.TB, d string) { repotest.FlipSignatureByte(t, d) }}, modelrepo.ReasonBadSignature},
+		{"certificate from another CA", repotest.Spec{Signer: repotest.NewCAOf(t, alg).Signer(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))}, modelrepo.ReasonCertInvalid},
 		{"expired certificate", repotest.Spec{Signer: expired}, modelrepo.ReasonCertExpired},
 		{"unsigned", repotest.Spec{}, modelrepo.ReasonUnsigned},
 	} {

@@ -40,3 +40,23 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- toYaml $cfg -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The job store: off, embedded or postgres ("off" may arrive as false). */}}
+{{- define "visionserve.jobsStore" -}}
+{{- $store := .Values.jobs.store | toString | lower -}}
+{{- if or (eq $store "off") (eq $store "false") (eq $store "") -}}
+off
+{{- else if eq $store "embedded" -}}
+{{- if gt (int .Values.replicaCount) 1 -}}
+{{- fail (printf "jobs.store embedded keeps jobs in one pod's database, and replicaCount is %d: a job submitted through one pod would be 404 on the others. Use jobs.store postgres, or replicaCount 1" (int .Values.replicaCount)) -}}
+{{- end -}}
+embedded
+{{- else if eq $store "postgres" -}}
+{{- if not .Values.jobs.postgres.secretName -}}
+{{- fail "jobs.store postgres needs jobs.postgres.secretName: a Secret holding the connection string" -}}
+{{- end -}}
+postgres
+{{- else -}}
+{{- fail (printf "jobs.store %q: use off, embedded or postgres" $store) -}}
+{{- end -}}
+{{- end -}}

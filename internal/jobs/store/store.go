@@ -1,0 +1,321 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Sentinel errors.
+var (
+	// ErrNotFound: no job (or delivery) with that id.
+	ErrNotFound = errors.New("job not found")
+	// ErrLimit: storing the job would pass a bound (see LimitError).
+	ErrLimit = errors.New("job limit reached")
+	// ErrUnavailable wraps failures to reach a shared store (network,
+	// server down): a condition to retry, not a bad request.
+	ErrUnavailable = errors.New("job store unavailable")
+)
+
+// LimitError says which bound a new job would pass; it wraps ErrLimit.
+type LimitError struct {
+	// Tenant is true for the tenant's share, false for the whole store.
+	Tenant bool
+	// What is "jobs" (unfinished jobs) or "bytes" (their stored input).
+	What string
+	// Used is what is held now; Limit the bound.
+	Used, Limit int64
+}
+
+func (e *LimitError) Error() string {
+	who := "all tenants'"
+	if e.Tenant {
+		who = "the tenant's"
+	}
+	if e.What == "bytes" {
+		return fmt.Sprintf("%s unfinished jobs hold %d bytes of input; the limit is %d", who, e.Used, e.Limit)
+	}
+	return fmt.Sprintf("%s unfinished jobs number %d, the limit", who, e.Used)
+}
+
+// Unwrap lets errors.Is match ErrLimit.
+func (e *LimitError) Unwrap() error { return ErrLimit }
+
+// State is a job's lifecycle state.
+type State string
+
+// States. A job is queued, then running (from its first claim), then
+// exactly one of the final three.
+const (
+	StateQueued    State = "queued"
+	StateRunning   State = "running"
+	StateSucceeded State = "succeeded"
+	StateFailed    State = "failed" // every page failed
+	StateCanceled  State = "canceled"
+)
+
+// Terminal reports whether s is final.
+func (s State) Terminal() bool {
+	return s == StateSucceeded || s == StateFailed || s == StateCanceled
+}
+
+// Job is a job's record. The store reads the fields it queries; Plan is
+// the caller's, stored and returned as it is.
+type Job struct {
+	ID string `json:"id"`
+	// Owner is the principal that submitted the job: only it may see it.
+	Owner string `json:"owner"`
+	// Tenant is the key of the share the job counts against and is
+	// scheduled under: the principal's tenant, or its id when it has none.
+	Tenant string `json:"tenant"`
+	State  State  `json:"state"`
+	// Tasks is the number of units of work, claimed and recorded one by
+	// one; task i's pages are recorded together.
+	Tasks       int   `json:"tasks"`
+	PagesTotal  int   `json:"pages_total"`
+	PagesDone   int   `json:"pages_done"` // including failed pages
+	PagesFailed int   `json:"pages_failed"`
+	InputBytes  int64 `json:"input_bytes"`
+	// IdempotencyKey is unique per owner while the job exists;
+	// Fingerprint identifies the request it was given with.
+	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	Fingerprint    string    `json:"fingerprint,omitempty"`
+	WebhookURL     string    `json:"webhook_url,omitempty"`
+	Created        time.Time `json:"created"`
+	Updated        time.Time `json:"updated"`
+	Finished       time.Time `json:"finished,omitzero"`
+	Expires        time.Time `json:"expires,omitzero"`
+	// Plan describes the tasks for whoever runs them (opaque JSON).
+	Plan json.RawMessage `json:"plan,omitempty"`
+}
+
+// Page is one page of a task's result: its position in the job, whether
+// it failed, and the caller's encoding of it.
+type Page struct {
+	Index  int
+	Failed bool
+	Data   []byte
+}
+
+// Claim is a task handed to a worker under a lease. Token names the
+// lease; a new claim of the same task gets another.
+type Claim struct {
+	Job   *Job
+	Task  int
+	Token string
+	Until time.Time
+}
+
+// Delivery is a webhook in the outbox, kept until it succeeds or is given
+// up. ID is the Webhook-Id: the same on every attempt.
+type Delivery struct {
+	ID       string    `json:"id"`
+	JobID    string    `json:"job_id"`
+	URL      string    `json:"url"`
+	Body     []byte    `json:"body"`
+	Attempts int       `json:"attempts"`
+	Next     time.Time `json:"next"`
+	Created  time.Time `json:"created"`
+	// Token names the lease of a claimed delivery.
+	Token string `json:"-"`
+}
+
+// Limits bound what unfinished jobs may hold, in all and per tenant.
+// Zero means no bound.
+type Limits struct {
+	MaxJobs        int
+	MaxBytes       int64
+	TenantMaxJobs  int
+	TenantMaxBytes int64
+}
+
+// Stats count the unfinished jobs.
+type Stats struct {
+	Jobs  int
+	Bytes int64
+}
+
+// Jobs are the verbs of a job's life as its owner sees it.
+type Jobs interface {
+	// Create stores j (queued, with j.Tasks tasks to run) and its input
+	// files, unless j's owner already has a job under j's idempotency
+	// key: that job is returned instead and nothing is stored. A job
+	// that would pass lim is refused with a *LimitError.
+	Create(ctx context.Context, j *Job, inputs [][]byte, lim Limits) (existing *Job, err error)
+	// Get returns a job, or ErrNotFound.
+	Get(ctx context.Context, id string) (*Job, error)
+	// Idempotent returns owner's job under key, or nil.
+	Idempotent(ctx context.Context, owner, key string) (*Job, error)
+	// Input returns input file item of job id (inputs are deleted when
+	// the job ends).
+	Input(ctx context.Context, id string, item int) ([]byte, error)
+	// Pages yields the recorded pages of job id in index order, a few at
+	// a time: no transaction stays open while the caller consumes them.
+	Pages(ctx context.Context, id string) iter.Seq2[Page, error]
+	// Cancel ends an unfinished job as canceled (its inputs deleted, its
+	// webhook queued); changed is false for a job already final.
+	Cancel(ctx context.Context, id string, now time.Time) (j *Job, changed bool, err error)
+	// Delete cancels a job if it is unfinished, then removes it and
+	// everything stored under it except a queued webhook.
+	Delete(ctx context.Context, id string, now time.Time) (j *Job, canceled bool, err error)
+	// Expire deletes the final jobs whose Expires is before now.
+	Expire(ctx context.Context, now time.Time) (int, error)
+	// Stats counts the unfinished jobs and their stored input.
+	Stats(ctx context.Context) (Stats, error)
+}
+
+// Work hands tasks to workers.
+type Work interface {
+	// Claim leases the next task to run until now+lease, fairly across
+	// tenants; nil when there is none. The job becomes running.
+	Claim(ctx context.Context, worker string, now time.Time, lease time.Duration) (*Claim, error)
+	// Renew extends worker's leases named by tokens until until; lost
+	// are the tokens whose task is no longer this worker's to run
+	// (recorded, canceled, or claimed by another after the lease expired).
+	Renew(ctx context.Context, worker string, tokens []string, until time.Time) (lost []string, err error)
+	// Release gives leased tasks back at once (a worker shutting down).
+	Release(ctx context.Context, tokens ...string) error
+	// Complete records c's pages with the progress they add, unless the
+	// task is recorded already or the job is final (then nothing
+	// changes). When they are the job's last, the job ends in the same
+	// transaction and is returned: succeeded, or failed when every page
+	// failed.
+	Complete(ctx context.Context, c *Claim, pages []Page, now time.Time) (finished *Job, err error)
+}
+
+// Outbox hands webhook deliveries to workers.
+type Outbox interface {
+	// ClaimDelivery leases the next due delivery whose destination has
+	// fewer than perDestination deliveries leased; nil when none.
+	ClaimDelivery(ctx context.Context, worker string, now time.Time, lease time.Duration, perDestination int) (*Delivery, error)
+	// NextDelivery returns when the next delivery is due; ok is false
+	// when the outbox is empty.
+	NextDelivery(ctx context.Context) (next time.Time, ok bool, err error)
+	// DeliveryDone removes a delivery (delivered or given up).
+	DeliveryDone(ctx context.Context, d *Delivery) error
+	// DeliveryRetry records a failed attempt (d.Attempts, d.Next) and
+	// releases the lease.
+	DeliveryRetry(ctx context.Context, d *Delivery) error
+}
+
+// Store is a whole job store.
+type Store interface {
+	Jobs
+	Work
+	Outbox
+	Close() error
+}
+
+// Options configure either store.
+type Options struct {
+	// Codec seals and opens payloads; nil: stored as they are.
+	Codec Codec
+	// Event returns the webhook body for a job that has just ended
+	// (called inside the transaction that ends it, for jobs with a
+	// WebhookURL); nil: the job record as JSON.
+	Event func(j *Job) ([]byte, error)
+	// Retention is how long a final job is kept (its Expires).
+	Retention time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Codec == nil {
+		o.Codec = Plain{}
+	}
+	if o.Event == nil {
+		o.Event = func(j *Job) ([]byte, error) { return json.Marshal(j) }
+	}
+	return o
+}
+
+// Codec is the one seam every payload passes on its way into and out of
+// a store: input files and page results. ref names the payload's place
+// ("input/<job>/<item>", "page/<job>/<index>") so that a sealed payload
+// can be bound to it.
+type Codec interface {
+	Seal(ref string, b []byte) ([]byte, error)
+	Open(ref string, b []byte) ([]byte, error)
+}
+
+// Plain is the Codec that stores payloads as they are.
+type Plain struct{}
+
+// Seal implements Codec.
+func (Plain) Seal(_ string, b []byte) ([]byte, error) { return b, nil }
+
+// Open implements Codec.
+func (Plain) Open(_ string, b []byte) ([]byte, error) { return b, nil }
+
+func inputRef(id string, item int) string { return fmt.Sprintf("input/%s/%d", id, item) }
+func pageRef(id string, index int) string { return fmt.Sprintf("page/%s/%d", id, index) }
+
+// end moves j to a final state at now, to be kept for retention, and
+// returns the outbox record announcing it (nil without a webhook).
+func (o Options) end(j *Job, state State, now time.Time) (*Delivery, error) {
+	j.State, j.Updated, j.Finished, j.Expires = state, now, now, now.Add(o.Retention)
+	if j.WebhookURL == "" {
+		return nil, nil
+	}
+	body, err := o.Event(j)
+	if err != nil {
+		return nil, err
+	}
+	return newDelivery(j, body, now), nil
+}
+
+// finalState is the state of a job all of whose pages are recorded.
+func finalState(j *Job) State {
+	if j.PagesFailed == j.PagesTotal {
+		return StateFailed
+	}
+	return StateSucceeded
+}
+
+// newDelivery is the outbox record announcing j's end.
+func newDelivery(j *Job, body []byte, now time.Time) *Delivery {
+	return &Delivery{ID: NewID("msg_"), JobID: j.ID, URL: j.WebhookURL, Body: body, Next: now, Created: now}
+}
+
+// NewID returns prefix and 32 random hex digits.
+func NewID(prefix string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// Destination is the key per-destination delivery limits count under:
+// the URL's scheme, host and port, lower-cased.
+func Destination(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Hostname() + ":" + port)
+}
+
+// checkLimits refuses a job of bytes for tenant when the unfinished jobs
+// (all, and the tenant's) leave no room for it.
+func checkLimits(lim Limits, all, tenant Stats, bytes int64) error {
+	switch {
+	case lim.MaxJobs > 0 && all.Jobs >= lim.MaxJobs:
+		return &LimitError{What: "jobs", Used: int64(all.Jobs), Limit: int64(lim.MaxJobs)}
+	case lim.TenantMaxJobs > 0 && tenant.Jobs >= lim.TenantMaxJobs:
+		return &LimitError{Tenant: true, What: "jobs", Used: int64(tenant.Jobs), Limit: int64(lim.TenantMaxJobs)}
+	case lim.MaxBytes > 0 && all.Bytes+bytes > lim.MaxBytes:
+		return &LimitError{What: "bytes", Used: all.Bytes, Limit: lim.MaxBytes}
+	case lim.TenantMaxBytes > 0 && tenant.Bytes+bytes > lim.TenantMaxBytes:
+		return &LimitError{Tenant: true, What: "bytes", Used: tenant.Bytes, Limit: lim.TenantMaxBytes}
+	}
+	return nil
+}
