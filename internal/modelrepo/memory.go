@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/visionserve/visionserve/internal/atomicfile"
 )
 
 // FailuresFile is the name of the failure memory in Options.StateDir.
@@ -144,7 +146,7 @@ func (m *memory) saveLocked() {
 		err = os.MkdirAll(filepath.Dir(m.path), 0o755)
 	}
 	if err == nil {
-		err = WriteFileAtomic(m.path, data, 0o644)
+		err = atomicfile.Write(m.path, data, 0o644)
 	}
 	if err != nil && !m.warned {
 		m.warned = true
