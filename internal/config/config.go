@@ -23,6 +23,7 @@ import (
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/calib"
 	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/keys"
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/ocr/dewarp"
@@ -42,9 +43,12 @@ type Config struct {
 	Models     []Model          `yaml:"models"`
 	Face       Face             `yaml:"face"`
 	Jobs       Jobs             `yaml:"jobs"`
-	Tracing    tracing.Config   `yaml:"tracing"`
-	Log        Log              `yaml:"log"`
-	ONNX       ONNX             `yaml:"onnx"`
+	// Encryption seals face embeddings and job inputs and results at
+	// rest; it names where the key-encryption key is, never the key.
+	Encryption keys.Settings  `yaml:"encryption"`
+	Tracing    tracing.Config `yaml:"tracing"`
+	Log        Log            `yaml:"log"`
+	ONNX       ONNX           `yaml:"onnx"`
 	// Repository serves signed model packages instead of Models.
 	Repository Repository `yaml:"repository"`
 	UI         UI         `yaml:"ui"`
@@ -378,7 +382,7 @@ func (c Config) validate(final bool) error {
 	}
 	for name, err := range map[string]error{
 		"tls": c.TLS.Runtime().Validate(), "auth": c.Auth.Validate(), "rate_limits": c.RateLimits.Validate(),
-		"jobs": c.Jobs.Runtime().Validate(), "tracing": c.Tracing.Validate(),
+		"jobs": c.Jobs.Runtime().Validate(), "tracing": c.Tracing.Validate(), "encryption": c.Encryption.Validate(),
 	} {
 		if err != nil {
 			add("%s: %s", name, strings.ReplaceAll(err.Error(), "\n", "; "))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/gallery"
+	"github.com/visionserve/visionserve/internal/keys"
 )
 
 // constEmbedder is an embedding model that maps every face to one vector:
@@ -77,7 +78,7 @@ func (s *swapSource) unpin() {
 // newGalleries opens a gallery manager on an embedded store of the test.
 func newGalleries(t *testing.T) *gallery.Manager {
 	t.Helper()
-	store, err := gallery.OpenBolt(filepath.Join(t.TempDir(), "g.db"), time.Second)
+	store, err := gallery.OpenBolt(filepath.Join(t.TempDir(), "g.db"), time.Second, keys.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
