@@ -214,7 +214,8 @@ func TestCacheKeyPerVersion(t *testing.T) {
 			emb: &EmbedderVersion{Ref: ModelRef{Name: "face-embed", Version: embVersion}, ID: "sha256:e"}}
 		return p.cacheKey()
 	}
-	if key("1", "1") == key("2", "1") || key("1", "1") == key("1", "2") || key("1", "1") != key("1", "1") {
+	same, again := key("1", "1"), key("1", "1")
+	if same == key("2", "1") || same == key("1", "2") || same != again {
 		t.Error("cache keys do not follow the versions")
 	}
 	det := &pinned{det: DetectorVersion{Ref: ModelRef{Name: "face-detect", Version: "1"}, Digest: "d"}}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/visionserve/visionserve/internal/keys"
 	"github.com/visionserve/visionserve/internal/keys/keybolt"
@@ -68,7 +69,7 @@ func OpenBolt(path string, lockTimeout time.Duration, enc keys.Config) (*BoltSto
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("gallery store %s: another process holds it: %w", path, err)
 		}
 		return nil, fmt.Errorf("gallery store %s: %w", path, err)
@@ -423,7 +424,7 @@ func storeErr(err error) error {
 	switch {
 	case err == nil, errors.Is(err, ErrGalleryNotFound), errors.Is(err, ErrSubjectNotFound):
 		return err
-	case errors.Is(err, bolt.ErrDatabaseNotOpen):
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return ErrClosed
 	}
 	return fmt.Errorf("gallery store: %w", err)

@@ -128,13 +128,6 @@ func (m *memory) dropLocked(model string, version int) bool {
 	return len(m.entries) != n
 }
 
-// all returns the remembered failures, oldest first.
-func (m *memory) all() []Remembered {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.entries)
-}
-
 // saveLocked writes the file atomically, so that a crash while writing
 // never leaves half a file.
 func (m *memory) saveLocked() {

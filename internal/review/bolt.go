@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/visionserve/visionserve/internal/keys"
 	"github.com/visionserve/visionserve/internal/keys/keybolt"
@@ -62,7 +63,7 @@ func OpenBolt(path string, lockTimeout time.Duration, enc keys.Config) (*BoltSto
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("review store %s: another process holds it: %w", path, err)
 		}
 		return nil, fmt.Errorf("review store %s: %w", path, err)

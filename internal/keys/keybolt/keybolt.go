@@ -13,6 +13,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/visionserve/visionserve/internal/keys"
 )
@@ -153,7 +154,7 @@ func bucketAt(tx *bolt.Tx, path [][]byte) *bolt.Bucket {
 func Compact(path string, lockTimeout time.Duration) error {
 	src, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, ReadOnly: true})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return fmt.Errorf("compacting %s: another process holds it (stop the server first): %w", path, err)
 		}
 		return fmt.Errorf("compacting %s: %w", path, err)
