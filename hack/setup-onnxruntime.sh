@@ -57,22 +57,15 @@ if [[ -s "$lib" ]]; then
 	exit 0
 fi
 
-command -v npm >/dev/null || die "npm is needed to fetch onnxruntime-node (Debian: apt-get install npm)"
 command -v tar >/dev/null || die "tar is needed"
-command -v openssl >/dev/null || die "openssl is needed to check the package integrity"
+. "$(dirname "$0")/lib/npm-pack.sh"
 
 mkdir -p "$dest_dir"
 work="$(mktemp -d "$dest_dir/.setup.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
 log "fetching onnxruntime-node@$ORT_VERSION (about 110 MB) with npm pack"
-(cd "$work" && npm pack --silent "onnxruntime-node@$ORT_VERSION" >/dev/null 2>"$work/npm.log") ||
-	{ cat "$work/npm.log" >&2; die "npm pack onnxruntime-node@$ORT_VERSION failed"; }
-tgz="$work/onnxruntime-node-$ORT_VERSION.tgz"
-[[ -f "$tgz" ]] || die "npm pack did not produce $tgz"
-
-got="sha512-$(openssl dgst -sha512 -binary "$tgz" | openssl base64 -A)"
-[[ "$got" == "$ORT_INTEGRITY" ]] || die "integrity mismatch for $tgz: want $ORT_INTEGRITY, got $got"
+tgz=$(npm_pack_verified onnxruntime-node "$ORT_VERSION" "$ORT_INTEGRITY" "$work") || die "onnxruntime-node@$ORT_VERSION not fetched"
 
 member="package/bin/napi-v6/linux/$arch/libonnxruntime.so.1"
 tar -xzf "$tgz" -C "$work" "$member" || die "$member not found in the package"

@@ -21,6 +21,9 @@ export VISIONSERVE_ONNXRUNTIME_LIB
 # the server binaries.
 VISIONSERVE_PG_BIN=${VISIONSERVE_PG_BIN:-$(hack/setup-postgres.sh)}
 export VISIONSERVE_PG_BIN
+# The console's browser tests drive Debian's chromium and run axe-core (an
+# npm package cached in ~/.cache/visionserve); this installs or finds both.
+eval "$(hack/setup-browser.sh)"
 # The operator's envtest suites run a real kube-apiserver (built from source
 # once, cached in ~/.cache/visionserve/envtest) and Debian's etcd.
 KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS:-$(hack/setup-envtest.sh)}
