@@ -23,7 +23,9 @@ import (
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/calib"
 	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/ocr/dewarp"
 	"github.com/visionserve/visionserve/internal/ocr/tier"
 	"github.com/visionserve/visionserve/internal/ratelimit"
 	"github.com/visionserve/visionserve/internal/tracing"
@@ -128,6 +130,17 @@ type OCR struct {
 	// Tier says when models that have a cheap_tier switch to it: under
 	// sustained queueing (docs/operator.md). Off unless enter_queue is set.
 	Tier tier.Policy `yaml:"tier"`
+	// Languages routes a request's lang= to a model by name (chi_sim and
+	// zh to ocr-zh by default); entries in the file add to the defaults
+	// or replace them.
+	Languages map[string]string `yaml:"languages"`
+	// Scripts maps the script Tesseract's OSD sees on the first page to
+	// the language lang=auto asks for (Latin: eng, Han and Japanese:
+	// chi_sim by default).
+	Scripts map[string]string `yaml:"scripts"`
+	// Dewarp is the dewarp mode of requests that do not choose one:
+	// auto (flatten photographed pages, level tilted scans), on or off.
+	Dewarp dewarp.Mode `yaml:"dewarp"`
 }
 
 // Model is one served model.
@@ -205,6 +218,9 @@ func Default() Config {
 			OrientationCheckBelow:    oc.OrientationCheckBelow,
 			MinOrientationConfidence: oc.MinOrientationConfidence,
 			Tier:                     tier.Policy{Sustain: 10 * time.Second},
+			Languages:                oc.Languages,
+			Scripts:                  oc.Scripts,
+			Dewarp:                   oc.Dewarp,
 		},
 		Models:  []Model{{Name: "ocr-eng", Version: "1", Engine: "tesseract", Languages: "eng", Calibration: DefaultCalibration}},
 		Face:    defaultFace(),
@@ -301,6 +317,19 @@ func (c Config) validate(final bool) error {
 	}
 	if err := c.OCR.Tier.Validate(); err != nil {
 		add("ocr.%v", err)
+	}
+	for lang, model := range c.OCR.Languages {
+		if lang == "" || lang == ocr.LangAuto || !modelrepo.ValidName(model) {
+			add("ocr.languages: %q: %q: want a language other than %q and a model name", lang, model, ocr.LangAuto)
+		}
+	}
+	for script, lang := range c.OCR.Scripts {
+		if script == "" || lang == "" || lang == ocr.LangAuto {
+			add("ocr.scripts: %q: %q: want an OSD script name and a language other than %q", script, lang, ocr.LangAuto)
+		}
+	}
+	if _, err := ocr.ParseDewarp(string(c.OCR.Dewarp)); err != nil || c.OCR.Dewarp == "" {
+		add("ocr.dewarp %q: use auto, on or off", c.OCR.Dewarp)
 	}
 	if len(c.Models) == 0 {
 		add("models: at least one model is needed")

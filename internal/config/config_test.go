@@ -35,7 +35,7 @@ func TestLoadFull(t *testing.T) {
 	if det.Engine != "onnx" || det.Dir != "/srv/models/det" || det.Runtime["file"] != "det.onnx" || batching["max_queue_delay"] != "2ms" {
 		t.Errorf("onnx model = %+v", det)
 	}
-	if c.OCR.Review.Accept != 0.9 || c.Log.Format != "json" {
+	if c.OCR.Review.Accept != 0.9 || c.OCR.Dewarp != "off" || c.Log.Format != "json" {
 		t.Errorf("ocr = %+v, log = %+v", c.OCR, c.Log)
 	}
 	if c.Server.AdminAddr != "127.0.0.1:9100" || c.TLS.Runtime().ClientAuth != "verify_if_given" || len(c.Auth.APIKeys) != 1 ||
@@ -95,6 +95,7 @@ func TestLoadRejects(t *testing.T) {
 			`name "a" is used twice`, "languages is empty", `log.level "loud"`,
 			"models[2].dir is empty", "models[3]: dir and runtime are for ppocr and onnx", "max_tensor_elements",
 			"tls: cert_file and key_file", "api_keys[0] (plain).hash", "rate_limits: default", "jobs: max_items", "tracing: sample_ratio",
+			`ocr.dewarp "always"`,
 		},
 	} {
 		_, err := Load(file)
@@ -173,5 +174,26 @@ func TestTrafficFileNeedsRepository(t *testing.T) {
 	c.Repository.Dir = "/models"
 	if err := c.Validate(); err != nil {
 		t.Errorf("with a repository: %v", err)
+	}
+}
+
+// ocr.languages and ocr.scripts add to the defaults; entries the OCR core
+// cannot route by are refused, every one named.
+func TestOCRLanguages(t *testing.T) {
+	c, err := Parse([]byte("ocr:\n  languages: {jpn: ocr-ja, chi_sim: ocr-zh-v5}\n  scripts: {Katakana: jpn}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := c.OCR.Languages; l["jpn"] != "ocr-ja" || l["chi_sim"] != "ocr-zh-v5" || l["zh"] != "ocr-zh" {
+		t.Errorf("languages %v: want the file's entries over the defaults", l)
+	}
+	if s := c.OCR.Scripts; s["Katakana"] != "jpn" || s["Han"] != "chi_sim" || s["Latin"] != "eng" {
+		t.Errorf("scripts %v", s)
+	}
+	_, err = Parse([]byte("ocr:\n  languages: {auto: ocr-zh, deu: 'Not A Name'}\n  scripts: {Cyrillic: auto, Greek: ''}\n"))
+	for _, want := range []string{`"auto": "ocr-zh"`, `"deu": "Not A Name"`, `"Cyrillic": "auto"`, `"Greek": ""`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %s", err, want)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/metrics"
+	"github.com/visionserve/visionserve/internal/ocr/dewarp"
 	"github.com/visionserve/visionserve/internal/ocr/tier"
 	"github.com/visionserve/visionserve/internal/tracing"
 )
@@ -70,7 +71,7 @@ func (m Mode) segMode() engine.SegMode {
 type Options struct {
 	Model   string // "" selects by Lang, or the default model
 	Version string // "" lets the model source route
-	Lang    string // Tesseract language spec; "" means the model's own
+	Lang    string // a language (routed by Config.Languages), LangAuto, or "" for the model's own
 	Mode    Mode
 	// NoRotate skips orientation detection (pages known to be upright).
 	NoRotate bool
@@ -80,6 +81,9 @@ type Options struct {
 	// MaxSide downscales pages to this longer side before recognition
 	// (0: as they are); the cheaper tier sets it (cheap.go).
 	MaxSide int
+	// Dewarp says when pages are flattened or levelled before
+	// recognition (flatten.go); "" takes Config.Dewarp.
+	Dewarp dewarp.Mode
 }
 
 // Params are a request's options as every transport receives them: the
@@ -89,6 +93,7 @@ type Params struct {
 	Model, Version, Lang string
 	Mode                 string // auto, page, block, line, word
 	Rotate               string // auto, off
+	Dewarp               string // auto, on, off
 }
 
 // Options validates p; a value outside its enum is ErrBadOption.
@@ -101,7 +106,11 @@ func (p Params) Options() (Options, error) {
 	if err != nil {
 		return Options{}, err
 	}
-	return Options{Model: p.Model, Version: p.Version, Lang: p.Lang, Mode: mode, NoRotate: noRotate}, nil
+	dw, err := ParseDewarp(p.Dewarp)
+	if err != nil {
+		return Options{}, err
+	}
+	return Options{Model: p.Model, Version: p.Version, Lang: p.Lang, Mode: mode, NoRotate: noRotate, Dewarp: dw}, nil
 }
 
 // ParseRotate reads the rotate option: "" and auto detect pages turned by
@@ -205,11 +214,22 @@ type Config struct {
 	// Tier says when models with a cheaper tier switch to it; the zero
 	// value never does.
 	Tier tier.Policy
+	// Languages routes a request's lang (one naming no model) to the
+	// model that reads it, by name; a language without a route, or whose
+	// model is not served, goes to the first model reading it.
+	Languages map[string]string
+	// Scripts maps the script OSD detects to the language lang=auto
+	// asks for (LangAuto).
+	Scripts map[string]string
+	// Dewarp is the dewarp mode of requests that do not choose one;
+	// the zero value is off.
+	Dewarp dewarp.Mode
 }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
-	return Config{Review: DefaultReviewPolicy(), OrientationCheckBelow: 0.75, MinOrientationConfidence: 0.4, Limits: imageio.DefaultLimits()}
+	return Config{Review: DefaultReviewPolicy(), OrientationCheckBelow: 0.75, MinOrientationConfidence: 0.4, Limits: imageio.DefaultLimits(),
+		Dewarp: dewarp.Auto, Languages: DefaultLanguages(), Scripts: DefaultScripts()}
 }
 
 // Service is the OCR core that every transport calls.
@@ -228,6 +248,7 @@ func NewService(cfg Config, models ModelSource, s Scheduler, m *metrics.Metrics,
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
+	cloneTables(&cfg)
 	if cfg.Tracer == nil {
 		cfg.Tracer = noop.NewTracerProvider().Tracer("")
 	}
@@ -269,20 +290,37 @@ func (s *Service) recognize(ctx context.Context, in Input, opt Options) (*Result
 	if opt.Mode == "" {
 		opt.Mode = ModeAuto
 	}
-	model, release, err := s.models.Acquire(Selector{Name: opt.Model, Version: opt.Version, Lang: opt.Lang, Key: opt.Key})
+	var t timings
+	var doc *imageio.Document
+	var err error
+	auto := opt.Lang == LangAuto
+	var script string
+	if auto {
+		// The language comes from the first page: open the input first.
+		if doc, err = imageio.Open(in.Data, in.Declared, s.cfg.Limits); err != nil {
+			return nil, err
+		}
+		if script, opt.Lang, err = s.detectLanguage(ctx, doc, opt.Key, &t); err != nil {
+			return nil, err
+		}
+	}
+	model, release, err := s.acquire(opt)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	trace.SpanFromContext(ctx).SetAttributes(modelAttrs(model.Ref)...)
 
-	doc, err := imageio.Open(in.Data, in.Declared, s.cfg.Limits)
-	if err != nil {
-		return nil, err
+	if doc == nil {
+		if doc, err = imageio.Open(in.Data, in.Declared, s.cfg.Limits); err != nil {
+			return nil, err
+		}
 	}
 	res := &Result{Model: model.Ref, Pages: make([]Page, 0, len(doc.Pages))}
+	if auto {
+		res.Script, res.Lang = script, opt.Lang
+	}
 	res.Tier = string(s.chooseTier(model, &opt))
-	var t timings
 	for i := range doc.Pages {
 		var page Page
 		err := s.sched.Run(ctx, func(ctx context.Context) error {
@@ -336,6 +374,7 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 		endStage(pspan, err)
 		return Page{}, err
 	}
+	fix := s.flatten(ctx, model, gray, i, opt, func(c *dewarp.Correction) { gray = c.Gray(gray) })
 	gray, scale := downscale(gray, opt.MaxSide)
 	mode := opt.Mode
 	if mode == ModeAuto {
@@ -372,7 +411,9 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 		}
 	}
 	unscale(lines, scale)
-	return Page{Index: i, Width: b.Dx(), Height: b.Dy(), Angle: angle, Mode: string(mode), Confidence: conf, Lines: lines}, nil
+	page := Page{Index: i, Width: b.Dx(), Height: b.Dy(), Angle: angle, Mode: string(mode), Confidence: conf, Lines: lines}
+	unwarp(&page, fix)
+	return page, nil
 }
 
 // turnToTry returns the clockwise turn worth a second reading of a
@@ -412,10 +453,15 @@ func (s *Service) readPage(ctx context.Context, model *Model, img image.Image, i
 		endStage(pspan, err)
 		return Page{}, err
 	}
+	gray := imageio.ToGray(img)
+	fix := s.flatten(ctx, model, gray, i, opt, func(c *dewarp.Correction) {
+		img = c.Image(img)
+		gray = imageio.ToGray(img)
+	})
 	mode := opt.Mode
 	if mode == ModeAuto {
 		mode = ModePage
-		if isSingleLine(imageio.ToGray(img)) {
+		if isSingleLine(gray) {
 			mode = ModeLine
 		}
 	}
@@ -444,7 +490,9 @@ func (s *Service) readPage(ctx context.Context, model *Model, img image.Image, i
 	if lines == nil {
 		lines = []Line{}
 	}
-	return Page{Index: i, Width: b.Dx(), Height: b.Dy(), Mode: string(mode), Confidence: MeanConfidence(lines), Lines: lines}, nil
+	page := Page{Index: i, Width: b.Dx(), Height: b.Dy(), Mode: string(mode), Confidence: MeanConfidence(lines), Lines: lines}
+	unwarp(&page, fix)
+	return page, nil
 }
 
 // read recognises gray turned clockwise by turn degrees and returns the
