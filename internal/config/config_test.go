@@ -163,6 +163,20 @@ func TestLoadRepository(t *testing.T) {
 	}
 }
 
+// Traffic weights split a repository's versions: without a repository the
+// file would be ignored, so the configuration is refused.
+func TestTrafficFileNeedsRepository(t *testing.T) {
+	c := Default()
+	c.Repository.TrafficFile = "/run/traffic.json"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "repository.traffic_file needs repository.dir") {
+		t.Errorf("error %v", err)
+	}
+	c.Repository.Dir = "/models"
+	if err := c.Validate(); err != nil {
+		t.Errorf("with a repository: %v", err)
+	}
+}
+
 // ocr.languages and ocr.scripts add to the defaults; entries the OCR core
 // cannot route by are refused, every one named.
 func TestOCRLanguages(t *testing.T) {
