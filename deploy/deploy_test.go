@@ -308,11 +308,19 @@ func checkServerPod(t *testing.T, o *unstructured.Unstructured) {
 		t.Error("no preStop sleep: a terminating pod must keep serving while its endpoint leaves the Service")
 	}
 	mounts, _, _ := unstructured.NestedSlice(ctr, "volumeMounts")
+	stateMounted := false
 	for _, m := range mounts {
 		mm := m.(map[string]any)
 		if mm["mountPath"] == "/models" && mm["readOnly"] != true {
 			t.Error("models are not mounted read-only")
 		}
+		stateMounted = stateMounted || (mm["name"] == "state" && mm["mountPath"] == "/var/lib/visionserve/state" && mm["readOnly"] != true)
+	}
+	// With a models volume, the isolated check's failure memory needs a
+	// writable directory beside it.
+	args, _, _ := unstructured.NestedStringSlice(ctr, "args")
+	if i := slices.Index(args, "--state-dir"); slices.Contains(args, "--models") && (!stateMounted || i < 0 || i+1 >= len(args) || args[i+1] != "/var/lib/visionserve/state") {
+		t.Errorf("state dir: mounted writable %v, args %q: want --state-dir /var/lib/visionserve/state on a writable volume", stateMounted, args)
 	}
 }
 

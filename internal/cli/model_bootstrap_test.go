@@ -116,7 +116,7 @@ func TestServeRepositoryFlags(t *testing.T) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var f serverFlags
 	f.register(fs, config.Default(), true)
-	if err := fs.Parse([]string{"--config", cfgFile, "--models", "/repo", "--trust-key", "/a.pem", "--trust-key", "/b.pem", "--trust-ca", "/ca.pem", "--allow-unsigned", "--traffic-file", "/run/traffic.json"}); err != nil {
+	if err := fs.Parse([]string{"--config", cfgFile, "--models", "/repo", "--trust-key", "/a.pem", "--trust-key", "/b.pem", "--trust-ca", "/ca.pem", "--allow-unsigned", "--traffic-file", "/run/traffic.json", "--state-dir", "/var/lib/state"}); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := f.load(fs)
@@ -125,7 +125,7 @@ func TestServeRepositoryFlags(t *testing.T) {
 	}
 	r := cfg.Repository
 	if r.Dir != "/repo" || strings.Join(r.Trust.Keys, ",") != "/file.pem,/a.pem,/b.pem" || strings.Join(r.Trust.CACertificates, ",") != "/ca.pem" || !r.Trust.AllowUnsigned ||
-		r.TrafficFile != "/run/traffic.json" {
+		r.TrafficFile != "/run/traffic.json" || r.StateDir != "/var/lib/state" {
 		t.Errorf("repository %+v", r)
 	}
 }

@@ -15,6 +15,7 @@ type repoFlags struct {
 	trustCAs      stringList
 	allowUnsigned bool
 	trafficFile   string
+	stateDir      string
 }
 
 func (f *repoFlags) register(fs *flag.FlagSet) {
@@ -22,6 +23,7 @@ func (f *repoFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.trustKeys, "trust-key", "trust packages signed with this PEM public key (repeatable)")
 	fs.Var(&f.trustCAs, "trust-ca", "trust packages signed with certificates from this PEM CA file (repeatable)")
 	fs.BoolVar(&f.allowUnsigned, "allow-unsigned", false, "also load packages without model.sig, after a manifest check (local experiments only)")
+	fs.StringVar(&f.stateDir, "state-dir", "", "writable directory where the server remembers the model versions that failed to load (repository.state_dir; default <models>/.visionserve)")
 	fs.StringVar(&f.trafficFile, "traffic-file", "", `JSON file of the traffic weights to start with, {"<model>": {"weights": {"<version>": <weight>}}}; a missing file means none`)
 }
 
@@ -32,6 +34,8 @@ func (f *repoFlags) apply(fs *flag.FlagSet, cfg *config.Config) {
 			cfg.Repository.Dir = f.dir
 		case "allow-unsigned":
 			cfg.Repository.Trust.AllowUnsigned = f.allowUnsigned
+		case "state-dir":
+			cfg.Repository.StateDir = f.stateDir
 		case "traffic-file":
 			cfg.Repository.TrafficFile = f.trafficFile
 		}

@@ -93,7 +93,7 @@ func TestCreateConverges(t *testing.T) {
 	pod := dep.Spec.Template.Spec
 	c := pod.Containers[0]
 	wantArgs := []string{"serve", "--addr", ":8080", "--grpc-addr", ":9090", "--admin-addr", ":9091", "--models", "/models",
-		"--traffic-file", "/var/run/visionserve/traffic/traffic.json", "--config", "/etc/visionserve/config.yaml", "--workers", "2", "--no-auth"}
+		"--traffic-file", "/var/run/visionserve/traffic/traffic.json", "--state-dir", "/var/lib/visionserve/state", "--config", "/etc/visionserve/config.yaml", "--workers", "2", "--no-auth"}
 	if !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("args %q, want %q", c.Args, wantArgs)
 	}
@@ -119,6 +119,20 @@ func TestCreateConverges(t *testing.T) {
 	}
 	if !trafficRO {
 		t.Errorf("traffic not mounted read-only at %s: %+v", TrafficPath, c.VolumeMounts)
+	}
+	// The failure memory of the isolated model check must be writable
+	// and outlive a container restart: an emptyDir, not the read-only
+	// models volume.
+	stateRW := false
+	for _, m := range c.VolumeMounts {
+		stateRW = stateRW || (m.Name == "state" && m.MountPath == StatePath && !m.ReadOnly)
+	}
+	stateEmptyDir := false
+	for _, v := range pod.Volumes {
+		stateEmptyDir = stateEmptyDir || (v.Name == "state" && v.EmptyDir != nil)
+	}
+	if !stateRW || !stateEmptyDir {
+		t.Errorf("state dir: mounted writable %v, an emptyDir %v: want %s (--state-dir) on a writable emptyDir", stateRW, stateEmptyDir, StatePath)
 	}
 	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe.HTTPGet.Path != "/healthz" {
 		t.Errorf("probes: readiness %+v liveness %+v", c.ReadinessProbe, c.LivenessProbe)

@@ -35,6 +35,11 @@ const (
 	AnnotationConfigHash = "visionserve.io/config-hash"
 
 	ModelsPath = "/models"
+	// StatePath is where a server remembers the model versions that
+	// failed its isolated check (repository.state_dir): the models
+	// volume is read-only, and an emptyDir outlives a container that
+	// crashed and restarted, which is when the memory matters.
+	StatePath = "/var/lib/visionserve/state"
 	ConfigDir  = "/etc/visionserve"
 	ConfigFile = "config.yaml"
 	// JobsPath holds the embedded job database; JobsDSNFile the shared
@@ -130,7 +135,7 @@ func serverArgs(vs *v1alpha1.VisionService) []string {
 	if vs.Spec.Models != nil {
 		// the traffic ConfigMap: weights of canaries and their verdicts
 		// from the first request (routing.go)
-		args = append(args, "--models", ModelsPath, "--traffic-file", TrafficPath+"/"+TrafficFile)
+		args = append(args, "--models", ModelsPath, "--traffic-file", TrafficPath+"/"+TrafficFile, "--state-dir", StatePath)
 	}
 	if vs.Spec.Server.Config != "" {
 		args = append(args, "--config", ConfigDir+"/"+ConfigFile)
@@ -271,6 +276,8 @@ func deployment(vs *v1alpha1.VisionService, replicas int32) *appsv1ac.Deployment
 		pod.WithVolumes(corev1ac.Volume().WithName("traffic").
 			WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(trafficConfigMapName(vs)).WithOptional(true)))
 		c.WithVolumeMounts(corev1ac.VolumeMount().WithName("traffic").WithMountPath(TrafficPath).WithReadOnly(true))
+		pod.WithVolumes(corev1ac.Volume().WithName("state").WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(resource.MustParse("16Mi"))))
+		c.WithVolumeMounts(corev1ac.VolumeMount().WithName("state").WithMountPath(StatePath))
 	}
 	jobsVolume(vs, pod, c)
 	if hasConfigMap(vs) {
