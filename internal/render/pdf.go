@@ -10,8 +10,8 @@ import (
 )
 
 func init() {
-	Register(Format{Name: "pdf", Ext: "pdf", Renderer: pdfRenderer{}})
-	Register(Format{Name: "pdfa", Ext: "pdf", Renderer: pdfRenderer{pdfa: true}})
+	Register(Format{Name: "pdf", Ext: "pdf", Images: true, Renderer: pdfRenderer{}})
+	Register(Format{Name: "pdfa", Ext: "pdf", Images: true, Renderer: pdfRenderer{pdfa: true}})
 }
 
 // pdfRenderer writes a searchable PDF (package pdf): every page image of

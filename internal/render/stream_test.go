@@ -46,6 +46,9 @@ func stream(t *testing.T, name string, doc Document, pages ...StreamPage) ([]byt
 func TestStreamIsRender(t *testing.T) {
 	for _, name := range []string{"text", "hocr", "alto", "pdf", "pdfa"} {
 		streamer(t, name)
+		if f, _ := Lookup(name); f.Images != strings.HasPrefix(name, "pdf") {
+			t.Errorf("%s: Images is %v", name, f.Images)
+		}
 	}
 	for _, name := range []string{"json", "page"} {
 		f, _ := Lookup(name)
