@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/visionserve/visionserve/internal/httpapi"
@@ -253,6 +255,13 @@ func TestJobResultFormats(t *testing.T) {
 	if code := getJSON(t, base, &res); code != 200 {
 		t.Fatalf("json: %d", code)
 	}
+	validate := specValidator(t)
+	send := func(t *testing.T, method, url, contentType string, body []byte, header ...string) (*http.Response, []byte) {
+		t.Helper()
+		resp, b := send(t, method, url, contentType, body, header...)
+		validate(resp, b)
+		return resp, b
+	}
 	get := func(query string, header ...string) []byte {
 		t.Helper()
 		resp, body := send(t, "GET", base+query, "", nil, header...)
@@ -460,5 +469,38 @@ func TestJobResultCutShort(t *testing.T) {
 	resp2, body := send(t, "GET", srv.URL+"/v1/jobs/"+st.ID+"/result?format=pdf&page=1", "", nil)
 	if resp2.StatusCode != 500 || resp2.Header.Get("Content-Type") != "application/problem+json" {
 		t.Fatalf("page=1: %d %.200s", resp2.StatusCode, body)
+	}
+}
+
+// The validator reads the XML documents as the strings the document
+// declares them to be.
+func init() {
+	openapi3filter.RegisterBodyDecoder("application/xml", openapi3filter.FileBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("application/xhtml+xml", openapi3filter.FileBodyDecoder)
+}
+
+// specValidator checks answers against openapi.json.
+func specValidator(t *testing.T) func(resp *http.Response, body []byte) {
+	doc := loadSpec(t)
+	doc.Servers = nil
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(resp *http.Response, body []byte) {
+		t.Helper()
+		req := resp.Request
+		route, params, err := router.FindRoute(req)
+		if err != nil {
+			t.Fatalf("%s %s not in the document: %v", req.Method, req.URL.Path, err)
+		}
+		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, ExcludeRequestBody: true}}
+		out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+			Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+		out.SetBodyBytes(body)
+		if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+			t.Errorf("%s %s %d does not match the document: %v", req.Method, req.URL, resp.StatusCode, err)
+		}
 	}
 }
