@@ -69,8 +69,10 @@ func (f *fakeOCR) Recognize(ctx context.Context, in ocr.Input, opt ocr.Options) 
 	res := &ocr.Result{Model: ocr.ModelRef{Name: "fake", Version: "1"}}
 	for i, p := range doc.Pages {
 		text := fmt.Sprintf("%s#%d", digest(in.Data), i)
+		// One word over the page's top half, so formats have a box.
+		box := ocr.RectQuad(image.Rect(0, 0, p.Width, max(p.Height/2, 1)))
 		res.Pages = append(res.Pages, ocr.Page{Index: i, Width: p.Width, Height: p.Height, Confidence: 0.9,
-			Lines: []ocr.Line{{Text: text, Confidence: 0.9, Review: ocr.TierAccept}}})
+			Lines: []ocr.Line{{Text: text, Confidence: 0.9, Review: ocr.TierAccept, Box: box, Words: []ocr.Word{{Text: text, Confidence: 0.9, Box: box}}}}})
 	}
 	return res, nil
 }
