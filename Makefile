@@ -7,7 +7,7 @@ export VISIONSERVE_SHARED ?= $(abspath ../shared)
 
 .PHONY: help
 help: ## show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: setup
 setup: ## install missing system dependencies (Tesseract, Leptonica, pkg-config)
@@ -20,6 +20,18 @@ build: ## build bin/visionserve
 .PHONY: operator
 operator: ## build bin/visionserve-operator (the Kubernetes operator)
 	$(GO) build -trimpath -o bin/visionserve-operator ./cmd/visionserve-operator
+
+.PHONY: image
+image: ## build the server and operator images with buildah, labels and SBOMs, into bin/image (ARCHS="amd64 arm64": both and an OCI image index)
+	hack/image.sh
+
+.PHONY: image-smoke
+image-smoke: ## build and run the server image under podman, read-only root, non-root: health, OCR CER, faces (ARCH=arm64: under qemu)
+	hack/fleet-test.sh smoke $(or $(ARCH),amd64)
+
+.PHONY: e2e-cluster
+e2e-cluster: ## build the images and run them on a local single-node Kubernetes: operator, chart, scaling, rollout, canaries, disruption
+	hack/fleet-test.sh cluster
 
 .PHONY: quickstart
 quickstart: ## install, build, start the server on 127.0.0.1:8080 and show a real OCR result

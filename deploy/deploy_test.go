@@ -304,6 +304,9 @@ func checkServerPod(t *testing.T, o *unstructured.Unstructured) {
 	if p, _, _ := unstructured.NestedString(ctr, "readinessProbe", "httpGet", "path"); p != "/readyz" {
 		t.Errorf("readiness probe %q", p)
 	}
+	if s, _, _ := unstructured.NestedInt64(ctr, "lifecycle", "preStop", "sleep", "seconds"); s < 1 {
+		t.Error("no preStop sleep: a terminating pod must keep serving while its endpoint leaves the Service")
+	}
 	mounts, _, _ := unstructured.NestedSlice(ctr, "volumeMounts")
 	for _, m := range mounts {
 		mm := m.(map[string]any)

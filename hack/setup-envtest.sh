@@ -5,15 +5,16 @@
 #
 #   ${XDG_CACHE_HOME:-~/.cache}/visionserve/envtest/k8s-<version>/{kube-apiserver,etcd}
 #
-# - kube-apiserver is built from the k8s.io/kubernetes Go module by the small
-#   separate module in hack/kube-apiserver (so the main go.mod never requires
-#   k8s.io/kubernetes). The first build takes about 5 minutes on 2 cores; after
-#   that the cached binary is reused. Only the Go module proxy is needed.
+# - kube-apiserver is the multi-call Kubernetes binary that hack/setup-kube.sh
+#   builds once from the k8s.io/kubernetes Go module (hack/kube, a separate
+#   module, so the main go.mod never requires k8s.io/kubernetes) and caches; the
+#   directory holds a link to it named kube-apiserver. The local cluster
+#   (hack/cluster.sh) runs the same binary, so Kubernetes is built once.
 # - etcd is Debian's etcd-server (3.4), installed when missing; the cache
 #   directory holds a symlink to /usr/bin/etcd.
 #
 # Nothing is written into the repository. Running the script again is a no-op
-# that prints the same path. Keep K8S_VERSION in step with hack/kube-apiserver/go.mod.
+# that prints the same path. Keep K8S_VERSION in step with hack/kube/go.mod.
 #
 # Usage: export KUBEBUILDER_ASSETS="$(hack/setup-envtest.sh)"
 set -euo pipefail
@@ -40,20 +41,11 @@ etcd_bin=$(command -v etcd || echo /usr/bin/etcd)
 [[ -x "$etcd_bin" ]] || die "etcd not found after installing etcd-server"
 ln -sfn "$etcd_bin" "$dir/etcd"
 
-# kube-apiserver from source, once per version.
-if [[ ! -x "$dir/kube-apiserver" ]] || ! "$dir/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes v$K8S_VERSION"; then
-	grep -q "k8s.io/kubernetes v$K8S_VERSION\$" hack/kube-apiserver/go.mod ||
-		die "hack/kube-apiserver/go.mod does not require k8s.io/kubernetes v$K8S_VERSION"
-	log "building kube-apiserver v$K8S_VERSION from k8s.io/kubernetes (first time only; about 5 minutes on 2 cores)"
-	tmp=$(mktemp "$dir/.kube-apiserver.XXXXXX")
-	trap 'rm -f "$tmp"' EXIT
-	start=$SECONDS
-	pkg=k8s.io/component-base/version
-	(cd hack/kube-apiserver && CGO_ENABLED=0 nice -n 19 go build -trimpath -o "$tmp" \
-		-ldflags "-s -w -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=31 -X $pkg.gitTreeState=clean" .) ||
-		die "building kube-apiserver failed"
-	chmod 0755 "$tmp"
-	mv -f "$tmp" "$dir/kube-apiserver" # same directory: a concurrent run never sees half a file
-	log "built kube-apiserver in $((SECONDS - start))s"
-fi
+# kube-apiserver: a link to the multi-call binary, built once per version.
+grep -q "k8s.io/kubernetes v$K8S_VERSION\$" hack/kube/go.mod ||
+	die "hack/kube/go.mod does not require k8s.io/kubernetes v$K8S_VERSION"
+kube=$(hack/setup-kube.sh) || die "hack/setup-kube.sh failed"
+ln -sfn "$kube" "$dir/kube-apiserver"
+"$dir/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes v$K8S_VERSION" ||
+	die "$dir/kube-apiserver --version is not Kubernetes v$K8S_VERSION"
 printf '%s\n' "$dir"

@@ -15,8 +15,13 @@
 # library in this order: explicit config, $VISIONSERVE_ONNXRUNTIME_LIB, then
 # the cache path above; keep ORT_VERSION in step with onnx.RuntimeVersion.
 #
+# With --arch amd64|arm64 it installs that platform's library from the same
+# package (for images of another architecture, hack/image.sh) into
+# <version>/linux-<arch>/libonnxruntime.so.1 instead.
+#
 # Usage: hack/setup-onnxruntime.sh            # prints the library path
 #        export VISIONSERVE_ONNXRUNTIME_LIB="$(hack/setup-onnxruntime.sh)"
+#        hack/setup-onnxruntime.sh --arch arm64
 set -euo pipefail
 
 ORT_VERSION=1.30.0
@@ -31,32 +36,36 @@ Linux/x86_64) arch=x64 ;;
 Linux/aarch64 | Linux/arm64) arch=arm64 ;;
 *) die "unsupported platform $(uname -s)/$(uname -m); only Linux x86_64 and arm64 are packaged here" ;;
 esac
+host_arch=$arch
+case "${1:-}/${2:-}" in
+/) ;;
+--arch/amd64 | --arch/x64) arch=x64 ;;
+--arch/arm64 | --arch/aarch64) arch=arm64 ;;
+*) die "usage: setup-onnxruntime.sh [--arch amd64|arm64]" ;;
+esac
 
 cache_root="${XDG_CACHE_HOME:-$HOME/.cache}"
 dest_dir="$cache_root/visionserve/onnxruntime/$ORT_VERSION"
 lib="$dest_dir/libonnxruntime.so.1"
+if [[ $arch != "$host_arch" ]]; then
+	dest_dir="$dest_dir/linux-$arch"
+	lib="$dest_dir/libonnxruntime.so.1"
+fi
 
 if [[ -s "$lib" ]]; then
 	printf '%s\n' "$lib"
 	exit 0
 fi
 
-command -v npm >/dev/null || die "npm is needed to fetch onnxruntime-node (Debian: apt-get install npm)"
 command -v tar >/dev/null || die "tar is needed"
-command -v openssl >/dev/null || die "openssl is needed to check the package integrity"
+. "$(dirname "$0")/lib/npm-pack.sh"
 
 mkdir -p "$dest_dir"
 work="$(mktemp -d "$dest_dir/.setup.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
 log "fetching onnxruntime-node@$ORT_VERSION (about 110 MB) with npm pack"
-(cd "$work" && npm pack --silent "onnxruntime-node@$ORT_VERSION" >/dev/null 2>"$work/npm.log") ||
-	{ cat "$work/npm.log" >&2; die "npm pack onnxruntime-node@$ORT_VERSION failed"; }
-tgz="$work/onnxruntime-node-$ORT_VERSION.tgz"
-[[ -f "$tgz" ]] || die "npm pack did not produce $tgz"
-
-got="sha512-$(openssl dgst -sha512 -binary "$tgz" | openssl base64 -A)"
-[[ "$got" == "$ORT_INTEGRITY" ]] || die "integrity mismatch for $tgz: want $ORT_INTEGRITY, got $got"
+tgz=$(npm_pack_verified onnxruntime-node "$ORT_VERSION" "$ORT_INTEGRITY" "$work") || die "onnxruntime-node@$ORT_VERSION not fetched"
 
 member="package/bin/napi-v6/linux/$arch/libonnxruntime.so.1"
 tar -xzf "$tgz" -C "$work" "$member" || die "$member not found in the package"

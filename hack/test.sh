@@ -21,6 +21,9 @@ export VISIONSERVE_ONNXRUNTIME_LIB
 # the server binaries.
 VISIONSERVE_PG_BIN=${VISIONSERVE_PG_BIN:-$(hack/setup-postgres.sh)}
 export VISIONSERVE_PG_BIN
+# The console's browser tests drive Debian's chromium and run axe-core (an
+# npm package cached in ~/.cache/visionserve); this installs or finds both.
+eval "$(hack/setup-browser.sh)"
 # The operator's envtest suites run a real kube-apiserver (built from source
 # once, cached in ~/.cache/visionserve/envtest) and Debian's etcd.
 KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS:-$(hack/setup-envtest.sh)}
@@ -74,6 +77,14 @@ while read -r pkg target; do
   [[ $pkg == ./internal/imageio && $target == FuzzDecode ]] && time=${FUZZTIME:-30s}
   fuzz "$pkg" "$target" "$time"
 done <<<"$targets"
+
+# The images built and run for real: the server under podman with a
+# read-only root (make image-smoke), then the images, operator and chart on a
+# local single-node Kubernetes (make e2e-cluster). Skipped with the reason on
+# a machine that cannot run them (not root, no namespaces); a failure under
+# CI=true.
+step "images and the local cluster (make image-smoke, make e2e-cluster)"
+hack/fleet-test.sh all
 
 echo >&2
 echo "test: all passed" >&2

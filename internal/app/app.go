@@ -19,19 +19,23 @@ import (
 
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/connlimit"
 	"github.com/visionserve/visionserve/internal/engine/tesseract"
 	"github.com/visionserve/visionserve/internal/grpcapi"
 	"github.com/visionserve/visionserve/internal/httpapi"
 	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/loader"
 	"github.com/visionserve/visionserve/internal/metrics"
+	"github.com/visionserve/visionserve/internal/modelcheck"
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
 	"github.com/visionserve/visionserve/internal/ratelimit"
+	"github.com/visionserve/visionserve/internal/review"
 	"github.com/visionserve/visionserve/internal/sched"
 	"github.com/visionserve/visionserve/internal/tlsconf"
 	"github.com/visionserve/visionserve/internal/tracing"
+	"github.com/visionserve/visionserve/internal/ui"
 )
 
 // Version is the visionserve version, set at link time.
@@ -49,7 +53,13 @@ type Options struct {
 	// admin listener are set up, and Start must not be called.
 	CoreOnly bool
 	// Loaders add or replace model repository loaders, by package kind.
+	// The check child must be given them too (CheckChild's extra).
 	Loaders map[string]modelrepo.Loader
+	// ModelCheck says how to start the child process that loads and warms
+	// up each new repository version before this process does
+	// (modelcheck.Executable(): this binary's `model check --child`).
+	// Nil turns the isolated check off.
+	ModelCheck *modelcheck.Command
 }
 
 // DefaultOptions matches the command-line defaults.
@@ -82,11 +92,14 @@ type App struct {
 	admin    *http.Server      // nil: no admin listener
 	adminLn  net.Listener
 	adminErr chan error
-	repo     *modelrepo.Repository // nil without repository.dir
+	repo     *modelrepo.Repository   // nil without repository.dir
+	refused  []modelrepo.ModelStatus // built-in models that failed to load
+	reviews  *review.Service         // nil without reviews.path or reviews.store: postgres
 	// stopImports stops the import drop folder's watcher (nil without
 	// repository.import.dir).
 	stopImports func()
 	started     time.Time
+	conns       *connlimit.Metrics
 }
 
 // New loads the models and builds the server; nothing listens yet. On
@@ -112,6 +125,9 @@ func New(opts Options) (a *App, err error) {
 			loaded.closeModels(context.Background())
 			if loaded.jobs != nil {
 				_ = loaded.jobs.Close()
+			}
+			if loaded.reviews != nil {
+				_ = loaded.reviews.Close()
 			}
 			if loaded.tracing != nil {
 				_ = loaded.tracing.Shutdown(context.Background())
@@ -143,6 +159,7 @@ func New(opts Options) (a *App, err error) {
 	}
 
 	a.metrics = metrics.New(opts.Registry)
+	a.conns = connlimit.NewMetrics(opts.Registry)
 	workers := cfg.Server.EffectiveWorkers()
 	a.sched = sched.New(workers, cfg.Server.Queue, a.metrics)
 	a.metrics.Workers.Set(float64(workers))
@@ -155,7 +172,14 @@ func New(opts Options) (a *App, err error) {
 	for _, mc := range a.staticConfig(cfg) {
 		m, err := loadModel(mc, env)
 		if err != nil {
-			return nil, err
+			if mc.Name == cfg.DefaultModelName() {
+				return nil, err // nothing to serve without it
+			}
+			// One unusable model (an ONNX output the binding cannot
+			// return, a corrupt file) must not keep the others from
+			// serving: it is refused, and listed as failed.
+			a.refuse(mc, err)
+			continue
 		}
 		if m.OCR != nil {
 			m.OCR.Calibration = mc.Calibration
@@ -203,8 +227,20 @@ func New(opts Options) (a *App, err error) {
 	if err := a.startFace(cfg); err != nil {
 		return nil, err
 	}
+	if a.reviews, err = a.openReviews(cfg); err != nil {
+		return nil, fmt.Errorf("reviews: %w", err)
+	}
+	var console http.Handler
+	if cfg.UI.Enabled {
+		console = ui.New()
+	}
 
+	bodyTotal, bodyShare := cfg.BodyBudget()
+	a.metrics.BodyMemoryCapacity.Set(float64(bodyTotal))
 	a.handler = httpapi.New(httpapi.Config{
+		Bodies:         sched.NewMemory(bodyTotal, bodyShare, a.metrics),
+		MinUploadRate:  int64(cfg.Server.MinUploadRate),
+		UploadGrace:    cfg.Server.ReadHeaderTimeout,
 		OCR:            a.ocr,
 		OIP:            a.oip,
 		Face:           a.Face(),
@@ -222,6 +258,8 @@ func New(opts Options) (a *App, err error) {
 		StaticModels:   a.staticStatus(),
 		DefaultModel:   cfg.DefaultModelName(),
 		StickyHeader:   cfg.Repository.StickyHeader,
+		Reviews:        a.reviews,
+		UI:             console,
 	})
 	a.srv = &http.Server{
 		Handler:           a.handler,
@@ -247,11 +285,11 @@ func New(opts Options) (a *App, err error) {
 			Metrics:         a.serving,
 			Log:             opts.Logger,
 		}
-		// The same credentials, scopes, rate limits and certificate as HTTP.
+		// The same credentials, scopes, rate limits and certificate as HTTP;
+		// credentials are checked when a call's headers arrive, before its
+		// message is read.
 		if a.auth != nil {
-			scopes := grpcapi.MethodScopes()
-			gc.Unary = append(gc.Unary, a.auth.UnaryServerInterceptor(scopes))
-			gc.Stream = append(gc.Stream, a.auth.StreamServerInterceptor(scopes))
+			gc.Tap = a.auth.TapHandle(grpcapi.MethodScopes())
 		}
 		if limiter != nil {
 			gc.Unary = append(gc.Unary, limiter.UnaryServerInterceptor(principalKey))
@@ -349,14 +387,24 @@ func (a *App) readiness() error {
 	return a.modelsReady()
 }
 
+// listen opens the listener name on addr, bounded to
+// server.max_connections open connections.
+func (a *App) listen(name, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return connlimit.Listen(ln, a.opts.Config.Server.MaxConnections, name, a.conns), nil
+}
+
 // Start listens on the configured address and serves in the background.
 func (a *App) Start() error {
-	ln, err := net.Listen("tcp", a.opts.Config.Server.Addr)
+	ln, err := a.listen("http", a.opts.Config.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	if a.grpc != nil {
-		gln, err := net.Listen("tcp", a.opts.Config.Server.GRPCAddr)
+		gln, err := a.listen("grpc", a.opts.Config.Server.GRPCAddr)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("listen (gRPC): %w", err)
@@ -365,7 +413,7 @@ func (a *App) Start() error {
 		go func() { a.grpcErr <- a.grpc.Serve(gln) }()
 	}
 	if a.admin != nil {
-		aln, err := net.Listen("tcp", a.opts.Config.Server.AdminAddr)
+		aln, err := a.listen("admin", a.opts.Config.Server.AdminAddr)
 		if err != nil {
 			ln.Close()
 			if a.grpcLn != nil {
@@ -389,8 +437,10 @@ func (a *App) Start() error {
 		// and the e2e tests read the HTTP address from.
 		a.log.Info("serving gRPC", "grpc_addr", a.grpcLn.Addr().String())
 	}
+	bodyMemory, _ := a.opts.Config.BodyBudget()
 	a.log.Info("serving", "addr", ln.Addr().String(), "tls", a.tls != nil, "auth", a.auth != nil && !a.auth.Disabled(), "jobs", a.jobs != nil,
-		"workers", a.sched.Workers(), "queue", a.sched.QueueCap(), "version", Version)
+		"workers", a.sched.Workers(), "queue", a.sched.QueueCap(), "max_connections", a.opts.Config.Server.MaxConnections,
+		"body_memory", bodyMemory, "version", Version)
 	return nil
 }
 
@@ -457,6 +507,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 			err = errors.Join(err, jerr)
 		}
 	}
+	if a.reviews != nil {
+		err = errors.Join(err, a.reviews.Close())
+	}
 	if cerr := a.closeModels(ctx); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
@@ -478,6 +531,9 @@ func Run(ctx context.Context, opts Options) error {
 		_ = a.closeModels(context.Background())
 		if a.jobs != nil {
 			_ = a.jobs.Close()
+		}
+		if a.reviews != nil {
+			_ = a.reviews.Close()
 		}
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/visionserve/visionserve/internal/face/facerepo"
 	"github.com/visionserve/visionserve/internal/gallery"
 	"github.com/visionserve/visionserve/internal/metrics"
-	"github.com/visionserve/visionserve/internal/modelrepo"
 )
 
 // Interface guards: the metrics observe the face core and the galleries.
@@ -99,17 +98,6 @@ func (a *App) startFace(cfg config.Config) (err error) {
 	a.face = p
 	a.log.Info("face recognition loaded", append(attrs, "duration", time.Since(start).Round(time.Millisecond))...)
 	return nil
-}
-
-// faceLoaders returns the repository loaders of kinds face-detect and
-// face-embed: sessions as face.sessions says (else one per worker), built
-// and warmed up on the scheduler's workers.
-func (a *App) faceLoaders(cfg config.Config) map[string]modelrepo.Loader {
-	sessions := cfg.Face.Sessions
-	if sessions == 0 {
-		sessions = a.sched.Workers()
-	}
-	return facerepo.Loaders{Sessions: sessions, ONNXLibrary: cfg.ONNX.Library, Run: a.sched.Run}.Map()
 }
 
 func openGalleryStore(g config.Gallery) (gallery.Store, error) {

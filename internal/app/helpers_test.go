@@ -39,12 +39,7 @@ type fixture struct {
 // traineddata, signed with a trusted key) and starts a server over it.
 func newFixture(t testing.TB, mutate func(*config.Config)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, root: t.TempDir(), key: repotest.NewKey(t), ca: repotest.NewCA(t), data: repotest.Tessdata(t)}
-	line, err := os.ReadFile(filepath.Join(testenv.Shared(t, "data/ocr/lines"), "book/0005/010001.bin.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.line = line
+	f := &fixture{t: t, root: t.TempDir(), key: repotest.NewKey(t), ca: repotest.NewCA(t), data: repotest.Tessdata(t), line: lineOf(t)}
 	f.publish(1, nil)
 	f.srv = apptest.Start(t, func(c *config.Config) {
 		c.Server.Workers = 2
@@ -57,6 +52,16 @@ func newFixture(t testing.TB, mutate func(*config.Config)) *fixture {
 	})
 	f.rec = record(t, f.srv.Repository())
 	return f
+}
+
+// lineOf reads the shared text line the fixtures send.
+func lineOf(t testing.TB) []byte {
+	t.Helper()
+	line, err := os.ReadFile(filepath.Join(testenv.Shared(t, "data/ocr/lines"), "book/0005/010001.bin.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return line
 }
 
 // spec is ocr-eng version v, signed with the trusted key.
@@ -112,6 +117,43 @@ func (f *fixture) ocr(pin, key string) (status int, version string, err error) {
 		return resp.StatusCode, "", fmt.Errorf("header version %q, body model %+v, text %q", h, res.Model, res.Text)
 	}
 	return resp.StatusCode, res.Model.Version, nil
+}
+
+// load keeps n clients reading the line, unpinned, without pause, until
+// the returned stop is called; stop returns how many answers each version
+// gave and every failed request.
+func (f *fixture) load(n int) (stop func() (map[string]int, []error)) {
+	var mu sync.Mutex
+	served := map[string]int{}
+	var failed []error
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				_, version, err := f.ocr("", "")
+				mu.Lock()
+				if err != nil {
+					failed = append(failed, err)
+				} else {
+					served[version]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	return func() (map[string]int, []error) {
+		close(done)
+		wg.Wait()
+		return served, failed
+	}
 }
 
 // request builds a request for path: the model routes go to the admin

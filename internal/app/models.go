@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/visionserve/visionserve/internal/config"
 	"github.com/visionserve/visionserve/internal/loader"
+	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
 )
@@ -36,6 +38,23 @@ func loadModel(mc config.Model, env loader.Env) (*loader.Model, error) {
 		return loader.ONNX(mc.Name, mc.Version, mc.Dir, runtime, env)
 	}
 	return nil, fmt.Errorf("model %s: unknown engine %q", mc.Name, mc.Engine)
+}
+
+// refuse records a built-in model that failed to load: the server serves
+// the others and lists it as failed, with the reason.
+func (a *App) refuse(mc config.Model, err error) {
+	reason := modelrepo.ReasonOf(err)
+	if reason == modelrepo.ReasonUnknown {
+		reason = modelrepo.ReasonLoadError
+	}
+	a.log.Error("model refused; serving the others", "model", mc.Name, "version", mc.Version, "engine", mc.Engine, "reason", reason, "err", err)
+	fail := &modelrepo.Error{Reason: reason, Err: err}
+	a.refused = append(a.refused, modelrepo.ModelStatus{
+		Name:    mc.Name,
+		Traffic: modelrepo.Traffic{Mode: modelrepo.TrafficStatic, Shares: map[string]float64{}},
+		Versions: []modelrepo.VersionStatus{{Version: mc.Version, State: modelrepo.StateFailed, Since: time.Now(),
+			Reason: reason, Phase: modelrepo.PhaseLoad, Detail: fail.Error()}},
+	})
 }
 
 // ocrSource serves the OCR models, or, with none configured, answers every

@@ -514,8 +514,9 @@ func TestIntegrationOIPErrors(t *testing.T) {
 	if _, err := client.ModelMetadata(context.Background(), &pb.ModelMetadataRequest{Name: "nope"}); status.Code(err) != codes.NotFound {
 		t.Errorf("ModelMetadata(nope) = %v", err)
 	}
-	if _, err := client.ModelReady(context.Background(), &pb.ModelReadyRequest{Name: "mix", Version: "9"}); status.Code(err) != codes.NotFound {
-		t.Errorf("ModelReady(mix, 9) = %v", err)
+	// Not served: not ready, as Triton answers (REST: a 4xx).
+	if r, err := client.ModelReady(context.Background(), &pb.ModelReadyRequest{Name: "mix", Version: "9"}); err != nil || r.GetReady() {
+		t.Errorf("ModelReady(mix, 9) = %v, %v; want ready false", r, err)
 	}
 }
 

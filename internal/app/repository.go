@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/visionserve/visionserve/internal/config"
@@ -59,14 +57,17 @@ func (a *App) modelSource(cfg config.Config, env loader.Env) (ocr.ModelSource, e
 		a.serving.BatchRows, a.serving.BatchSize)
 	// One scheduler for every version: engines are built and warmed on its
 	// workers, so a swap never runs more inference than --workers allows.
-	loaders := kindLoaders(env, sync.OnceValues(ocrrepo.NewSample))
-	loaders[ocrrepo.KindTesseract] = &ocrrepo.TesseractLoader{Workers: env.Instances, Run: a.sched.Run}
-	maps.Copy(loaders, a.faceLoaders(cfg))
-	maps.Copy(loaders, a.opts.Loaders)
+	faceSessions := cfg.Face.Sessions
+	if faceSessions == 0 {
+		faceSessions = a.sched.Workers()
+	}
+	loaders := repositoryLoaders(loaderSetup{env: env, run: a.sched.Run, faceSessions: faceSessions, extra: a.opts.Loaders})
 	repo, err := modelrepo.New(modelrepo.Options{
 		Dir:              rc.Dir,
 		Verifier:         policy,
 		Loaders:          loaders,
+		Checker:          a.modelChecker(cfg),
+		StateDir:         rc.EffectiveStateDir(),
 		DefaultPolicy:    rc.Policy,
 		Policies:         rc.Policies,
 		RescanInterval:   rc.RescanInterval,
@@ -115,7 +116,7 @@ func (a *App) staticStatus() []modelrepo.ModelStatus {
 			Versions: []modelrepo.VersionStatus{{Version: m.Version, State: modelrepo.StateReady, Since: a.started, Kind: m.Kind}},
 		})
 	}
-	return out
+	return append(out, a.refused...)
 }
 
 // oipModels returns the models of the inference protocol: the static ones,

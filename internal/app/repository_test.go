@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,27 +25,7 @@ func TestIntegrationRejectedVersionsKeepThePreviousOne(t *testing.T) {
 
 	// A client keeps asking throughout; every answer must come from
 	// version 1 (the only version that may ever be ready here).
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var served, bad atomic.Int64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			status, v, err := f.ocr("", "")
-			if err != nil || status != 200 || v != "1" {
-				bad.Add(1)
-				t.Errorf("while versions were refused: status %d version %q: %v", status, v, err)
-				return
-			}
-			served.Add(1)
-		}
-	}()
+	stop := f.load(1)
 
 	flip := func(rel string) func(*repotest.Spec) {
 		return func(s *repotest.Spec) {
@@ -109,12 +87,11 @@ func TestIntegrationRejectedVersionsKeepThePreviousOne(t *testing.T) {
 			}
 		})
 	}
-	close(stop)
-	wg.Wait()
-	if served.Load() == 0 || bad.Load() != 0 {
-		t.Fatalf("background client: %d served, %d bad", served.Load(), bad.Load())
+	served, failed := stop()
+	if served["1"] == 0 || len(served) != 1 || len(failed) != 0 {
+		t.Fatalf("background client: answers by version %v, failures %v", served, failed)
 	}
-	t.Logf("%d requests answered by version 1 while %d bad versions were refused", served.Load(), len(cases))
+	t.Logf("%d requests answered by version 1 while %d bad versions were refused", served["1"], len(cases))
 	// Every reason is exported, at zero when it never happened.
 	if n := f.metric("visionserve_model_load_failures_total", map[string]string{"model": "ocr-eng", "reason": "warmup_error"}); n != 0 {
 		t.Errorf("warmup_error series: %v", n)

@@ -100,9 +100,9 @@ type Principal struct {
 }
 
 // Anonymous is the principal of credential-less requests when
-// authentication is disabled: it may infer and write galleries, never
-// administer models.
-var Anonymous = Principal{ID: "anonymous", Scopes: NewScopeSet(ScopeInfer, ScopeGalleriesWrite), Method: MethodAnonymous}
+// authentication is disabled: it may infer and write galleries and
+// reviews, never administer models.
+var Anonymous = Principal{ID: "anonymous", Scopes: NewScopeSet(ScopeInfer, ScopeGalleriesWrite, ScopeReviewsWrite), Method: MethodAnonymous}
 
 type principalKey struct{}
 
@@ -280,7 +280,7 @@ func FromRequest(r *http.Request) Credential {
 }
 
 // Check authenticates c and authorises scope. For Public it returns nil,
-// nil. With authentication disabled, a request without a credential is
+// nil; for Authenticated, any verified principal. With authentication disabled, a request without a credential is
 // Anonymous (which holds neither models:admin nor any scope a disabled
 // server should not grant); a request with one is verified as usual.
 func (a *Authenticator) Check(c Credential, scope Scope) (*Principal, error) {
@@ -298,7 +298,7 @@ func (a *Authenticator) Check(c Credential, scope Scope) (*Principal, error) {
 			return nil, aerr
 		}
 	}
-	if !p.Scopes.Has(scope) {
+	if scope != Authenticated && !p.Scopes.Has(scope) {
 		err := &Error{Kind: ErrForbidden, Reason: ReasonInsufficientScope, Scope: scope}
 		if p.Method == MethodAnonymous {
 			// Anonymous lacks a scope only for admin routes: ask for

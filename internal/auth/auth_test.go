@@ -240,6 +240,11 @@ func TestScopes(t *testing.T) {
 		{"token with infer", bearer(inferOnly), auth.ScopeInfer, nil, "jwt:user-1"},
 		{"token without galleries:write", bearer(inferOnly), auth.ScopeGalleriesWrite, auth.ErrForbidden, ""},
 		{"public needs nothing", auth.Credential{}, auth.Public, nil, ""},
+		{"authenticated: any key", bearer(adminKey), auth.Authenticated, nil, "key:ops"},
+		{"authenticated: any token", bearer(inferOnly), auth.Authenticated, nil, "jwt:user-1"},
+		{"authenticated: not a wrong key", bearer(key + "x"), auth.Authenticated, auth.ErrUnauthenticated, ""},
+		{"authenticated: not nothing", auth.Credential{}, auth.Authenticated, auth.ErrUnauthenticated, ""},
+		{"key without reviews:write", bearer(key), auth.ScopeReviewsWrite, auth.ErrForbidden, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := a.Check(tc.cred, tc.scope)

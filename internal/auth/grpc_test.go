@@ -3,13 +3,18 @@ package auth_test
 import (
 	"context"
 	"net"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
+	gproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
@@ -17,9 +22,10 @@ import (
 	"github.com/visionserve/visionserve/internal/auth"
 )
 
-// The interceptors guard a real gRPC server (the standard health service
-// stands in for the inference services).
-func TestGRPCInterceptors(t *testing.T) {
+// The tap handle guards a real gRPC server (the standard health service
+// stands in for the inference services), and refuses a call before its
+// message is decoded.
+func TestGRPCTapHandle(t *testing.T) {
 	inferKey, inferHash, _ := auth.GenerateKey()
 	adminKey, adminHash, _ := auth.GenerateKey()
 	a, _ := newAuth(t, auth.Config{APIKeys: []auth.APIKey{
@@ -32,12 +38,14 @@ func TestGRPCInterceptors(t *testing.T) {
 		// Watch (a stream) is absent: closed.
 	}
 	var seen *auth.Principal
+	codec := &countingCodec{CodecV2: encoding.GetCodecV2(gproto.Name)}
 	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(a.UnaryServerInterceptor(scopes), func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		grpc.InTapHandle(a.TapHandle(scopes)),
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			seen = auth.PrincipalFrom(ctx)
 			return h(ctx, req)
 		}),
-		grpc.StreamInterceptor(a.StreamServerInterceptor(scopes)),
+		grpc.ForceServerCodecV2(codec),
 	)
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	ln := bufconn.Listen(1 << 20)
@@ -60,6 +68,10 @@ func TestGRPCInterceptors(t *testing.T) {
 		call func() error
 		want codes.Code
 	}{
+		{"no credential, a large message", func() error {
+			_, err := client.Check(context.Background(), &healthpb.HealthCheckRequest{Service: strings.Repeat("x", 1<<20)})
+			return err
+		}, codes.Unauthenticated},
 		{"no credential", func() error { _, err := client.Check(context.Background(), &healthpb.HealthCheckRequest{}); return err }, codes.Unauthenticated},
 		{"wrong key", func() error {
 			_, err := client.Check(with("authorization", "Bearer vsk_nope"), &healthpb.HealthCheckRequest{})
@@ -91,8 +103,12 @@ func TestGRPCInterceptors(t *testing.T) {
 		}, codes.PermissionDenied},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			before := codec.unmarshals.Load()
 			if got := status.Code(tc.call()); got != tc.want {
 				t.Fatalf("code %v, want %v", got, tc.want)
+			}
+			if n := codec.unmarshals.Load() - before; tc.want != codes.OK && n != 0 {
+				t.Errorf("the refused call's message was decoded (%d times)", n)
 			}
 		})
 	}
@@ -101,13 +117,18 @@ func TestGRPCInterceptors(t *testing.T) {
 	}
 }
 
-// The stream interceptor lets an authorised stream through with the
-// principal in its context.
+// The tap handle lets an authorised stream through with the principal in
+// its context.
 func TestGRPCStreamAllowed(t *testing.T) {
 	key, hash, _ := auth.GenerateKey()
 	a, _ := newAuth(t, auth.Config{APIKeys: []auth.APIKey{{Name: "app", Hash: hash, Scopes: []string{"infer"}}}}, nil)
 	scopes := auth.MethodScopes{healthpb.Health_Watch_FullMethodName: auth.ScopeInfer}
-	srv := grpc.NewServer(grpc.StreamInterceptor(a.StreamServerInterceptor(scopes)))
+	var seen *auth.Principal
+	srv := grpc.NewServer(grpc.InTapHandle(a.TapHandle(scopes)),
+		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			seen = auth.PrincipalFrom(ss.Context())
+			return h(srv, ss)
+		}))
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	ln := bufconn.Listen(1 << 20)
 	go srv.Serve(ln)
@@ -124,4 +145,18 @@ func TestGRPCStreamAllowed(t *testing.T) {
 	if resp, err := st.Recv(); err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("%v %v", resp, err)
 	}
+	if seen == nil || seen.ID != "key:app" {
+		t.Errorf("the stream saw principal %+v", seen)
+	}
+}
+
+// countingCodec counts the messages the server decodes.
+type countingCodec struct {
+	encoding.CodecV2
+	unmarshals atomic.Int64
+}
+
+func (c *countingCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	c.unmarshals.Add(1)
+	return c.CodecV2.Unmarshal(data, v)
 }

@@ -21,14 +21,21 @@ const (
 	ScopeModelsAdmin Scope = "models:admin"
 	// ScopeGalleriesWrite: create and change face galleries.
 	ScopeGalleriesWrite Scope = "galleries:write"
+	// ScopeReviewsWrite: store and delete reviewed OCR lines, the data a
+	// model's confidence calibration is fitted on (reading them is infer).
+	ScopeReviewsWrite Scope = "reviews:write"
 
 	// Public marks routes served without credentials (health, metrics,
 	// the API description).
 	Public Scope = "public"
+	// Authenticated marks routes any verified principal may call, whatever
+	// its scopes (GET /v1/whoami: a credential may always ask what it may
+	// do). Not grantable either.
+	Authenticated Scope = "authenticated"
 )
 
 // Scopes lists the grantable scopes.
-var Scopes = []Scope{ScopeInfer, ScopeModelsAdmin, ScopeGalleriesWrite}
+var Scopes = []Scope{ScopeInfer, ScopeModelsAdmin, ScopeGalleriesWrite, ScopeReviewsWrite}
 
 // ParseScope validates a grantable scope name.
 func ParseScope(s string) (Scope, error) {

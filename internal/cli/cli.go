@@ -19,6 +19,7 @@ import (
 
 	"github.com/visionserve/visionserve/internal/app"
 	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/modelcheck"
 )
 
 type command struct {
@@ -216,7 +217,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	log := newLogger(cfg.Log, stderr)
 	log.Info("effective configuration", "config", fmt.Sprintf("%+v", cfg))
-	if err := app.Run(ctx, app.Options{Config: cfg, Logger: log}); err != nil {
+	opts := app.Options{Config: cfg, Logger: log}
+	if cfg.Repository.Dir != "" && !cfg.Repository.Check.Disabled {
+		// Each new version is loaded first in `visionserve model check
+		// --child`, a process of this very binary.
+		check, err := modelcheck.Executable()
+		if err != nil {
+			return fail(stderr, "serve", err)
+		}
+		opts.ModelCheck = &check
+	}
+	if err := app.Run(ctx, opts); err != nil {
 		return fail(stderr, "serve", err)
 	}
 	return 0

@@ -42,6 +42,9 @@ commands:
                                                       RSA-PSS signature.sig) or OpenSSF-signed model, then publish
                                                       it as a package signed with the repository's key
   inspect  DIR                                        show the manifest and the signature
+  check    (--key PUBLIC)... (--ca CA.pem)... [--timeout D] [--memory-limit SIZE] DIR
+                                                      verify DIR, then load and warm it up in a separate
+                                                      process, as the server does before it loads a version
   bootstrap [--home DIR] [--tessdata DIR] [--face DIR]
                                                       package and sign the system's Tesseract model
                                                       (and the face models of DIR) with a local key
@@ -56,7 +59,7 @@ Exit status: 0 on success, 1 when a command fails, 2 on a usage error.
 // line on stderr naming the reason, 2 on a usage error.
 func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "visionserve model: missing command (keygen, pack, sign, verify, import, inspect or bootstrap); see -h")
+		fmt.Fprintln(stderr, "visionserve model: missing command (keygen, pack, sign, verify, import, inspect, check or bootstrap); see -h")
 		return 2
 	}
 	c := &modelCmd{verb: args[0], stdout: stdout, stderr: stderr}
@@ -73,13 +76,15 @@ func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return c.importCmd(ctx, args[1:])
 	case "inspect":
 		return c.inspect(args[1:])
+	case "check":
+		return c.check(ctx, args[1:])
 	case "bootstrap":
 		return c.bootstrap(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, modelUsage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "visionserve model: unknown command %q (want keygen, pack, sign, verify, import, inspect or bootstrap)\n", modelOneLine(args[0]))
+	fmt.Fprintf(stderr, "visionserve model: unknown command %q (want keygen, pack, sign, verify, import, inspect, check or bootstrap)\n", modelOneLine(args[0]))
 	return 2
 }
 

@@ -45,6 +45,8 @@ type Config struct {
 	ONNX       ONNX             `yaml:"onnx"`
 	// Repository serves signed model packages instead of Models.
 	Repository Repository `yaml:"repository"`
+	UI         UI         `yaml:"ui"`
+	Reviews    Reviews    `yaml:"reviews"`
 }
 
 // ONNX configures the ONNX Runtime library that onnx and ppocr models use.
@@ -72,6 +74,39 @@ type Server struct {
 	// GRPCAddr is the gRPC listener (Open Inference Protocol), loopback
 	// by default like Addr; "" turns gRPC off.
 	GRPCAddr string `yaml:"grpc_addr"`
+
+	// MaxConnections bounds the connections each listener (HTTP, gRPC,
+	// admin) holds open; one more is closed on arrival. 0: no bound.
+	MaxConnections int `yaml:"max_connections"`
+	// BodyMemory bounds the bytes of request bodies held at once (being
+	// read, waiting for a worker, running); one principal may hold a
+	// quarter of it, and at least the largest body. 0: 16 x
+	// limits.max_bytes (Config.BodyBudget).
+	BodyMemory ByteSize `yaml:"body_memory"`
+	// MinUploadRate is the pace, in bytes per second, a request body must
+	// keep once read_header_timeout has passed; a slower upload is
+	// refused with 408. 0: only request_timeout bounds an upload.
+	MinUploadRate ByteSize `yaml:"min_upload_rate"`
+}
+
+// bodyEnvelope is what a multipart envelope may add to a request's images
+// (the HTTP transport's bound).
+const bodyEnvelope = 64 << 10
+
+// largestBody is the largest request body a route takes: two images (face
+// verification) in a multipart envelope.
+func (c Config) largestBody() int64 { return 2*int64(c.Limits.MaxBytes) + bodyEnvelope }
+
+// BodyBudget returns the bytes of request bodies the server holds at once
+// (server.body_memory, by default 16 x limits.max_bytes) and what one
+// principal may hold of them: a quarter, and never less than the largest
+// body, so that every request can be read.
+func (c Config) BodyBudget() (total, share int64) {
+	total = int64(c.Server.BodyMemory)
+	if total == 0 {
+		total = max(16*int64(c.Limits.MaxBytes), c.largestBody())
+	}
+	return total, min(total, max(total/4, c.largestBody()))
 }
 
 // Limits bound each request's input.
@@ -155,6 +190,8 @@ func Default() Config {
 			ShutdownTimeout:   30 * time.Second,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
+			MaxConnections:    1024,
+			MinUploadRate:     8 << 10,
 		},
 		Limits: Limits{
 			MaxBytes:          ByteSize(lim.MaxBytes),
@@ -176,6 +213,8 @@ func Default() Config {
 		Log:     Log{Level: "info", Format: "text"},
 
 		Repository: DefaultRepository(),
+		UI:         UI{Enabled: true},
+		Reviews:    defaultReviews(),
 	}
 }
 
@@ -225,6 +264,15 @@ func (c Config) validate(final bool) error {
 	}
 	if c.Server.Queue < 0 {
 		add("server.queue must be >= 0, got %d", c.Server.Queue)
+	}
+	if c.Server.MaxConnections < 0 {
+		add("server.max_connections must be >= 0 (0 means no bound), got %d", c.Server.MaxConnections)
+	}
+	if b := int64(c.Server.BodyMemory); b < 0 || b > 0 && b < c.largestBody() {
+		add("server.body_memory must hold the largest request body, two images of limits.max_bytes (%d bytes; 0 means 16 x limits.max_bytes), got %d", c.largestBody(), b)
+	}
+	if c.Server.MinUploadRate < 0 {
+		add("server.min_upload_rate must be >= 0 (0 means no minimum), got %d", c.Server.MinUploadRate)
 	}
 	for name, d := range map[string]time.Duration{
 		"server.request_timeout": c.Server.RequestTimeout, "server.shutdown_timeout": c.Server.ShutdownTimeout,
@@ -311,6 +359,7 @@ func (c Config) validate(final bool) error {
 		add("jobs.postgres holds a password: put it in the PGPASSWORD environment variable or a .pgpass file, or the whole connection string in jobs.postgres_file")
 	}
 	c.Repository.validate(add)
+	c.validateConsole(add)
 	var hasRepository *bool
 	if final {
 		hasRepository = new(c.Repository.Dir != "")

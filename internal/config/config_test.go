@@ -17,7 +17,8 @@ func TestLoadFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Server.Addr != "127.0.0.1:9000" || c.Server.Workers != 3 || c.Server.RequestTimeout != 5*time.Second {
+	if c.Server.Addr != "127.0.0.1:9000" || c.Server.Workers != 3 || c.Server.RequestTimeout != 5*time.Second || c.Server.MaxConnections != 200 ||
+		c.Server.BodyMemory != 256<<20 || c.Server.MinUploadRate != 4<<10 {
 		t.Errorf("server = %+v", c.Server)
 	}
 	if c.Limits.MaxBytes != 8<<20 || c.Limits.MaxPages != 4 {
@@ -52,6 +53,29 @@ func TestLoadFull(t *testing.T) {
 	}
 }
 
+// The memory for request bodies defaults to 16 bodies of max_bytes; one
+// principal may hold a quarter, never less than the largest body.
+func TestBodyBudget(t *testing.T) {
+	for _, tc := range []struct {
+		memory, maxBytes   ByteSize
+		wantTotal, wantOne int64
+	}{
+		{0, 32 << 20, 512 << 20, 128 << 20},
+		{1 << 30, 32 << 20, 1 << 30, 256 << 20},
+		{100 << 20, 32 << 20, 100 << 20, 64<<20 + 64<<10}, // a quarter is less than two images
+		{0, 1 << 10, 2<<10 + 64<<10, 2<<10 + 64<<10},      // tiny images: the envelope dominates
+	} {
+		c := Default()
+		c.Server.BodyMemory, c.Limits.MaxBytes = tc.memory, tc.maxBytes
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if total, one := c.BodyBudget(); total != tc.wantTotal || one != tc.wantOne {
+			t.Errorf("body_memory %d, max_bytes %d: %d, %d; want %d, %d", tc.memory, tc.maxBytes, total, one, tc.wantTotal, tc.wantOne)
+		}
+	}
+}
+
 func TestLoadPartialKeepsDefaults(t *testing.T) {
 	c, err := Load("testdata/partial.yaml")
 	if err != nil {
@@ -67,7 +91,7 @@ func TestLoadRejects(t *testing.T) {
 	for file, wants := range map[string][]string{
 		"testdata/bad-unknown-key.yaml": {"max_byte"},
 		"testdata/bad-values.yaml": {
-			"server.workers", "server.request_timeout", "verify", `engine "paddle"`,
+			"server.workers", "server.request_timeout", "server.max_connections", "server.body_memory", "verify", `engine "paddle"`,
 			`name "a" is used twice`, "languages is empty", `log.level "loud"`,
 			"models[2].dir is empty", "models[3]: dir and runtime are for ppocr and onnx", "max_tensor_elements",
 			"tls: cert_file and key_file", "api_keys[0] (plain).hash", "rate_limits: default", "jobs: max_items", "tracing: sample_ratio",
@@ -108,7 +132,8 @@ func TestByteSize(t *testing.T) {
 
 func TestLoadRepository(t *testing.T) {
 	d := Default()
-	if d.Repository.Dir != "" || d.DefaultModelName() != "ocr-eng" || d.Repository.StickyHeader != "X-Routing-Key" || d.Repository.Policy.Latest != 1 {
+	if d.Repository.Dir != "" || d.DefaultModelName() != "ocr-eng" || d.Repository.StickyHeader != "X-Routing-Key" || d.Repository.Policy.Latest != 1 ||
+		d.Repository.Check != (Check{Timeout: 2 * time.Minute, MemoryLimit: 4 << 30}) {
 		t.Errorf("defaults %+v", d.Repository)
 	}
 	c, err := Load("testdata/repository.yaml")
@@ -118,14 +143,19 @@ func TestLoadRepository(t *testing.T) {
 	r := c.Repository
 	if r.Dir != "/var/lib/visionserve/models" || c.DefaultModelName() != "ocr-deu" || r.RescanInterval != 10*time.Second || r.Watch ||
 		r.StickyHeader != "X-Tenant" || r.MaxParallelLoads != 1 || len(r.Trust.Keys) != 2 || len(r.Trust.CACertificates) != 1 ||
-		!r.Trust.AllowUnsigned || r.Policy.Latest != 2 || r.Policies["ocr-eng"].Versions[0] != 3 {
+		!r.Trust.AllowUnsigned || r.Policy.Latest != 2 || r.Policies["ocr-eng"].Versions[0] != 3 ||
+		r.Check != (Check{Timeout: 30 * time.Second, MemoryLimit: 2 << 30}) || r.EffectiveStateDir() != "/var/lib/visionserve/state" {
 		t.Errorf("repository %+v", r)
 	}
 	if i := r.Import; i.Dir != "/var/lib/visionserve/incoming" || i.SigningKey == "" || len(i.TrustedKeys) != 1 || i.ScanInterval != 2*time.Second {
 		t.Errorf("repository.import %+v", i)
 	}
+	if r.StateDir = ""; r.EffectiveStateDir() != "/var/lib/visionserve/models/.visionserve" {
+		t.Errorf("default state dir %q", r.EffectiveStateDir())
+	}
 	_, err = Load("testdata/bad-repository.yaml")
-	for _, w := range []string{"default_model", "rescan_interval", "sticky_header", "max_parallel_loads", "repository.policy:", "policies.ocr-eng", "repository.import.signing_key"} {
+	for _, w := range []string{"default_model", "rescan_interval", "sticky_header", "max_parallel_loads", "repository.policy:", "policies.ocr-eng",
+		"repository.import.signing_key", "check.timeout", "check.memory_limit"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("bad repository: error does not mention %q: %v", w, err)
 		}

@@ -113,6 +113,9 @@ func TestCreateConverges(t *testing.T) {
 	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe.HTTPGet.Path != "/healthz" {
 		t.Errorf("probes: readiness %+v liveness %+v", c.ReadinessProbe, c.LivenessProbe)
 	}
+	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds < 1 {
+		t.Errorf("no preStop sleep (a terminating pod must keep serving while it leaves the Service's endpoints): %+v", c.Lifecycle)
+	}
 	if c.Resources.Requests.Cpu().String() != "2" {
 		t.Errorf("resources %+v", c.Resources)
 	}

@@ -48,9 +48,13 @@ const (
 	adminPortName = "admin"
 	// uid of the image's non-root user (deploy/Dockerfile).
 	runAsUser = 65532
-	// terminationGrace: the server's shutdown_timeout (30 s) plus a margin
-	// (docs/operations.md).
+	// terminationGrace: preStopSleep, the server's shutdown_timeout (30 s)
+	// and a margin (docs/operations.md).
 	terminationGrace = 40
+	// preStopSleep: a terminating pod keeps serving this long before it gets
+	// SIGTERM, while its endpoint leaves the Service: a request routed to it
+	// in that moment is answered, not refused with a draining 503.
+	preStopSleep = 5
 )
 
 // ServiceMonitorGVK is the Prometheus Operator's ServiceMonitor.
@@ -223,6 +227,8 @@ func deployment(vs *v1alpha1.VisionService, replicas int32) *appsv1ac.Deployment
 		WithLivenessProbe(httpGet("/healthz").WithPeriodSeconds(10).WithFailureThreshold(3)).
 		// Loading and verifying models may take minutes.
 		WithStartupProbe(httpGet("/healthz").WithPeriodSeconds(5).WithFailureThreshold(60)).
+		WithLifecycle(corev1ac.Lifecycle().WithPreStop(corev1ac.LifecycleHandler().
+			WithSleep(corev1ac.SleepAction().WithSeconds(preStopSleep)))).
 		WithSecurityContext(corev1ac.SecurityContext().
 			WithRunAsNonRoot(true).
 			WithRunAsUser(runAsUser).

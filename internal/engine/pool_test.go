@@ -113,3 +113,97 @@ func TestPoolAcquireHonoursContext(t *testing.T) {
 		t.Fatalf("second Close: %v, closed=%v", err, f.closed.Load())
 	}
 }
+
+// stuckInst is an engine whose call blocks, ignoring its context, until
+// the test lets it go: an engine stuck in a C call.
+type stuckInst struct {
+	fakeInst
+	release chan struct{}
+}
+
+func (s *stuckInst) run(ctx context.Context) (int, error) {
+	<-s.release
+	return s.id, nil
+}
+
+// A call that ignores its context still ends for its caller at the
+// deadline; its instance never serves again while the call runs, the pool
+// replaces it, Close does not wait for it, and it is closed once the call
+// finally returns.
+func TestPoolQuarantinesAnInstanceStuckPastItsDeadline(t *testing.T) {
+	var mu sync.Mutex
+	var insts []*stuckInst
+	p, err := NewPool(1, func(i int) (*stuckInst, error) {
+		s := &stuckInst{fakeInst: fakeInst{id: i}, release: make(chan struct{})}
+		mu.Lock()
+		insts = append(insts, s)
+		mu.Unlock()
+		return s, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetGrace(10 * time.Millisecond)
+	first, _ := p.Acquire(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, pending, err := Call(ctx, func() (int, error) { return first.run(ctx) })
+	if !errors.Is(err, context.DeadlineExceeded) || pending == nil {
+		t.Fatalf("Call = %v, pending %v; want the deadline and a pending call", err, pending)
+	}
+	stuck := make(chan struct{})
+	p.ReleaseAfter(first, pending, func() { close(stuck) })
+
+	// The next caller gets the replacement, never the stuck instance.
+	next, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next == first {
+		t.Fatal("the stuck instance was handed out again")
+	}
+	<-stuck
+	if p.Quarantined() != 1 {
+		t.Errorf("Quarantined() = %d, want 1", p.Quarantined())
+	}
+	p.Release(next)
+	// Close does not wait for the stuck call.
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if first.closed.Load() {
+		t.Fatal("closed an instance under a running call")
+	}
+	close(first.release)
+	deadline := time.Now().Add(time.Minute)
+	for !first.closed.Load() || p.Quarantined() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stuck instance was not closed after its call returned")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A call that returns within the grace period after its deadline hands
+// its instance back; a call whose context already ended does not run.
+func TestPoolTakesBackAnInstanceWhoseCallReturnsLate(t *testing.T) {
+	inst := &stuckInst{release: make(chan struct{})}
+	p, _ := NewPool(1, func(int) (*stuckInst, error) { return inst, nil })
+	p.SetGrace(time.Hour)
+	s, _ := p.Acquire(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+	defer cancel()
+	_, pending, err := Call(ctx, func() (int, error) { return s.run(ctx) })
+	if !errors.Is(err, context.DeadlineExceeded) || pending == nil {
+		t.Fatalf("Call = %v, pending %v", err, pending)
+	}
+	p.ReleaseAfter(s, pending, func() { t.Error("quarantined an instance whose call returned within the grace period") })
+	close(inst.release)
+	if got, err := p.Acquire(context.Background()); err != nil || got != inst || p.Quarantined() != 0 {
+		t.Fatalf("Acquire = %v, %v; quarantined %d", got, err, p.Quarantined())
+	}
+	ran := false
+	if _, pending, err := Call(ctx, func() (int, error) { ran = true; return 0, nil }); !errors.Is(err, context.DeadlineExceeded) || pending != nil || ran {
+		t.Fatalf("a call after its deadline: %v %v, ran %v", err, pending, ran)
+	}
+}

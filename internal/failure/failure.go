@@ -17,6 +17,7 @@ import (
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
+	"github.com/visionserve/visionserve/internal/review"
 	"github.com/visionserve/visionserve/internal/sched"
 )
 
@@ -141,6 +142,17 @@ func Classify(err error) (Class, bool) {
 		return retry(c("store-unavailable", http.StatusServiceUnavailable, codes.Unavailable, "the gallery database cannot be reached; retry later"))
 	case errors.Is(err, gallery.ErrClosed):
 		return retry(shuttingDown())
+
+	case errors.Is(err, review.ErrInvalid):
+		return c("bad-request", http.StatusBadRequest, codes.InvalidArgument, err.Error())
+	case errors.Is(err, review.ErrNotFound):
+		return c("review-not-found", http.StatusNotFound, codes.NotFound, "no review has that id")
+	case errors.Is(err, review.ErrLimit):
+		return c("limit-reached", http.StatusConflict, codes.FailedPrecondition, err.Error())
+	case errors.Is(err, review.ErrDisabled):
+		return c("not-enabled", http.StatusNotImplemented, codes.Unimplemented, err.Error()+" (reviews.store); see docs/console.md")
+	case errors.Is(err, review.ErrUnavailable):
+		return retry(c("store-unavailable", http.StatusServiceUnavailable, codes.Unavailable, "the review database cannot be reached; retry later"))
 
 	case errors.Is(err, sched.ErrQueueFull):
 		return retry(c("queue-full", http.StatusTooManyRequests, codes.ResourceExhausted, "every worker is busy and the queue is full; retry later"))

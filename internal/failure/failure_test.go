@@ -19,6 +19,7 @@ import (
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
+	"github.com/visionserve/visionserve/internal/review"
 	"github.com/visionserve/visionserve/internal/sched"
 )
 
@@ -49,6 +50,11 @@ func TestClassify(t *testing.T) {
 		{wrap(&os.PathError{Op: "write", Path: "/var/lib/visionserve/galleries.db", Err: syscall.ENOSPC}), "insufficient-storage", 507, codes.ResourceExhausted, false},
 		{wrap(&os.PathError{Op: "write", Path: "/var/lib/visionserve/jobs.db", Err: syscall.EDQUOT}), "insufficient-storage", 507, codes.ResourceExhausted, false},
 		{fmt.Errorf("gallery store: %w", &pgconn.PgError{Code: "53100", Message: "could not extend file"}), "insufficient-storage", 507, codes.ResourceExhausted, false},
+		{wrap(review.ErrInvalid), "bad-request", 400, codes.InvalidArgument, false},
+		{review.ErrNotFound, "review-not-found", 404, codes.NotFound, false},
+		{wrap(review.ErrLimit), "limit-reached", 409, codes.FailedPrecondition, false},
+		{review.ErrDisabled, "not-enabled", 501, codes.Unimplemented, false},
+		{wrap(review.ErrUnavailable), "store-unavailable", 503, codes.Unavailable, true},
 		{batch.ErrQueueFull, "queue-full", 429, codes.ResourceExhausted, true},
 		{sched.ErrDraining, "shutting-down", 503, codes.Unavailable, true},
 		{wrap(context.DeadlineExceeded), "deadline-exceeded", 504, codes.DeadlineExceeded, false},

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/visionserve/visionserve/internal/engine"
+	"github.com/visionserve/visionserve/internal/failure"
 	"github.com/visionserve/visionserve/internal/oip"
 	pb "github.com/visionserve/visionserve/proto/inference"
 )
@@ -32,10 +33,17 @@ func (s *inference) ServerReady(context.Context, *pb.ServerReadyRequest) (*pb.Se
 	return &pb.ServerReadyResponse{Ready: s.oip.Ready() == nil}, nil
 }
 
+// ModelReady answers ready: false, not an error, for a model or version
+// that is not served or not ready, as Triton does: the protocol's REST
+// twin says "not ready" with any 4xx, so its clients read both answers as
+// false, and the gRPC clients (tritonclient's is_model_ready) raise on an
+// error status.
 func (s *inference) ModelReady(_ context.Context, req *pb.ModelReadyRequest) (*pb.ModelReadyResponse, error) {
 	ready, err := s.oip.ModelReady(req.GetName(), req.GetVersion())
 	if err != nil {
-		return nil, err
+		if c, _ := failure.Classify(err); c.Kind != "model-not-found" && c.Kind != "model-not-ready" {
+			return nil, err
+		}
 	}
 	return &pb.ModelReadyResponse{Ready: ready}, nil
 }

@@ -16,6 +16,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	"github.com/visionserve/visionserve/internal/face"
 	"github.com/visionserve/visionserve/internal/metrics"
@@ -53,8 +54,13 @@ type Config struct {
 	MaxStreams uint32
 	Metrics    *metrics.Serving // may be nil
 	Log        *slog.Logger
+	// Tap runs when a call's headers arrive, before its message is read:
+	// authentication (auth.Authenticator.TapHandle). A call it refuses
+	// never has its message received, inflated or parsed, and is counted
+	// in visionserve_grpc_refused_calls_total. nil: none.
+	Tap tap.ServerInHandle
 	// Unary and Stream run after the metrics interceptor and before
-	// admission: authentication and rate limits (auth, ratelimit).
+	// admission: rate limits (ratelimit), for callers the tap let in.
 	Unary  []grpc.UnaryServerInterceptor
 	Stream []grpc.StreamServerInterceptor
 	// TLS, when set, is the listener's TLS configuration (tlsconf).
@@ -99,6 +105,9 @@ func New(cfg Config) *Server {
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(cfg.Stream...),
 		grpc.MaxConcurrentStreams(cfg.MaxStreams),
+	}
+	if cfg.Tap != nil {
+		opts = append(opts, grpc.InTapHandle(s.tap))
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
@@ -181,6 +190,20 @@ func (s *Server) observe(ctx context.Context, req any, info *grpc.UnaryServerInf
 		}
 	}
 	return resp, out
+}
+
+// tap runs the configured tap handle and counts the calls it refuses:
+// they end before any interceptor runs, so observe never sees them.
+func (s *Server) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	ctx, err := s.cfg.Tap(ctx, info)
+	if err != nil {
+		code := status.Code(err)
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.RefusedGRPC(code)
+		}
+		s.log.Debug("call refused before its message was read", "method", info.FullMethodName, "code", code.String())
+	}
+	return ctx, err
 }
 
 // admit applies admission control and the request timeout to inference.

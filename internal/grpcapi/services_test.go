@@ -22,6 +22,7 @@ import (
 
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/oip"
 	"github.com/visionserve/visionserve/internal/sched"
 	pb "github.com/visionserve/visionserve/proto/inference"
 	v1 "github.com/visionserve/visionserve/proto/visionserve/v1"
@@ -243,5 +244,23 @@ func TestRecognizeRouting(t *testing.T) {
 				t.Errorf("selector %+v, want %+v", src.sel, tc.want)
 			}
 		})
+	}
+}
+
+// ModelReady on a model or version that is not served answers ready:
+// false, as Triton does and as the REST route's 404 means to the
+// protocol's clients.
+func TestModelReadyOfAnUnknownModel(t *testing.T) {
+	models, err := oip.NewStaticModels()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := dial(t, New(Config{OIP: oip.NewService(oip.Config{}, models, nil)}))
+	client := pb.NewGRPCInferenceServiceClient(conn)
+	for _, req := range []*pb.ModelReadyRequest{{Name: "nope"}, {Name: "nope", Version: "3"}} {
+		r, err := client.ModelReady(context.Background(), req)
+		if err != nil || r.GetReady() {
+			t.Errorf("ModelReady(%v) = %v, %v; want ready: false", req, r, err)
+		}
 	}
 }

@@ -23,6 +23,9 @@ func (s *Server) registerAdmin() {
 		{Method: http.MethodGet, Path: "/debug/pprof/trace", Handler: pprof.Trace},
 		{Method: http.MethodGet, Path: "/healthz", Handler: s.handleHealthz, Scope: auth.Public},
 		{Method: http.MethodGet, Path: "/metrics", Handler: promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}).ServeHTTP, Scope: auth.Public},
+		// The console, whose model pages call the routes above.
+		s.uiRoute(),
+		whoamiRoute(s, listenerAdmin),
 	} {
 		rt.Scope = scopeOf(rt)
 		// pprof's profile and trace run for as long as asked (seconds=N);

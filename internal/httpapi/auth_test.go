@@ -30,6 +30,7 @@ type credentials struct {
 	a                      *auth.Authenticator
 	inferKey, adminKey     string
 	galleriesKey           string
+	reviewsKey             string
 	signer                 *ecdsa.PrivateKey
 	jwtCfg                 auth.JWT
 	expiredJWT, badSigJWT  string
@@ -53,10 +54,11 @@ func (c *credentials) token(t testing.TB, claims jwt.MapClaims) string {
 func newCredentials(t testing.TB) *credentials {
 	t.Helper()
 	c := &credentials{}
-	var inferHash, adminHash, galHash string
+	var inferHash, adminHash, galHash, revHash string
 	c.inferKey, inferHash, _ = auth.GenerateKey()
 	c.adminKey, adminHash, _ = auth.GenerateKey()
 	c.galleriesKey, galHash, _ = auth.GenerateKey()
+	c.reviewsKey, revHash, _ = auth.GenerateKey()
 	c.signer, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, _ := x509.MarshalPKIXPublicKey(&c.signer.PublicKey)
 	pub := filepath.Join(t.TempDir(), "es256.pem")
@@ -68,6 +70,7 @@ func newCredentials(t testing.TB) *credentials {
 			{Name: "app", Hash: inferHash, Tenant: "acme", Scopes: []string{"infer"}},
 			{Name: "ops", Hash: adminHash, Scopes: []string{"models:admin"}},
 			{Name: "curator", Hash: galHash, Scopes: []string{"galleries:write"}},
+			{Name: "reviewer", Hash: revHash, Scopes: []string{"reviews:write"}},
 		},
 		JWT: c.jwtCfg,
 	}
@@ -75,7 +78,7 @@ func newCredentials(t testing.TB) *credentials {
 	if c.a, err = auth.New(cfg, auth.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	all := "infer models:admin galleries:write"
+	all := "infer models:admin galleries:write reviews:write"
 	c.expiredJWT = c.token(t, jwt.MapClaims{"scope": all, "exp": time.Now().Add(-time.Hour).Unix()})
 	c.notYetJWT = c.token(t, jwt.MapClaims{"scope": all, "nbf": time.Now().Add(time.Hour).Unix()})
 	c.wrongAudJWT = c.token(t, jwt.MapClaims{"scope": all, "aud": "someone-else"})
@@ -104,6 +107,8 @@ func (c *credentials) keys(scope auth.Scope) (with, without string) {
 		return c.adminKey, c.inferKey
 	case auth.ScopeGalleriesWrite:
 		return c.galleriesKey, c.inferKey
+	case auth.ScopeReviewsWrite:
+		return c.reviewsKey, c.inferKey
 	}
 	return c.inferKey, c.adminKey
 }
@@ -162,6 +167,9 @@ func TestEveryRouteRefusesBadCredentials(t *testing.T) {
 			{"key with the scope", [2]string{"X-API-Key", with}, 0},
 			{"token with the scope", [2]string{"Authorization", "Bearer " + scoped}, 0},
 		} {
+			if tg.rt.Scope == auth.Authenticated && strings.HasSuffix(cred.name, "without the scope") {
+				continue // any verified credential may call it
+			}
 			t.Run(tg.rt.Pattern()+"/"+cred.name, func(t *testing.T) {
 				req, _ := http.NewRequest(tg.rt.Method, tg.base+pathOf(tg.rt), strings.NewReader(""))
 				if cred.header[0] != "" {
@@ -281,5 +289,36 @@ func TestRateLimited(t *testing.T) {
 	}
 	if r := get(c.token(t, jwt.MapClaims{"scope": "infer"})); r.StatusCode != 501 {
 		t.Fatal("another principal was limited")
+	}
+}
+
+// Two tokens of one subject that claim different tenants (with different
+// limits) share the subject's bucket: alternating them does not reset the
+// limit (it let 120 of 120 requests through a 2/s limit).
+func TestRateLimitOutlivesTenantSwitch(t *testing.T) {
+	c := newCredentials(t)
+	lim := ratelimit.New(ratelimit.Config{Tenants: map[string]ratelimit.Limit{
+		"t1": {Rate: 2, Burst: 2}, "t2": {Rate: 2, Burst: 2, Concurrency: 100}}}, ratelimit.Options{})
+	s := httpapi.New(httpapi.Config{Auth: c.a, Limiter: lim, Scheduler: sched.New(1, 1, nil), Gatherer: prometheus.NewRegistry()})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	tokens := []string{c.token(t, jwt.MapClaims{"scope": "infer", "tenant": "t1"}), c.token(t, jwt.MapClaims{"scope": "infer", "tenant": "t2"})}
+	start := time.Now()
+	passed := 0
+	for i := 0; i < 120; i++ {
+		req, _ := http.NewRequest("GET", srv.URL+"/v1/jobs/job_00000000000000000000000000000000", nil)
+		req.Header.Set("Authorization", "Bearer "+tokens[i%2])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests {
+			passed++
+		}
+	}
+	// The burst, plus what 2/s refills while the loop ran.
+	if allowed := 2 + 2*int(time.Since(start).Seconds()+1); passed > allowed {
+		t.Fatalf("%d of 120 requests passed a 2/s limit (at most %d could)", passed, allowed)
 	}
 }

@@ -15,7 +15,7 @@ import (
 func (s *Server) faceRoutes() []Route {
 	return []Route{
 		{Method: http.MethodPost, Path: "/v1/faces/detect", Handler: s.handleFaceDetect, Admit: true},
-		{Method: http.MethodPost, Path: "/v1/faces/verify", Handler: s.handleFaceVerify, Admit: true},
+		{Method: http.MethodPost, Path: "/v1/faces/verify", Handler: s.handleFaceVerify, Admit: true, MaxBody: s.imageBody(2)},
 		{Method: http.MethodGet, Path: "/v1/galleries", Handler: s.handleGalleryList},
 		{Method: http.MethodPut, Path: "/v1/galleries/{gallery}", Handler: s.handleGalleryPut},
 		{Method: http.MethodDelete, Path: "/v1/galleries/{gallery}", Handler: s.handleGalleryDelete},

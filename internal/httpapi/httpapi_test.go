@@ -226,99 +226,38 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// slowUpload is a request whose body arrives only when finish is called;
-// it holds its admission meanwhile.
-type slowUpload struct {
-	pw   *io.PipeWriter
-	body []byte
-	done chan slowResult
-	res  *slowResult
-}
-
-type slowResult struct {
-	resp *http.Response
-	err  error
-}
-
-func startSlowUpload(url string, body []byte) *slowUpload {
-	pr, pw := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPost, url, pr)
-	req.Header.Set("Content-Type", "image/png")
-	req.ContentLength = int64(len(body))
-	u := &slowUpload{pw: pw, body: body, done: make(chan slowResult, 1)}
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		u.done <- slowResult{resp, err}
-	}()
-	pw.Write(body[:10])
-	return u
-}
-
-// answered reports whether the server answered before the body was
-// sent: it was refused (another request held the slot), not admitted.
-func (u *slowUpload) answered() bool {
-	if u.res == nil {
-		select {
-		case r := <-u.done:
-			u.res = &r
-		default:
-		}
-	}
-	return u.res != nil
-}
-
-func (u *slowUpload) finish() (*http.Response, error) {
-	u.pw.Write(u.body[10:])
-	u.pw.Close()
-	if u.res == nil {
-		r := <-u.done
-		u.res = &r
-	}
-	return u.res.resp, u.res.err
-}
-
-// With one worker and no queue, a second request while the first is
-// admitted is refused at once with 429 and Retry-After.
+// With one worker and no queue, a request while another runs is refused
+// at once with 429 and Retry-After. (A request that merely uploads holds
+// no place: its body is read before admission, body_test.go.)
 func TestIntegrationQueueFull(t *testing.T) {
 	srv := apptest.Start(t, func(c *config.Config) { c.Server.Workers, c.Server.Queue = 1, 0 })
-	good := lineImage(t)
+	page, good := bigPage(t), lineImage(t)
 	url := srv.URL + "/v1/ocr"
-	slow := startSlowUpload(url, good)
-	var resp *http.Response
-	var body []byte
-	waitFor(t, "the slow upload to be admitted", func() bool {
-		if slow.answered() {
-			// One of our probes held the slot when the slow upload
-			// arrived; it was refused. Start it again.
-			slow.pw.Close()
-			if slow.res.resp != nil {
-				slow.res.resp.Body.Close()
-			}
-			slow = startSlowUpload(url, good)
-			return false
-		}
-		resp, body = post(t, url, "image/png", good)
-		return resp.StatusCode == http.StatusTooManyRequests
-	})
+	first := make(chan int, 1)
+	go func() {
+		resp, _ := post(t, url+"?rotate=off", "image/png", page)
+		first <- resp.StatusCode
+	}()
+	waitFor(t, "recognition to start", func() bool { return gauge(t, srv.Registry, "visionserve_workers_busy") == 1 })
+	resp, body := post(t, url, "image/png", good)
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), "queue-full") {
+		t.Fatalf("while the worker is busy: %d %s", resp.StatusCode, body)
+	}
 	ra, err := strconv.Atoi(resp.Header.Get("Retry-After"))
 	if err != nil || ra < 1 {
 		t.Errorf("Retry-After %q", resp.Header.Get("Retry-After"))
 	}
-	if !strings.Contains(string(body), "queue-full") {
-		t.Errorf("body %s", body)
+	if code := <-first; code != 200 {
+		t.Fatalf("the admitted request: %d", code)
 	}
-	first, err := slow.finish()
-	if err != nil || first.StatusCode != 200 {
-		t.Fatalf("the admitted request: %v %v", first, err)
-	}
-	first.Body.Close()
-	if n := counter(t, srv.Registry, "visionserve_rejected_requests_total", map[string]string{"reason": "queue_full"}); n < 1 {
+	if n := counter(t, srv.Registry, "visionserve_rejected_requests_total", map[string]string{"reason": "queue_full"}); n != 1 {
 		t.Errorf("rejections counted: %v", n)
 	}
 }
 
 // A request never outlives its deadline: a body that never completes is
-// answered with 504 once the deadline passes, and its admission is freed.
+// answered with 504 once the deadline passes (it was never admitted: its
+// body is read first), and the worker serves the next request.
 func TestIntegrationDeadline(t *testing.T) {
 	srv := apptest.Start(t, func(c *config.Config) {
 		c.Server.Workers, c.Server.Queue = 1, 0

@@ -120,10 +120,7 @@ func (s *Server) readImage(w http.ResponseWriter, r *http.Request, limit int64) 
 	if err != nil {
 		return upload{}, nil, err
 	}
-	if r.ContentLength > limit {
-		return upload{}, nil, &http.MaxBytesError{Limit: limit}
-	}
-	data, release, err := readAll(r.Context(), http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
+	data, release, err := bodyBytes(w, r, limit)
 	if err != nil {
 		return upload{}, nil, err
 	}

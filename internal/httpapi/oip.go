@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/oip"
 )
 
@@ -16,6 +17,10 @@ import (
 // with the protocol's "error" member added (see writeProblem).
 
 func (s *Server) oipRoutes() []Route {
+	inferBody := imageio.DefaultLimits().MaxBytes
+	if s.cfg.OIP != nil {
+		inferBody = s.cfg.OIP.Limits().MaxBytes
+	}
 	return []Route{
 		{Method: http.MethodGet, Path: "/v2", Handler: s.handleOIPServer},
 		{Method: http.MethodGet, Path: "/v2/health/live", Handler: s.handleOIPLive},
@@ -24,8 +29,8 @@ func (s *Server) oipRoutes() []Route {
 		{Method: http.MethodGet, Path: "/v2/models/{model}/versions/{version}", Handler: s.handleOIPModel},
 		{Method: http.MethodGet, Path: "/v2/models/{model}/ready", Handler: s.handleOIPModelReady},
 		{Method: http.MethodGet, Path: "/v2/models/{model}/versions/{version}/ready", Handler: s.handleOIPModelReady},
-		{Method: http.MethodPost, Path: "/v2/models/{model}/infer", Handler: s.handleOIPInfer, Admit: true},
-		{Method: http.MethodPost, Path: "/v2/models/{model}/versions/{version}/infer", Handler: s.handleOIPInfer, Admit: true},
+		{Method: http.MethodPost, Path: "/v2/models/{model}/infer", Handler: s.handleOIPInfer, Admit: true, MaxBody: inferBody},
+		{Method: http.MethodPost, Path: "/v2/models/{model}/versions/{version}/infer", Handler: s.handleOIPInfer, Admit: true, MaxBody: inferBody},
 	}
 }
 
@@ -119,11 +124,7 @@ func (s *Server) handleOIPInfer(w http.ResponseWriter, r *http.Request) {
 		}
 		headerLen = n
 	}
-	if r.ContentLength > limits.MaxBytes {
-		s.writeError(w, r, &http.MaxBytesError{Limit: limits.MaxBytes})
-		return
-	}
-	body, release, err := readAll(r.Context(), http.MaxBytesReader(w, r.Body, limits.MaxBytes), r.ContentLength)
+	body, release, err := bodyBytes(w, r, limits.MaxBytes)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"sort"
@@ -15,6 +17,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/visionserve/visionserve/internal/app/apptest"
+	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/httpapi"
 	"github.com/visionserve/visionserve/internal/imageio/imagetest"
 )
@@ -121,5 +124,84 @@ func TestIntegrationResponsesMatchOpenAPI(t *testing.T) {
 				t.Errorf("response does not match the document: %v", err)
 			}
 		})
+	}
+}
+
+// The document is JSON that strict parsers accept: no object repeats a
+// key (encoding/json keeps the last one silently; others refuse).
+func TestOpenAPIHasNoDuplicateKeys(t *testing.T) {
+	dec := json.NewDecoder(bytes.NewReader(httpapi.OpenAPI()))
+	var walk func(path string) error
+	walk = func(path string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key := k.(string)
+				if seen[key] {
+					return fmt.Errorf("%s/%s appears twice", path, key)
+				}
+				seen[key] = true
+				if err := walk(path + "/" + key); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		case json.Delim('['):
+			for i := 0; dec.More(); i++ {
+				if err := walk(fmt.Sprintf("%s/%d", path, i)); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		}
+		return nil
+	}
+	if err := walk("#"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Each operation declares the security its route's scope needs, so that
+// generated clients send a credential exactly where one is needed: none
+// (`security: []`) on public routes, a bearer token or an API key on the
+// others.
+func TestOpenAPISecurityMatchesScopes(t *testing.T) {
+	doc := loadSpec(t)
+	for _, rt := range httpapi.New(httpapi.Config{}).Routes() {
+		item := doc.Paths.Find(rt.Path)
+		if item == nil || item.GetOperation(rt.Method) == nil {
+			t.Errorf("%s: not documented", rt.Pattern())
+			continue
+		}
+		op := item.GetOperation(rt.Method)
+		sec := op.Security
+		if sec == nil {
+			sec = &doc.Security
+		}
+		var schemes []string
+		for _, req := range *sec {
+			for name := range req {
+				schemes = append(schemes, name)
+			}
+		}
+		sort.Strings(schemes)
+		got := strings.Join(schemes, ",")
+		switch {
+		case rt.Scope == auth.Public && (op.Security == nil || got != ""):
+			t.Errorf("%s is public: want \"security\": [] on the operation, have %q", rt.Pattern(), got)
+		case rt.Scope != auth.Public && got != "apiKey,bearer":
+			t.Errorf("%s needs %s: want security bearer or apiKey, have %q", rt.Pattern(), rt.Scope, got)
+		}
 	}
 }

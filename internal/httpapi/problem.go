@@ -13,6 +13,7 @@ import (
 	"github.com/visionserve/visionserve/internal/failure"
 	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/ratelimit"
+	"github.com/visionserve/visionserve/internal/sched"
 )
 
 // Problem is an RFC 9457 problem document, the body of every error
@@ -87,6 +88,17 @@ func problemFor(err error) (p Problem, retryAfter time.Duration) {
 		return problem(http.StatusServiceUnavailable, "shutting-down", "the server is shutting down; retry on another replica"), time.Second
 	case errors.As(err, &bad):
 		return problem(http.StatusBadRequest, "bad-request", bad.msg), 0
+	case errors.Is(err, errContentEncoding):
+		return problem(http.StatusUnsupportedMediaType, "unsupported-content-encoding",
+			"request bodies are read as sent: send it without Content-Encoding (images and PDFs are compressed already)"), 0
+	case errors.Is(err, errSlowBody):
+		return problem(http.StatusRequestTimeout, "request-timeout", "the request body arrived slower than the server's minimum upload rate"), 0
+	case errors.Is(err, sched.ErrShareFull):
+		return problem(http.StatusTooManyRequests, "too-many-uploads",
+			"this client's request bodies being read or waiting take its share of the server's memory for bodies; retry after the delay in Retry-After"), time.Second
+	case errors.Is(err, sched.ErrMemoryFull):
+		return problem(http.StatusTooManyRequests, "body-memory-full",
+			"the server's memory for request bodies is in use; retry after the delay in Retry-After"), time.Second
 	case errors.As(err, &maxBytes):
 		return problem(http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("request body exceeds the limit of %d bytes", maxBytes.Limit)), 0
 	case errors.Is(err, errDeadline):

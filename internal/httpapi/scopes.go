@@ -22,11 +22,15 @@ var routeScopes = []struct {
 	{"GET", "/readyz", auth.Public},
 	{"GET", "/metrics", auth.Public}, // scraped by Prometheus and the operator's autoscaler
 	{"GET", "/openapi.json", auth.Public},
-	{"GET", "/v2/health/", auth.Public}, // Open Inference Protocol liveness/readiness
+	{"GET", "/ui/", auth.Public},              // the console's static files; it calls the API with the user's credential
+	{"GET", "/v1/whoami", auth.Authenticated}, // any credential may ask what it may do
+	{"GET", "/v2/health/", auth.Public},       // Open Inference Protocol liveness/readiness
 	{"", "/v1/models", auth.ScopeModelsAdmin},
 	{"", "/debug/pprof/", auth.ScopeModelsAdmin},
 	{"GET", "/v1/galleries", auth.ScopeInfer},
 	{"", "/v1/galleries", auth.ScopeGalleriesWrite},
+	{"GET", "/v1/reviews", auth.ScopeInfer},
+	{"", "/v1/reviews", auth.ScopeReviewsWrite},
 	{"", "/v1/ocr", auth.ScopeInfer},
 	{"", "/v1/faces/", auth.ScopeInfer},
 	{"", "/v1/jobs", auth.ScopeInfer},
@@ -59,7 +63,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope auth.Sc
 		if ae, ok := err.(*auth.Error); ok {
 			w.Header().Set("WWW-Authenticate", ae.WWWAuthenticate())
 		}
-		s.writeError(w, r, err)
+		s.refuse(w, r, err)
 		return r, nil, false
 	}
 	r = r.WithContext(auth.WithPrincipal(r.Context(), p))
@@ -68,7 +72,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, scope auth.Sc
 	}
 	release, err = s.cfg.Limiter.Acquire(ratelimit.Key{Principal: p.ID, Tenant: p.Tenant})
 	if err != nil {
-		s.writeError(w, r, err)
+		s.refuse(w, r, err)
 		return r, nil, false
 	}
 	return r, release, true

@@ -25,12 +25,14 @@ import (
 
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/face"
+	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/metrics"
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/oip"
 	"github.com/visionserve/visionserve/internal/ratelimit"
+	"github.com/visionserve/visionserve/internal/review"
 	"github.com/visionserve/visionserve/internal/sched"
 	"github.com/visionserve/visionserve/internal/tracing"
 )
@@ -57,6 +59,15 @@ type Config struct {
 	Jobs *jobs.Manager
 	// Tracing starts a span per request and sets X-Trace-Id; nil: none.
 	Tracing *tracing.Provider
+	// Bodies bounds the memory of the request bodies of inference routes,
+	// which are read whole before admission: in total and per principal.
+	// nil: only each route's limit bounds them (handler tests).
+	Bodies *sched.Memory
+	// MinUploadRate is the pace, in bytes per second, that such a body
+	// must keep after UploadGrace; a slower one is refused with 408.
+	// 0: only the request's deadline bounds the upload.
+	MinUploadRate int64
+	UploadGrace   time.Duration
 
 	// Models administers the model repository; nil when the server runs
 	// without one (the model routes then list StaticModels and refuse
@@ -68,6 +79,12 @@ type Config struct {
 	// StickyHeader names the request header whose value routes requests
 	// to the same version while traffic weights are unchanged; "" for none.
 	StickyHeader string
+
+	// Reviews serves /v1/reviews; nil: those routes answer 501.
+	Reviews *review.Service
+	// UI serves the web console under /ui/ on both listeners; nil: /ui/
+	// answers 404 (ui.enabled: false).
+	UI http.Handler
 }
 
 // Route is one served endpoint.
@@ -75,9 +92,13 @@ type Route struct {
 	Method  string
 	Path    string // net/http pattern path, e.g. /v1/ocr
 	Handler http.HandlerFunc
-	// Admit marks routes that do inference: they pass the scheduler's
-	// admission control before their body is read.
+	// Admit marks routes that do inference: their body is read whole
+	// (within MaxBody) and then they pass the scheduler's admission
+	// control, so a slow upload never holds a worker or a queue place.
 	Admit bool
+	// MaxBody bounds an admitted route's body; 0: one image of
+	// limits.max_bytes in a multipart envelope.
+	MaxBody int64
 	// Scope is what a caller needs (auth.Public: nothing). Empty: the
 	// scope table in scopes.go decides. Routes that need models:admin are
 	// served on the admin listener only.
@@ -127,8 +148,12 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.oipRoutes()...)
 	s.routes = append(s.routes, s.jobRoutes()...)
 	s.routes = append(s.routes, s.faceRoutes()...)
+	s.routes = append(s.routes, s.consoleRoutes()...)
 	for i := range s.routes {
 		s.routes[i].Scope = scopeOf(s.routes[i])
+		if s.routes[i].Admit && s.routes[i].MaxBody == 0 {
+			s.routes[i].MaxBody = s.imageBody(1)
+		}
 		rt := s.routes[i]
 		if rt.Scope == auth.ScopeModelsAdmin {
 			s.admin.Handle(rt.Pattern(), s.wrap(rt)) // never on the public listener
@@ -170,7 +195,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 // wrap adds, around a route's handler, in this order: metrics, logging,
 // tracing and panic recovery; authentication and the route's scope; the
-// principal's rate limit; for inference, admission; the deadline.
+// principal's rate limit; a refusal of compressed bodies; for inference,
+// the deadline, reading the body and admission.
 func (s *Server) wrap(rt Route) http.Handler {
 	pattern := rt.Pattern()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -180,31 +206,62 @@ func (s *Server) wrap(rt Route) http.Handler {
 				return
 			}
 			defer release()
-			if !rt.Admit {
-				if rt.Timeout > 0 {
-					deadline := time.Now().Add(rt.Timeout)
-					ctx, cancel := context.WithDeadlineCause(r.Context(), deadline, errDeadline)
-					defer cancel()
-					_ = http.NewResponseController(w).SetReadDeadline(deadline)
-					r = r.WithContext(ctx)
-				}
-				rt.Handler(w, r)
+			if err := checkEncoding(r); err != nil {
+				w.Header().Set("Accept-Encoding", "identity")
+				s.refuse(w, r, err)
 				return
 			}
-			ticket, err := s.cfg.Scheduler.Admit()
-			if err != nil {
-				s.writeError(w, r, err)
+			if rt.Admit {
+				s.serveAdmitted(w, r, rt)
 				return
 			}
-			defer ticket.Done()
-			deadline := time.Now().Add(s.cfg.RequestTimeout)
-			ctx, cancel := context.WithDeadlineCause(r.Context(), deadline, errDeadline)
-			defer cancel()
-			// The deadline also bounds reading a slow client's body.
-			_ = http.NewResponseController(w).SetReadDeadline(deadline)
-			rt.Handler(w, r.WithContext(ctx))
+			if rt.Timeout > 0 {
+				deadline := time.Now().Add(rt.Timeout)
+				ctx, cancel := context.WithDeadlineCause(r.Context(), deadline, errDeadline)
+				defer cancel()
+				_ = http.NewResponseController(w).SetReadDeadline(deadline)
+				r = r.WithContext(ctx)
+			}
+			rt.Handler(w, r)
 		})
 	})
+}
+
+// serveAdmitted runs an inference route: its deadline starts, its body is
+// read whole, and only then is it admitted. A client uploading slowly
+// thus holds the memory its body was granted (readBody), never one of the
+// workers + queue places other clients' requests need.
+func (s *Server) serveAdmitted(w http.ResponseWriter, r *http.Request, rt Route) {
+	deadline := time.Now().Add(s.cfg.RequestTimeout)
+	ctx, cancel := context.WithDeadlineCause(r.Context(), deadline, errDeadline)
+	defer cancel()
+	r = r.WithContext(ctx)
+	release, err := s.readBody(w, r, rt.MaxBody, deadline)
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	defer release()
+	ticket, err := s.cfg.Scheduler.Admit()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer ticket.Done()
+	rt.Handler(w, r)
+}
+
+// imageBody is the largest body of a route taking n images: n times
+// limits.max_bytes, in a multipart envelope.
+func (s *Server) imageBody(n int64) int64 {
+	limit := imageio.DefaultLimits().MaxBytes
+	switch {
+	case s.cfg.Face != nil:
+		limit = s.cfg.Face.Limits().MaxBytes
+	case s.cfg.OCR != nil:
+		limit = s.cfg.OCR.Limits().MaxBytes
+	}
+	return n*limit + multipartOverhead
 }
 
 // instrument counts and times a request under the route label and turns a

@@ -341,7 +341,9 @@ func TestIntegrationTraceIDInLogs(t *testing.T) {
 	testenv.Shared(t, "data/ocr/lines")
 	var buf syncBuffer
 	cfg := config.Default()
-	cfg.Server.Addr, cfg.Server.AdminAddr = "127.0.0.1:0", ""
+	// Every listener on a free port or off: the defaults are the quick
+	// start's ports, which a running server may hold.
+	cfg.Server.Addr, cfg.Server.GRPCAddr, cfg.Server.AdminAddr = "127.0.0.1:0", "", ""
 	cfg.Auth.Disabled = true
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := app.New(app.Options{Config: cfg, Logger: log, Registry: prometheus.NewRegistry()})

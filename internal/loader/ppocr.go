@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
 	"os"
 	"time"
 
@@ -139,7 +140,10 @@ func PPOCR(name, version, dir string, runtime json.RawMessage, env Env) (m *Mode
 			if err != nil {
 				return nil, nil, err
 			}
-			return e, func() { lines.Release(e) }, nil
+			// A line read that outlives its deadline is abandoned, and
+			// the engine set aside until it returns (see engine.Call).
+			g := &guardedLines{eng: e}
+			return g, func() { lines.ReleaseAfter(e, g.guard.Pending(), nil) }, nil
 		})
 	}
 	m.OCR = &ocr.Model{Ref: ocr.ModelRef{Name: name, Version: version}, Languages: opts.Lang, Pages: reader, Cheaper: opts.CheapTier}
@@ -159,4 +163,15 @@ func loadDict(dir, file string) ([]string, error) {
 	}
 	defer f.Close()
 	return ppocr.LoadDict(f)
+}
+
+// guardedLines reads lines through engine.Call, so that a Tesseract call
+// stuck for good cannot hold a request past its deadline.
+type guardedLines struct {
+	eng   engine.TextRecognizer
+	guard engine.Guard
+}
+
+func (g *guardedLines) RecognizeText(ctx context.Context, img *image.Gray, mode engine.SegMode) ([]engine.TextLine, error) {
+	return engine.Guarded(ctx, &g.guard, func() ([]engine.TextLine, error) { return g.eng.RecognizeText(ctx, img, mode) })
 }

@@ -13,9 +13,12 @@
 package metrics
 
 import (
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/visionserve/visionserve/internal/sched"
 )
 
 // Stage names, the values of the "stage" label.
@@ -38,11 +41,19 @@ type Metrics struct {
 	Workers         prometheus.Gauge
 	QueueCapacity   prometheus.Gauge
 	Rejections      *prometheus.CounterVec
-	Confidence      *prometheus.HistogramVec
-	Pages           *prometheus.CounterVec
-	Info            *prometheus.GaugeVec
+	// BodyMemory is the bytes of request bodies held now, of
+	// BodyMemoryCapacity (server.body_memory).
+	BodyMemory         prometheus.Gauge
+	BodyMemoryCapacity prometheus.Gauge
+	Confidence         *prometheus.HistogramVec
+	Pages              *prometheus.CounterVec
+	Info               *prometheus.GaugeVec
 	// Tiers counts OCR requests by the quality tier that read them.
 	Tiers *prometheus.CounterVec
+	// EngineCallsStuck counts OCR engine calls still running long after
+	// their request's deadline (the request answered at the deadline): each
+	// one's engine was quarantined and replaced.
+	EngineCallsStuck prometheus.Counter
 }
 
 // latencyBuckets span 1 ms to about 65 s: OCR of a line is tens of ms, a
@@ -93,8 +104,16 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		Rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "visionserve_rejected_requests_total",
-			Help: "Requests refused before running, by reason (queue_full, draining).",
+			Help: "Requests refused before running, by reason (" + strings.Join(sched.RejectReasons, ", ") + ").",
 		}, []string{"reason"}),
+		BodyMemory: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "visionserve_body_memory_bytes",
+			Help: "Bytes of request bodies held now: being read, waiting for a worker or running.",
+		}),
+		BodyMemoryCapacity: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "visionserve_body_memory_capacity_bytes",
+			Help: "Bytes of request bodies the server holds at most (server.body_memory).",
+		}),
 		Confidence: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "visionserve_prediction_confidence",
 			Help:    "Confidence of each prediction (an OCR page with text), in [0,1]; sum/count is the mean the autoscaler reads.",
@@ -108,13 +127,23 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "visionserve_ocr_tier_requests_total",
 			Help: "OCR requests by model and the quality tier that read them (full, or cheap under sustained queueing).",
 		}, []string{"model", "tier"}),
+		EngineCallsStuck: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "visionserve_engine_calls_stuck_total",
+			Help: "OCR engine calls still running long after their request's deadline (which answered in time); each engine was quarantined and replaced.",
+		}),
 		Info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "visionserve_build_info",
 			Help: "Always 1; labels say which visionserve and engine versions run.",
 		}, []string{"version", "goversion", "tesseract"}),
 	}
 	reg.MustRegister(m.Requests, m.RequestDuration, m.InFlight, m.Stage, m.QueueWaitTime,
-		m.QueueLength, m.WorkersBusy, m.Workers, m.QueueCapacity, m.Rejections, m.Confidence, m.Pages, m.Info, m.Tiers)
+		m.QueueLength, m.WorkersBusy, m.Workers, m.QueueCapacity, m.Rejections, m.BodyMemory, m.BodyMemoryCapacity, m.Confidence, m.Pages, m.Info, m.Tiers,
+		m.EngineCallsStuck)
+	// Every reason from the start, so that a query over the counter
+	// answers 0 before the first refusal, not "no data".
+	for _, reason := range sched.RejectReasons {
+		m.Rejections.WithLabelValues(reason)
+	}
 	return m
 }
 
@@ -129,3 +158,6 @@ func (m *Metrics) Running(n int) { m.WorkersBusy.Set(float64(n)) }
 
 // Rejected implements sched.Observer.
 func (m *Metrics) Rejected(reason string) { m.Rejections.WithLabelValues(reason).Inc() }
+
+// BodyBytes implements sched.Observer.
+func (m *Metrics) BodyBytes(n int64) { m.BodyMemory.Set(float64(n)) }

@@ -48,7 +48,7 @@ func NewModelMetrics(reg prometheus.Registerer, versioned ...VersionedSeries) *M
 	m := &ModelMetrics{
 		LoadDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "visionserve_model_load_duration_seconds",
-			Help:    "Duration of each phase of successful model version loads (verify, load, warmup, total).",
+			Help:    "Duration of each phase of successful model version loads (verify, check, load, warmup, total).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
 		}, []string{"model", "phase"}),
 		LoadFailures: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -1,9 +1,11 @@
 package metrics
 
 import (
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
 )
 
 // Serving holds the collectors of the gRPC transport and of dynamic
@@ -12,8 +14,11 @@ import (
 type Serving struct {
 	GRPCRequests *prometheus.CounterVec
 	GRPCDuration *prometheus.HistogramVec
-	BatchRows    *prometheus.HistogramVec
-	BatchSize    *prometheus.HistogramVec
+	// GRPCRefused counts calls refused when their headers arrived, before
+	// their message was read (GRPCRequests never sees them).
+	GRPCRefused *prometheus.CounterVec
+	BatchRows   *prometheus.HistogramVec
+	BatchSize   *prometheus.HistogramVec
 }
 
 // NewServing creates the collectors and registers them with reg.
@@ -28,6 +33,10 @@ func NewServing(reg prometheus.Registerer) *Serving {
 			Help:    "Time from a gRPC call's start to its status, by full method.",
 			Buckets: latencyBuckets,
 		}, []string{"method"}),
+		GRPCRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "visionserve_grpc_refused_calls_total",
+			Help: "gRPC calls refused before their message was read, by reason (" + strings.Join(GRPCRefusedReasons, ", ") + ").",
+		}, []string{"reason"}),
 		BatchRows: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "visionserve_batch_rows",
 			Help:    "Rows (first-dimension entries) per batched model run, by model.",
@@ -39,8 +48,29 @@ func NewServing(reg prometheus.Registerer) *Serving {
 			Buckets: []float64{1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64},
 		}, []string{"model", "version"}),
 	}
-	reg.MustRegister(s.GRPCRequests, s.GRPCDuration, s.BatchRows, s.BatchSize)
+	reg.MustRegister(s.GRPCRequests, s.GRPCDuration, s.GRPCRefused, s.BatchRows, s.BatchSize)
+	for _, reason := range GRPCRefusedReasons {
+		s.GRPCRefused.WithLabelValues(reason)
+	}
 	return s
+}
+
+// GRPCRefusedReasons are the values of the reason label of
+// visionserve_grpc_refused_calls_total.
+var GRPCRefusedReasons = []string{"unauthenticated", "permission_denied", "other"}
+
+// RefusedGRPC counts a call refused before its message was read, by its
+// status code: no or a bad credential, a credential without the method's
+// scope, anything else.
+func (s *Serving) RefusedGRPC(code codes.Code) {
+	reason := "other"
+	switch code {
+	case codes.Unauthenticated:
+		reason = "unauthenticated"
+	case codes.PermissionDenied:
+		reason = "permission_denied"
+	}
+	s.GRPCRefused.WithLabelValues(reason).Inc()
 }
 
 // ObserveGRPC counts one finished gRPC call.

@@ -187,6 +187,7 @@ func (r *Repository) Load(ctx context.Context, name string, number int) (Version
 	}
 	if rec.fail != nil {
 		rec.fail = nil
+		r.memory.forget(name, number)
 		r.setStateLocked(m, rec, StateDiscovered, Event{Detail: "load requested"})
 	}
 	ch := make(chan error, 1)

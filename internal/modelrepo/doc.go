@@ -8,9 +8,15 @@
 // splits, sticky keys), lifecycle events and the bounded failure reasons.
 //
 // The order of a load is the order of what can fail: the Verifier checks
-// digests and signature, a Loader registered for the package's kind builds
-// the engines, the new Instance answers a sample input, and only then is
-// the version published, with one atomic pointer store. Requests never wait
+// digests and signature (and the Loader its runtime options), the Checker
+// loads and warms the version up in isolation (a child process: a model
+// that crashes, hangs or exhausts its engine costs that process, not this
+// one), a Loader registered for the package's kind builds the engines, the
+// new Instance answers a sample input, and only then is the version
+// published, with one atomic pointer store. A version that failed to load
+// or warm up is remembered, by the digest of its files, across restarts
+// (Options.StateDir): it is not tried again until its files change or an
+// operator asks for it. Requests never wait
 // on a load or a publish: they read the published routing table and take a
 // reference on the version they route to, which keeps it loaded until the
 // request ends. A replaced version leaves the table first, drains, and only

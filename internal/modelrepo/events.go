@@ -38,9 +38,13 @@ type EventType string
 const EventTraffic EventType = "traffic"
 
 // Phases of a load, the keys of Event.PhasesMS and the values of the
-// metrics' phase label.
+// metrics' phase label. PhaseCheck, the isolated check (Options.Checker),
+// runs between verify and load, in the loading state; a version it refuses
+// fails in the phase the check process was in (load or warmup), with a
+// detail that says it was the check.
 const (
 	PhaseVerify = "verify"
+	PhaseCheck  = "check"
 	PhaseLoad   = "load"
 	PhaseWarmup = "warmup"
 )

@@ -2,6 +2,8 @@ package modelrepo_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -38,10 +40,20 @@ func (f *fakeVerifier) Verify(ctx context.Context, dir string) (*modelrepo.Packa
 	if b, err := os.ReadFile(filepath.Join(dir, "IDENTITY")); err == nil {
 		fmt.Sscan(string(b), &name, &n)
 	}
-	if _, err := os.Stat(dir); err != nil {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
 		return nil, &modelrepo.Error{Reason: modelrepo.ReasonMissingFile, Err: err}
 	}
-	return &modelrepo.Package{Dir: dir, Name: name, Version: n, Kind: fakeKind, Signer: modelrepo.Signer{Method: "key", KeyID: "test"}}, nil
+	files := map[string]modelrepo.File{}
+	for _, ent := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, ent.Name()))
+		if err != nil {
+			return nil, &modelrepo.Error{Reason: modelrepo.ReasonIOError, Err: err}
+		}
+		sum := sha256.Sum256(b)
+		files[ent.Name()] = modelrepo.File{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(b))}
+	}
+	return &modelrepo.Package{Dir: dir, Name: name, Version: n, Kind: fakeKind, Files: files, Signer: modelrepo.Signer{Method: "key", KeyID: "test"}}, nil
 }
 
 // fakeInstance records its lifecycle; using it after Close is a test
@@ -122,7 +134,13 @@ type env struct {
 // mutate may adjust the options.
 func newEnv(t *testing.T, mutate func(*modelrepo.Options)) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), loader: newFakeLoader(), ver: &fakeVerifier{}}
+	return newEnvAt(t, t.TempDir(), mutate)
+}
+
+// newEnvAt is newEnv over an existing directory: a restart.
+func newEnvAt(t *testing.T, dir string, mutate func(*modelrepo.Options)) *env {
+	t.Helper()
+	e := &env{t: t, dir: dir, loader: newFakeLoader(), ver: &fakeVerifier{}}
 	opts := modelrepo.Options{
 		Dir:            e.dir,
 		Verifier:       e.ver,

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -90,6 +92,20 @@ func (p *Package) ReadFile(ctx context.Context, rel string) ([]byte, error) {
 	return data, nil
 }
 
+// Digest identifies what the package would load: its kind, its runtime
+// options and every file's path, size and SHA-256 (manifest.json
+// included), as "sha256:<hex>". Two packages with the same digest load the
+// same way, so a failure to load one is a failure to load the other.
+func (p *Package) Digest() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "kind\x00%s\x00runtime\x00%s\x00", p.Kind, p.Runtime)
+	for _, rel := range slices.Sorted(maps.Keys(p.Files)) {
+		f := p.Files[rel]
+		fmt.Fprintf(h, "file\x00%s\x00%d\x00%s\x00", rel, f.Size, f.SHA256)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
 // Path returns the on-disk path of the listed file rel. A loader that must
 // let its engine open files by name (an engine without a load-from-memory
 // API) uses it; the bytes it then loads were verified moments before but
@@ -112,6 +128,34 @@ type Verifier interface {
 type Loader interface {
 	Load(ctx context.Context, pkg *Package) (Instance, error)
 }
+
+// RuntimeChecker is implemented by a Loader that can check a package's
+// runtime options without loading anything. The repository calls it as
+// the last step of verification, so a version with options its loader
+// refuses (an unknown key, an engine variable outside the allowlist) fails
+// verification, with the loader's Reason (ReasonManifestInvalid), before
+// any engine sees its files.
+type RuntimeChecker interface {
+	CheckRuntime(pkg *Package) error
+}
+
+// Checker tries a verified version outside the serving process before it
+// is loaded there: a model file that crashes its engine, loads for ever or
+// takes all the memory must cost a short-lived process, never the server.
+// Check returns nil when the version loaded and warmed up there, or an
+// error with a Reason: ReasonLoadError or ReasonWarmupError for what the
+// version did (the error says whether it crashed, hung or ran out of
+// memory), ReasonManifestInvalid and the like for what the loader refused.
+// A version the Checker refuses is never loaded in the serving process.
+type Checker interface {
+	Check(ctx context.Context, pkg *Package) error
+}
+
+// CheckerFunc adapts a function to Checker.
+type CheckerFunc func(ctx context.Context, pkg *Package) error
+
+// Check implements Checker.
+func (f CheckerFunc) Check(ctx context.Context, pkg *Package) error { return f(ctx, pkg) }
 
 // LoaderFunc adapts a function to Loader.
 type LoaderFunc func(ctx context.Context, pkg *Package) (Instance, error)

@@ -59,6 +59,11 @@ const (
 	ReasonLoadError Reason = "load_error"
 	// ReasonWarmupError: the loaded version failed its warm-up inference.
 	ReasonWarmupError Reason = "warmup_error"
+	// ReasonCheckError: the isolated check (Options.Checker) could not run
+	// at all (no binary to start, no pipe): not the version's doing, so
+	// not remembered; the version is tried again when it changes or the
+	// admin API loads it.
+	ReasonCheckError Reason = "check_error"
 
 	// ReasonUnknown labels an error that carries no Reason.
 	ReasonUnknown Reason = "unknown"
@@ -71,7 +76,7 @@ func Reasons() []Reason {
 		ReasonDigestMismatch, ReasonMissingFile, ReasonUnlistedFile, ReasonIOError,
 		ReasonManifestInvalid, ReasonUnsigned, ReasonSignatureInvalid, ReasonBadSignature,
 		ReasonUntrustedKey, ReasonCertExpired, ReasonCertInvalid, ReasonLoadError,
-		ReasonWarmupError, ReasonUnknown,
+		ReasonWarmupError, ReasonCheckError, ReasonUnknown,
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,14 @@ type Options struct {
 	// MaxParallelLoads bounds loads in flight across models (each model
 	// loads one version at a time). 0 means 2.
 	MaxParallelLoads int
+	// Checker, when set, tries each verified version in isolation (a child
+	// process) before it is loaded in this one; a version it refuses fails
+	// and is never loaded here.
+	Checker Checker
+	// StateDir keeps the failure memory (FailuresFile): versions whose
+	// load or warm-up failed, so that a restart does not try them again
+	// until their files change. "" keeps it in the process only.
+	StateDir string
 	// Observer sees every event, synchronously and in order (metrics).
 	// It must be fast and must not call the Repository.
 	Observer func(Event)
@@ -51,6 +60,7 @@ type Repository struct {
 	opts    Options
 	log     *slog.Logger
 	bus     *bus
+	memory  *memory
 	routes  atomic.Pointer[routes]
 	watcher *fsnotify.Watcher
 
@@ -149,6 +159,7 @@ func New(opts Options) (*Repository, error) {
 		opts:    opts,
 		log:     opts.Log.With("component", "modelrepo"),
 		bus:     newBus(opts.Observer),
+		memory:  newMemory(opts.StateDir, opts.Log.With("component", "modelrepo")),
 		ctx:     ctx,
 		cancel:  cancel,
 		kick:    make(chan struct{}, 1),
@@ -468,78 +479,140 @@ func (r *Repository) startLoadLocked(m *model, rec *record) {
 	go r.runLoad(ctx, m, rec, rec.dir)
 }
 
-// runLoad is the load pipeline of one version: verify, load, warm up. It
-// publishes nothing itself; finishLoad does, under the lock.
+// attempt is one run of a version's load pipeline.
+type attempt struct {
+	ctx context.Context
+	m   *model
+	rec *record
+	dir string
+	// fp is the directory's fingerprint, taken before verifying: if the
+	// files change while or after they are read, the next scan sees a
+	// different one and tries again.
+	fp string
+	// digest is the verified package's Digest, the failure memory's key.
+	digest string
+	// remembered: the attempt ended on a remembered failure.
+	remembered bool
+}
+
+// runLoad runs the load pipeline of one version and records its outcome.
+// It publishes nothing itself; finishLoad does, under the lock.
 func (r *Repository) runLoad(ctx context.Context, m *model, rec *record, dir string) {
 	defer r.wg.Done()
+	a := &attempt{ctx: ctx, m: m, rec: rec, dir: dir}
 	select {
 	case r.loadSem <- struct{}{}:
 		defer func() { <-r.loadSem }()
 	case <-ctx.Done():
-		r.finishLoad(ctx, m, rec, nil, "", "", ctx.Err())
+		r.finishLoad(a, nil, "", ctx.Err())
 		return
 	}
-	// The fingerprint is taken before verifying: if the files change while
-	// or after they are read, the next scan sees a different one and tries
-	// again.
-	fp := fingerprint(dir)
-	phase := func(name string, next State, fn func() error) error {
-		start := time.Now()
-		err := fn()
-		d := time.Since(start)
-		r.mu.Lock()
-		rec.phases[name] = d
-		if err == nil && next != "" && ctx.Err() == nil {
-			r.setStateLocked(m, rec, next, Event{})
-		}
-		r.mu.Unlock()
-		return err
-	}
-	r.mu.Lock()
-	r.setStateLocked(m, rec, StateVerifying, Event{})
-	r.mu.Unlock()
+	a.fp = fingerprint(dir)
+	inst, phase, err := r.pipeline(a)
+	r.finishLoad(a, inst, phase, err)
+}
 
+// pipeline runs the phases in the order of what can fail: verify, the
+// isolated check, load, warm up. It returns the warmed-up instance, or the
+// phase that failed and why (with the instance, when it was the warm-up,
+// for finishLoad to close).
+func (r *Repository) pipeline(a *attempt) (Instance, string, error) {
+	r.mu.Lock()
+	r.setStateLocked(a.m, a.rec, StateVerifying, Event{})
+	r.mu.Unlock()
 	var pkg *Package
-	err := phase(PhaseVerify, StateLoading, func() error {
+	err := r.timed(a, PhaseVerify, StateLoading, func() error {
 		var err error
-		if pkg, err = r.opts.Verifier.Verify(ctx, dir); err != nil {
-			return err
-		}
-		if err := checkIdentity(pkg, m.name, rec.number); err != nil {
-			return err
-		}
-		r.mu.Lock()
-		rec.kind, rec.signer = pkg.Kind, &pkg.Signer
-		r.mu.Unlock()
-		return nil
+		pkg, err = r.verify(a)
+		return err
 	})
 	if err != nil {
-		r.finishLoad(ctx, m, rec, nil, PhaseVerify, fp, err)
-		return
+		return nil, PhaseVerify, err
+	}
+	// These very files failed before: fail again without a second try.
+	a.digest = pkg.Digest()
+	if e, ok := r.memory.lookup(a.m.name, a.rec.number, a.digest); ok {
+		a.remembered = true
+		return nil, e.Phase, e.error()
+	}
+	if r.opts.Checker != nil {
+		err = r.timed(a, PhaseCheck, "", func() error { return r.opts.Checker.Check(a.ctx, pkg) })
+		if err != nil {
+			return nil, checkPhase(err), withReason(err, ReasonLoadError)
+		}
 	}
 	var inst Instance
-	err = phase(PhaseLoad, StateWarming, func() error {
-		loader := r.opts.Loaders[pkg.Kind]
-		if loader == nil {
-			return NewError(ReasonLoadError, "", fmt.Sprintf("this server has no loader for kind %q", pkg.Kind))
-		}
+	err = r.timed(a, PhaseLoad, StateWarming, func() error {
 		var err error
-		inst, err = loader.Load(ctx, pkg)
-		if err == nil && inst == nil {
-			err = errors.New("the loader returned no instance")
-		}
-		return withReason(err, ReasonLoadError)
+		inst, err = r.load(a.ctx, pkg)
+		return err
 	})
 	if err != nil {
-		r.finishLoad(ctx, m, rec, nil, PhaseLoad, fp, err)
-		return
+		return nil, PhaseLoad, err
 	}
-	err = phase(PhaseWarmup, "", func() error { return withReason(inst.Warmup(ctx), ReasonWarmupError) })
+	err = r.timed(a, PhaseWarmup, "", func() error { return withReason(inst.Warmup(a.ctx), ReasonWarmupError) })
 	if err != nil {
-		r.finishLoad(ctx, m, rec, inst, PhaseWarmup, fp, err)
-		return
+		return inst, PhaseWarmup, err
 	}
-	r.finishLoad(ctx, m, rec, inst, "", fp, nil)
+	return inst, "", nil
+}
+
+// checkPhase is the phase a version refused by the isolated check failed
+// in: the check loads and warms up the version as this process would.
+func checkPhase(err error) string {
+	if ReasonOf(err) == ReasonWarmupError {
+		return PhaseWarmup
+	}
+	return PhaseLoad
+}
+
+// timed runs one phase, records its duration and, when it succeeded and
+// the attempt goes on, moves the version to the next state.
+func (r *Repository) timed(a *attempt, phase string, next State, fn func() error) error {
+	start := time.Now()
+	err := fn()
+	d := time.Since(start)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a.rec.phases[phase] = d
+	if err == nil && next != "" && a.ctx.Err() == nil {
+		r.setStateLocked(a.m, a.rec, next, Event{})
+	}
+	return err
+}
+
+// verify has the Verifier check the version and makes sure it is the
+// version its directory says.
+func (r *Repository) verify(a *attempt) (*Package, error) {
+	pkg, err := r.opts.Verifier.Verify(a.ctx, a.dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkIdentity(pkg, a.m.name, a.rec.number); err != nil {
+		return nil, err
+	}
+	if rc, ok := r.opts.Loaders[pkg.Kind].(RuntimeChecker); ok {
+		if err := rc.CheckRuntime(pkg); err != nil {
+			return nil, withReason(err, ReasonManifestInvalid)
+		}
+	}
+	r.mu.Lock()
+	a.rec.kind, a.rec.signer = pkg.Kind, &pkg.Signer
+	r.mu.Unlock()
+	return pkg, nil
+}
+
+// load builds the version's instance with the loader of its kind.
+func (r *Repository) load(ctx context.Context, pkg *Package) (Instance, error) {
+	loader := r.opts.Loaders[pkg.Kind]
+	if loader == nil {
+		return nil, NewError(ReasonLoadError, "", fmt.Sprintf("this server has no loader for kind %q", pkg.Kind))
+	}
+	inst, err := loader.Load(ctx, pkg)
+	if err == nil && inst == nil {
+		err = errors.New("the loader returned no instance")
+	}
+	return inst, withReason(err, ReasonLoadError)
 }
 
 // checkIdentity refuses a package whose manifest names another model or
@@ -565,11 +638,12 @@ func withReason(err error, reason Reason) error {
 }
 
 // finishLoad records the outcome of a load and publishes a ready version.
-func (r *Repository) finishLoad(ctx context.Context, m *model, rec *record, inst Instance, phase, fp string, err error) {
+func (r *Repository) finishLoad(a *attempt, inst Instance, phase string, err error) {
+	m, rec := a.m, a.rec
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	defer r.changed.Broadcast()
-	cancelled := ctx.Err() != nil || r.closed
+	cancelled := a.ctx.Err() != nil || r.closed
 	rec.cancel()
 	m.loading = nil
 	if err == nil && cancelled {
@@ -591,16 +665,22 @@ func (r *Repository) finishLoad(ctx context.Context, m *model, rec *record, inst
 	case err != nil:
 		reason := ReasonOf(err)
 		detail := err.Error()
-		rec.fail = &failure{reason: reason, detail: detail, phase: phase, fingerprint: fp}
+		rec.fail = &failure{reason: reason, detail: detail, phase: phase, fingerprint: a.fp}
+		if !a.remembered && a.digest != "" && remembers(phase, reason) {
+			r.memory.remember(Remembered{Model: m.name, Version: rec.number, Digest: a.digest, Reason: reason, Phase: phase,
+				Detail: strings.TrimPrefix(detail, string(reason)+": "), Time: time.Now()})
+		}
 		r.log.Warn("model version failed; the previous version keeps serving",
 			"model", m.name, "version", rec.number, "phase", phase, "reason", reason, "err", detail)
 		r.setStateLocked(m, rec, StateFailed, Event{Phase: phase, Reason: reason, Detail: detail, PhasesMS: phasesMS(rec.phases)})
 		r.notifyLocked(rec, false, err)
 	default:
+		r.memory.forget(m.name, rec.number)
 		rec.live = newVersion(m.name, rec.number, rec.kind, inst)
 		ev := Event{PhasesMS: phasesMS(rec.phases), Signer: rec.signer}
 		r.log.Info("model version ready", "model", m.name, "version", rec.number, "kind", rec.kind,
-			"verify", rec.phases[PhaseVerify].Round(time.Millisecond), "load", rec.phases[PhaseLoad].Round(time.Millisecond),
+			"verify", rec.phases[PhaseVerify].Round(time.Millisecond), "check", rec.phases[PhaseCheck].Round(time.Millisecond),
+			"load", rec.phases[PhaseLoad].Round(time.Millisecond),
 			"warmup", rec.phases[PhaseWarmup].Round(time.Millisecond))
 		r.setStateLocked(m, rec, StateReady, ev)
 		r.notifyLocked(rec, false, nil)

@@ -117,8 +117,9 @@ func (f *fakeEngine) Close() error { return nil }
 
 type onePool struct{ e Engine }
 
-func (p onePool) Acquire(context.Context) (Engine, error) { return p.e, nil }
-func (p onePool) Release(Engine)                          {}
+func (p onePool) Acquire(context.Context) (Engine, error)      { return p.e, nil }
+func (p onePool) Release(Engine)                               {}
+func (p onePool) ReleaseAfter(Engine, <-chan struct{}, func()) {}
 
 type direct struct{}
 

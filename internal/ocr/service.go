@@ -127,10 +127,14 @@ type Engine interface {
 	io.Closer
 }
 
-// EnginePool lends engine instances.
+// EnginePool lends engine instances (engine.Pool). ReleaseAfter gives
+// back an engine whose call was abandoned at a deadline and may still be
+// running: pending closes when it returns (nil: it has); onStuck is called
+// if it does not return soon and the engine is quarantined.
 type EnginePool interface {
 	Acquire(ctx context.Context) (Engine, error)
 	Release(Engine)
+	ReleaseAfter(e Engine, pending <-chan struct{}, onStuck func())
 }
 
 // PageReader reads a whole page by itself: a pipeline that finds its own
@@ -316,11 +320,11 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 	if model.Pages != nil {
 		return s.readPage(ctx, model, img, i, opt, t)
 	}
-	eng, err := model.Engines.Acquire(ctx)
+	eng, giveBack, err := s.lend(ctx, model)
 	if err != nil {
 		return Page{}, err
 	}
-	defer model.Engines.Release(eng)
+	defer giveBack()
 
 	t1 := time.Now()
 	_, pspan := s.stage(ctx, "ocr.preprocess", model, i)
@@ -377,7 +381,7 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 // without osd.traineddata) has the half turn tried instead, the one
 // Tesseract cannot read by itself; the better of the two readings wins as
 // with a detector, so the page is answered either way.
-func (s *Service) turnToTry(ctx context.Context, model *Model, eng Engine, gray *image.Gray, i int, t *timings) (int, error) {
+func (s *Service) turnToTry(ctx context.Context, model *Model, eng engine.OrientationDetector, gray *image.Gray, i int, t *timings) (int, error) {
 	t0 := time.Now()
 	sctx, span := s.stage(ctx, "ocr.orientation", model, i)
 	o, err := eng.DetectOrientation(sctx, gray)
@@ -446,7 +450,7 @@ func (s *Service) readPage(ctx context.Context, model *Model, img image.Image, i
 // read recognises gray turned clockwise by turn degrees and returns the
 // lines with boxes in gray's coordinates, and the page angle: the turn plus
 // the rotation at which the engine read most of the text.
-func (s *Service) read(ctx context.Context, model *Model, eng Engine, gray *image.Gray, turn int, mode Mode, t *timings) ([]Line, int, error) {
+func (s *Service) read(ctx context.Context, model *Model, eng engine.TextRecognizer, gray *image.Gray, turn int, mode Mode, t *timings) ([]Line, int, error) {
 	t0 := time.Now()
 	rot := imageio.RotationCW(turn)
 	img := rot.ApplyGray(gray)

@@ -90,8 +90,14 @@ func (c Config) Validate() error {
 
 // Key identifies who is limited.
 type Key struct {
-	Principal string // the principal ID: whose bucket
-	Tenant    string // which limits and which metric label
+	// Principal is whose bucket: an identity that no credential can
+	// change (an API key's name, a token's subject at the one trusted
+	// issuer), never something a token merely claims, such as its tenant.
+	Principal string
+	// Tenant chooses the limits and the metric label. A principal that
+	// presents a token for another tenant keeps its bucket (tokens spent
+	// stay spent) and its requests in flight; only the limits change.
+	Tenant string
 }
 
 // Options tune a Limiter.
@@ -183,16 +189,26 @@ func (l *Limiter) Acquire(k Key) (release func(), err error) {
 		e = &entry{limit: lim, bucket: newBucket(lim)}
 		l.entries[k.Principal] = e
 	case e.limit != lim:
-		// The principal's tenant changed (a new token): new limits, same
-		// requests in flight.
-		e.limit, e.bucket = lim, newBucket(lim)
+		// The principal acts for another tenant (another token): that
+		// tenant's limits from now on, on the same bucket. A new bucket
+		// here would hand out a full burst on every switch, so that
+		// alternating two tokens would never be limited.
+		e.limit = lim
+		switch {
+		case lim.Rate <= 0: // no rate now; the bucket stays for a switch back
+		case e.bucket == nil:
+			e.bucket = newBucket(lim)
+		default:
+			e.bucket.SetLimitAt(now, rate.Limit(lim.Rate))
+			e.bucket.SetBurstAt(now, lim.burst())
+		}
 	}
 	if lim.Concurrency > 0 && e.inflight >= lim.Concurrency {
 		l.mu.Unlock()
 		l.count(label, ReasonConcurrency)
 		return nil, &LimitError{Reason: ReasonConcurrency, RetryAfter: time.Second}
 	}
-	if e.bucket != nil {
+	if e.bucket != nil && lim.Rate > 0 {
 		r := e.bucket.ReserveN(now, 1)
 		if d := r.DelayFrom(now); !r.OK() || d > 0 {
 			r.CancelAt(now)
@@ -239,7 +255,7 @@ func (l *Limiter) maybeSweep(now time.Time) {
 	}
 	l.lastSweep = now
 	for id, e := range l.entries {
-		if e.inflight == 0 && (e.bucket == nil || e.bucket.TokensAt(now) >= float64(e.limit.burst())) {
+		if e.inflight == 0 && (e.bucket == nil || e.bucket.TokensAt(now) >= float64(e.bucket.Burst())) {
 			delete(l.entries, id)
 		}
 	}

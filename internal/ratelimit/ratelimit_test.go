@@ -183,3 +183,63 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// A principal cannot get a fresh bucket by changing its token: requests
+// with tokens of different tenant claims (so different limits) draw on
+// one bucket, keyed by the principal. Each case sends 120 requests at
+// once, then 120 more over 10 seconds, switching tenants request by
+// request; every tenant with a rate holds a principal to 2/s with a burst
+// of 2, so at most 2 + 10*2 of its requests may pass (a new bucket per
+// switch let all 240 through).
+func TestTenantSwitchKeepsTheBucket(t *testing.T) {
+	cfg := ratelimit.Config{
+		Default: ratelimit.Limit{Rate: 2, Burst: 2},
+		Tenants: map[string]ratelimit.Limit{
+			"a": {Rate: 2, Burst: 2, Concurrency: 50},
+			"b": {Rate: 2, Burst: 2, Concurrency: 60},
+			"c": {Rate: 2},        // burst 2 by default
+			"d": {Concurrency: 5}, // no rate: its requests are not counted
+		},
+	}
+	rated := func(tenant string) bool {
+		if lim, ok := cfg.Tenants[tenant]; ok {
+			return lim.Rate > 0
+		}
+		return cfg.Default.Rate > 0
+	}
+	for _, tc := range []struct {
+		name    string
+		tenants []string // used in turn, request after request
+	}{
+		{"one tenant", []string{"a"}},
+		{"two tenants, different limits", []string{"a", "b"}},
+		{"three tenants and the default", []string{"a", "b", "c", "unknown"}},
+		{"a token without a tenant", []string{"a", ""}},
+		{"a tenant without a rate in between", []string{"a", "d"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, c, _ := newLimiter(t, cfg, 0)
+			allowed := 0
+			send := func(i int) {
+				tenant := tc.tenants[i%len(tc.tenants)]
+				release, err := l.Acquire(ratelimit.Key{Principal: "jwt:mallory", Tenant: tenant})
+				if err == nil {
+					release()
+					if rated(tenant) {
+						allowed++
+					}
+				}
+			}
+			for i := 0; i < 120; i++ {
+				send(i)
+			}
+			for i := 0; i < 120; i++ {
+				c.advance(time.Second / 12)
+				send(i)
+			}
+			if allowed > 22 || allowed < 20 {
+				t.Errorf("%d rate-limited requests passed; 2/s with a burst of 2 lets 20 to 22 through in 10 s", allowed)
+			}
+		})
+	}
+}

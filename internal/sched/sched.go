@@ -1,9 +1,10 @@
 // Package sched decides which requests run now, which wait and which are
 // turned away. It holds two bounds: Workers requests run at once (one per
-// core by default), and at most Workers+Queue requests are admitted at all,
-// so memory held by waiting requests (their bodies) is bounded too. A
-// request beyond that is refused at once with ErrQueueFull and a
-// Retry-After estimate, never parked indefinitely.
+// core by default), and at most Workers+Queue requests are admitted at all.
+// A request beyond that is refused at once with ErrQueueFull and a
+// Retry-After estimate, never parked indefinitely. Memory bounds the bytes
+// of request bodies held meanwhile, which are read before admission, in
+// total and per client.
 package sched
 
 import (
@@ -23,6 +24,16 @@ var (
 	ErrDraining = errors.New("server shutting down")
 )
 
+// Reasons for a refusal, as Observer.Rejected reports them (a metric label).
+const (
+	ReasonQueueFull = "queue_full"
+	ReasonDraining  = "draining"
+)
+
+// RejectReasons lists every reason Observer.Rejected is given, so that a
+// metric can start each at zero.
+var RejectReasons = []string{ReasonQueueFull, ReasonDraining, ReasonBodyMemory, ReasonBodyShare}
+
 // Observer receives the scheduler's measurements; metrics implement it.
 // Every method must be cheap and safe for concurrent use.
 type Observer interface {
@@ -30,6 +41,7 @@ type Observer interface {
 	Queued(n int)  // requests admitted and waiting for a worker
 	Running(n int) // requests holding a worker
 	Rejected(reason string)
+	BodyBytes(n int64) // bytes of request bodies held (Memory)
 }
 
 type nopObserver struct{}
@@ -38,6 +50,7 @@ func (nopObserver) QueueWait(time.Duration) {}
 func (nopObserver) Queued(int)              {}
 func (nopObserver) Running(int)             {}
 func (nopObserver) Rejected(string)         {}
+func (nopObserver) BodyBytes(int64)         {}
 
 // Scheduler is an admission queue in front of a fixed number of workers.
 type Scheduler struct {
@@ -99,14 +112,14 @@ type Ticket struct {
 // Admit lets a request in, or refuses it without waiting.
 func (s *Scheduler) Admit() (*Ticket, error) {
 	if s.draining.Load() {
-		s.obs.Rejected("draining")
+		s.obs.Rejected(ReasonDraining)
 		return nil, ErrDraining
 	}
 	select {
 	case s.admitted <- struct{}{}:
 		return &Ticket{s: s}, nil
 	default:
-		s.obs.Rejected("queue_full")
+		s.obs.Rejected(ReasonQueueFull)
 		return nil, ErrQueueFull
 	}
 }

@@ -127,20 +127,7 @@ func startServer(t testing.TB, args ...string) *server {
 }
 
 // rssBytes is the server process's resident set size.
-func (s *server) rssBytes(t testing.TB) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS")
-	return 0
-}
+func (s *server) rssBytes(t testing.TB) int64 { return s.procStatus(t, "VmRSS") }
 
 // metric reads one unlabelled sample from /metrics.
 func (s *server) metric(t testing.TB, name string) float64 {

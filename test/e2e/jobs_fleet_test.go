@@ -255,8 +255,20 @@ func TestE2EJobsFleetPostgres(t *testing.T) {
 				t.Fatalf("poll: %d", code)
 			}
 			if pages, _ := pagesDone(); !killed && pages >= totalPages/10 {
+				// Freeze the victim, and kill it only while it holds a
+				// task: between two tasks it holds none, and a kill then
+				// would prove nothing about taking tasks over.
 				victim := f.servers[1]
 				victimWorker = workerOf(t, victim)
+				if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+					t.Fatal(err)
+				}
+				if leasesOf(t, f.pg.DSN, victimWorker) == 0 {
+					if err := victim.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
 				if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 					t.Fatal(err)
 				}

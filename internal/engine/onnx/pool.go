@@ -64,8 +64,12 @@ func (p *Pool) Run(ctx context.Context, inputs []engine.Tensor) ([]engine.Tensor
 	if err != nil {
 		return nil, err
 	}
-	defer p.Release(s)
-	return s.Run(ctx, inputs)
+	// ORT stops a run when told to (RunOptions.Terminate), between
+	// operators; a run stuck inside one is abandoned at the deadline and
+	// its session set aside until it returns.
+	out, pending, err := engine.Call(ctx, func() ([]engine.Tensor, error) { return s.Run(ctx, inputs) })
+	p.sessions.ReleaseAfter(s, pending, nil)
+	return out, err
 }
 
 // Close stops lending sessions, waits until every lent session is back and

@@ -75,7 +75,18 @@ type TesseractLoader struct {
 	sampleErr  error
 }
 
-var _ modelrepo.Loader = (*TesseractLoader)(nil)
+// Interface guards.
+var (
+	_ modelrepo.Loader         = (*TesseractLoader)(nil)
+	_ modelrepo.RuntimeChecker = (*TesseractLoader)(nil)
+)
+
+// CheckRuntime implements modelrepo.RuntimeChecker: the runtime object
+// parses and its variables are allowed.
+func (l *TesseractLoader) CheckRuntime(pkg *modelrepo.Package) error {
+	_, err := parseRuntime(pkg.Runtime)
+	return err
+}
 
 // Load implements modelrepo.Loader.
 func (l *TesseractLoader) Load(ctx context.Context, pkg *modelrepo.Package) (modelrepo.Instance, error) {
@@ -160,6 +171,11 @@ func parseRuntime(raw json.RawMessage) (TesseractRuntime, error) {
 			if err := rt.CheapTier.Validate(); err != nil {
 				return rt, &modelrepo.Error{Reason: modelrepo.ReasonManifestInvalid, Path: "manifest.json", Detail: "runtime for ocr-tesseract", Err: err}
 			}
+		}
+		// Engine variables come from an allowlist: a debug variable can
+		// hang a page, write files or start a viewer process.
+		if err := tesseract.CheckVariables(rt.Variables); err != nil {
+			return rt, &modelrepo.Error{Reason: modelrepo.ReasonManifestInvalid, Path: "manifest.json", Detail: "runtime for ocr-tesseract", Err: err}
 		}
 	}
 	if rt.Lang == "" {

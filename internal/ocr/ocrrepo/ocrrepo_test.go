@@ -143,3 +143,32 @@ func TestIntegrationBrokenModels(t *testing.T) {
 		t.Errorf("warm-up of a model that reads nothing: %v", err)
 	}
 }
+
+// Engine variables come from an allowlist: a debug or display variable
+// (ScrollView starts `java` and waits for it inside the recognition call;
+// others write files) fails verification as manifest_invalid, before any
+// engine is built; an allowed variable with a value it does not take too.
+func TestIntegrationVariablesOutsideTheAllowlistAreRefused(t *testing.T) {
+	data := map[string][]byte{"eng.traineddata": repotest.Tessdata(t)["eng.traineddata"]}
+	l := &ocrrepo.TesseractLoader{Workers: 1}
+	for _, vars := range []map[string]string{
+		{"textord_tabfind_show_images": "1"},
+		{"interactive_display_mode": "1"},
+		{"tessedit_dump_pageseg_images": "1"},
+		{"debug_file": "/tmp/x"},
+		{"tessedit_char_whitelist": "0123456789", "wordrec_display_splits": "1"},
+		{"user_defined_dpi": "1"},
+	} {
+		pkg := verified(t, data, map[string]any{"variables": vars})
+		if err := l.CheckRuntime(pkg); !errors.Is(err, modelrepo.ReasonManifestInvalid) || !strings.Contains(err.Error(), "variable") {
+			t.Errorf("%v: CheckRuntime = %v, want manifest_invalid naming the variable", vars, err)
+		}
+		if _, err := l.Load(context.Background(), pkg); !errors.Is(err, modelrepo.ReasonManifestInvalid) {
+			t.Errorf("%v: Load = %v, want manifest_invalid", vars, err)
+		}
+	}
+	ok := verified(t, data, map[string]any{"variables": map[string]string{"tessedit_char_whitelist": "0123456789", "preserve_interword_spaces": "1"}})
+	if err := l.CheckRuntime(ok); err != nil {
+		t.Errorf("allowed variables: %v", err)
+	}
+}

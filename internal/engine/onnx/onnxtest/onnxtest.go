@@ -5,8 +5,10 @@
 package onnxtest
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -46,11 +48,44 @@ type Node struct {
 	Outputs []string
 }
 
+// Constant is an initializer of a graph: a named INT64 or FP32 tensor
+// whose data is stored in the model.
+type Constant struct {
+	Name   string
+	Tensor engine.Tensor
+}
+
+// SparseConstant is a sparse FP32 initializer: a tensor of Dims that is
+// zero but for Values at the flat Indices. ONNX Runtime makes it dense
+// when it loads the model.
+type SparseConstant struct {
+	Name    string
+	Dims    []int64
+	Indices []int64
+	Values  []float32
+}
+
+// Graph is a whole graph: nodes run in order on the inputs and constants
+// to produce the outputs.
+type Graph struct {
+	Nodes     []Node
+	Inputs    []Value
+	Outputs   []Value
+	Constants []Constant
+	Sparse    []SparseConstant
+}
+
 // Model encodes an ONNX ModelProto (IR version 8, default opset 13) whose
 // graph runs nodes in order on inputs to produce outputs.
 func Model(nodes []Node, inputs, outputs []Value) ([]byte, error) {
+	return Graph{Nodes: nodes, Inputs: inputs, Outputs: outputs}.Encode()
+}
+
+// Encode encodes the graph as an ONNX ModelProto (IR version 8, default
+// opset 13).
+func (gr Graph) Encode() ([]byte, error) {
 	var g []byte
-	for i, n := range nodes {
+	for i, n := range gr.Nodes {
 		var nb []byte
 		for _, in := range n.Inputs {
 			nb = appendString(nb, 1, in)
@@ -63,14 +98,39 @@ func Model(nodes []Node, inputs, outputs []Value) ([]byte, error) {
 		g = appendBytes(g, 1, nb)
 	}
 	g = appendString(g, 2, "onnxtest")
-	for _, v := range inputs {
+	for _, c := range gr.Constants {
+		tb, err := tensorProto(c)
+		if err != nil {
+			return nil, err
+		}
+		g = appendBytes(g, 5, tb) // initializer
+	}
+	for _, c := range gr.Sparse {
+		values, err := tensorProto(Constant{Name: c.Name, Tensor: engine.NewTensor([]int64{int64(len(c.Values))}, c.Values)})
+		if err != nil {
+			return nil, err
+		}
+		indices, err := tensorProto(Constant{Tensor: engine.NewTensor([]int64{int64(len(c.Indices))}, c.Indices)})
+		if err != nil {
+			return nil, err
+		}
+		var sp []byte
+		sp = appendBytes(sp, 1, values)
+		sp = appendBytes(sp, 2, indices)
+		for _, d := range c.Dims {
+			sp = protowire.AppendTag(sp, 3, protowire.VarintType)
+			sp = protowire.AppendVarint(sp, uint64(d))
+		}
+		g = appendBytes(g, 15, sp) // sparse_initializer
+	}
+	for _, v := range gr.Inputs {
 		vb, err := valueInfo(v)
 		if err != nil {
 			return nil, err
 		}
 		g = appendBytes(g, 11, vb)
 	}
-	for _, v := range outputs {
+	for _, v := range gr.Outputs {
 		vb, err := valueInfo(v)
 		if err != nil {
 			return nil, err
@@ -90,6 +150,37 @@ func Model(nodes []Node, inputs, outputs []Value) ([]byte, error) {
 	m = appendBytes(m, 7, g)                       // graph
 	m = appendBytes(m, 8, opset)                   // opset_import
 	return m, nil
+}
+
+// tensorProto encodes a constant as a TensorProto with raw little-endian
+// data.
+func tensorProto(c Constant) ([]byte, error) {
+	var raw []byte
+	switch d := c.Tensor.Data.(type) {
+	case []int64:
+		for _, v := range d {
+			raw = binary.LittleEndian.AppendUint64(raw, uint64(v))
+		}
+	case []float32:
+		for _, v := range d {
+			raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(v))
+		}
+	default:
+		return nil, fmt.Errorf("onnxtest: constant %q: only INT64 and FP32 data, got %T", c.Name, c.Tensor.Data)
+	}
+	et, _ := elemType(c.Tensor.DType)
+	var tb []byte
+	for _, d := range c.Tensor.Shape {
+		tb = protowire.AppendTag(tb, 1, protowire.VarintType) // dims
+		tb = protowire.AppendVarint(tb, uint64(d))
+	}
+	tb = protowire.AppendTag(tb, 2, protowire.VarintType) // data_type
+	tb = protowire.AppendVarint(tb, et)
+	if c.Name != "" {
+		tb = appendString(tb, 8, c.Name)
+	}
+	tb = appendBytes(tb, 9, raw) // raw_data
+	return tb, nil
 }
 
 // Identity is a one-input, one-output model that returns its input.

@@ -1,0 +1,32 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/review"
+)
+
+// openReviews opens the review store the configuration names (nil when
+// reviews are off) and builds the reviews core over it, decoding pages on
+// the scheduler's workers.
+func (a *App) openReviews(cfg config.Config) (*review.Service, error) {
+	if !cfg.Reviews.Enabled() || a.opts.CoreOnly {
+		return nil, nil
+	}
+	var store review.Store
+	var err error
+	if cfg.Reviews.Store == config.StorePostgres {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		store, err = review.OpenPostgres(ctx, cfg.ReviewsPostgres(), 0)
+	} else {
+		store, err = review.OpenBolt(cfg.Reviews.Path, 10*time.Second)
+	}
+	if err != nil {
+		return nil, err
+	}
+	a.log.Info("reviews", "store", cfg.Reviews.Store, "path", cfg.Reviews.Path, "max_per_tenant", cfg.Reviews.MaxPerTenant)
+	return review.NewService(store, cfg.ReviewConfig(), a.sched.Run, a.opts.Logger), nil
+}

@@ -1,0 +1,92 @@
+package app_test
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/visionserve/visionserve/internal/app/apptest"
+	"github.com/visionserve/visionserve/internal/auth"
+	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/grpcapi/grpctest"
+	v1 "github.com/visionserve/visionserve/proto/visionserve/v1"
+)
+
+// withInferKey turns authentication on with one key holding infer, and
+// returns that key.
+func withInferKey(t *testing.T) (func(*config.Config), string) {
+	t.Helper()
+	key, hash, err := auth.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(c *config.Config) {
+		c.Auth.Disabled = false
+		c.Auth.APIKeys = append(c.Auth.APIKeys, auth.APIKey{Name: "app", Hash: hash, Scopes: []string{string(auth.ScopeInfer)}})
+	}, key
+}
+
+// A gRPC call without a credential is refused when its headers arrive:
+// its message is never received, inflated or parsed. Twenty calls whose
+// 60 MiB message compresses to about 60 KB each used to cost the server
+// 60 MiB or more apiece before authentication refused them; the bound
+// here is what the whole process may allocate meanwhile.
+func TestIntegrationGRPCRefusesBeforeReading(t *testing.T) {
+	mutate, key := withInferKey(t)
+	srv := apptest.Start(t, mutate)
+	msg, err := proto.Marshal(&v1.RecognizeRequest{Image: make([]byte, 60<<20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bomb := grpctest.GzipFrame(msg)
+	msg = nil
+	client := grpctest.NewClient()
+	defer client.Close()
+	ctx := context.Background()
+	// A caller with a credential may still compress (within the limits).
+	small, _ := proto.Marshal(&v1.RecognizeRequest{Image: []byte("not an image")})
+	if code, m, err := client.Call(ctx, srv.GRPCAddr, v1.OCR_Recognize_FullMethodName, grpctest.GzipFrame(small), "authorization", "Bearer "+key); err != nil || code != codes.InvalidArgument {
+		t.Fatalf("a compressed call with a key: %v %q %v; want InvalidArgument (the bytes are no image)", code, m, err)
+	}
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var wg sync.WaitGroup
+	codesSeen := make([]codes.Code, 20)
+	for i := range codesSeen {
+		wg.Go(func() {
+			code, _, err := client.Call(ctx, srv.GRPCAddr, v1.OCR_Recognize_FullMethodName, bomb)
+			if err != nil {
+				t.Error(err)
+			}
+			codesSeen[i] = code
+		})
+	}
+	wg.Wait()
+	runtime.ReadMemStats(&after)
+	for i, c := range codesSeen {
+		if c != codes.Unauthenticated {
+			t.Errorf("call %d: %v, want Unauthenticated", i, c)
+		}
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 50<<20 {
+		t.Errorf("20 refused calls allocated %d MiB in the process; they should cost next to nothing", alloc>>20)
+	}
+	want := `
+# HELP visionserve_grpc_refused_calls_total gRPC calls refused before their message was read, by reason (unauthenticated, permission_denied, other).
+# TYPE visionserve_grpc_refused_calls_total counter
+visionserve_grpc_refused_calls_total{reason="other"} 0
+visionserve_grpc_refused_calls_total{reason="permission_denied"} 0
+visionserve_grpc_refused_calls_total{reason="unauthenticated"} 20
+`
+	if err := testutil.GatherAndCompare(srv.Registry, strings.NewReader(want), "visionserve_grpc_refused_calls_total"); err != nil {
+		t.Error(err)
+	}
+}
