@@ -12,7 +12,9 @@
 set -euo pipefail
 
 need=()
-for pkg in libtesseract-dev libleptonica-dev tesseract-ocr-eng tesseract-ocr-osd pkg-config gcc protobuf-compiler poppler-utils openssl zip qpdf libxml2-utils w3c-sgml-lib ocrmypdf; do
+# tesseract-ocr-chi-sim: Simplified Chinese, read in the photographed-pages
+# evaluation (internal/app, TestIntegrationPhotoPages).
+for pkg in libtesseract-dev libleptonica-dev tesseract-ocr-eng tesseract-ocr-osd tesseract-ocr-chi-sim pkg-config gcc protobuf-compiler poppler-utils openssl zip qpdf libxml2-utils w3c-sgml-lib ocrmypdf; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     need+=("$pkg")
   fi

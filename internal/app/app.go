@@ -200,6 +200,7 @@ func New(opts Options) (a *App, err error) {
 		Limits:                   cfg.Limits.ImageLimits(),
 		Tracer:                   a.tracing.Tracer(),
 		Tier:                     cfg.OCR.Tier,
+		Dewarp:                   cfg.OCR.Dewarp,
 	}
 	a.ocr = ocr.NewService(ocfg, source, a.sched, a.metrics, opts.Logger)
 	if jc := cfg.Jobs.Runtime(); jc.Enabled() {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
+	"image/jpeg"
 	"image/png"
 	"io"
 	"mime/multipart"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/image/draw"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -102,6 +104,18 @@ func ocrFromProto(t *testing.T, r *v1.RecognizeResponse) ocr.Result {
 	for _, p := range r.GetPages() {
 		page := ocr.Page{Index: int(p.GetIndex()), Width: int(p.GetWidth()), Height: int(p.GetHeight()), Angle: int(p.GetAngle()),
 			Mode: p.GetMode(), Confidence: p.GetConfidence(), Lines: []ocr.Line{}}
+		if d := p.GetDewarp(); d != nil {
+			page.Dewarp = &ocr.Dewarp{Kind: d.GetKind(), Skew: d.GetSkew(), Width: int(d.GetWidth()), Height: int(d.GetHeight()), Confidence: d.GetConfidence()}
+			if len(d.GetQuad()) > 0 {
+				q := quad(d.GetQuad())
+				page.Dewarp.Quad = &q
+			}
+			if h := d.GetHomography(); len(h) == 9 {
+				page.Dewarp.Homography = [3][3]float64{{h[0], h[1], h[2]}, {h[3], h[4], h[5]}, {h[6], h[7], h[8]}}
+			} else {
+				t.Errorf("a homography of %d numbers", len(h))
+			}
+		}
 		for _, l := range p.GetLines() {
 			line := ocr.Line{Text: l.GetText(), Confidence: l.GetConfidence(), Box: quad(l.GetBox()), Review: ocr.Tier(l.GetReview()), Words: []ocr.Word{}}
 			for _, w := range l.GetWords() {
@@ -112,6 +126,24 @@ func ocrFromProto(t *testing.T, r *v1.RecognizeResponse) ocr.Result {
 		res.Pages = append(res.Pages, page)
 	}
 	return res
+}
+
+// halfPhoto returns the shared photo at file at half its size, as a JPEG
+// small enough for the 60,000-byte limit of the test that reads it.
+func halfPhoto(t *testing.T, file string) []byte {
+	t.Helper()
+	src, err := jpeg.Decode(bytes.NewReader(sharedFile(t, file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := src.Bounds()
+	dst := image.NewGray(image.Rect(0, 0, b.Dx()/2, b.Dy()/2))
+	draw.ApproxBiLinear.Scale(dst, dst.Rect, src, b, draw.Src, nil)
+	var out bytes.Buffer
+	if err := jpeg.Encode(&out, dst, &jpeg.Options{Quality: 70}); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
 
 // withoutTimings returns r without its timings, checking first that it
@@ -149,12 +181,14 @@ func TestIntegrationGRPCOCRMatchesHTTP(t *testing.T) {
 	type image struct {
 		name, file, contentType string
 		query                   url.Values
+		data                    []byte // instead of file
 	}
 	images := []image{
-		{"page", "data/ocr/pages/phototest.tif", "image/tiff", nil},
-		{"page turned right", "data/ocr/pages/phototest-rotated-R.png", "image/png", nil},
-		{"page upside down, rotate off", "data/ocr/pages/phototest-rotated-180.png", "", url.Values{"rotate": {"off"}}},
-		{"page in block mode", "data/ocr/pages/phototest.tif", "", url.Values{"mode": {"block"}}},
+		{"page", "data/ocr/pages/phototest.tif", "image/tiff", nil, nil},
+		{"page turned right", "data/ocr/pages/phototest-rotated-R.png", "image/png", nil, nil},
+		{"page upside down, rotate off", "data/ocr/pages/phototest-rotated-180.png", "", url.Values{"rotate": {"off"}}, nil},
+		{"page in block mode", "data/ocr/pages/phototest.tif", "", url.Values{"mode": {"block"}}, nil},
+		{"photographed page, flattened", "", "image/jpeg", url.Values{"dewarp": {"auto"}}, halfPhoto(t, "data/ocr/photo-pages/11.jpg")},
 	}
 	for _, dir := range []string{"0005", "0011", "0026"} {
 		names, _ := filepath.Glob(filepath.Join(lines, dir, "*.bin.png"))
@@ -162,12 +196,15 @@ func TestIntegrationGRPCOCRMatchesHTTP(t *testing.T) {
 			t.Fatalf("no line images in %s", dir)
 		}
 		rel, _ := filepath.Rel(testenv.SharedDir(), names[0])
-		images = append(images, image{"line " + dir, rel, "image/png", nil},
-			image{"line " + dir + " in line mode, pinned", rel, "", url.Values{"mode": {"line"}, "version": {"1"}}})
+		images = append(images, image{"line " + dir, rel, "image/png", nil, nil},
+			image{"line " + dir + " in line mode, pinned", rel, "", url.Values{"mode": {"line"}, "version": {"1"}}, nil})
 	}
 	for _, img := range images {
 		t.Run(img.name, func(t *testing.T) {
-			data := sharedFile(t, img.file)
+			data := img.data
+			if data == nil {
+				data = sharedFile(t, img.file)
+			}
 			code, hdr, body := httpCall(t, http.MethodPost, srv.URL+"/v1/ocr?"+img.query.Encode(), img.contentType, data)
 			if code != http.StatusOK {
 				t.Fatalf("HTTP %d: %s", code, body)
@@ -178,7 +215,8 @@ func TestIntegrationGRPCOCRMatchesHTTP(t *testing.T) {
 			}
 			var header metadata.MD
 			resp, err := client.Recognize(ctx, &v1.RecognizeRequest{Image: data, ContentType: img.contentType,
-				Mode: img.query.Get("mode"), Rotate: img.query.Get("rotate"), Version: img.query.Get("version")}, grpc.Header(&header))
+				Mode: img.query.Get("mode"), Rotate: img.query.Get("rotate"), Version: img.query.Get("version"), Dewarp: img.query.Get("dewarp")},
+				grpc.Header(&header))
 			if err != nil {
 				t.Fatalf("gRPC: %v", err)
 			}

@@ -24,6 +24,7 @@ func runOCR(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	format := fs.String("format", "text", "output format: "+strings.Join(render.Names(), ", ")+" (docs/output-formats.md)")
 	mode := fs.String("mode", "auto", "auto, page, block, line or word")
 	noRotate := fs.Bool("no-rotate", false, "skip detection of pages turned by 90, 180 or 270 degrees")
+	dewarpMode := fs.String("dewarp", "", "auto (flatten photographed pages, level tilted scans), on or off (default: the config's ocr.dewarp)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -45,6 +46,11 @@ func runOCR(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "visionserve ocr: %v\n", err)
 		return 2
 	}
+	dw, err := ocr.ParseDewarp(*dewarpMode)
+	if err != nil {
+		fmt.Fprintf(stderr, "visionserve ocr: %v\n", err)
+		return 2
+	}
 	cfg, err := f.load(fs)
 	if err != nil {
 		return fail(stderr, "ocr", err)
@@ -61,7 +67,7 @@ func runOCR(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer a.Shutdown(context.Background())
 
-	opt := ocr.Options{Model: *model, Lang: *lang, Mode: m, NoRotate: *noRotate}
+	opt := ocr.Options{Model: *model, Lang: *lang, Mode: m, NoRotate: *noRotate, Dewarp: dw}
 	type outcome struct {
 		res *ocr.Result
 		in  ocr.Input

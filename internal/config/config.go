@@ -24,6 +24,7 @@ import (
 	"github.com/visionserve/visionserve/internal/calib"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/ocr"
+	"github.com/visionserve/visionserve/internal/ocr/dewarp"
 	"github.com/visionserve/visionserve/internal/ocr/tier"
 	"github.com/visionserve/visionserve/internal/ratelimit"
 	"github.com/visionserve/visionserve/internal/tracing"
@@ -128,6 +129,9 @@ type OCR struct {
 	// Tier says when models that have a cheap_tier switch to it: under
 	// sustained queueing (docs/operator.md). Off unless enter_queue is set.
 	Tier tier.Policy `yaml:"tier"`
+	// Dewarp is the dewarp mode of requests that do not choose one:
+	// auto (flatten photographed pages, level tilted scans), on or off.
+	Dewarp dewarp.Mode `yaml:"dewarp"`
 }
 
 // Model is one served model.
@@ -205,6 +209,7 @@ func Default() Config {
 			OrientationCheckBelow:    oc.OrientationCheckBelow,
 			MinOrientationConfidence: oc.MinOrientationConfidence,
 			Tier:                     tier.Policy{Sustain: 10 * time.Second},
+			Dewarp:                   oc.Dewarp,
 		},
 		Models:  []Model{{Name: "ocr-eng", Version: "1", Engine: "tesseract", Languages: "eng", Calibration: DefaultCalibration}},
 		Face:    defaultFace(),
@@ -301,6 +306,9 @@ func (c Config) validate(final bool) error {
 	}
 	if err := c.OCR.Tier.Validate(); err != nil {
 		add("ocr.%v", err)
+	}
+	if _, err := ocr.ParseDewarp(string(c.OCR.Dewarp)); err != nil || c.OCR.Dewarp == "" {
+		add("ocr.dewarp %q: use auto, on or off", c.OCR.Dewarp)
 	}
 	if len(c.Models) == 0 {
 		add("models: at least one model is needed")

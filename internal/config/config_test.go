@@ -35,7 +35,7 @@ func TestLoadFull(t *testing.T) {
 	if det.Engine != "onnx" || det.Dir != "/srv/models/det" || det.Runtime["file"] != "det.onnx" || batching["max_queue_delay"] != "2ms" {
 		t.Errorf("onnx model = %+v", det)
 	}
-	if c.OCR.Review.Accept != 0.9 || c.Log.Format != "json" {
+	if c.OCR.Review.Accept != 0.9 || c.OCR.Dewarp != "off" || c.Log.Format != "json" {
 		t.Errorf("ocr = %+v, log = %+v", c.OCR, c.Log)
 	}
 	if c.Server.AdminAddr != "127.0.0.1:9100" || c.TLS.Runtime().ClientAuth != "verify_if_given" || len(c.Auth.APIKeys) != 1 ||
@@ -95,6 +95,7 @@ func TestLoadRejects(t *testing.T) {
 			`name "a" is used twice`, "languages is empty", `log.level "loud"`,
 			"models[2].dir is empty", "models[3]: dir and runtime are for ppocr and onnx", "max_tensor_elements",
 			"tls: cert_file and key_file", "api_keys[0] (plain).hash", "rate_limits: default", "jobs: max_items", "tracing: sample_ratio",
+			`ocr.dewarp "always"`,
 		},
 	} {
 		_, err := Load(file)

@@ -30,7 +30,7 @@ type ocrService struct {
 
 func (s *ocrService) Recognize(ctx context.Context, req *v1.RecognizeRequest) (*v1.RecognizeResponse, error) {
 	opt, err := ocr.Params{Model: req.GetModel(), Version: req.GetVersion(), Lang: req.GetLang(),
-		Mode: req.GetMode(), Rotate: req.GetRotate()}.Options()
+		Mode: req.GetMode(), Rotate: req.GetRotate(), Dewarp: req.GetDewarp()}.Options()
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,7 @@ func encodeOCR(res *ocr.Result) *v1.RecognizeResponse {
 	out.Pages = make([]*v1.Page, len(res.Pages))
 	for i, p := range res.Pages {
 		page := &v1.Page{Index: int32(p.Index), Width: int32(p.Width), Height: int32(p.Height), Angle: int32(p.Angle),
-			Mode: p.Mode, Confidence: p.Confidence, Lines: make([]*v1.Line, len(p.Lines))}
+			Mode: p.Mode, Confidence: p.Confidence, Lines: make([]*v1.Line, len(p.Lines)), Dewarp: encodeDewarp(p.Dewarp)}
 		for j, l := range p.Lines {
 			line := &v1.Line{Text: l.Text, Confidence: l.Confidence, Box: quad(l.Box), Review: string(l.Review),
 				Words: make([]*v1.Word, len(l.Words))}
@@ -114,6 +114,21 @@ func encodeOCR(res *ocr.Result) *v1.RecognizeResponse {
 			page.Lines[j] = line
 		}
 		out.Pages[i] = page
+	}
+	return out
+}
+
+// encodeDewarp converts a page's correction; nil stays nil.
+func encodeDewarp(d *ocr.Dewarp) *v1.Dewarp {
+	if d == nil {
+		return nil
+	}
+	out := &v1.Dewarp{Kind: d.Kind, Skew: d.Skew, Width: int32(d.Width), Height: int32(d.Height), Confidence: d.Confidence}
+	if d.Quad != nil {
+		out.Quad = quad(*d.Quad)
+	}
+	for _, row := range d.Homography {
+		out.Homography = append(out.Homography, row[:]...)
 	}
 	return out
 }

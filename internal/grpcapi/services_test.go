@@ -78,6 +78,11 @@ func TestRefusedBeforeTheCore(t *testing.T) {
 			return err
 		},
 			codes.InvalidArgument, `rotate="on"`},
+		{"bad dewarp", func() error {
+			_, err := ocrc.Recognize(ctx, &v1.RecognizeRequest{Image: png, Dewarp: "sideways"})
+			return err
+		},
+			codes.InvalidArgument, `dewarp="sideways"`},
 		{"bad format", func() error {
 			_, err := ocrc.Recognize(ctx, &v1.RecognizeRequest{Image: png, Format: "xml"})
 			return err

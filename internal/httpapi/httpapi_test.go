@@ -99,6 +99,7 @@ func TestIntegrationErrorStatuses(t *testing.T) {
 		{"body over limit", "", "image/png", make([]byte, 3<<20), nil, 413, "too-large"},
 		{"tiny image", "", "image/png", imagetest.Encode(t, "png", image.NewGray(image.Rect(0, 0, 2, 2))), nil, 422, "unusable-image"},
 		{"bad mode", "?mode=sideways", "image/png", good, nil, 400, "bad-request"},
+		{"bad dewarp", "?dewarp=always", "image/png", good, nil, 400, "bad-request"},
 		{"bad format", "?format=xml", "image/png", good, nil, 400, "bad-request"},
 		{"unknown model", "?model=nope", "image/png", good, nil, 404, "model-not-found"},
 		{"unknown version header", "", "image/png", good, []string{"X-Model-Version", "99"}, 404, "model-not-found"},

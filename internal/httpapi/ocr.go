@@ -31,7 +31,7 @@ const (
 const multipartOverhead = 64 << 10
 
 func (s *Server) handleOCR(w http.ResponseWriter, r *http.Request) {
-	q, err := checkQuery(r, "model", "version", "lang", "mode", "rotate", "format")
+	q, err := checkQuery(r, "model", "version", "lang", "mode", "rotate", "dewarp", "format")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -77,7 +77,7 @@ func (s *Server) handleOCR(w http.ResponseWriter, r *http.Request) {
 // ocrOptions reads the query and the format (formatOf).
 func ocrOptions(q url.Values, accept string) (ocr.Options, render.Format, error) {
 	opt, err := ocr.Params{Model: q.Get("model"), Version: q.Get("version"), Lang: q.Get("lang"),
-		Mode: q.Get("mode"), Rotate: q.Get("rotate")}.Options()
+		Mode: q.Get("mode"), Rotate: q.Get("rotate"), Dewarp: q.Get("dewarp")}.Options()
 	if err != nil {
 		return opt, render.Format{}, err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/httpapi"
 	"github.com/visionserve/visionserve/internal/imageio/imagetest"
+	"github.com/visionserve/visionserve/internal/ocr/dewarp/dewarptest"
 )
 
 func loadSpec(t *testing.T) *openapi3.T {
@@ -73,6 +74,8 @@ func TestIntegrationResponsesMatchOpenAPI(t *testing.T) {
 		{"POST", "/v1/ocr", "image/png", good, 200},
 		{"POST", "/v1/ocr?format=text", "image/png", good, 200},
 		{"POST", "/v1/ocr?mode=page&rotate=off", "image/png", good, 200},
+		{"POST", "/v1/ocr?dewarp=auto", "image/png", dewarptest.PNG(t, dewarptest.Photo(9)), 200}, // a page.dewarp object
+		{"POST", "/v1/ocr?dewarp=off", "image/png", good, 200},
 		{"POST", "/v1/ocr", "image/png", []byte("garbage"), 400},
 		{"POST", "/v1/ocr", "image/png", imagetest.PNGHeader(30000, 30000), 413},
 		{"POST", "/v1/ocr?model=nope", "image/png", good, 404},

@@ -30,7 +30,7 @@ type ModelRef struct {
 // Width and Height are those of the page as displayed, that is after EXIF
 // orientation. Angle is the clockwise rotation, in degrees, that was applied
 // to make the text upright before recognition (0, 90, 180 or 270). All boxes
-// are in the displayed page's coordinates regardless of Angle.
+// are in the displayed page's coordinates regardless of Angle and Dewarp.
 type Page struct {
 	Index      int     `json:"index"`
 	Width      int     `json:"width"`
@@ -39,6 +39,9 @@ type Page struct {
 	Mode       string  `json:"mode"`
 	Confidence float64 `json:"confidence"`
 	Lines      []Line  `json:"lines"`
+	// Dewarp is the correction the page was read through (a flattened
+	// photo or a levelled scan); absent when it was read as it is.
+	Dewarp *Dewarp `json:"dewarp,omitempty"`
 }
 
 // Line is one text line in reading order.

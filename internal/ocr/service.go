@@ -16,6 +16,7 @@ import (
 	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/imageio"
 	"github.com/visionserve/visionserve/internal/metrics"
+	"github.com/visionserve/visionserve/internal/ocr/dewarp"
 	"github.com/visionserve/visionserve/internal/ocr/tier"
 	"github.com/visionserve/visionserve/internal/tracing"
 )
@@ -80,6 +81,9 @@ type Options struct {
 	// MaxSide downscales pages to this longer side before recognition
 	// (0: as they are); the cheaper tier sets it (cheap.go).
 	MaxSide int
+	// Dewarp says when pages are flattened or levelled before
+	// recognition (flatten.go); "" takes Config.Dewarp.
+	Dewarp dewarp.Mode
 }
 
 // Params are a request's options as every transport receives them: the
@@ -89,6 +93,7 @@ type Params struct {
 	Model, Version, Lang string
 	Mode                 string // auto, page, block, line, word
 	Rotate               string // auto, off
+	Dewarp               string // auto, on, off
 }
 
 // Options validates p; a value outside its enum is ErrBadOption.
@@ -101,7 +106,11 @@ func (p Params) Options() (Options, error) {
 	if err != nil {
 		return Options{}, err
 	}
-	return Options{Model: p.Model, Version: p.Version, Lang: p.Lang, Mode: mode, NoRotate: noRotate}, nil
+	dw, err := ParseDewarp(p.Dewarp)
+	if err != nil {
+		return Options{}, err
+	}
+	return Options{Model: p.Model, Version: p.Version, Lang: p.Lang, Mode: mode, NoRotate: noRotate, Dewarp: dw}, nil
 }
 
 // ParseRotate reads the rotate option: "" and auto detect pages turned by
@@ -205,11 +214,14 @@ type Config struct {
 	// Tier says when models with a cheaper tier switch to it; the zero
 	// value never does.
 	Tier tier.Policy
+	// Dewarp is the dewarp mode of requests that do not choose one;
+	// the zero value is off.
+	Dewarp dewarp.Mode
 }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
-	return Config{Review: DefaultReviewPolicy(), OrientationCheckBelow: 0.75, MinOrientationConfidence: 0.4, Limits: imageio.DefaultLimits()}
+	return Config{Review: DefaultReviewPolicy(), OrientationCheckBelow: 0.75, MinOrientationConfidence: 0.4, Limits: imageio.DefaultLimits(), Dewarp: dewarp.Auto}
 }
 
 // Service is the OCR core that every transport calls.
@@ -336,6 +348,7 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 		endStage(pspan, err)
 		return Page{}, err
 	}
+	fix := s.flatten(ctx, model, gray, i, opt, func(c *dewarp.Correction) { gray = c.Gray(gray) })
 	gray, scale := downscale(gray, opt.MaxSide)
 	mode := opt.Mode
 	if mode == ModeAuto {
@@ -372,7 +385,9 @@ func (s *Service) page(ctx context.Context, model *Model, doc *imageio.Document,
 		}
 	}
 	unscale(lines, scale)
-	return Page{Index: i, Width: b.Dx(), Height: b.Dy(), Angle: angle, Mode: string(mode), Confidence: conf, Lines: lines}, nil
+	page := Page{Index: i, Width: b.Dx(), Height: b.Dy(), Angle: angle, Mode: string(mode), Confidence: conf, Lines: lines}
+	unwarp(&page, fix)
+	return page, nil
 }
 
 // turnToTry returns the clockwise turn worth a second reading of a
@@ -412,10 +427,15 @@ func (s *Service) readPage(ctx context.Context, model *Model, img image.Image, i
 		endStage(pspan, err)
 		return Page{}, err
 	}
+	gray := imageio.ToGray(img)
+	fix := s.flatten(ctx, model, gray, i, opt, func(c *dewarp.Correction) {
+		img = c.Image(img)
+		gray = imageio.ToGray(img)
+	})
 	mode := opt.Mode
 	if mode == ModeAuto {
 		mode = ModePage
-		if isSingleLine(imageio.ToGray(img)) {
+		if isSingleLine(gray) {
 			mode = ModeLine
 		}
 	}
@@ -444,7 +464,9 @@ func (s *Service) readPage(ctx context.Context, model *Model, img image.Image, i
 	if lines == nil {
 		lines = []Line{}
 	}
-	return Page{Index: i, Width: b.Dx(), Height: b.Dy(), Mode: string(mode), Confidence: MeanConfidence(lines), Lines: lines}, nil
+	page := Page{Index: i, Width: b.Dx(), Height: b.Dy(), Mode: string(mode), Confidence: MeanConfidence(lines), Lines: lines}
+	unwarp(&page, fix)
+	return page, nil
 }
 
 // read recognises gray turned clockwise by turn degrees and returns the

@@ -64,7 +64,10 @@ type RecognizeRequest struct {
 	// Makes version routing sticky, as the X-Routing-Key header does
 	// (repository.sticky_header); ignored when sticky routing is off.
 	// Empty: the request metadata of that header's name, if sent.
-	RoutingKey    string `protobuf:"bytes,9,opt,name=routing_key,proto3" json:"routing_key,omitempty"`
+	RoutingKey string `protobuf:"bytes,9,opt,name=routing_key,proto3" json:"routing_key,omitempty"`
+	// auto, on or off: flatten photographed pages and level tilted scans
+	// before recognition (docs/api.md). Empty: the server's ocr.dewarp.
+	Dewarp        string `protobuf:"bytes,10,opt,name=dewarp,proto3" json:"dewarp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -158,6 +161,13 @@ func (x *RecognizeRequest) GetFormat() string {
 func (x *RecognizeRequest) GetRoutingKey() string {
 	if x != nil {
 		return x.RoutingKey
+	}
+	return ""
+}
+
+func (x *RecognizeRequest) GetDewarp() string {
+	if x != nil {
+		return x.Dewarp
 	}
 	return ""
 }
@@ -338,9 +348,12 @@ type Page struct {
 	// The clockwise turn (0, 90, 180, 270) that made the text upright.
 	Angle int32 `protobuf:"varint,4,opt,name=angle,proto3" json:"angle,omitempty"`
 	// The segmentation used: page, block, line or word.
-	Mode          string  `protobuf:"bytes,5,opt,name=mode,proto3" json:"mode,omitempty"`
-	Confidence    float64 `protobuf:"fixed64,6,opt,name=confidence,proto3" json:"confidence,omitempty"`
-	Lines         []*Line `protobuf:"bytes,7,rep,name=lines,proto3" json:"lines,omitempty"`
+	Mode       string  `protobuf:"bytes,5,opt,name=mode,proto3" json:"mode,omitempty"`
+	Confidence float64 `protobuf:"fixed64,6,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	Lines      []*Line `protobuf:"bytes,7,rep,name=lines,proto3" json:"lines,omitempty"`
+	// The correction the page was read through; unset when it was read as
+	// it is. Boxes are in the page's coordinates either way.
+	Dewarp        *Dewarp `protobuf:"bytes,8,opt,name=dewarp,proto3" json:"dewarp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -424,6 +437,116 @@ func (x *Page) GetLines() []*Line {
 	return nil
 }
 
+func (x *Page) GetDewarp() *Dewarp {
+	if x != nil {
+		return x.Dewarp
+	}
+	return nil
+}
+
+// Dewarp is the geometric correction applied to a page before it was read.
+type Dewarp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// perspective (a photographed sheet, flattened) or deskew (a scanned
+	// page turned level).
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The sheet's outline in the page: top-left, top-right, bottom-right,
+	// bottom-left (perspective only).
+	Quad []*Point `protobuf:"bytes,2,rep,name=quad,proto3" json:"quad,omitempty"`
+	// The clockwise tilt of the text lines, in degrees, that was undone
+	// (deskew only).
+	Skew float64 `protobuf:"fixed64,3,opt,name=skew,proto3" json:"skew,omitempty"`
+	// The size of the corrected image that was read.
+	Width  int32 `protobuf:"varint,4,opt,name=width,proto3" json:"width,omitempty"`
+	Height int32 `protobuf:"varint,5,opt,name=height,proto3" json:"height,omitempty"`
+	// Nine numbers, a row-major 3x3 matrix mapping a point (x, y, 1) of the
+	// corrected image to the page (divide by the third coordinate).
+	Homography []float64 `protobuf:"fixed64,6,rep,packed,name=homography,proto3" json:"homography,omitempty"`
+	// The confidence of the measurement behind the correction, in [0,1].
+	Confidence    float64 `protobuf:"fixed64,7,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Dewarp) Reset() {
+	*x = Dewarp{}
+	mi := &file_visionserve_v1_ocr_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Dewarp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Dewarp) ProtoMessage() {}
+
+func (x *Dewarp) ProtoReflect() protoreflect.Message {
+	mi := &file_visionserve_v1_ocr_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Dewarp.ProtoReflect.Descriptor instead.
+func (*Dewarp) Descriptor() ([]byte, []int) {
+	return file_visionserve_v1_ocr_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Dewarp) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Dewarp) GetQuad() []*Point {
+	if x != nil {
+		return x.Quad
+	}
+	return nil
+}
+
+func (x *Dewarp) GetSkew() float64 {
+	if x != nil {
+		return x.Skew
+	}
+	return 0
+}
+
+func (x *Dewarp) GetWidth() int32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *Dewarp) GetHeight() int32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *Dewarp) GetHomography() []float64 {
+	if x != nil {
+		return x.Homography
+	}
+	return nil
+}
+
+func (x *Dewarp) GetConfidence() float64 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
+}
+
 // Line is one text line, in reading order.
 type Line struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -442,7 +565,7 @@ type Line struct {
 
 func (x *Line) Reset() {
 	*x = Line{}
-	mi := &file_visionserve_v1_ocr_proto_msgTypes[4]
+	mi := &file_visionserve_v1_ocr_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -454,7 +577,7 @@ func (x *Line) String() string {
 func (*Line) ProtoMessage() {}
 
 func (x *Line) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_ocr_proto_msgTypes[4]
+	mi := &file_visionserve_v1_ocr_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -467,7 +590,7 @@ func (x *Line) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Line.ProtoReflect.Descriptor instead.
 func (*Line) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_ocr_proto_rawDescGZIP(), []int{4}
+	return file_visionserve_v1_ocr_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Line) GetText() string {
@@ -517,7 +640,7 @@ type Word struct {
 
 func (x *Word) Reset() {
 	*x = Word{}
-	mi := &file_visionserve_v1_ocr_proto_msgTypes[5]
+	mi := &file_visionserve_v1_ocr_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +652,7 @@ func (x *Word) String() string {
 func (*Word) ProtoMessage() {}
 
 func (x *Word) ProtoReflect() protoreflect.Message {
-	mi := &file_visionserve_v1_ocr_proto_msgTypes[5]
+	mi := &file_visionserve_v1_ocr_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +665,7 @@ func (x *Word) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Word.ProtoReflect.Descriptor instead.
 func (*Word) Descriptor() ([]byte, []int) {
-	return file_visionserve_v1_ocr_proto_rawDescGZIP(), []int{5}
+	return file_visionserve_v1_ocr_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Word) GetText() string {
@@ -570,7 +693,7 @@ var File_visionserve_v1_ocr_proto protoreflect.FileDescriptor
 
 const file_visionserve_v1_ocr_proto_rawDesc = "" +
 	"\n" +
-	"\x18visionserve/v1/ocr.proto\x12\x0evisionserve.v1\x1a\x1dvisionserve/v1/geometry.proto\"\xf6\x01\n" +
+	"\x18visionserve/v1/ocr.proto\x12\x0evisionserve.v1\x1a\x1dvisionserve/v1/geometry.proto\"\x8e\x02\n" +
 	"\x10RecognizeRequest\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\fR\x05image\x12\"\n" +
 	"\fcontent_type\x18\x02 \x01(\tR\fcontent_type\x12\x14\n" +
@@ -580,7 +703,9 @@ const file_visionserve_v1_ocr_proto_rawDesc = "" +
 	"\x04mode\x18\x06 \x01(\tR\x04mode\x12\x16\n" +
 	"\x06rotate\x18\a \x01(\tR\x06rotate\x12\x16\n" +
 	"\x06format\x18\b \x01(\tR\x06format\x12 \n" +
-	"\vrouting_key\x18\t \x01(\tR\vrouting_key\"\x83\x03\n" +
+	"\vrouting_key\x18\t \x01(\tR\vrouting_key\x12\x16\n" +
+	"\x06dewarp\x18\n" +
+	" \x01(\tR\x06dewarp\"\x83\x03\n" +
 	"\x11RecognizeResponse\x12.\n" +
 	"\x05model\x18\x01 \x01(\v2\x18.visionserve.v1.ModelRefR\x05model\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1e\n" +
@@ -597,7 +722,7 @@ const file_visionserve_v1_ocr_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"8\n" +
 	"\bModelRef\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\"\xc0\x01\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"\xf0\x01\n" +
 	"\x04Page\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x14\n" +
 	"\x05width\x18\x02 \x01(\x05R\x05width\x12\x16\n" +
@@ -607,7 +732,20 @@ const file_visionserve_v1_ocr_proto_rawDesc = "" +
 	"\n" +
 	"confidence\x18\x06 \x01(\x01R\n" +
 	"confidence\x12*\n" +
-	"\x05lines\x18\a \x03(\v2\x14.visionserve.v1.LineR\x05lines\"\xa7\x01\n" +
+	"\x05lines\x18\a \x03(\v2\x14.visionserve.v1.LineR\x05lines\x12.\n" +
+	"\x06dewarp\x18\b \x01(\v2\x16.visionserve.v1.DewarpR\x06dewarp\"\xc9\x01\n" +
+	"\x06Dewarp\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12)\n" +
+	"\x04quad\x18\x02 \x03(\v2\x15.visionserve.v1.PointR\x04quad\x12\x12\n" +
+	"\x04skew\x18\x03 \x01(\x01R\x04skew\x12\x14\n" +
+	"\x05width\x18\x04 \x01(\x05R\x05width\x12\x16\n" +
+	"\x06height\x18\x05 \x01(\x05R\x06height\x12\x1e\n" +
+	"\n" +
+	"homography\x18\x06 \x03(\x01R\n" +
+	"homography\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\a \x01(\x01R\n" +
+	"confidence\"\xa7\x01\n" +
 	"\x04Line\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x1e\n" +
 	"\n" +
@@ -637,32 +775,35 @@ func file_visionserve_v1_ocr_proto_rawDescGZIP() []byte {
 	return file_visionserve_v1_ocr_proto_rawDescData
 }
 
-var file_visionserve_v1_ocr_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_visionserve_v1_ocr_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_visionserve_v1_ocr_proto_goTypes = []any{
 	(*RecognizeRequest)(nil),  // 0: visionserve.v1.RecognizeRequest
 	(*RecognizeResponse)(nil), // 1: visionserve.v1.RecognizeResponse
 	(*ModelRef)(nil),          // 2: visionserve.v1.ModelRef
 	(*Page)(nil),              // 3: visionserve.v1.Page
-	(*Line)(nil),              // 4: visionserve.v1.Line
-	(*Word)(nil),              // 5: visionserve.v1.Word
-	nil,                       // 6: visionserve.v1.RecognizeResponse.TimingMsEntry
-	(*Point)(nil),             // 7: visionserve.v1.Point
+	(*Dewarp)(nil),            // 4: visionserve.v1.Dewarp
+	(*Line)(nil),              // 5: visionserve.v1.Line
+	(*Word)(nil),              // 6: visionserve.v1.Word
+	nil,                       // 7: visionserve.v1.RecognizeResponse.TimingMsEntry
+	(*Point)(nil),             // 8: visionserve.v1.Point
 }
 var file_visionserve_v1_ocr_proto_depIdxs = []int32{
-	2, // 0: visionserve.v1.RecognizeResponse.model:type_name -> visionserve.v1.ModelRef
-	3, // 1: visionserve.v1.RecognizeResponse.pages:type_name -> visionserve.v1.Page
-	6, // 2: visionserve.v1.RecognizeResponse.timing_ms:type_name -> visionserve.v1.RecognizeResponse.TimingMsEntry
-	4, // 3: visionserve.v1.Page.lines:type_name -> visionserve.v1.Line
-	7, // 4: visionserve.v1.Line.box:type_name -> visionserve.v1.Point
-	5, // 5: visionserve.v1.Line.words:type_name -> visionserve.v1.Word
-	7, // 6: visionserve.v1.Word.box:type_name -> visionserve.v1.Point
-	0, // 7: visionserve.v1.OCR.Recognize:input_type -> visionserve.v1.RecognizeRequest
-	1, // 8: visionserve.v1.OCR.Recognize:output_type -> visionserve.v1.RecognizeResponse
-	8, // [8:9] is the sub-list for method output_type
-	7, // [7:8] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	2,  // 0: visionserve.v1.RecognizeResponse.model:type_name -> visionserve.v1.ModelRef
+	3,  // 1: visionserve.v1.RecognizeResponse.pages:type_name -> visionserve.v1.Page
+	7,  // 2: visionserve.v1.RecognizeResponse.timing_ms:type_name -> visionserve.v1.RecognizeResponse.TimingMsEntry
+	5,  // 3: visionserve.v1.Page.lines:type_name -> visionserve.v1.Line
+	4,  // 4: visionserve.v1.Page.dewarp:type_name -> visionserve.v1.Dewarp
+	8,  // 5: visionserve.v1.Dewarp.quad:type_name -> visionserve.v1.Point
+	8,  // 6: visionserve.v1.Line.box:type_name -> visionserve.v1.Point
+	6,  // 7: visionserve.v1.Line.words:type_name -> visionserve.v1.Word
+	8,  // 8: visionserve.v1.Word.box:type_name -> visionserve.v1.Point
+	0,  // 9: visionserve.v1.OCR.Recognize:input_type -> visionserve.v1.RecognizeRequest
+	1,  // 10: visionserve.v1.OCR.Recognize:output_type -> visionserve.v1.RecognizeResponse
+	10, // [10:11] is the sub-list for method output_type
+	9,  // [9:10] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_visionserve_v1_ocr_proto_init() }
@@ -677,7 +818,7 @@ func file_visionserve_v1_ocr_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_visionserve_v1_ocr_proto_rawDesc), len(file_visionserve_v1_ocr_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
