@@ -211,6 +211,14 @@ up() {
 		echo "$v" >"$f"
 		inns mount --bind "$f" "/proc/sys/$k"
 	done
+	# containerd 1.6's shims put their sockets in /run/containerd/s whatever
+	# the config says, and a killed shim leaves its socket behind: a tmpfs
+	# there, in this mount namespace only, keeps them off the host
+	if [[ ! -d /run/containerd ]]; then
+		mkdir -m 0711 /run/containerd
+		: >"$STATE/made-run-containerd"
+	fi
+	inns mount -t tmpfs -o mode=0711 tmpfs /run/containerd
 	pki
 	local P=$STATE/pki
 
@@ -397,6 +405,8 @@ down() {
 		[[ -e $f ]] && ! mountpoint -q "$f" && rm -f "$f"
 	done
 	rm -rf "$RUN" "$ETCD_DATA"
+	# the mount point up made for the shims' sockets, if it did
+	[[ -e $STATE/made-run-containerd ]] && rmdir /run/containerd 2>/dev/null
 	# 6. the state, except its logs (kept beside it for a post-mortem)
 	if [[ -d $STATE ]]; then
 		rm -rf "$STATE.logs"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Static checks: formatting, vet, a tidy go.mod, an OpenAPI lint of the
+# Static checks: formatting, vet, staticcheck, a tidy go.mod, an OpenAPI lint of the
 # published API description, generated code up to date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,9 @@ if [[ -n "$unformatted" ]]; then
   exit 1
 fi
 go vet ./...
+# staticcheck's default checks (bugs, deprecated APIs, dead code), pinned
+# and cached by hack/setup-staticcheck.sh.
+"$(hack/setup-staticcheck.sh)" ./...
 # go.mod and go.sum must be tidy; -diff prints what tidying would change
 # and leaves both files alone. It also wants go.sum in tidy's order, which
 # `go mod tidy` keeps as it is when only the order differs (a merge):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what visionserve needs to build and run on Debian/Ubuntu, and
-# only what is missing: Tesseract 5 with its English and orientation
-# models, Leptonica, pkg-config, a C compiler, protoc (for make generate
+# only what is missing: Tesseract 5 with its English, orientation and
+# Simplified Chinese models, Leptonica, pkg-config, a C compiler, protoc (for make generate
 # and its check in hack/lint.sh), poppler-utils (pdftoppm rasterises PDF
 # pages for jobs), and openssl and zip (the signing and import tests make
 # SM2 and RSA keys, certificates and vendor zips with them). The
@@ -12,8 +12,8 @@
 set -euo pipefail
 
 need=()
-# tesseract-ocr-chi-sim: Simplified Chinese, read in the photographed-pages
-# evaluation (internal/app, TestIntegrationPhotoPages).
+# tesseract-ocr-chi-sim: Simplified Chinese (the ocr-chi-sim default
+# package, lang=chi_sim, and the photographed-pages evaluation).
 for pkg in libtesseract-dev libleptonica-dev tesseract-ocr-eng tesseract-ocr-osd tesseract-ocr-chi-sim pkg-config gcc protobuf-compiler poppler-utils openssl zip qpdf libxml2-utils w3c-sgml-lib ocrmypdf; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     need+=("$pkg")

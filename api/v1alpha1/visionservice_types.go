@@ -403,7 +403,8 @@ type PrometheusSource struct {
 // window falls below the stable version's by more than confidenceMargin, or
 // the error ratio rises by more than maxErrorRatioIncrease, all traffic
 // returns to the stable version and status.canary says why; after the
-// analysis period without either, the canary gets all the traffic.
+// analysis period without either, the canary gets all the traffic. The
+// verdict outlives spec.canary: see status.canary.
 //
 // +kubebuilder:validation:XValidation:rule="self.version != self.stableVersion",message="version must differ from stableVersion"
 type CanarySpec struct {
@@ -557,7 +558,12 @@ type VisionServiceStatus struct {
 	// +optional
 	LastScaleReason string `json:"lastScaleReason,omitempty"`
 
-	// Canary is the state of the current or last canary.
+	// Canary is the state of the current or last canary. Its traffic (the
+	// split while Progressing, all to version once Promoted, all to
+	// stableVersion once RolledBack) is the model's routing on every pod,
+	// pods that start later included, with or without spec.canary, until
+	// spec.canary names another canary. Removing status.canary (kubectl
+	// patch --subresource=status) returns the model to its newest version.
 	// +optional
 	Canary *CanaryStatus `json:"canary,omitempty"`
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/visionserve/visionserve/internal/grpcapi"
 	"github.com/visionserve/visionserve/internal/httpapi"
 	"github.com/visionserve/visionserve/internal/jobs"
+	"github.com/visionserve/visionserve/internal/keys"
 	"github.com/visionserve/visionserve/internal/loader"
 	"github.com/visionserve/visionserve/internal/metrics"
 	"github.com/visionserve/visionserve/internal/modelcheck"
@@ -95,11 +96,26 @@ type App struct {
 	repo     *modelrepo.Repository   // nil without repository.dir
 	refused  []modelrepo.ModelStatus // built-in models that failed to load
 	reviews  *review.Service         // nil without reviews.path or reviews.store: postgres
+	// enc seals the stores' records at rest (zero: in clear).
+	enc keys.Config
 	// stopImports stops the import drop folder's watcher (nil without
 	// repository.import.dir).
 	stopImports func()
 	started     time.Time
 	conns       *connlimit.Metrics
+}
+
+// checkKeys warns when a store's active data key is not of the configured
+// algorithm: the algorithm applies to new data keys, and the store's
+// keyring was made before it was configured.
+func (a *App) checkKeys(store string, ring *keys.Ring) {
+	if ring == nil {
+		return
+	}
+	if _, alg := ring.Active(); a.enc.Enabled() && alg != "" && alg != a.enc.Algorithm {
+		a.log.Warn("the store seals with a data key of another algorithm than encryption.algorithm; make a new data key with visionserve keys rotate --data-key",
+			"store", store, "active", alg, "algorithm", a.enc.Algorithm)
+	}
 }
 
 // New loads the models and builds the server; nothing listens yet. On
@@ -152,6 +168,16 @@ func New(opts Options) (a *App, err error) {
 			}
 		}
 	}
+	if !opts.CoreOnly {
+		// The KEK is read once, here; a named one that is missing or
+		// malformed stops the start (never a fall back to clear records).
+		if a.enc, err = cfg.Encryption.Load(); err != nil {
+			return nil, err
+		}
+		if a.enc.Enabled() {
+			a.log.Info("encryption at rest", "algorithm", a.enc.Algorithm, "kek", a.enc.KEK.ID(), "kek_source", a.enc.KEK.Source())
+		}
+	}
 	if cfg.TLS.Runtime().Enabled() && !opts.CoreOnly {
 		if a.tls, err = tlsconf.New(cfg.TLS.Runtime(), tlsconf.Options{Log: opts.Logger, Metrics: tlsconf.NewMetrics(opts.Registry)}); err != nil {
 			return nil, err
@@ -200,6 +226,8 @@ func New(opts Options) (a *App, err error) {
 		Limits:                   cfg.Limits.ImageLimits(),
 		Tracer:                   a.tracing.Tracer(),
 		Tier:                     cfg.OCR.Tier,
+		Languages:                cfg.OCR.Languages,
+		Scripts:                  cfg.OCR.Scripts,
 		Dewarp:                   cfg.OCR.Dewarp,
 	}
 	a.ocr = ocr.NewService(ocfg, source, a.sched, a.metrics, opts.Logger)
@@ -210,10 +238,12 @@ func New(opts Options) (a *App, err error) {
 		a.jobs, err = jobs.Open(jobs.Options{
 			Config: jc, OCR: background, Scheduler: a.sched.Background(), Limits: cfg.Limits.ImageLimits(), Log: opts.Logger,
 			Metrics: jobs.NewMetrics(opts.Registry), Tracer: a.tracing.Tracer(), Propagator: a.tracing.Propagator(), Version: Version,
+			Keys: a.enc,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("jobs: %w", err)
 		}
+		a.checkKeys("jobs", a.jobs.Keys())
 	}
 	var limiter *ratelimit.Limiter
 	if rl := ratelimit.New(cfg.RateLimits, ratelimit.Options{Metrics: ratelimit.NewMetrics(opts.Registry, cfg.RateLimits)}); rl.Enabled() {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/keys"
 	"github.com/visionserve/visionserve/internal/review"
 )
 
@@ -15,18 +16,23 @@ func (a *App) openReviews(cfg config.Config) (*review.Service, error) {
 	if !cfg.Reviews.Enabled() || a.opts.CoreOnly {
 		return nil, nil
 	}
-	var store review.Store
-	var err error
-	if cfg.Reviews.Store == config.StorePostgres {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		store, err = review.OpenPostgres(ctx, cfg.ReviewsPostgres(), 0)
-	} else {
-		store, err = review.OpenBolt(cfg.Reviews.Path, 10*time.Second)
-	}
+	store, err := openReviewStore(cfg, a.enc)
 	if err != nil {
 		return nil, err
 	}
-	a.log.Info("reviews", "store", cfg.Reviews.Store, "path", cfg.Reviews.Path, "max_per_tenant", cfg.Reviews.MaxPerTenant)
+	ring := ringOf(store)
+	a.checkKeys("reviews", ring)
+	a.log.Info("reviews", "store", cfg.Reviews.Store, "path", cfg.Reviews.Path, "max_per_tenant", cfg.Reviews.MaxPerTenant, "encryption", ring)
 	return review.NewService(store, cfg.ReviewConfig(), a.sched.Run, a.opts.Logger), nil
+}
+
+// openReviewStore opens the review store cfg configures, its reviews
+// sealed with enc.
+func openReviewStore(cfg config.Config, enc keys.Config) (review.Store, error) {
+	if cfg.Reviews.Store == config.StorePostgres {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return review.OpenPostgres(ctx, cfg.ReviewsPostgres(), 0, enc)
+	}
+	return review.OpenBolt(cfg.Reviews.Path, 10*time.Second, enc)
 }

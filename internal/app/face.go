@@ -11,6 +11,7 @@ import (
 	"github.com/visionserve/visionserve/internal/face"
 	"github.com/visionserve/visionserve/internal/face/facerepo"
 	"github.com/visionserve/visionserve/internal/gallery"
+	"github.com/visionserve/visionserve/internal/keys"
 	"github.com/visionserve/visionserve/internal/metrics"
 )
 
@@ -84,10 +85,13 @@ func (a *App) startFace(cfg config.Config) (err error) {
 		attrs = append(attrs, "detector", fc.Detector, "embedder", fc.Embedder, "embedder_id", p.models.EmbedderID(), "sessions", opts.Runtime.Sessions)
 	}
 	m := metrics.NewFace(a.opts.Registry)
-	store, err := openGalleryStore(fc.Gallery)
+	store, err := openGalleryStore(fc.Gallery, a.enc)
 	if err != nil {
 		return err
 	}
+	ring := ringOf(store)
+	a.checkKeys("galleries", ring)
+	attrs = append(attrs, "encryption", ring)
 	if p.galleries, err = gallery.Open(context.Background(), store, fc.Gallery.ManagerConfig(), a.opts.Logger, m); err != nil {
 		store.Close()
 		return err
@@ -100,14 +104,16 @@ func (a *App) startFace(cfg config.Config) (err error) {
 	return nil
 }
 
-func openGalleryStore(g config.Gallery) (gallery.Store, error) {
+// openGalleryStore opens the gallery store g configures, its embeddings
+// sealed with enc.
+func openGalleryStore(g config.Gallery, enc keys.Config) (gallery.Store, error) {
 	switch g.Store {
 	case config.StorePostgres:
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		return gallery.OpenPostgres(ctx, g.Postgres, 0)
+		return gallery.OpenPostgres(ctx, g.Postgres, 0, enc)
 	default:
-		return gallery.OpenBolt(g.Path, 10*time.Second)
+		return gallery.OpenBolt(g.Path, 10*time.Second, enc)
 	}
 }
 

@@ -84,6 +84,9 @@ func (a *App) modelSource(cfg config.Config, env loader.Env) (ocr.ModelSource, e
 		return nil, err
 	}
 	a.repo = repo
+	if err := applyTrafficFile(repo, rc.TrafficFile, a.log); err != nil {
+		return nil, err
+	}
 	def := cfg.DefaultModelName()
 	if err := repo.Ready(def); err != nil {
 		a.log.Warn("the default model has no ready version yet; readiness fails until it has", "model", def, "err", err)

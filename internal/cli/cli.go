@@ -35,6 +35,7 @@ func commands() map[string]command {
 		"calibrate": {"fit a model's confidence calibration on labelled text lines", runCalibrate},
 		"model":     {"create, sign, verify and inspect model packages", runModel},
 		"auth":      {"make API keys and webhook secrets (hash-key, webhook-secret)", runAuth},
+		"keys":      {"make key-encryption keys; show and rotate the keys of encrypted stores (new, status, rotate)", runKeys},
 		"version":   {"print the version", runVersion},
 	}
 }

@@ -45,10 +45,11 @@ commands:
   check    (--key PUBLIC)... (--ca CA.pem)... [--timeout D] [--memory-limit SIZE] DIR
                                                       verify DIR, then load and warm it up in a separate
                                                       process, as the server does before it loads a version
-  bootstrap [--home DIR] [--tessdata DIR] [--face DIR]
-                                                      package and sign the system's Tesseract model
-                                                      (and the face models of DIR) with a local key
-                                                      (HOME/keys) into HOME/models
+  bootstrap [--home DIR] [--tessdata DIR] [--ppocr DIR] [--face DIR|none]
+                                                      package and sign the default models (Tesseract
+                                                      eng and chi_sim, PP-OCRv4 Chinese, YuNet and
+                                                      MobileFaceNet) with a local key (HOME/keys)
+                                                      into HOME/models
 
 Run 'visionserve model <command> -h' for a command's flags.
 Exit status: 0 on success, 1 when a command fails, 2 on a usage error.

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -20,6 +21,8 @@ import (
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 	"github.com/visionserve/visionserve/internal/modelrepo/signing"
+	"github.com/visionserve/visionserve/internal/ocr/ppocr"
+	"github.com/visionserve/visionserve/models"
 )
 
 // defaultHome is where bootstrap keeps the local key and repository:
@@ -35,27 +38,43 @@ func defaultHome() string {
 	return filepath.Join(os.TempDir(), "visionserve")
 }
 
-// bootstrap makes the system's Tesseract model a signed package, so that
-// the first run serves packages like any other: it creates a local signing
-// key once (HOME/keys), and publishes <lang>.traineddata and
-// osd.traineddata as HOME/models/<name>/<N>, signed with it. When the
-// newest published version already holds the same files and verifies with
-// the key, it does nothing; when the system's files changed (a package
-// upgrade), it publishes version N+1, which a running server swaps in.
-// With --face DIR it does the same for the face models of DIR (the shared
-// YuNet and MobileFaceNet files): face-detect and face-embed.
+// bootstrap makes the default models signed packages, so that the first
+// run serves packages like any other: it creates a local signing key once
+// (HOME/keys) and publishes HOME/models/<name>/<N>, signed with it, for
+//
+//   - ocr-eng: the system's Tesseract <lang>.traineddata (+ osd);
+//   - ocr-chi-sim: the system's Tesseract Simplified Chinese (+ osd), when
+//     tesseract-ocr-chi-sim is installed;
+//   - ocr-zh: the PP-OCRv4 Chinese+English models (kind ocr-ppocr) that
+//     hack/setup-models.sh installs, when they are there;
+//   - face-detect and face-embed: YuNet and MobileFaceNet, built into the
+//     binary from the repository's models/ (or --face DIR's files).
+//
+// When the newest published version already holds the same files and
+// verifies with the key, it does nothing; when the files changed (a
+// package upgrade), it publishes version N+1, which a running server swaps
+// in. A default whose files are absent is skipped with a note; only the
+// first package (the server's default model) is required.
 func (c *modelCmd) bootstrap(ctx context.Context, args []string) int {
-	set := c.flags("[--home DIR] [--tessdata DIR] [--name NAME] [--lang LANG] [--face DIR]")
+	set := c.flags("[--home DIR] [--tessdata DIR] [--name NAME] [--lang LANG] [--chi-sim NAME] [--zh NAME] [--ppocr DIR] [--face DIR|none]")
 	home := set.String("home", defaultHome(), "directory for the local signing key (keys/) and repository (models/)")
 	tessdata := set.String("tessdata", tesseract.DefaultDataPath(), "directory holding the system's .traineddata files")
-	name := set.String("name", "ocr-eng", "model name")
+	name := set.String("name", "ocr-eng", "model name of the Tesseract package")
 	lang := set.String("lang", "eng", "Tesseract language to package (its .traineddata, plus osd.traineddata when present)")
-	faceDir := set.String("face", "", "also package the face models of this directory (shared/models/face) as face-detect and face-embed")
+	chiName := set.String("chi-sim", "ocr-chi-sim", `model name of the Tesseract Simplified Chinese package, published when chi_sim.traineddata is installed; "" skips it`)
+	zhName := set.String("zh", "ocr-zh", `model name of the PP-OCRv4 Chinese+English package (kind ocr-ppocr); "" skips it`)
+	ppocrDir := set.String("ppocr", "", "directory holding the PP-OCRv4 files (default: $"+ppocr.V4ModelsEnv+", else the cache "+ppocr.V4SetupScript+" fills)")
+	faceDir := set.String("face", "", `publish the face models of this directory (shared/models/face) instead of the built-in ones; "none" skips them`)
 	if _, code, ok := c.parse(set, args, 0); !ok {
 		return code
 	}
-	if !modelrepo.ValidName(*name) {
-		return c.usageError("--name %q is not a valid model name", *name)
+	for _, n := range []string{*name, *chiName, *zhName} {
+		if n != "" && !modelrepo.ValidName(n) {
+			return c.usageError("model name %q is not valid", n)
+		}
+	}
+	if *name == *chiName || *name == *zhName || (*zhName != "" && *zhName == *chiName) {
+		return c.usageError("--name, --chi-sim and --zh must differ")
 	}
 	keys, repo := filepath.Join(*home, "keys"), filepath.Join(*home, "models")
 	signer, pub, created, err := localKey(keys)
@@ -65,71 +84,183 @@ func (c *modelCmd) bootstrap(ctx context.Context, args []string) int {
 	if created {
 		fmt.Fprintf(c.stdout, "created signing key %s (public: %s)\n", filepath.Join(keys, signing.PrivateKeyFile), filepath.Join(keys, signing.PublicKeyFile))
 	}
-	files := []string{*lang + ".traineddata"}
-	if _, err := os.Stat(filepath.Join(*tessdata, "osd.traineddata")); err == nil {
-		files = append(files, "osd.traineddata")
-	}
-	rt := map[string]any{"lang": *lang}
-	if *lang == "eng" && sameDigest(filepath.Join(*tessdata, "eng.traineddata"), debianEngSHA256) {
-		// The calibration fitted for this very file: packaged, the
-		// confidences stay what the built-in model reports.
-		rt["calibration"] = config.DefaultCalibration
-	}
-	runtime, err := json.Marshal(rt)
+	main, err := tesseractPackage(*name, *lang, *tessdata)
 	if err != nil {
 		return c.fail(err)
 	}
-	pkgs := []systemPackage{{name: *name, kind: manifest.KindOCRTesseract, runtime: runtime, src: *tessdata, files: files}}
-	if *faceDir != "" {
-		for _, p := range facePackages {
-			files := []string{p.model}
-			if _, err := os.Stat(filepath.Join(*faceDir, p.license)); err == nil {
-				files = append(files, p.license)
-			}
-			pkgs = append(pkgs, systemPackage{name: p.name, kind: p.kind, src: *faceDir, files: files})
+	pkgs := []systemPackage{main}
+	var skipped []string
+	if *chiName != "" {
+		if p, err := tesseractPackage(*chiName, chiSimLang, *tessdata); err == nil {
+			pkgs = append(pkgs, p)
+		} else {
+			skipped = append(skipped, fmt.Sprintf("%s (install tesseract-ocr-chi-sim: hack/setup.sh)", *chiName))
 		}
 	}
+	if *zhName != "" {
+		p, err := ppocrPackage(*zhName, *ppocrDir)
+		switch {
+		case err == nil:
+			pkgs = append(pkgs, p)
+		case *ppocrDir != "":
+			return c.fail(err)
+		default:
+			skipped = append(skipped, fmt.Sprintf("%s (%v)", *zhName, err))
+		}
+	}
+	faces, err := facePackages(*faceDir)
+	if err != nil {
+		return c.fail(err)
+	}
+	pkgs = append(pkgs, faces...)
 	for _, p := range pkgs {
 		v, published, err := publishSystemModel(ctx, repo, p, signer, pub)
 		if err != nil {
 			return c.fail(err)
 		}
 		if published {
-			fmt.Fprintf(c.stdout, "published %s version %d (%s) in %s\n", p.name, v, strings.Join(p.files, ", "), repo)
+			fmt.Fprintf(c.stdout, "published %s version %d (%s) in %s\n", p.name, v, strings.Join(p.fileNames(), ", "), repo)
 		} else {
 			fmt.Fprintf(c.stdout, "%s version %d is up to date in %s\n", p.name, v, repo)
 		}
 	}
+	for _, s := range skipped {
+		fmt.Fprintf(c.stdout, "skipped %s\n", s)
+	}
 	fmt.Fprintf(c.stdout, "serve it with: visionserve serve --models %s --trust-key %s\n", repo, filepath.Join(keys, signing.PublicKeyFile))
-	if *faceDir != "" {
+	if len(faces) > 0 {
 		fmt.Fprintf(c.stdout, "face recognition from these packages: face: {detector_model: %s, embedder_model: %s} in the configuration (docs/faces.md)\n",
-			facePackages[0].name, facePackages[1].name)
+			faces[0].name, faces[1].name)
 	}
 	return 0
 }
 
-// systemPackage is a package bootstrap publishes: files of src.
+// chiSimLang is the language of the Tesseract Simplified Chinese package:
+// chi_sim alone. In docs/ocr-evaluation.md it reads pages and prose lines
+// better than chi_sim+eng (which reads digit lines better), and a single
+// language loads from the verified bytes, not from the package directory.
+const chiSimLang = "chi_sim"
+
+// systemPackage is a package bootstrap publishes.
 type systemPackage struct {
 	name    string
 	kind    manifest.Kind
 	runtime json.RawMessage
-	src     string
-	files   []string
+	files   []sourceFile
 }
 
-// facePackages are the face models bootstrap --face packages, from the
-// shared directory's files (its SOURCES.md has their provenance): the
-// dynamic-input YuNet (faster than the fixed 640x640 file on small
-// images) and MobileFaceNet, each with its licence when present. Their
-// runtime options are the defaults, which the file configuration uses
-// too.
-var facePackages = []struct {
-	name           string
-	kind           manifest.Kind
-	model, license string
-}{
-	{"face-detect", manifest.KindFaceDetect, "yunet_s_dynamic.onnx", "LICENSE.ShiqiYu-libfacedetection.train"},
-	{"face-embed", manifest.KindFaceEmbed, "MobileFaceNet.onnx", "LICENSE.foamliu-MobileFaceNet"},
+// sourceFile is a file a package is made of: name in fsys.
+type sourceFile struct {
+	fsys fs.FS
+	name string
+}
+
+func (p systemPackage) fileNames() []string {
+	out := make([]string, len(p.files))
+	for i, f := range p.files {
+		out[i] = f.name
+	}
+	return out
+}
+
+// tesseractPackage is the ocr-tesseract package of lang's traineddata in
+// dir, with osd.traineddata when present.
+func tesseractPackage(name, lang, dir string) (systemPackage, error) {
+	fsys := os.DirFS(dir)
+	files := []sourceFile{{fsys, lang + ".traineddata"}}
+	if _, err := fs.Stat(fsys, files[0].name); err != nil {
+		return systemPackage{}, fmt.Errorf("%s: %w", name, err)
+	}
+	if _, err := fs.Stat(fsys, "osd.traineddata"); err == nil {
+		files = append(files, sourceFile{fsys, "osd.traineddata"})
+	}
+	rt := map[string]any{"lang": lang}
+	if lang == "eng" && sameDigest(filepath.Join(dir, "eng.traineddata"), debianEngSHA256) {
+		// The calibration fitted for this very file: packaged, the
+		// confidences stay what the built-in model reports.
+		rt["calibration"] = config.DefaultCalibration
+	}
+	runtime, err := json.Marshal(rt)
+	if err != nil {
+		return systemPackage{}, err
+	}
+	return systemPackage{name: name, kind: manifest.KindOCRTesseract, runtime: runtime, files: files}, nil
+}
+
+// ppocrRuntime is the runtime of the PP-OCRv4 package: CTC recognition
+// (the best Chinese row of docs/ocr-evaluation.md) with its
+// 6,623-character dictionary and ppocr.V4Params' recogniser settings
+// (input height 48, one line per run); the loader decodes params over
+// ppocr.DefaultParams, so they are spelt out. "lang" is the language the
+// package serves (Languages in the OCR core).
+var ppocrRuntime = map[string]any{
+	"recognizer": "ctc",
+	"det":        ppocr.V4Det,
+	"cls":        ppocr.V4Cls,
+	"rec":        ppocr.V4Rec,
+	"dict":       ppocr.V4Dict,
+	"lang":       chiSimLang,
+	"params":     map[string]any{"rec": ppocr.V4Params().Rec},
+}
+
+// ppocrPackage is the ocr-ppocr package of the PP-OCRv4 files in dir (""
+// means ppocr.V4ModelsDir) with their licences from models/.
+func ppocrPackage(name, dir string) (systemPackage, error) {
+	if dir == "" {
+		var err error
+		if dir, err = ppocr.V4ModelsDir(); err != nil {
+			return systemPackage{}, err
+		}
+	}
+	fsys := os.DirFS(dir)
+	var files []sourceFile
+	for _, f := range ppocr.V4Files {
+		if _, err := fs.Stat(fsys, f); err != nil {
+			return systemPackage{}, fmt.Errorf("%s: %w (run %s)", name, err, ppocr.V4SetupScript)
+		}
+		files = append(files, sourceFile{fsys, f})
+	}
+	files = append(files, sourceFile{models.Files, models.PPOCRLicense}, sourceFile{models.Files, models.PPOCRNPMLicense})
+	runtime, err := json.Marshal(ppocrRuntime)
+	if err != nil {
+		return systemPackage{}, err
+	}
+	return systemPackage{name: name, kind: manifest.KindOCRPPOCR, runtime: runtime, files: files}, nil
+}
+
+// facePackages are the face-detect and face-embed packages: YuNet
+// (dynamic input: faster than the fixed 640x640 file on small images) and
+// MobileFaceNet, each with its licence, from the binary's built-in models
+// or from dir (shared/models/face; its licences when present). "none"
+// publishes none. Their runtime options are the defaults, which the file
+// configuration uses too.
+func facePackages(dir string) ([]systemPackage, error) {
+	if dir == "none" {
+		return nil, nil
+	}
+	fsys := fs.FS(models.Files)
+	if dir != "" {
+		fsys = os.DirFS(dir)
+	}
+	var out []systemPackage
+	for _, p := range []struct {
+		name           string
+		kind           manifest.Kind
+		model, license string
+	}{
+		{"face-detect", manifest.KindFaceDetect, models.FaceDetector, models.FaceDetectorLicense},
+		{"face-embed", manifest.KindFaceEmbed, models.FaceEmbedder, models.FaceEmbedderLicense},
+	} {
+		if _, err := fs.Stat(fsys, p.model); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.name, err)
+		}
+		files := []sourceFile{{fsys, p.model}}
+		if _, err := fs.Stat(fsys, p.license); err == nil {
+			files = append(files, sourceFile{fsys, p.license})
+		}
+		out = append(out, systemPackage{name: p.name, kind: p.kind, files: files})
+	}
+	return out, nil
 }
 
 // localKey loads the key in dir, creating it on first use.
@@ -159,7 +290,7 @@ func localKey(dir string) (*signing.Signer, *ecdsa.PublicKey, bool, error) {
 // publishSystemModel publishes p's files as the next version of p.name,
 // unless the newest version already holds them and verifies with pub.
 func publishSystemModel(ctx context.Context, repo string, p systemPackage, signer *signing.Signer, pub *ecdsa.PublicKey) (int, bool, error) {
-	name, src, files := p.name, p.src, p.files
+	name, files := p.name, p.files
 	mdir := filepath.Join(repo, name)
 	if err := os.MkdirAll(mdir, 0o755); err != nil {
 		return 0, false, err
@@ -179,7 +310,7 @@ func publishSystemModel(ctx context.Context, repo string, p systemPackage, signe
 		return 0, false, err
 	}
 	if latest > 0 {
-		if sameFiles(ctx, verifier, filepath.Join(mdir, strconv.Itoa(latest)), src, files) {
+		if samePackage(ctx, verifier, filepath.Join(mdir, strconv.Itoa(latest)), p) {
 			return latest, false, nil
 		}
 	}
@@ -192,7 +323,7 @@ func publishSystemModel(ctx context.Context, repo string, p systemPackage, signe
 	}
 	defer os.RemoveAll(staging) // a no-op after the rename
 	for _, f := range files {
-		if err := copyFile(filepath.Join(src, f), filepath.Join(staging, f)); err != nil {
+		if err := copyFS(f.fsys, f.name, filepath.Join(staging, f.name)); err != nil {
 			return 0, false, err
 		}
 	}
@@ -214,15 +345,25 @@ func publishSystemModel(ctx context.Context, repo string, p systemPackage, signe
 	return next, true, nil
 }
 
-// sameFiles reports whether dir is a package verified by v that lists
-// exactly files, with the content they have in src.
-func sameFiles(ctx context.Context, v *signing.Verifier, dir, src string, files []string) bool {
+// samePackage reports whether dir is a package verified by v with p's
+// runtime options that lists exactly p's files, with the content they
+// have in their sources. Runtime options count: a new release may change
+// them for the same files (ocr-zh's recogniser settings).
+func samePackage(ctx context.Context, v *signing.Verifier, dir string, p systemPackage) bool {
 	pkg, err := v.VerifyPackage(ctx, dir)
-	if err != nil || len(pkg.Manifest.Files) != len(files) {
+	if err != nil || len(pkg.Manifest.Files) != len(p.files) || !sameJSON(pkg.Manifest.Runtime, p.runtime) {
 		return false
 	}
+	src := map[string]sourceFile{}
+	for _, f := range p.files {
+		src[f.name] = f
+	}
 	for _, f := range pkg.Manifest.Files {
-		sum, err := sha256File(filepath.Join(src, f.Path))
+		s, ok := src[f.Path]
+		if !ok {
+			return false
+		}
+		sum, err := sha256FS(s.fsys, s.name)
 		if err != nil || sum != f.SHA256 {
 			return false
 		}
@@ -230,8 +371,25 @@ func sameFiles(ctx context.Context, v *signing.Verifier, dir, src string, files 
 	return true
 }
 
+// sameJSON reports whether a and b hold the same JSON value (absent and
+// null are the same).
+func sameJSON(a, b json.RawMessage) bool {
+	var va, vb any
+	if len(a) > 0 && json.Unmarshal(a, &va) != nil {
+		return false
+	}
+	if len(b) > 0 && json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
+}
+
 func copyFile(from, to string) error {
-	in, err := os.Open(from)
+	return copyFS(os.DirFS(filepath.Dir(from)), filepath.Base(from), to)
+}
+
+func copyFS(fsys fs.FS, name, to string) error {
+	in, err := fsys.Open(name)
 	if err != nil {
 		return err
 	}
@@ -258,7 +416,11 @@ func sameDigest(name, want string) bool {
 }
 
 func sha256File(name string) (string, error) {
-	f, err := os.Open(name)
+	return sha256FS(os.DirFS(filepath.Dir(name)), filepath.Base(name))
+}
+
+func sha256FS(fsys fs.FS, name string) (string, error) {
+	f, err := fsys.Open(name)
 	if err != nil {
 		return "", err
 	}

@@ -306,11 +306,11 @@ func TestModelShim(t *testing.T) {
 			break
 		}
 	}
-	if len(args) == 0 || args[0] != "model" {
-		os.Stderr.WriteString("visionserve (test shim): only 'model' commands are available\n")
+	if len(args) == 0 || (args[0] != "model" && args[0] != "keys") {
+		os.Stderr.WriteString("visionserve (test shim): only 'model' and 'keys' commands are available\n")
 		os.Exit(2)
 	}
-	os.Exit(runModel(context.Background(), args[1:], os.Stdout, os.Stderr))
+	os.Exit(Main(context.Background(), args, os.Stdout, os.Stderr))
 }
 
 // TestDocsCommands runs every ```sh block of docs/model-packages.md, in

@@ -14,6 +14,7 @@ type repoFlags struct {
 	trustKeys     stringList
 	trustCAs      stringList
 	allowUnsigned bool
+	trafficFile   string
 }
 
 func (f *repoFlags) register(fs *flag.FlagSet) {
@@ -21,6 +22,7 @@ func (f *repoFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.trustKeys, "trust-key", "trust packages signed with this PEM public key (repeatable)")
 	fs.Var(&f.trustCAs, "trust-ca", "trust packages signed with certificates from this PEM CA file (repeatable)")
 	fs.BoolVar(&f.allowUnsigned, "allow-unsigned", false, "also load packages without model.sig, after a manifest check (local experiments only)")
+	fs.StringVar(&f.trafficFile, "traffic-file", "", `JSON file of the traffic weights to start with, {"<model>": {"weights": {"<version>": <weight>}}}; a missing file means none`)
 }
 
 func (f *repoFlags) apply(fs *flag.FlagSet, cfg *config.Config) {
@@ -30,6 +32,8 @@ func (f *repoFlags) apply(fs *flag.FlagSet, cfg *config.Config) {
 			cfg.Repository.Dir = f.dir
 		case "allow-unsigned":
 			cfg.Repository.Trust.AllowUnsigned = f.allowUnsigned
+		case "traffic-file":
+			cfg.Repository.TrafficFile = f.trafficFile
 		}
 	})
 	cfg.Repository.Trust.Keys = append(cfg.Repository.Trust.Keys, f.trustKeys...)

@@ -23,6 +23,8 @@ import (
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/calib"
 	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/keys"
+	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/ocr/dewarp"
 	"github.com/visionserve/visionserve/internal/ocr/tier"
@@ -41,9 +43,12 @@ type Config struct {
 	Models     []Model          `yaml:"models"`
 	Face       Face             `yaml:"face"`
 	Jobs       Jobs             `yaml:"jobs"`
-	Tracing    tracing.Config   `yaml:"tracing"`
-	Log        Log              `yaml:"log"`
-	ONNX       ONNX             `yaml:"onnx"`
+	// Encryption seals face embeddings and job inputs and results at
+	// rest; it names where the key-encryption key is, never the key.
+	Encryption keys.Settings  `yaml:"encryption"`
+	Tracing    tracing.Config `yaml:"tracing"`
+	Log        Log            `yaml:"log"`
+	ONNX       ONNX           `yaml:"onnx"`
 	// Repository serves signed model packages instead of Models.
 	Repository Repository `yaml:"repository"`
 	UI         UI         `yaml:"ui"`
@@ -129,6 +134,14 @@ type OCR struct {
 	// Tier says when models that have a cheap_tier switch to it: under
 	// sustained queueing (docs/operator.md). Off unless enter_queue is set.
 	Tier tier.Policy `yaml:"tier"`
+	// Languages routes a request's lang= to a model by name (chi_sim and
+	// zh to ocr-zh by default); entries in the file add to the defaults
+	// or replace them.
+	Languages map[string]string `yaml:"languages"`
+	// Scripts maps the script Tesseract's OSD sees on the first page to
+	// the language lang=auto asks for (Latin: eng, Han and Japanese:
+	// chi_sim by default).
+	Scripts map[string]string `yaml:"scripts"`
 	// Dewarp is the dewarp mode of requests that do not choose one:
 	// auto (flatten photographed pages, level tilted scans), on or off.
 	Dewarp dewarp.Mode `yaml:"dewarp"`
@@ -209,6 +222,8 @@ func Default() Config {
 			OrientationCheckBelow:    oc.OrientationCheckBelow,
 			MinOrientationConfidence: oc.MinOrientationConfidence,
 			Tier:                     tier.Policy{Sustain: 10 * time.Second},
+			Languages:                oc.Languages,
+			Scripts:                  oc.Scripts,
 			Dewarp:                   oc.Dewarp,
 		},
 		Models:  []Model{{Name: "ocr-eng", Version: "1", Engine: "tesseract", Languages: "eng", Calibration: DefaultCalibration}},
@@ -307,6 +322,16 @@ func (c Config) validate(final bool) error {
 	if err := c.OCR.Tier.Validate(); err != nil {
 		add("ocr.%v", err)
 	}
+	for lang, model := range c.OCR.Languages {
+		if lang == "" || lang == ocr.LangAuto || !modelrepo.ValidName(model) {
+			add("ocr.languages: %q: %q: want a language other than %q and a model name", lang, model, ocr.LangAuto)
+		}
+	}
+	for script, lang := range c.OCR.Scripts {
+		if script == "" || lang == "" || lang == ocr.LangAuto {
+			add("ocr.scripts: %q: %q: want an OSD script name and a language other than %q", script, lang, ocr.LangAuto)
+		}
+	}
 	if _, err := ocr.ParseDewarp(string(c.OCR.Dewarp)); err != nil || c.OCR.Dewarp == "" {
 		add("ocr.dewarp %q: use auto, on or off", c.OCR.Dewarp)
 	}
@@ -357,7 +382,7 @@ func (c Config) validate(final bool) error {
 	}
 	for name, err := range map[string]error{
 		"tls": c.TLS.Runtime().Validate(), "auth": c.Auth.Validate(), "rate_limits": c.RateLimits.Validate(),
-		"jobs": c.Jobs.Runtime().Validate(), "tracing": c.Tracing.Validate(),
+		"jobs": c.Jobs.Runtime().Validate(), "tracing": c.Tracing.Validate(), "encryption": c.Encryption.Validate(),
 	} {
 		if err != nil {
 			add("%s: %s", name, strings.ReplaceAll(err.Error(), "\n", "; "))

@@ -162,3 +162,38 @@ func TestLoadRepository(t *testing.T) {
 		}
 	}
 }
+
+// Traffic weights split a repository's versions: without a repository the
+// file would be ignored, so the configuration is refused.
+func TestTrafficFileNeedsRepository(t *testing.T) {
+	c := Default()
+	c.Repository.TrafficFile = "/run/traffic.json"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "repository.traffic_file needs repository.dir") {
+		t.Errorf("error %v", err)
+	}
+	c.Repository.Dir = "/models"
+	if err := c.Validate(); err != nil {
+		t.Errorf("with a repository: %v", err)
+	}
+}
+
+// ocr.languages and ocr.scripts add to the defaults; entries the OCR core
+// cannot route by are refused, every one named.
+func TestOCRLanguages(t *testing.T) {
+	c, err := Parse([]byte("ocr:\n  languages: {jpn: ocr-ja, chi_sim: ocr-zh-v5}\n  scripts: {Katakana: jpn}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := c.OCR.Languages; l["jpn"] != "ocr-ja" || l["chi_sim"] != "ocr-zh-v5" || l["zh"] != "ocr-zh" {
+		t.Errorf("languages %v: want the file's entries over the defaults", l)
+	}
+	if s := c.OCR.Scripts; s["Katakana"] != "jpn" || s["Han"] != "chi_sim" || s["Latin"] != "eng" {
+		t.Errorf("scripts %v", s)
+	}
+	_, err = Parse([]byte("ocr:\n  languages: {auto: ocr-zh, deu: 'Not A Name'}\n  scripts: {Cyrillic: auto, Greek: ''}\n"))
+	for _, want := range []string{`"auto": "ocr-zh"`, `"deu": "Not A Name"`, `"Cyrillic": "auto"`, `"Greek": ""`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %s", err, want)
+		}
+	}
+}

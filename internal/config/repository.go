@@ -34,6 +34,12 @@ type Repository struct {
 	// Policy is the version policy of models not listed in Policies.
 	Policy   modelrepo.Policy            `yaml:"policy"`
 	Policies map[string]modelrepo.Policy `yaml:"policies"`
+	// TrafficFile (--traffic-file) holds the traffic weights the server
+	// starts with: a JSON object mapping each model to the body of PUT
+	// /v1/models/{model}/traffic, e.g. {"ocr-eng": {"weights": {"2": 100}}}.
+	// A missing file means none; the Kubernetes operator writes it, so
+	// that a pod that starts after a canary verdict serves by it at once.
+	TrafficFile string `yaml:"traffic_file"`
 	// Check is the isolated check every version passes before this
 	// process loads it.
 	Check Check `yaml:"check"`
@@ -162,6 +168,9 @@ func (r Repository) validate(add func(string, ...any)) {
 		if strings.TrimSpace(k) == "" {
 			add("repository.trust: empty file name")
 		}
+	}
+	if r.TrafficFile != "" && r.Dir == "" {
+		add("repository.traffic_file needs repository.dir: traffic weights split a repository's versions")
 	}
 	r.Import.validate(r.Dir, add)
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -17,7 +16,6 @@ import (
 	v1alpha1 "github.com/visionserve/visionserve/api/v1alpha1"
 	"github.com/visionserve/visionserve/internal/controller/autoscale"
 	"github.com/visionserve/visionserve/internal/controller/canary"
-	"github.com/visionserve/visionserve/internal/controller/metricsource"
 )
 
 // Event reasons of the canary.
@@ -30,48 +28,52 @@ const (
 	reasonCanaryStartedState = "Started"
 )
 
-// canary advances the canary by one decision: set the traffic weights its
-// phase implies on every ready pod, then judge it on the window.
-func (r *Reconciler) canary(ctx context.Context, vs *v1alpha1.VisionService, f *fleet, obs autoscale.Observation, pods []corev1.Pod, now time.Time) {
+// canary advances the canary by one decision: start a canary the spec
+// names, withdraw one the spec no longer names, judge one under test on
+// the window. It decides status only: route then holds every ready pod,
+// and every pod that starts later, to the traffic status.canary implies.
+func (r *Reconciler) canary(ctx context.Context, vs *v1alpha1.VisionService, f *fleet, obs autoscale.Observation, now time.Time) {
 	spec, st := vs.Spec.Canary, vs.Status.Canary
 	if spec == nil {
 		if st != nil && st.Phase == v1alpha1.CanaryProgressing {
 			// Withdrawn under test: everything back to the stable version.
-			if _, err := r.setWeights(ctx, vs, f, st.Model, map[int32]int32{st.StableVersion: 100}, pods); err != nil {
-				return // retried next interval
-			}
 			st.Phase, st.Reason = v1alpha1.CanaryRolledBack, ReasonCanaryRemoved
 			st.Message = fmt.Sprintf("spec.canary was removed while version %d was under test; all %s traffic returned to version %d", st.Version, st.Model, st.StableVersion)
 			r.Recorder.Event(vs, corev1.EventTypeNormal, ReasonCanaryRemoved, st.Message)
 		}
-		meta.RemoveStatusCondition(&vs.Status.Conditions, v1alpha1.ConditionCanaryHealthy)
-		return
+		return // the verdict stays in status.canary, and its traffic on the pods
 	}
-	weight := canaryWeight(spec)
-	if st == nil || st.Model != spec.Model || st.Version != spec.Version || st.StableVersion != spec.StableVersion {
+	if !sameCanary(spec, st) {
 		// A new canary. The window so far is from before it: its 5xx
 		// ratio is the baseline.
 		base := round(obs.ErrorRatio, 4)
 		st = &v1alpha1.CanaryStatus{
 			Model: spec.Model, StableVersion: spec.StableVersion, Version: spec.Version,
 			Phase: v1alpha1.CanaryProgressing, Reason: reasonCanaryStartedState, BaselineErrorRatio: &base,
-			Message: fmt.Sprintf("sending %d%% of %s traffic to version %d, the rest to %d", weight, spec.Model, spec.Version, spec.StableVersion),
+			Message: fmt.Sprintf("sending %d%% of %s traffic to version %d, the rest to %d", canaryWeight(spec), spec.Model, spec.Version, spec.StableVersion),
 		}
 		vs.Status.Canary = st
 		r.Recorder.Event(vs, corev1.EventTypeNormal, ReasonCanaryStarted, st.Message)
 	}
+	// Judged only on a window in which every ready pod had the weights.
+	if st.Phase == v1alpha1.CanaryProgressing && st.StartTime != nil && f.lastTraffic == "" {
+		r.judge(ctx, vs, st, obs, now)
+	}
+	canaryCondition(vs)
+}
 
-	applied, err := r.setWeights(ctx, vs, f, st.Model, weightsFor(st, weight), pods)
-	if err != nil {
-		setCondition(vs, v1alpha1.ConditionCanaryHealthy, metav1.ConditionUnknown, ReasonTrafficNotApplied, err.Error())
+// sameCanary reports whether status describes the canary spec names.
+func sameCanary(spec *v1alpha1.CanarySpec, st *v1alpha1.CanaryStatus) bool {
+	return spec != nil && st != nil && st.Model == spec.Model && st.Version == spec.Version && st.StableVersion == spec.StableVersion
+}
+
+// canaryCondition sets CanaryHealthy from the phase of the canary spec
+// names; a canary whose weights some pod refused stays Unknown
+// (routeCanary).
+func canaryCondition(vs *v1alpha1.VisionService) {
+	st := vs.Status.Canary
+	if vs.Spec.Canary == nil || st == nil {
 		return
-	}
-	if st.StartTime == nil && applied > 0 {
-		t := metav1.NewTime(now)
-		st.StartTime = &t
-	}
-	if st.Phase == v1alpha1.CanaryProgressing && st.StartTime != nil {
-		r.judge(ctx, vs, f, st, obs, pods, now)
 	}
 	switch st.Phase {
 	case v1alpha1.CanaryRolledBack:
@@ -81,7 +83,7 @@ func (r *Reconciler) canary(ctx context.Context, vs *v1alpha1.VisionService, f *
 	}
 }
 
-func (r *Reconciler) judge(ctx context.Context, vs *v1alpha1.VisionService, f *fleet, st *v1alpha1.CanaryStatus, obs autoscale.Observation, pods []corev1.Pod, now time.Time) {
+func (r *Reconciler) judge(ctx context.Context, vs *v1alpha1.VisionService, st *v1alpha1.CanaryStatus, obs autoscale.Observation, now time.Time) {
 	stable := obs.PerVersion[autoscale.Version{Model: st.Model, Version: strconv.Itoa(int(st.StableVersion))}]
 	cand := obs.PerVersion[autoscale.Version{Model: st.Model, Version: strconv.Itoa(int(st.Version))}]
 	base := 0.0
@@ -109,11 +111,8 @@ func (r *Reconciler) judge(ctx context.Context, vs *v1alpha1.VisionService, f *f
 		st.Phase = v1alpha1.CanaryPromoted
 		st.Message = fmt.Sprintf("version %d promoted, all traffic to it: %s", st.Version, v.Message)
 		r.Recorder.Event(vs, corev1.EventTypeNormal, ReasonCanaryPromoted, st.Message)
-	default:
-		return
 	}
-	// Act at once rather than an interval later; a failure is retried then.
-	_, _ = r.setWeights(ctx, vs, f, st.Model, weightsFor(st, 0), pods)
+	// The new weights go to the pods in this reconcile (route).
 }
 
 // weightsFor are the traffic weights of a canary's phase.
@@ -142,38 +141,4 @@ func (r *Reconciler) adminKey(ctx context.Context, vs *v1alpha1.VisionService) (
 		return "", fmt.Errorf("secret %s has no key %q", ref.Name, ref.Key)
 	}
 	return key, nil
-}
-
-// setWeights puts the weights on every ready pod (idempotent: pods that
-// restarted get them again). It returns how many pods took them; an error
-// names the pods that refused, and is reported once as an event.
-func (r *Reconciler) setWeights(ctx context.Context, vs *v1alpha1.VisionService, f *fleet, model string, weights map[int32]int32, pods []corev1.Pod) (int, error) {
-	var errs []error
-	applied := 0
-	key, err := r.adminKey(ctx, vs)
-	if err != nil {
-		errs = append(errs, err)
-		pods = nil
-	}
-	for i := range pods {
-		p := &pods[i]
-		if !podReady(p) {
-			continue
-		}
-		if err := metricsource.SetTraffic(ctx, r.httpClient(), r.podURL(p, adminPort(vs)), model, key, weights); err != nil {
-			errs = append(errs, fmt.Errorf("pod %s: %w", p.Name, err))
-			continue
-		}
-		applied++
-	}
-	err = errors.Join(errs...)
-	if err != nil && err.Error() != f.lastTraffic {
-		r.Recorder.Event(vs, corev1.EventTypeWarning, ReasonTrafficNotApplied, err.Error())
-	}
-	if err != nil {
-		f.lastTraffic = err.Error()
-	} else {
-		f.lastTraffic = ""
-	}
-	return applied, err
 }

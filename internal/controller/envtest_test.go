@@ -93,7 +93,7 @@ func TestCreateConverges(t *testing.T) {
 	pod := dep.Spec.Template.Spec
 	c := pod.Containers[0]
 	wantArgs := []string{"serve", "--addr", ":8080", "--grpc-addr", ":9090", "--admin-addr", ":9091", "--models", "/models",
-		"--config", "/etc/visionserve/config.yaml", "--workers", "2", "--no-auth"}
+		"--traffic-file", "/var/run/visionserve/traffic/traffic.json", "--config", "/etc/visionserve/config.yaml", "--workers", "2", "--no-auth"}
 	if !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("args %q, want %q", c.Args, wantArgs)
 	}
@@ -101,14 +101,24 @@ func TestCreateConverges(t *testing.T) {
 	if sc == nil || !ptr.Deref(sc.ReadOnlyRootFilesystem, false) || !ptr.Deref(sc.RunAsNonRoot, false) || ptr.Deref(sc.AllowPrivilegeEscalation, true) {
 		t.Errorf("container security context %+v: want a read-only root, non-root, no privilege escalation", sc)
 	}
-	var modelsRO bool
+	var modelsRO, trafficRO bool
 	for _, m := range c.VolumeMounts {
 		if m.MountPath == ModelsPath && m.ReadOnly {
 			modelsRO = true
 		}
+		trafficRO = trafficRO || (m.Name == "traffic" && m.MountPath == TrafficPath && m.ReadOnly)
 	}
 	if !modelsRO {
 		t.Errorf("models not mounted read-only at %s: %+v", ModelsPath, c.VolumeMounts)
+	}
+	// The traffic ConfigMap may not exist yet when a pod is created.
+	for _, v := range pod.Volumes {
+		if v.Name == "traffic" && (v.ConfigMap == nil || v.ConfigMap.Name != "ocr-traffic" || !ptr.Deref(v.ConfigMap.Optional, false)) {
+			t.Errorf("traffic volume %+v: want the optional ConfigMap ocr-traffic", v)
+		}
+	}
+	if !trafficRO {
+		t.Errorf("traffic not mounted read-only at %s: %+v", TrafficPath, c.VolumeMounts)
 	}
 	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe.HTTPGet.Path != "/healthz" {
 		t.Errorf("probes: readiness %+v liveness %+v", c.ReadinessProbe, c.LivenessProbe)
@@ -135,6 +145,16 @@ func TestCreateConverges(t *testing.T) {
 		}
 		if cm.Data[ConfigFile] != vs.Spec.Server.Config || cm.Data["signer.pem"] == "" {
 			return fmt.Errorf("config map data %q", cm.Data)
+		}
+		return controlledBy(cm, vs)
+	})
+	eventually(t, timeout, "the traffic ConfigMap, without routes", func() error {
+		cm, err := get(ctx, ns, "ocr-traffic", &corev1.ConfigMap{})
+		if err != nil {
+			return err
+		}
+		if cm.Data[TrafficFile] != "{}" {
+			return fmt.Errorf("traffic config map data %q", cm.Data)
 		}
 		return controlledBy(cm, vs)
 	})
@@ -338,7 +358,7 @@ func TestDelete(t *testing.T) {
 		obj  client.Object
 	}{
 		{"ocr", &appsv1.Deployment{}}, {"ocr", &corev1.Service{}}, {"ocr", &policyv1.PodDisruptionBudget{}},
-		{"ocr-config", &corev1.ConfigMap{}}, {"ocr-models", &corev1.PersistentVolumeClaim{}},
+		{"ocr-config", &corev1.ConfigMap{}}, {"ocr-models", &corev1.PersistentVolumeClaim{}}, {"ocr-traffic", &corev1.ConfigMap{}},
 	}
 	for _, o := range owned {
 		eventually(t, timeout, o.name, func() error {
@@ -890,5 +910,128 @@ func TestCanary(t *testing.T) {
 				t.Errorf("weights %v, want %v", w, tc.wantWeights)
 			}
 		})
+	}
+}
+
+// TestCanaryVerdictOutlivesTheSpec: a rolled-back version stays out of
+// traffic once spec.canary is removed (and nothing is measured any more):
+// in the traffic ConfigMap the pods read at start, on a pod that becomes
+// ready later, and on a pod whose server restarted. Clearing
+// status.canary returns every pod to the newest version.
+func TestCanaryVerdictOutlivesTheSpec(t *testing.T) {
+	ctx := env(t)
+	ns := namespace(t, ctx)
+	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "admin"},
+		StringData: map[string]string{"key": adminKey}}); err != nil {
+		t.Fatal(err)
+	}
+	conf := map[string]float64{"3": 0.9, "4": 0.7}
+	first := newFakePod(t, ns, "ocr-0", conf)
+	first.setQPS(200)
+	fakeK8sPod(t, ctx, ns, "ocr-0", true)
+	vs := newVS(ns, "ocr", func(vs *v1alpha1.VisionService) {
+		vs.Spec.Models = &v1alpha1.ModelSource{VolumeClaimTemplate: &v1alpha1.ModelVolume{Size: resource.MustParse("1Gi")}}
+		vs.Spec.MaxReplicas = ptr.To[int32](2)
+		vs.Spec.Autoscaling = &v1alpha1.AutoscalingSpec{QPSPerReplica: 1000,
+			Interval: &metav1.Duration{Duration: time.Second}, Window: &metav1.Duration{Duration: 2 * time.Second}}
+		vs.Spec.Server.AdminKeySecret = &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "admin"}, Key: "key"}
+		vs.Spec.Canary = &v1alpha1.CanarySpec{Model: "ocr-eng", StableVersion: 3, Version: 4, Weight: 20, MinSamples: ptr.To[int32](20)}
+	})
+	if err := k8s.Create(ctx, vs); err != nil {
+		t.Fatal(err)
+	}
+	trafficFile := func(want string) func() error {
+		return func() error {
+			cm, err := get(ctx, ns, "ocr-traffic", &corev1.ConfigMap{})
+			if err != nil {
+				return err
+			}
+			if got := cm.Data[TrafficFile]; got != want {
+				return fmt.Errorf("traffic file %s, want %s", got, want)
+			}
+			return nil
+		}
+	}
+	eventually(t, timeout, "the canary's weights in the traffic file", trafficFile(`{"ocr-eng":{"weights":{"3":80,"4":20}}}`))
+	eventually(t, timeout, "the rollback", func() error {
+		got, err := get(ctx, ns, "ocr", &v1alpha1.VisionService{})
+		if err != nil {
+			return err
+		}
+		if st := got.Status.Canary; st == nil || st.Phase != v1alpha1.CanaryRolledBack {
+			return fmt.Errorf("canary status %+v", st)
+		}
+		return nil
+	})
+
+	// The canary leaves the spec, and the autoscaler with it: no decision
+	// is made any more.
+	update(t, ctx, ns, "ocr", func(vs *v1alpha1.VisionService) {
+		vs.Spec.Canary, vs.Spec.Autoscaling, vs.Spec.Replicas = nil, nil, ptr.To[int32](2)
+	})
+	eventually(t, timeout, "the spec change seen", func() error {
+		got, err := get(ctx, ns, "ocr", &v1alpha1.VisionService{})
+		if err != nil {
+			return err
+		}
+		if got.Status.ObservedGeneration != got.Generation || meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionCanaryHealthy) != nil {
+			return fmt.Errorf("generation %d observed %d, conditions %+v", got.Generation, got.Status.ObservedGeneration, got.Status.Conditions)
+		}
+		return nil
+	})
+	if err := trafficFile(`{"ocr-eng":{"weights":{"3":100}}}`)(); err != nil {
+		t.Errorf("without spec.canary: %v", err)
+	}
+	weights := func(fp *fakePod, want string) func() error {
+		return func() error {
+			if w, n := fp.lastWeights(); n == 0 || fmt.Sprint(w) != want {
+				return fmt.Errorf("weights %v after %d PUTs, want %s", w, n, want)
+			}
+			return nil
+		}
+	}
+	// A pod that starts now (the replacement of a killed one) is routed
+	// by the verdict as soon as it is ready.
+	second := newFakePod(t, ns, "ocr-1", conf)
+	fakeK8sPod(t, ctx, ns, "ocr-1", true)
+	eventually(t, timeout, "the verdict on the new pod", weights(second, "map[3:100]"))
+	got, err := get(ctx, ns, "ocr", &v1alpha1.VisionService{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := got.Status.Canary; st == nil || st.Phase != v1alpha1.CanaryRolledBack || st.Version != 4 {
+		t.Errorf("status.canary %+v: want the rollback of 4 kept", st)
+	}
+
+	// A server that restarted (its container did) is routed again.
+	_, puts := first.lastWeights()
+	eventually(t, timeout, "a container restart", func() error {
+		p, err := get(ctx, ns, "ocr-0", &corev1.Pod{})
+		if err != nil {
+			return err
+		}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: containerName, Ready: true, RestartCount: 1}}
+		return k8s.Status().Update(ctx, p)
+	})
+	eventually(t, timeout, "the verdict on the restarted server", func() error {
+		if _, n := first.lastWeights(); n <= puts {
+			return fmt.Errorf("%d puts, no new one", n)
+		}
+		return weights(first, "map[3:100]")()
+	})
+
+	// Clearing the verdict returns both pods, and the pods to come, to the
+	// newest version.
+	eventually(t, timeout, "clearing status.canary", func() error {
+		got, err := get(ctx, ns, "ocr", &v1alpha1.VisionService{})
+		if err != nil {
+			return err
+		}
+		got.Status.Canary = nil
+		return k8s.Status().Update(ctx, got)
+	})
+	eventually(t, timeout, "no weights in the traffic file", trafficFile(`{"ocr-eng":{"weights":{}}}`))
+	for _, fp := range []*fakePod{first, second} {
+		eventually(t, timeout, "the newest version on each pod", weights(fp, "map[]"))
 	}
 }

@@ -128,7 +128,9 @@ func serverArgs(vs *v1alpha1.VisionService) []string {
 		"--admin-addr", ":" + strconv.Itoa(int(adminPort(vs))),
 	}
 	if vs.Spec.Models != nil {
-		args = append(args, "--models", ModelsPath)
+		// the traffic ConfigMap: weights of canaries and their verdicts
+		// from the first request (routing.go)
+		args = append(args, "--models", ModelsPath, "--traffic-file", TrafficPath+"/"+TrafficFile)
 	}
 	if vs.Spec.Server.Config != "" {
 		args = append(args, "--config", ConfigDir+"/"+ConfigFile)
@@ -264,6 +266,11 @@ func deployment(vs *v1alpha1.VisionService, replicas int32) *appsv1ac.Deployment
 		pod.WithVolumes(corev1ac.Volume().WithName("models").
 			WithPersistentVolumeClaim(corev1ac.PersistentVolumeClaimVolumeSource().WithClaimName(claim).WithReadOnly(true)))
 		c.WithVolumeMounts(corev1ac.VolumeMount().WithName("models").WithMountPath(ModelsPath).WithReadOnly(true))
+		// Optional: a pod created before the operator wrote it starts on
+		// the newest versions, and is routed once ready.
+		pod.WithVolumes(corev1ac.Volume().WithName("traffic").
+			WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(trafficConfigMapName(vs)).WithOptional(true)))
+		c.WithVolumeMounts(corev1ac.VolumeMount().WithName("traffic").WithMountPath(TrafficPath).WithReadOnly(true))
 	}
 	jobsVolume(vs, pod, c)
 	if hasConfigMap(vs) {

@@ -82,6 +82,8 @@ type fleet struct {
 	next        time.Time
 	lastReason  autoscale.Reason
 	lastTraffic string // last traffic error reported as an event
+	// routed is what each pod (by UID) was given by route.
+	routed map[types.UID]routed
 }
 
 // RBAC of the operator (deploy/operator/rbac/role.yaml is generated from these).
@@ -175,7 +177,7 @@ func (r *Reconciler) fleetFor(vs *v1alpha1.VisionService) *fleet {
 	f := r.fleets[key]
 	_, window := timing(vs)
 	if f == nil || f.uid != vs.UID {
-		f = &fleet{uid: vs.UID, window: autoscale.NewWindow(window)}
+		f = &fleet{uid: vs.UID, window: autoscale.NewWindow(window), routed: map[types.UID]routed{}}
 		r.fleets[key] = f
 	}
 	f.window.Length = window
@@ -233,10 +235,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 
 	// Decide, when a decision is due.
+	f := r.fleetFor(&vs)
 	desired := initialReplicas(&vs)
 	var requeue time.Duration
+	decided := false
 	if measuring(&vs) {
-		f := r.fleetFor(&vs)
 		if !now.Before(f.next) {
 			interval, _ := timing(&vs)
 			f.next = now.Add(interval)
@@ -247,9 +250,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			if vs.Spec.Autoscaling != nil {
 				desired = r.autoscale(ctx, &vs, f, obs, desired)
 			}
-			r.canary(ctx, &vs, f, obs, pods.Items, now)
+			r.canary(ctx, &vs, f, obs, now)
+			decided = true
 		}
 		requeue = f.next.Sub(now)
+	}
+	// Hold the pods to the traffic status.canary implies: those that do
+	// not have it yet, and all of them when a decision was made.
+	routes := desiredRoutes(&vs, r.previousRoutes(ctx, &vs))
+	applied, err := r.route(ctx, &vs, f, routes, pods.Items, decided)
+	routeCanary(&vs, applied, err, now)
+	if err != nil && (requeue == 0 || retryRouting < requeue) {
+		requeue = retryRouting
 	}
 	if vs.Spec.Autoscaling == nil {
 		meta.RemoveStatusCondition(&vs.Status.Conditions, v1alpha1.ConditionScalingActive)
@@ -257,7 +269,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	vs.Status.DesiredReplicas = desired
 
-	dep, err := r.apply(ctx, &vs, desired)
+	dep, err := r.apply(ctx, &vs, desired, routes)
 	if err != nil {
 		vs.Status.Phase = v1alpha1.PhaseFailed
 		reason := "ApplyFailed"
@@ -478,14 +490,20 @@ func round(v float64, digits int) float64 {
 }
 
 // apply creates or updates every owned object with server-side apply and
-// deletes the optional ones the spec no longer asks for.
-func (r *Reconciler) apply(ctx context.Context, vs *v1alpha1.VisionService, replicas int32) (*appsv1.Deployment, error) {
-	if cm := configMap(vs); cm != nil {
-		if err := r.applyObject(ctx, &corev1.ConfigMap{}, vs.Namespace, *cm.Name, cm); err != nil {
+// deletes the optional ones the spec no longer asks for. rt are the routes
+// the traffic ConfigMap holds.
+func (r *Reconciler) apply(ctx context.Context, vs *v1alpha1.VisionService, replicas int32, rt routes) (*appsv1.Deployment, error) {
+	for _, c := range []struct {
+		name string
+		cm   *corev1ac.ConfigMapApplyConfiguration
+	}{{configMapName(vs), configMap(vs)}, {trafficConfigMapName(vs), trafficConfigMap(vs, rt)}} {
+		if c.cm != nil {
+			if err := r.applyObject(ctx, &corev1.ConfigMap{}, vs.Namespace, c.name, c.cm); err != nil {
+				return nil, err
+			}
+		} else if err := r.deleteOwned(ctx, vs, &corev1.ConfigMap{}, c.name); err != nil {
 			return nil, err
 		}
-	} else if err := r.deleteOwned(ctx, vs, &corev1.ConfigMap{}, configMapName(vs)); err != nil {
-		return nil, err
 	}
 	for _, c := range []struct {
 		name string

@@ -67,10 +67,13 @@ type TextRecognizer interface {
 }
 
 // Orientation is a detected page rotation: Degrees (0, 90, 180 or 270) is
-// the clockwise rotation that makes the page upright.
+// the clockwise rotation that makes the page upright. Script is the
+// writing system the detector saw most of ("Latin", "Han", ...; "" when it
+// cannot tell), for detectors that report one (Tesseract's OSD does).
 type Orientation struct {
 	Degrees    int
 	Confidence float64
+	Script     string
 }
 
 // OrientationDetector estimates how a page must be rotated to be upright.

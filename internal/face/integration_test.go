@@ -22,6 +22,7 @@ import (
 	"github.com/visionserve/visionserve/internal/face"
 	"github.com/visionserve/visionserve/internal/gallery"
 	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/keys"
 	"github.com/visionserve/visionserve/internal/sched"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
@@ -258,7 +259,7 @@ func TestIntegrationService(t *testing.T) {
 	m := realModels(t)
 	ctx := context.Background()
 	dir := testenv.Shared(t, "data/face/face_recognition-examples/knn_examples")
-	store, err := gallery.OpenBolt(filepath.Join(t.TempDir(), "g.db"), time.Second)
+	store, err := gallery.OpenBolt(filepath.Join(t.TempDir(), "g.db"), time.Second, keys.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/gallery"
+	"github.com/visionserve/visionserve/internal/keys"
 )
 
 // constEmbedder is an embedding model that maps every face to one vector:
@@ -77,7 +78,7 @@ func (s *swapSource) unpin() {
 // newGalleries opens a gallery manager on an embedded store of the test.
 func newGalleries(t *testing.T) *gallery.Manager {
 	t.Helper()
-	store, err := gallery.OpenBolt(filepath.Join(t.TempDir(), "g.db"), time.Second)
+	store, err := gallery.OpenBolt(filepath.Join(t.TempDir(), "g.db"), time.Second, keys.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +214,8 @@ func TestCacheKeyPerVersion(t *testing.T) {
 			emb: &EmbedderVersion{Ref: ModelRef{Name: "face-embed", Version: embVersion}, ID: "sha256:e"}}
 		return p.cacheKey()
 	}
-	if key("1", "1") == key("2", "1") || key("1", "1") == key("1", "2") || key("1", "1") != key("1", "1") {
+	same, again := key("1", "1"), key("1", "1")
+	if same == key("2", "1") || same == key("1", "2") || same != again {
 		t.Error("cache keys do not follow the versions")
 	}
 	det := &pinned{det: DetectorVersion{Ref: ModelRef{Name: "face-detect", Version: "1"}, Digest: "d"}}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/visionserve/visionserve/internal/failure"
 	"github.com/visionserve/visionserve/internal/gallery"
+	"github.com/visionserve/visionserve/internal/keys"
 )
 
 // fullDisk mounts a tmpfs of size bytes for the test and returns its
@@ -41,7 +42,7 @@ func fullDisk(t *testing.T, size int) string {
 // ResourceExhausted), not a 500, and the faces stored before it stay.
 func TestGalleryOnFullDisk(t *testing.T) {
 	ctx := context.Background()
-	store, err := gallery.OpenBolt(filepath.Join(fullDisk(t, 256<<10), "galleries.db"), time.Second)
+	store, err := gallery.OpenBolt(filepath.Join(fullDisk(t, 256<<10), "galleries.db"), time.Second, keys.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,10 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/visionserve/visionserve/internal/keys"
+	"github.com/visionserve/visionserve/internal/keys/keybolt"
 )
 
 // BoltStore keeps galleries in one bbolt file: the embedded default for a
@@ -19,38 +23,45 @@ import (
 // fsync before it returns, so an acknowledged write survives a crash or a
 // kill -9. One process holds the file at a time (bbolt's file lock).
 type BoltStore struct {
-	db *bolt.DB
+	db   *bolt.DB
+	keys *keys.Ring
 }
 
 // Interface guard.
 var _ Store = (*BoltStore)(nil)
 
-// The file's layout, schema 2:
+// The file's layout, schema 3:
 //
-//	meta/schema                                  "2"
+//	meta/schema                                  "3"
+//	meta/keyring                                 the keyring (package keys), when encryption is on
 //	tenants/<tenant key>/galleries/<name>        {"created": ...}
 //	tenants/<tenant key>/faces/<name>/<subject NUL face id>  a face record (record.go)
 //
 // The tenant key is "t:" and the tenant's name (a bucket needs a
 // non-empty key, and the default tenant's name is empty). Schema 1 held
 // galleries/ and faces/ at the top level; opening such a file moves both,
-// whole, under the default tenant, in one transaction.
+// whole, under the default tenant, in one transaction. Schema 3 may hold
+// sealed embeddings, which a visionserve of schema 2 would misread: it
+// refuses the file instead.
 var (
 	bucketMeta      = []byte("meta")
 	bucketTenants   = []byte("tenants")
 	bucketGalleries = []byte("galleries")
 	bucketFaces     = []byte("faces")
 	keySchema       = []byte("schema")
+	keyKeyring      = []byte("keyring")
 	schemaV1        = []byte("1")
-	schemaVersion   = []byte("2")
+	schemaV2        = []byte("2")
+	schemaVersion   = []byte("3")
 )
 
 func tenantKey(tenant string) []byte { return append([]byte("t:"), tenant...) }
 
 // OpenBolt opens (creating if needed) the store at path, moving a file of
-// an earlier schema to the current one. It waits up to lockTimeout for
-// another process to release the file.
-func OpenBolt(path string, lockTimeout time.Duration) (*BoltStore, error) {
+// an earlier schema to the current one, and its keyring with enc (see
+// keys.Open: a file with a keyring needs its KEK). It waits up to
+// lockTimeout for another process to release the file.
+func OpenBolt(path string, lockTimeout time.Duration, enc keys.Config) (*BoltStore, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("gallery store: %w", err)
@@ -58,7 +69,7 @@ func OpenBolt(path string, lockTimeout time.Duration) (*BoltStore, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("gallery store %s: another process holds it: %w", path, err)
 		}
 		return nil, fmt.Errorf("gallery store %s: %w", path, err)
@@ -67,7 +78,13 @@ func OpenBolt(path string, lockTimeout time.Duration) (*BoltStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("gallery store %s: %w", path, err)
 	}
-	return &BoltStore{db: db}, nil
+	s := &BoltStore{db: db}
+	kr := keybolt.Keyring{DB: db, Bucket: bucketMeta, Key: keyKeyring}
+	if s.keys, err = keys.Open(context.Background(), enc, keys.Store{Domain: keyDomain, Keyring: kr, Records: s}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("gallery store %s: %w", path, err)
+	}
+	return s, nil
 }
 
 // migrateBolt brings a new or earlier file to the current schema.
@@ -95,6 +112,7 @@ func migrateBolt(tx *bolt.Tx) error {
 				return fmt.Errorf("moving schema 1's %s to the default tenant: %w", b, err)
 			}
 		}
+	case bytes.Equal(v, schemaV2):
 	case bytes.Equal(v, schemaVersion):
 		return nil
 	default:
@@ -166,7 +184,7 @@ func (s *BoltStore) Load(ctx context.Context, fn func(Event) error) (uint64, err
 							return err
 						}
 					}
-					f, err := decodeFace(g, k, v)
+					f, err := decodeFace(s.keys, g, k, v)
 					if err != nil {
 						return err
 					}
@@ -236,12 +254,16 @@ func (s *BoltStore) DeleteGallery(_ context.Context, g Ref) (Event, int, error) 
 
 // AddFace implements Store.
 func (s *BoltStore) AddFace(_ context.Context, f Face) (Event, error) {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	rec, err := encodeFace(s.keys, f)
+	if err != nil {
+		return Event{}, storeErr(err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := galleryFaces(tx, f.Gallery)
 		if b == nil {
 			return ErrGalleryNotFound
 		}
-		return b.Put(faceKey(f.Subject, f.ID), encodeFace(f))
+		return b.Put(faceKey(f.Subject, f.ID), rec)
 	})
 	if err != nil {
 		return Event{}, storeErr(err)
@@ -291,7 +313,7 @@ func (s *BoltStore) Faces(_ context.Context, g Ref, subject string) ([]FaceInfo,
 		prefix := faceKey(subject, "")
 		c := b.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			f, err := decodeFace(g, k, v)
+			f, _, err := parseFace(g, k, v)
 			if err != nil {
 				return err
 			}
@@ -353,13 +375,56 @@ func (s *BoltStore) Subjects(_ context.Context, g Ref, after string, limit int) 
 // Close implements Store.
 func (s *BoltStore) Close() error { return s.db.Close() }
 
+// Keys returns the ring that seals the store's embeddings.
+func (s *BoltStore) Keys() *keys.Ring { return s.keys }
+
+// Reseal implements keys.Records: every face's embedding, gallery by
+// gallery.
+func (s *BoltStore) Reseal(ctx context.Context, fn func(ref string, stored []byte) ([]byte, error)) error {
+	type walk struct {
+		g    Ref
+		path [][]byte
+	}
+	var walks []walk
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTenants).ForEachBucket(func(tk []byte) error {
+			tenant := string(bytes.TrimPrefix(tk, []byte("t:")))
+			_, faces, _ := tenantBuckets(tx, tenant, false)
+			return faces.ForEachBucket(func(name []byte) error {
+				walks = append(walks, walk{Ref{tenant, string(name)}, [][]byte{bucketTenants, bytes.Clone(tk), bucketFaces, bytes.Clone(name)}})
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return storeErr(err)
+	}
+	for _, w := range walks {
+		err := keybolt.Rewrite(ctx, s.db, w.path, func(k, v []byte) ([]byte, error) {
+			f, emb, err := parseFace(w.g, k, v)
+			if err != nil {
+				return nil, err
+			}
+			sealed, err := fn(sealRef(w.g, f.Subject, f.ID, f.Model), emb)
+			if sealed == nil || err != nil {
+				return nil, err
+			}
+			return append(bytes.Clone(v[:len(v)-len(emb)]), sealed...), nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // storeErr passes the package's sentinels through and marks anything else
 // as a storage failure.
 func storeErr(err error) error {
 	switch {
 	case err == nil, errors.Is(err, ErrGalleryNotFound), errors.Is(err, ErrSubjectNotFound):
 		return err
-	case errors.Is(err, bolt.ErrDatabaseNotOpen):
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return ErrClosed
 	}
 	return fmt.Errorf("gallery store: %w", err)

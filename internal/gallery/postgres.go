@@ -10,6 +10,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/visionserve/visionserve/internal/keys"
+	"github.com/visionserve/visionserve/internal/keys/keypg"
 )
 
 // ErrUnavailable wraps failures to reach the shared store (network,
@@ -25,6 +28,7 @@ var ErrUnavailable = errors.New("gallery store unavailable")
 type PostgresStore struct {
 	pool *pgxpool.Pool
 	dsn  string
+	keys *keys.Ring
 }
 
 // Interface guards.
@@ -91,17 +95,34 @@ var migrations = [][]string{
 		`CREATE INDEX visionserve_faces_subject ON visionserve_faces (tenant, gallery, subject)`,
 		`CREATE INDEX visionserve_faces_model ON visionserve_faces (tenant, gallery, model)`,
 	},
+	// 3: the keyring of the data keys that seal embeddings at rest
+	// (package keys); a row only once encryption is on.
+	{keypg.CreateTable(keyringTable)},
 }
+
+// keyringTable holds the store's keyring.
+const keyringTable = "visionserve_gallery_keyring"
 
 // OpenPostgres connects to the database named by dsn (a postgres:// URL or
 // keyword/value string; the password may come from PGPASSWORD or a
-// .pgpass file instead) and creates or migrates the tables if needed.
-func OpenPostgres(ctx context.Context, dsn string, maxConns int) (*PostgresStore, error) {
-	return openPostgres(ctx, dsn, maxConns, len(migrations))
+// .pgpass file instead), creates or migrates the tables if needed, and
+// opens the keyring with enc (see keys.Open: a database with a keyring
+// needs its KEK).
+func OpenPostgres(ctx context.Context, dsn string, maxConns int, enc keys.Config) (*PostgresStore, error) {
+	s, err := openPostgres(ctx, dsn, maxConns, len(migrations))
+	if err != nil {
+		return nil, err
+	}
+	kr := keypg.Keyring{Pool: s.pool, Table: keyringTable}
+	if s.keys, err = keys.Open(ctx, enc, keys.Store{Domain: keyDomain, Keyring: kr, Records: s}); err != nil {
+		s.pool.Close()
+		return nil, fmt.Errorf("gallery store: %w", pgErr(err))
+	}
+	return s, nil
 }
 
-// openPostgres is OpenPostgres migrating up to schema version target
-// (tests make databases of earlier versions with it).
+// openPostgres is OpenPostgres migrating up to schema version target,
+// without encryption (tests make databases of earlier versions with it).
 func openPostgres(ctx context.Context, dsn string, maxConns, target int) (*PostgresStore, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -114,7 +135,7 @@ func openPostgres(ctx context.Context, dsn string, maxConns, target int) (*Postg
 	if err != nil {
 		return nil, fmt.Errorf("gallery store: %w", err)
 	}
-	s := &PostgresStore{pool: pool, dsn: dsn}
+	s := &PostgresStore{pool: pool, dsn: dsn, keys: keys.Clear(keyDomain)}
 	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return migrate(ctx, tx, target) }); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("gallery store: create tables: %w", pgErr(err))
@@ -201,7 +222,7 @@ func (s *PostgresStore) Load(ctx context.Context, fn func(Event) error) (uint64,
 			if err := rows.Scan(&f.ID, &f.Gallery.Tenant, &f.Gallery.Name, &f.Subject, &f.Model, &emb, &f.Created); err != nil {
 				return err
 			}
-			if f.Embedding, err = decodeEmbedding(emb); err != nil {
+			if f.Embedding, err = decodeEmbedding(s.keys, sealRef(f.Gallery, f.Subject, f.ID, f.Model), emb); err != nil {
 				return fmt.Errorf("face %s: %w", f.ID, err)
 			}
 			if err := fn(Event{Op: OpAddFace, Gallery: f.Gallery, Subject: f.Subject, Face: &f}); err != nil {
@@ -301,7 +322,11 @@ func (s *PostgresStore) DeleteGallery(ctx context.Context, g Ref) (Event, int, e
 func (s *PostgresStore) AddFace(ctx context.Context, f Face) (Event, error) {
 	ev := Event{Op: OpAddFace, Gallery: f.Gallery, Subject: f.Subject, Face: &f}
 	g := f.Gallery
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	emb, err := encodeEmbedding(s.keys, sealRef(g, f.Subject, f.ID, f.Model), f.Embedding)
+	if err != nil {
+		return Event{}, storePGErr(err)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockGallery(ctx, tx, g); err != nil {
 			return err
 		}
@@ -320,7 +345,7 @@ func (s *PostgresStore) AddFace(ctx context.Context, f Face) (Event, error) {
 			return &MismatchError{Gallery: g.Name, Held: other, Model: f.Model}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO visionserve_faces (id, tenant, gallery, subject, model, embedding, created) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			f.ID, g.Tenant, g.Name, f.Subject, f.Model, encodeEmbedding(f.Embedding), f.Created)
+			f.ID, g.Tenant, g.Name, f.Subject, f.Model, emb, f.Created)
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "23503" { // foreign_key_violation
 			return ErrGalleryNotFound
@@ -451,7 +476,7 @@ func (s *PostgresStore) Changes(ctx context.Context, after uint64, limit int) ([
 			}
 		case OpAddFace:
 			if model != nil && fc != nil {
-				v, err := decodeEmbedding(emb)
+				v, err := decodeEmbedding(s.keys, sealRef(ev.Gallery, ev.Subject, faceID, *model), emb)
 				if err != nil {
 					return nil, fmt.Errorf("gallery store: face %s: %w", faceID, err)
 				}
@@ -464,6 +489,54 @@ func (s *PostgresStore) Changes(ctx context.Context, after uint64, limit int) ([
 		return nil, storePGErr(err)
 	}
 	return out, nil
+}
+
+// Keys returns the ring that seals the store's embeddings.
+func (s *PostgresStore) Keys() *keys.Ring { return s.keys }
+
+// resealBatch is how many faces one query of Reseal reads.
+const resealBatch = 256
+
+// Reseal implements keys.Records: every face's embedding, in id order, a
+// batch per query; a new embedding replaces the old one only if the row
+// still holds the old one.
+func (s *PostgresStore) Reseal(ctx context.Context, fn func(ref string, stored []byte) ([]byte, error)) error {
+	after := ""
+	for {
+		rows, err := s.pool.Query(ctx, `SELECT id, tenant, gallery, subject, model, embedding FROM visionserve_faces
+			WHERE id > $1 ORDER BY id LIMIT $2`, after, resealBatch)
+		if err != nil {
+			return storePGErr(err)
+		}
+		type row struct {
+			f   Face
+			emb []byte
+		}
+		batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+			var x row
+			err := r.Scan(&x.f.ID, &x.f.Gallery.Tenant, &x.f.Gallery.Name, &x.f.Subject, &x.f.Model, &x.emb)
+			return x, err
+		})
+		if err != nil {
+			return storePGErr(err)
+		}
+		for _, x := range batch {
+			after = x.f.ID
+			sealed, err := fn(sealRef(x.f.Gallery, x.f.Subject, x.f.ID, x.f.Model), x.emb)
+			if sealed == nil || err != nil {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := s.pool.Exec(ctx, `UPDATE visionserve_faces SET embedding = $2 WHERE id = $1 AND embedding = $3`, x.f.ID, sealed, x.emb); err != nil {
+				return storePGErr(err)
+			}
+		}
+		if len(batch) < resealBatch {
+			return nil
+		}
+	}
 }
 
 // Listen implements Feed on a dedicated connection (LISTEN needs one

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/visionserve/visionserve/internal/gallery/pgtest"
+	"github.com/visionserve/visionserve/internal/keys"
 )
 
 // quietFeed hides notifications, so only polling carries changes.
@@ -37,7 +38,7 @@ func eventually(t *testing.T, bound time.Duration, what string, cond func() bool
 func replicas(t *testing.T) func(quiet bool) *Manager {
 	srv := pgtest.Start(t)
 	return func(quiet bool) *Manager {
-		s, err := OpenPostgres(context.Background(), srv.DSN, 4)
+		s, err := OpenPostgres(context.Background(), srv.DSN, 4, keys.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,12 +150,12 @@ func TestPrunedLogReloads(t *testing.T) {
 	}
 	ctx := context.Background()
 	srv := pgtest.Start(t)
-	sa, err := OpenPostgres(ctx, srv.DSN, 4)
+	sa, err := OpenPostgres(ctx, srv.DSN, 4, keys.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := open(t, sa, testConfig())
-	sb, err := OpenPostgres(ctx, srv.DSN, 4)
+	sb, err := OpenPostgres(ctx, srv.DSN, 4, keys.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

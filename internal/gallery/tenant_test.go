@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/visionserve/visionserve/internal/gallery/pgtest"
+	"github.com/visionserve/visionserve/internal/keys"
 )
 
 // Item 6 of issue 11: galleries are namespaced per tenant. Two tenants'
@@ -127,7 +128,7 @@ func TestTenantNames(t *testing.T) {
 
 func boltStore(t *testing.T) *BoltStore {
 	t.Helper()
-	s, err := OpenBolt(filepath.Join(t.TempDir(), "g.db"), time.Second)
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "g.db"), time.Second, keys.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +328,7 @@ func TestDeleteAndListGalleries(t *testing.T) {
 	}
 }
 
-// A bbolt file of schema 1 (before tenants) opens as schema 2 with its
+// A bbolt file of schema 1 (before tenants) opens as schema 3 with its
 // galleries and faces in the default tenant.
 func TestBoltSchema1Migrates(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "old.db")
@@ -348,7 +349,7 @@ func TestBoltSchema1Migrates(t *testing.T) {
 		}
 		faces, _ := tx.CreateBucket([]byte("faces"))
 		b, _ := faces.CreateBucket([]byte("legacy"))
-		return b.Put(faceKey(f.Subject, f.ID), encodeFace(f))
+		return b.Put(faceKey(f.Subject, f.ID), clearFace(t, f))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -376,7 +377,7 @@ func TestBoltSchema1Migrates(t *testing.T) {
 	}
 	defer db.Close()
 	_ = db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket([]byte("meta")).Get([]byte("schema")); string(v) != "2" || tx.Bucket([]byte("galleries")) != nil {
+		if v := tx.Bucket([]byte("meta")).Get([]byte("schema")); string(v) != "3" || tx.Bucket([]byte("galleries")) != nil {
 			t.Errorf("schema %q, top-level galleries bucket left: %v", v, tx.Bucket([]byte("galleries")) != nil)
 		}
 		return nil
@@ -385,7 +386,7 @@ func TestBoltSchema1Migrates(t *testing.T) {
 
 func mustOpenBolt(t *testing.T, path string) *BoltStore {
 	t.Helper()
-	s, err := OpenBolt(path, time.Second)
+	s, err := OpenBolt(path, time.Second, keys.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +419,7 @@ func TestPostgresSchema1Migrates(t *testing.T) {
 	} {
 		var args []any
 		if strings.Contains(stmt, "$1") {
-			args = []any{testModel, encodeEmbedding(v)}
+			args = []any{testModel, clearEmbedding(v)}
 		}
 		if _, err := old.pool.Exec(ctx, stmt, args...); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
@@ -426,7 +427,7 @@ func TestPostgresSchema1Migrates(t *testing.T) {
 	}
 	old.Close()
 
-	s, err := OpenPostgres(ctx, srv.DSN, 4)
+	s, err := OpenPostgres(ctx, srv.DSN, 4, keys.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +457,7 @@ func TestPostgresSchema1Migrates(t *testing.T) {
 	m.Close()
 
 	// Opening again changes nothing; a newer schema is refused.
-	s2, err := OpenPostgres(ctx, srv.DSN, 2)
+	s2, err := OpenPostgres(ctx, srv.DSN, 2, keys.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,7 +465,7 @@ func TestPostgresSchema1Migrates(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2.Close()
-	if _, err := OpenPostgres(ctx, srv.DSN, 2); err == nil || !strings.Contains(err.Error(), "schema version 99") {
+	if _, err := OpenPostgres(ctx, srv.DSN, 2, keys.Config{}); err == nil || !strings.Contains(err.Error(), "schema version 99") {
 		t.Fatalf("a newer schema: %v", err)
 	}
 }

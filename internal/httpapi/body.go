@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/visionserve/visionserve/internal/auth"
+	"github.com/visionserve/visionserve/internal/pace"
 	"github.com/visionserve/visionserve/internal/sched"
 )
 
@@ -20,9 +21,6 @@ import (
 // need. The memory is bounded three ways: by the route's limit, by the
 // server's memory for bodies (Config.Bodies, with a share per principal),
 // and in time, by the request deadline and the minimum upload rate.
-
-// errSlowBody: the body arrived slower than the minimum upload rate.
-var errSlowBody = errors.New("request body too slow")
 
 // errContentEncoding: a body in a content coding the server does not
 // decode (RFC 9110, 15.5.16).
@@ -98,20 +96,14 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64, d
 			bufPool.Put(buf)
 		}
 	}
-	rc := http.NewResponseController(w)
+	body := pace.New(http.MaxBytesReader(w, r.Body, limit), http.NewResponseController(w), s.cfg.MinUploadRate, s.cfg.UploadGrace, deadline)
 	defer func() {
 		if err != nil {
 			free()
 			return
 		}
-		// The read deadline is the request's again once the body is in:
-		// net/http's background read of a finished body ends the
-		// request's context when the connection's deadline passes.
-		_ = rc.SetReadDeadline(deadline)
+		body.Done()
 	}()
-	body := &pacedReader{r: http.MaxBytesReader(w, r.Body, limit), rc: rc, rate: s.cfg.MinUploadRate,
-		start: time.Now(), grace: s.cfg.UploadGrace, deadline: deadline}
-	body.extend()
 	if r.ContentLength >= 0 {
 		// The length is known and within the limit: hold it all at once.
 		if err := grow(r.ContentLength); err != nil {
@@ -165,7 +157,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 func bodyError(r *http.Request, err error) error {
 	var mbe *http.MaxBytesError
 	switch {
-	case errors.As(err, &mbe), errors.Is(err, errSlowBody):
+	case errors.As(err, &mbe), errors.Is(err, pace.ErrTooSlow):
 		return err
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return errDeadline
@@ -186,43 +178,4 @@ func bodyBytes(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, fun
 		return b.data, func() {}, nil
 	}
 	return readAll(r.Context(), http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
-}
-
-// pacedReader moves the connection's read deadline forward as the body
-// arrives: the body may take grace plus one second per rate bytes, and
-// never past the request's deadline. A client that stalls, or trickles,
-// hits the deadline and its read fails.
-type pacedReader struct {
-	r        io.Reader
-	rc       *http.ResponseController
-	rate     int64 // bytes per second; 0: only the request's deadline
-	start    time.Time
-	grace    time.Duration
-	deadline time.Time
-	n        int64
-	paced    bool // the last deadline set was the pace's, not the request's
-}
-
-func (p *pacedReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	p.n += int64(n)
-	if n > 0 {
-		p.extend()
-	}
-	if err != nil && p.paced && errors.Is(err, os.ErrDeadlineExceeded) {
-		err = errSlowBody
-	}
-	return n, err
-}
-
-// extend sets the read deadline for the bytes read so far.
-func (p *pacedReader) extend() {
-	d := p.deadline
-	if p.rate > 0 {
-		if pace := p.start.Add(p.grace + time.Duration(float64(p.n)/float64(p.rate)*float64(time.Second))); pace.Before(d) {
-			d = pace
-		}
-	}
-	p.paced = d.Before(p.deadline)
-	_ = p.rc.SetReadDeadline(d)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/failure"
 	"github.com/visionserve/visionserve/internal/jobs"
+	"github.com/visionserve/visionserve/internal/pace"
 	"github.com/visionserve/visionserve/internal/ratelimit"
 	"github.com/visionserve/visionserve/internal/sched"
 )
@@ -91,7 +92,7 @@ func problemFor(err error) (p Problem, retryAfter time.Duration) {
 	case errors.Is(err, errContentEncoding):
 		return problem(http.StatusUnsupportedMediaType, "unsupported-content-encoding",
 			"request bodies are read as sent: send it without Content-Encoding (images and PDFs are compressed already)"), 0
-	case errors.Is(err, errSlowBody):
+	case errors.Is(err, pace.ErrTooSlow):
 		return problem(http.StatusRequestTimeout, "request-timeout", "the request body arrived slower than the server's minimum upload rate"), 0
 	case errors.Is(err, sched.ErrShareFull):
 		return problem(http.StatusTooManyRequests, "too-many-uploads",

@@ -24,6 +24,7 @@ import (
 	"github.com/visionserve/visionserve/internal/jobs/claim"
 	"github.com/visionserve/visionserve/internal/jobs/store"
 	"github.com/visionserve/visionserve/internal/jobs/webhook"
+	"github.com/visionserve/visionserve/internal/keys"
 	"github.com/visionserve/visionserve/internal/ocr"
 )
 
@@ -51,6 +52,8 @@ type Options struct {
 	Propagator propagation.TextMapPropagator
 	Now        func() time.Time
 	Version    string
+	// Keys seals job inputs and results at rest (zero: in clear).
+	Keys keys.Config
 }
 
 // Runner runs fn holding a worker (sched.Background).
@@ -114,7 +117,7 @@ func Open(opts Options) (*Manager, error) {
 	if m.inputs, err = newInputs(cfg, opts.Limits.WithDefaults(), opts.Rasterizer, opts.Scheduler, m.log); err != nil {
 		return nil, err
 	}
-	if m.db, err = openStore(cfg, store.Options{Event: m.event, Retention: cfg.Retention, KeepInputs: cfg.KeepInputs}); err != nil {
+	if m.db, err = openStore(cfg, store.Options{Keys: opts.Keys, Event: m.event, Retention: cfg.Retention, KeepInputs: cfg.KeepInputs}); err != nil {
 		m.inputs.close()
 		return nil, err
 	}
@@ -140,6 +143,14 @@ func (m *Manager) event(j *store.Job) ([]byte, error) {
 	return json.Marshal(Event{Type: "job." + string(j.State), Timestamp: j.Finished, Data: statusOf(j)})
 }
 
+// Keys returns the ring that seals the store's inputs and results.
+func (m *Manager) Keys() *keys.Ring {
+	if k, ok := m.db.(interface{ Keys() *keys.Ring }); ok {
+		return k.Keys()
+	}
+	return nil
+}
+
 // Config returns the configuration in force.
 func (m *Manager) Config() Config { return m.cfg }
 
@@ -158,7 +169,8 @@ func (m *Manager) WebhooksEnabled() bool { return m.secret != nil }
 func (m *Manager) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stop = cancel
-	m.log.Info("jobs started", "store", m.cfg.Store, "worker", m.queue.worker, "runners", m.cfg.Concurrency, "lease", m.cfg.Lease)
+	m.log.Info("jobs started", "store", m.cfg.Store, "worker", m.queue.worker, "runners", m.cfg.Concurrency, "lease", m.cfg.Lease,
+		"encryption", m.Keys())
 	m.wg.Go(func() { m.queue.run(ctx) })
 	m.wg.Go(func() { m.deliver.Run(ctx) })
 	m.wg.Go(func() { m.janitor(ctx) })

@@ -5,7 +5,14 @@ import (
 	"time"
 
 	"github.com/visionserve/visionserve/internal/jobs/store"
+	"github.com/visionserve/visionserve/internal/keys"
 )
+
+// OpenStore opens the job store cfg names, its payloads sealed with enc
+// (for tools: `visionserve keys`; a Manager opens its own).
+func OpenStore(cfg Config, enc keys.Config) (store.Store, error) {
+	return openStore(cfg, store.Options{Keys: enc, Retention: cfg.Retention})
+}
 
 // openStore opens the store the configuration names.
 func openStore(cfg Config, opts store.Options) (store.Store, error) {

@@ -4,11 +4,12 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/visionserve/visionserve/internal/pace"
 )
 
 // uploads bounds the submissions being read at once (each may hold
@@ -62,43 +63,22 @@ func (u *uploads) acquire(share string) (release func(), err error) {
 	}, nil
 }
 
-// MinRate returns body read under a moving read deadline: by grace plus
-// n/rate seconds after start the client must have sent n bytes (the
-// minimum rate of Apache's mod_reqtimeout), never past until (the
-// request's own deadline; zero: none). A read that misses the rate fails
-// with ErrUploadTooSlow. Call stop once the body is read: it puts the
-// request's deadline back (the server's own read of the idle connection
-// must not hit the rate deadline, which would cancel the request).
-// Without deadline support on the connection the body is returned as it
-// is.
+// MinRate returns body read at rate bytes per second or faster after
+// grace, and never past until (pace.Body); a read that misses the rate
+// fails with ErrUploadTooSlow. Call stop once the body is read: it puts
+// the request's deadline back.
 func MinRate(body io.Reader, rc *http.ResponseController, rate int64, grace time.Duration, until time.Time) (r io.Reader, stop func()) {
-	if rate <= 0 || rc.SetReadDeadline(time.Now().Add(grace)) != nil {
-		return body, func() {}
-	}
-	return &minRateReader{r: body, rc: rc, start: time.Now(), rate: rate, grace: grace, until: until}, func() { _ = rc.SetReadDeadline(until) }
+	b := pace.New(body, rc, rate, grace, until)
+	return slowUpload{b}, b.Done
 }
 
-type minRateReader struct {
-	r     io.Reader
-	rc    *http.ResponseController
-	start time.Time
-	n     int64
-	rate  int64
-	grace time.Duration
-	until time.Time
-}
+// slowUpload names the job setting a paced upload fell below.
+type slowUpload struct{ *pace.Body }
 
-func (m *minRateReader) Read(p []byte) (int, error) {
-	deadline := m.start.Add(m.grace + time.Duration(float64(m.n)/float64(m.rate)*float64(time.Second)))
-	byRate := true
-	if !m.until.IsZero() && !m.until.After(deadline) {
-		deadline, byRate = m.until, false
-	}
-	_ = m.rc.SetReadDeadline(deadline)
-	n, err := m.r.Read(p)
-	m.n += int64(n)
-	if byRate && errors.Is(err, os.ErrDeadlineExceeded) {
-		return n, errorf(ErrUploadTooSlow, "the upload fell below %d bytes per second (jobs.min_upload_rate) after its first %v", m.rate, m.grace)
+func (s slowUpload) Read(p []byte) (int, error) {
+	n, err := s.Body.Read(p)
+	if e := (*pace.Error)(nil); errors.As(err, &e) {
+		err = errorf(ErrUploadTooSlow, "the upload fell below %d bytes per second (jobs.min_upload_rate) after its first %v", e.Rate, e.Grace)
 	}
 	return n, err
 }

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/visionserve/visionserve/internal/atomicfile"
 )
 
 // FailuresFile is the name of the failure memory in Options.StateDir.
@@ -126,13 +128,6 @@ func (m *memory) dropLocked(model string, version int) bool {
 	return len(m.entries) != n
 }
 
-// all returns the remembered failures, oldest first.
-func (m *memory) all() []Remembered {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.entries)
-}
-
 // saveLocked writes the file atomically, so that a crash while writing
 // never leaves half a file.
 func (m *memory) saveLocked() {
@@ -144,7 +139,7 @@ func (m *memory) saveLocked() {
 		err = os.MkdirAll(filepath.Dir(m.path), 0o755)
 	}
 	if err == nil {
-		err = WriteFileAtomic(m.path, data, 0o644)
+		err = atomicfile.Write(m.path, data, 0o644)
 	}
 	if err != nil && !m.warned {
 		m.warned = true

@@ -17,6 +17,11 @@ type Result struct {
 	// Tier is the quality tier that read the request, full or cheap, for a
 	// model that has a cheaper tier; absent otherwise.
 	Tier string `json:"tier,omitempty"`
+	// Script and Lang are, for lang=auto, the script OSD saw on the first
+	// page and the language it chose ("" when there was none and the
+	// default model read the input); absent otherwise.
+	Script string `json:"script,omitempty"`
+	Lang   string `json:"lang,omitempty"`
 }
 
 // ModelRef names the model version that produced a result.
@@ -51,6 +56,11 @@ type Line struct {
 	Box        Quad    `json:"box"`
 	Review     Tier    `json:"review"`
 	Words      []Word  `json:"words"`
+	// Vertical marks a line that runs down (or up) the page rather than
+	// across it: vertical CJK text, or a line of a page turned 90° that
+	// was read without turning the page. Its box's first corner is still
+	// where the text starts, the first edge running along the text.
+	Vertical bool `json:"vertical,omitempty"`
 }
 
 // Word is one recognised word.

@@ -71,7 +71,7 @@ func (m Mode) segMode() engine.SegMode {
 type Options struct {
 	Model   string // "" selects by Lang, or the default model
 	Version string // "" lets the model source route
-	Lang    string // Tesseract language spec; "" means the model's own
+	Lang    string // a language (routed by Config.Languages), LangAuto, or "" for the model's own
 	Mode    Mode
 	// NoRotate skips orientation detection (pages known to be upright).
 	NoRotate bool
@@ -214,6 +214,13 @@ type Config struct {
 	// Tier says when models with a cheaper tier switch to it; the zero
 	// value never does.
 	Tier tier.Policy
+	// Languages routes a request's lang (one naming no model) to the
+	// model that reads it, by name; a language without a route, or whose
+	// model is not served, goes to the first model reading it.
+	Languages map[string]string
+	// Scripts maps the script OSD detects to the language lang=auto
+	// asks for (LangAuto).
+	Scripts map[string]string
 	// Dewarp is the dewarp mode of requests that do not choose one;
 	// the zero value is off.
 	Dewarp dewarp.Mode
@@ -221,7 +228,8 @@ type Config struct {
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
-	return Config{Review: DefaultReviewPolicy(), OrientationCheckBelow: 0.75, MinOrientationConfidence: 0.4, Limits: imageio.DefaultLimits(), Dewarp: dewarp.Auto}
+	return Config{Review: DefaultReviewPolicy(), OrientationCheckBelow: 0.75, MinOrientationConfidence: 0.4, Limits: imageio.DefaultLimits(),
+		Dewarp: dewarp.Auto, Languages: DefaultLanguages(), Scripts: DefaultScripts()}
 }
 
 // Service is the OCR core that every transport calls.
@@ -240,6 +248,7 @@ func NewService(cfg Config, models ModelSource, s Scheduler, m *metrics.Metrics,
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
+	cloneTables(&cfg)
 	if cfg.Tracer == nil {
 		cfg.Tracer = noop.NewTracerProvider().Tracer("")
 	}
@@ -281,20 +290,37 @@ func (s *Service) recognize(ctx context.Context, in Input, opt Options) (*Result
 	if opt.Mode == "" {
 		opt.Mode = ModeAuto
 	}
-	model, release, err := s.models.Acquire(Selector{Name: opt.Model, Version: opt.Version, Lang: opt.Lang, Key: opt.Key})
+	var t timings
+	var doc *imageio.Document
+	var err error
+	auto := opt.Lang == LangAuto
+	var script string
+	if auto {
+		// The language comes from the first page: open the input first.
+		if doc, err = imageio.Open(in.Data, in.Declared, s.cfg.Limits); err != nil {
+			return nil, err
+		}
+		if script, opt.Lang, err = s.detectLanguage(ctx, doc, opt.Key, &t); err != nil {
+			return nil, err
+		}
+	}
+	model, release, err := s.acquire(opt)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	trace.SpanFromContext(ctx).SetAttributes(modelAttrs(model.Ref)...)
 
-	doc, err := imageio.Open(in.Data, in.Declared, s.cfg.Limits)
-	if err != nil {
-		return nil, err
+	if doc == nil {
+		if doc, err = imageio.Open(in.Data, in.Declared, s.cfg.Limits); err != nil {
+			return nil, err
+		}
 	}
 	res := &Result{Model: model.Ref, Pages: make([]Page, 0, len(doc.Pages))}
+	if auto {
+		res.Script, res.Lang = script, opt.Lang
+	}
 	res.Tier = string(s.chooseTier(model, &opt))
-	var t timings
 	for i := range doc.Pages {
 		var page Page
 		err := s.sched.Run(ctx, func(ctx context.Context) error {

@@ -21,6 +21,13 @@ func Normalize(s string) string {
 	return strings.Join(strings.FieldsFunc(s, unicode.IsSpace), " ")
 }
 
+// NormalizeNoSpace removes every whitespace character: the rule for
+// Chinese text, where a space between characters is layout, not content
+// (the zh-lines and zh-pages READMEs score CER this way).
+func NormalizeNoSpace(s string) string {
+	return strings.Join(strings.FieldsFunc(s, unicode.IsSpace), "")
+}
+
 // Distance is the Levenshtein edit distance between a and b in runes.
 func Distance(a, b string) int {
 	ra, rb := []rune(a), []rune(b)
@@ -49,15 +56,22 @@ func Distance(a, b string) int {
 // Score accumulates edit distance over many samples; CER is the total
 // distance divided by the total reference length (the usual micro-average).
 type Score struct {
+	// Norm normalises hypothesis and reference before they are compared;
+	// nil means Normalize.
+	Norm    func(string) string
 	Edits   int // summed edit distance
 	RefLen  int // summed reference length in runes
 	Samples int
 	Exact   int // samples recognised without any error
 }
 
-// Add scores one hypothesis against its reference after Normalize.
+// Add scores one hypothesis against its reference after s.Norm.
 func (s *Score) Add(hyp, ref string) int {
-	h, r := Normalize(hyp), Normalize(ref)
+	norm := s.Norm
+	if norm == nil {
+		norm = Normalize
+	}
+	h, r := norm(hyp), norm(ref)
 	d := Distance(h, r)
 	s.Edits += d
 	s.RefLen += len([]rune(r))

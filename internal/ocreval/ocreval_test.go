@@ -32,3 +32,19 @@ func TestScore(t *testing.T) {
 		t.Errorf("CER = %v, want %v", got, want)
 	}
 }
+
+// Chinese is scored with whitespace removed: a space the recogniser puts
+// between two characters (or leaves out before a Latin word) is layout.
+func TestScoreNoSpace(t *testing.T) {
+	s := Score{Norm: NormalizeNoSpace}
+	s.Add("RocketMQ 集群中\n至少有两个 Broker", "RocketMQ集群中至少有两个Broker")
+	s.Add("¥ 2,930.72", "¥2,930.72")
+	if s.Edits != 0 || s.Exact != 2 || s.RefLen != 31 {
+		t.Errorf("score = %+v, want no edits over 31 characters", s)
+	}
+	var spaced Score
+	spaced.Add("集群 中", "集群中")
+	if spaced.Edits != 1 {
+		t.Errorf("the default normalisation counts the space: %+v", spaced)
+	}
+}

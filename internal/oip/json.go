@@ -585,7 +585,7 @@ func DecodeResponse(body []byte, headerLen int, limits Limits) (*InferResponse, 
 		if t, bin, err = decodeInput(o, bin, budget); err != nil {
 			return nil, err
 		}
-		resp.Outputs = append(resp.Outputs, Output{Name: t.Name, Tensor: t.Tensor, Parameters: t.Parameters})
+		resp.Outputs = append(resp.Outputs, Output(t))
 	}
 	if len(bin) > 0 {
 		return nil, invalidf("%d bytes of binary data follow the JSON that no output claims", len(bin))

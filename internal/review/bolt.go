@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,21 +11,29 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/visionserve/visionserve/internal/keys"
+	"github.com/visionserve/visionserve/internal/keys/keybolt"
 )
 
 // BoltStore keeps reviews in one bbolt file, the embedded store of a
 // single machine. Every write is one transaction committed with fsync
 // before it returns. One process holds the file at a time.
 type BoltStore struct {
-	db *bolt.DB
+	db   *bolt.DB
+	keys *keys.Ring
 }
 
 // Interface guard.
 var _ Store = (*BoltStore)(nil)
 
-// The file's layout, schema 1:
+// The file's layout, schema 2 (1 had no keyring; it is upgraded in
+// place, and a visionserve that reads 1 refuses 2, whose records may be
+// sealed):
 //
-//	meta/schema                       "1"
+//	meta/schema                       "2"
+//	meta/keyring                      the keyring (package keys), when encryption is on
 //	tenants/t:<tenant>/count          number of reviews (uint64, big endian)
 //	tenants/t:<tenant>/reviews/<id>   the review's JSON, without the image
 //	tenants/t:<tenant>/images/<id>    the line's PNG
@@ -40,20 +47,23 @@ var (
 	bucketImages  = []byte("images")
 	keySchema     = []byte("schema")
 	keyCount      = []byte("count")
-	schemaVersion = []byte("1")
+	keyKeyring    = []byte("keyring")
+	schemaVersion = []byte("2")
+	schema1       = []byte("1")
 )
 
 func tenantKey(tenant string) []byte { return append([]byte("t:"), tenant...) }
 
 // OpenBolt opens (creating if needed) the store at path, waiting up to
-// lockTimeout for another process to release the file.
-func OpenBolt(path string, lockTimeout time.Duration) (*BoltStore, error) {
+// lockTimeout for another process to release the file, and its keyring
+// with enc (see keys.Open: a file with a keyring needs its KEK).
+func OpenBolt(path string, lockTimeout time.Duration, enc keys.Config) (*BoltStore, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("review store: %w", err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("review store %s: another process holds it: %w", path, err)
 		}
 		return nil, fmt.Errorf("review store %s: %w", path, err)
@@ -71,6 +81,8 @@ func OpenBolt(path string, lockTimeout time.Duration) (*BoltStore, error) {
 			return meta.Put(keySchema, schemaVersion)
 		case bytes.Equal(v, schemaVersion):
 			return nil
+		case bytes.Equal(v, schema1):
+			return meta.Put(keySchema, schemaVersion)
 		default:
 			return fmt.Errorf("schema version %q; this visionserve reads %q", v, schemaVersion)
 		}
@@ -79,7 +91,13 @@ func OpenBolt(path string, lockTimeout time.Duration) (*BoltStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("review store %s: %w", path, err)
 	}
-	return &BoltStore{db: db}, nil
+	s := &BoltStore{db: db}
+	kr := keybolt.Keyring{DB: db, Bucket: bucketMeta, Key: keyKeyring}
+	if s.keys, err = keys.Open(context.Background(), enc, keys.Store{Domain: keyDomain, Keyring: kr, Records: s}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("review store %s: %w", path, err)
+	}
+	return s, nil
 }
 
 // tenantBucket returns the tenant's bucket: nil when it holds nothing,
@@ -114,7 +132,7 @@ func setCount(t *bolt.Bucket, n uint64) error {
 
 // Add implements Store.
 func (s *BoltStore) Add(_ context.Context, r Review, max int) error {
-	meta, err := json.Marshal(r)
+	meta, image, err := seal(s.keys, r)
 	if err != nil {
 		return err
 	}
@@ -130,7 +148,7 @@ func (s *BoltStore) Add(_ context.Context, r Review, max int) error {
 		if err := t.Bucket(bucketReviews).Put([]byte(r.ID), meta); err != nil {
 			return err
 		}
-		if err := t.Bucket(bucketImages).Put([]byte(r.ID), r.Image); err != nil {
+		if err := t.Bucket(bucketImages).Put([]byte(r.ID), image); err != nil {
 			return err
 		}
 		return setCount(t, n+1)
@@ -139,19 +157,6 @@ func (s *BoltStore) Add(_ context.Context, r Review, max int) error {
 
 func limitErr(max int) error {
 	return fmt.Errorf("%w: at most %d reviews per tenant; export them and delete the ones calibrated on", ErrLimit, max)
-}
-
-// decode reads a stored review; image may be nil.
-func decode(tenant string, meta, image []byte) (Review, error) {
-	var r Review
-	if err := json.Unmarshal(meta, &r); err != nil {
-		return Review{}, fmt.Errorf("review store: a stored review does not parse: %w", err)
-	}
-	r.Tenant = tenant
-	if image != nil {
-		r.Image = bytes.Clone(image)
-	}
-	return r, nil
 }
 
 // Get implements Store.
@@ -165,7 +170,7 @@ func (s *BoltStore) Get(_ context.Context, tenant, id string) (r Review, err err
 		if meta == nil {
 			return ErrNotFound
 		}
-		r, err = decode(tenant, meta, t.Bucket(bucketImages).Get([]byte(id)))
+		r, err = decode(s.keys, tenant, id, meta, t.Bucket(bucketImages).Get([]byte(id)))
 		return err
 	})
 	return r, err
@@ -201,7 +206,7 @@ func (s *BoltStore) page(tx *bolt.Tx, tenant, after string, limit int, images bo
 		if images {
 			img = t.Bucket(bucketImages).Get(k)
 		}
-		r, err := decode(tenant, v, img)
+		r, err := decode(s.keys, tenant, string(k), v, img)
 		if err != nil {
 			return nil, false, err
 		}
@@ -240,3 +245,32 @@ func (s *BoltStore) Delete(_ context.Context, tenant, id string) error {
 
 // Close implements Store.
 func (s *BoltStore) Close() error { return s.db.Close() }
+
+// Keys returns the ring that seals the store's reviews.
+func (s *BoltStore) Keys() *keys.Ring { return s.keys }
+
+// Reseal implements keys.Records: each tenant's reviews, then its images.
+func (s *BoltStore) Reseal(ctx context.Context, fn func(ref string, stored []byte) ([]byte, error)) error {
+	var tenants [][]byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTenants).ForEachBucket(func(k []byte) error {
+			tenants = append(tenants, bytes.Clone(k))
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, t := range tenants {
+		tenant := string(bytes.TrimPrefix(t, []byte("t:")))
+		for _, b := range [][]byte{bucketReviews, bucketImages} {
+			err := keybolt.Rewrite(ctx, s.db, [][]byte{bucketTenants, t, b}, func(k, v []byte) ([]byte, error) {
+				return fn(ref(tenant, string(k), string(b)), v)
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -2,13 +2,15 @@ package review
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/visionserve/visionserve/internal/keys"
+	"github.com/visionserve/visionserve/internal/keys/keypg"
 )
 
 // PostgresStore keeps reviews in PostgreSQL, shared by every replica that
@@ -16,6 +18,7 @@ import (
 // same one: the tables and the schema version are the reviews' own).
 type PostgresStore struct {
 	pool *pgxpool.Pool
+	keys *keys.Ring
 }
 
 // Interface guard.
@@ -38,12 +41,24 @@ var migrations = [][]string{
 			image   bytea NOT NULL,
 			PRIMARY KEY (tenant, id))`,
 	},
+	// 2: a review's JSON may be sealed (package keys), so it is bytes;
+	// and the keyring of the data keys that seal reviews, a row only
+	// once encryption is on.
+	{
+		`ALTER TABLE visionserve_reviews ALTER COLUMN meta TYPE bytea USING convert_to(meta::text, 'UTF8')`,
+		keypg.CreateTable(keyringTable),
+	},
 }
+
+// keyringTable holds the store's keyring.
+const keyringTable = "visionserve_reviews_keyring"
 
 // OpenPostgres connects to the database named by dsn (a postgres:// URL or
 // keyword/value string; the password may come from PGPASSWORD or a
-// .pgpass file instead) and creates or migrates the tables if needed.
-func OpenPostgres(ctx context.Context, dsn string, maxConns int) (*PostgresStore, error) {
+// .pgpass file instead), creates or migrates the tables if needed, and
+// opens the keyring with enc (see keys.Open: a database with a keyring
+// needs its KEK).
+func OpenPostgres(ctx context.Context, dsn string, maxConns int, enc keys.Config) (*PostgresStore, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("review store: postgres connection string: %w", err)
@@ -59,7 +74,13 @@ func OpenPostgres(ctx context.Context, dsn string, maxConns int) (*PostgresStore
 		pool.Close()
 		return nil, fmt.Errorf("review store: create tables: %w", pgErr(err))
 	}
-	return &PostgresStore{pool: pool}, nil
+	s := &PostgresStore{pool: pool}
+	kr := keypg.Keyring{Pool: pool, Table: keyringTable}
+	if s.keys, err = keys.Open(ctx, enc, keys.Store{Domain: keyDomain, Keyring: kr, Records: s}); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("review store: %w", pgErr(err))
+	}
+	return s, nil
 }
 
 // migrate runs the migrations from the database's version to the latest.
@@ -96,7 +117,7 @@ func migrate(ctx context.Context, tx pgx.Tx) error {
 // the insert, so concurrent writers on several replicas cannot pass the
 // bound together.
 func (s *PostgresStore) Add(ctx context.Context, r Review, max int) error {
-	meta, err := json.Marshal(r)
+	meta, image, err := seal(s.keys, r)
 	if err != nil {
 		return err
 	}
@@ -114,7 +135,7 @@ func (s *PostgresStore) Add(ctx context.Context, r Review, max int) error {
 			}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO visionserve_reviews (tenant, id, created, model, meta, image) VALUES ($1, $2, $3, $4, $5, $6)`,
-			r.Tenant, r.ID, r.Created, r.Model.Name, meta, r.Image)
+			r.Tenant, r.ID, r.Created, r.Model.Name, meta, image)
 		return err
 	})
 	return pgErr(err)
@@ -130,9 +151,7 @@ func (s *PostgresStore) Get(ctx context.Context, tenant, id string) (Review, err
 	if err != nil {
 		return Review{}, pgErr(err)
 	}
-	r, err := decode(tenant, meta, nil)
-	r.Image = img
-	return r, err
+	return decode(s.keys, tenant, id, meta, img)
 }
 
 // List implements Store.
@@ -141,9 +160,9 @@ func (s *PostgresStore) List(ctx context.Context, tenant string, p Page) ([]Revi
 }
 
 func (s *PostgresStore) page(ctx context.Context, tenant, after string, limit int, images bool) ([]Review, bool, error) {
-	q := `SELECT meta, NULL::bytea FROM visionserve_reviews WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`
+	q := `SELECT id, meta, NULL::bytea FROM visionserve_reviews WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`
 	if images {
-		q = `SELECT meta, image FROM visionserve_reviews WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`
+		q = `SELECT id, meta, image FROM visionserve_reviews WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`
 	}
 	rows, err := s.pool.Query(ctx, q, tenant, after, limit+1)
 	if err != nil {
@@ -152,15 +171,15 @@ func (s *PostgresStore) page(ctx context.Context, tenant, after string, limit in
 	defer rows.Close()
 	var out []Review
 	for rows.Next() {
+		var id string
 		var meta, img []byte
-		if err := rows.Scan(&meta, &img); err != nil {
+		if err := rows.Scan(&id, &meta, &img); err != nil {
 			return nil, false, pgErr(err)
 		}
-		r, err := decode(tenant, meta, nil)
+		r, err := decode(s.keys, tenant, id, meta, img)
 		if err != nil {
 			return nil, false, err
 		}
-		r.Image = img
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -190,6 +209,60 @@ func (s *PostgresStore) Delete(ctx context.Context, tenant, id string) error {
 		return ErrNotFound
 	}
 	return nil
+}
+
+// Keys returns the ring that seals the store's reviews.
+func (s *PostgresStore) Keys() *keys.Ring { return s.keys }
+
+// Reseal implements keys.Records: every review's JSON and image, a batch
+// of rows at a time in key order, each row rewritten only if unchanged.
+func (s *PostgresStore) Reseal(ctx context.Context, fn func(ref string, stored []byte) ([]byte, error)) error {
+	type row struct{ tenant, id string }
+	after := row{}
+	for {
+		rows, err := s.pool.Query(ctx, `SELECT tenant, id FROM visionserve_reviews
+			WHERE (tenant, id) > ($1, $2) ORDER BY tenant, id LIMIT $3`, after.tenant, after.id, eachBatch)
+		if err != nil {
+			return pgErr(err)
+		}
+		batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+			var k row
+			return k, r.Scan(&k.tenant, &k.id)
+		})
+		if err != nil {
+			return pgErr(err)
+		}
+		for _, k := range batch {
+			after = k
+			var meta, img []byte
+			err := s.pool.QueryRow(ctx, `SELECT meta, image FROM visionserve_reviews WHERE tenant = $1 AND id = $2`, k.tenant, k.id).Scan(&meta, &img)
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue // deleted meanwhile
+			}
+			if err != nil {
+				return pgErr(err)
+			}
+			newMeta, err := fn(ref(k.tenant, k.id, "reviews"), meta)
+			if err != nil {
+				return err
+			}
+			newImg, err := fn(ref(k.tenant, k.id, "images"), img)
+			if err != nil {
+				return err
+			}
+			if newMeta == nil && newImg == nil {
+				continue
+			}
+			_, err = s.pool.Exec(ctx, `UPDATE visionserve_reviews SET meta = coalesce($3, meta), image = coalesce($4, image)
+				WHERE tenant = $1 AND id = $2 AND meta = $5 AND image = $6`, k.tenant, k.id, newMeta, newImg, meta, img)
+			if err != nil {
+				return pgErr(err)
+			}
+		}
+		if len(batch) < eachBatch {
+			return nil
+		}
+	}
 }
 
 // Close implements Store.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/visionserve/visionserve/internal/gallery/pgtest"
 	"github.com/visionserve/visionserve/internal/imageio"
+	"github.com/visionserve/visionserve/internal/keys"
 	"github.com/visionserve/visionserve/internal/ocreval"
 	"github.com/visionserve/visionserve/internal/review/reviewtest"
 )
@@ -61,7 +62,7 @@ func stores(t *testing.T, fn func(t *testing.T, open func() Store)) {
 	t.Run("bolt", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "reviews.db")
 		fn(t, func() Store {
-			s, err := OpenBolt(path, time.Second)
+			s, err := OpenBolt(path, time.Second, keys.Config{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +75,7 @@ func stores(t *testing.T, fn func(t *testing.T, open func() Store)) {
 		}
 		srv := pgtest.Start(t)
 		fn(t, func() Store {
-			s, err := OpenPostgres(context.Background(), srv.DSN, 4)
+			s, err := OpenPostgres(context.Background(), srv.DSN, 4, keys.Config{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -188,7 +189,7 @@ func TestPostgresConcurrentMigration(t *testing.T) {
 	errs := make([]error, 4)
 	for i := range errs {
 		wg.Go(func() {
-			s, err := OpenPostgres(context.Background(), srv.DSN, 2)
+			s, err := OpenPostgres(context.Background(), srv.DSN, 2, keys.Config{})
 			if err == nil {
 				s.Close()
 			}
@@ -201,7 +202,7 @@ func TestPostgresConcurrentMigration(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := OpenPostgres(context.Background(), srv.DSN, 2)
+	s, err := OpenPostgres(context.Background(), srv.DSN, 2, keys.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +210,7 @@ func TestPostgresConcurrentMigration(t *testing.T) {
 	if _, err := s.pool.Exec(context.Background(), `UPDATE visionserve_reviews_schema SET version = 99`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenPostgres(context.Background(), srv.DSN, 2); err == nil || !strings.Contains(err.Error(), "schema version 99") {
+	if _, err := OpenPostgres(context.Background(), srv.DSN, 2, keys.Config{}); err == nil || !strings.Contains(err.Error(), "schema version 99") {
 		t.Fatalf("a newer schema: %v", err)
 	}
 }
@@ -290,7 +291,7 @@ func TestValidation(t *testing.T) {
 // reads, as tar and as zip, and can be limited to one model.
 func TestExport(t *testing.T) {
 	ctx := context.Background()
-	st, err := OpenBolt(filepath.Join(t.TempDir(), "r.db"), time.Second)
+	st, err := OpenBolt(filepath.Join(t.TempDir(), "r.db"), time.Second, keys.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

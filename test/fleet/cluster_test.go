@@ -795,15 +795,10 @@ func (e *clusterEnv) badCanary() {
 	}
 	events := e.kc("", "get", "events", "-n", namespace, "--field-selector", "reason=CanaryRolledBack", "-o", "jsonpath={.items[*].message}")
 	e.logf("event CanaryRolledBack: %s", events)
-	// The rollback lives in each pod's traffic weights: a pod that starts
-	// later serves the newest version until the operator sets its weights,
-	// and only while spec.canary names the canary. Take the bad version out
-	// of the repository, as docs/model-packages.md says, before the pods are
-	// disrupted next.
-	if err := os.Rename(filepath.Join(e.repo.models, "ocr-eng", "3"), filepath.Join(e.repo.models, "ocr-eng", ".retired-3")); err != nil {
-		e.t.Fatal(err)
-	}
-	e.logf("retired ocr-eng 3 from the model volume")
+	// Version 3 stays in the model volume, the newest there: the verdict
+	// must keep it out of traffic on the pods that start from now on (the
+	// kill and the drain next), with spec.canary gone.
+	e.logf("traffic ConfigMap: %s", e.kc("", "get", "configmap", vsName+"-traffic", "-n", namespace, "-o", "jsonpath={.data.traffic\\.json}"))
 }
 
 // runCanary, under load: sets spec.canary for version at 10% first (so it
@@ -892,7 +887,7 @@ func (e *clusterEnv) killPod() {
 	l := e.startLoad(linesDir(t), 3, 8)
 	time.Sleep(5 * time.Second)
 	_, ready := e.pods()
-	victim := ready[0].Name
+	victim, survivor := ready[0].Name, ready[1].Name
 	e.kc("", "delete", "pod", victim, "-n", namespace, "--force", "--grace-period=0")
 	e.logf("force-deleted pod %s under load", victim)
 	start := time.Now()
@@ -907,6 +902,30 @@ func (e *clusterEnv) killPod() {
 	if served := e.versionsServed(10); served["2"] != 10 {
 		t.Errorf("after the kill versions %v answered, want all 2", served)
 	}
+	// The replacement started on the verdict, read from the traffic
+	// ConfigMap before its first request, not when the operator reached it.
+	_, ready = e.pods()
+	for _, p := range ready {
+		if p.Name == survivor {
+			continue
+		}
+		logs := e.kc("", "logs", p.Name, "-n", namespace)
+		if !strings.Contains(logs, "traffic weights from the traffic file") || !strings.Contains(logs, "map[2:100]") {
+			t.Errorf("pod %s, the replacement, did not start on the verdict's weights {2: 100}:\n%s", p.Name, grepLines(logs, "traffic"))
+		}
+		e.logf("pod %s, the replacement, started on the traffic file: %s", p.Name, grepLines(logs, "traffic file"))
+	}
+}
+
+// grepLines are the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func (e *clusterEnv) drain() {

@@ -40,13 +40,13 @@ static int vs_recognize(TessBaseAPI *api, ETEXT_DESC *monitor, int single_thread
 	return TessBaseAPIRecognize(api, monitor);
 }
 
-static int vs_detect_orientation(TessBaseAPI *api, int single_thread, int *deg, float *conf) {
-	const char *script = NULL;
+static int vs_detect_orientation(TessBaseAPI *api, int single_thread, int *deg, float *conf, const char **script) {
 	float script_conf = 0;
+	*script = NULL;
 	if (single_thread) omp_set_max_active_levels(0);
 	// script points into the OSD unicharset; despite capi.h's comment it
 	// is not allocated and must not be freed.
-	return TessBaseAPIDetectOrientationScript(api, deg, conf, &script, &script_conf);
+	return TessBaseAPIDetectOrientationScript(api, deg, conf, script, &script_conf);
 }
 */
 import "C"
@@ -391,7 +391,9 @@ func blockOrientation(pi *C.TessPageIterator) int {
 // DetectOrientation implements engine.OrientationDetector. Degrees is the
 // clockwise rotation that makes the page upright. Confidence is Tesseract's
 // orientation margin scaled to [0,1) (margin/(margin+5)); OSD reports about
-// 10 on a clear page and under 2 when it is guessing.
+// 10 on a clear page and under 2 when it is guessing. Script is the OSD
+// script's name (Latin, Han, Japanese, Cyrillic, ...); OSD needs about 50
+// characters, so a single line usually has none.
 func (e *Engine) DetectOrientation(ctx context.Context, img *image.Gray) (engine.Orientation, error) {
 	if e.osd == nil {
 		return engine.Orientation{}, ErrNoOrientationModel
@@ -405,14 +407,19 @@ func (e *Engine) DetectOrientation(ctx context.Context, img *image.Gray) (engine
 	}
 	var deg C.int
 	var conf C.float
-	if C.vs_detect_orientation(e.osd, e.single, &deg, &conf) == 0 {
+	var script *C.char
+	if C.vs_detect_orientation(e.osd, e.single, &deg, &conf, &script) == 0 {
 		// Too little text to tell: report upright with no confidence.
 		return engine.Orientation{}, nil
 	}
 	// Tesseract reports the text's orientation; the fix is the reverse turn.
 	cw := (360 - int(deg)) % 360
 	margin := max(float64(conf), 0)
-	return engine.Orientation{Degrees: cw, Confidence: margin / (margin + 5)}, nil
+	o := engine.Orientation{Degrees: cw, Confidence: margin / (margin + 5)}
+	if script != nil {
+		o.Script = C.GoString(script)
+	}
+	return o, nil
 }
 
 func clamp01(v float64) float64 { return min(max(v, 0), 1) }

@@ -93,9 +93,14 @@ func TestIntegrationOrientation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o.Degrees != want || o.Confidence < 0.5 {
-			t.Errorf("%s: orientation %+v, want %d degrees with confidence", name, o, want)
+		if o.Degrees != want || o.Confidence < 0.5 || o.Script != "Latin" {
+			t.Errorf("%s: orientation %+v, want %d degrees with confidence, script Latin", name, o, want)
 		}
+	}
+	// OSD names the script of a Chinese page (lang=auto routes by it).
+	o, err := e.DetectOrientation(context.Background(), loadGray(t, testenv.Shared(t, "data/ocr/zh-pages/02.png")))
+	if err != nil || o.Script != "Han" || o.Degrees != 0 {
+		t.Errorf("zh-pages/02.png: orientation %+v, %v; want upright, script Han", o, err)
 	}
 }
 

@@ -162,3 +162,61 @@ func freePort() (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
+
+// CreateDatabase creates a database of that name and returns its DSN.
+func (s *Server) CreateDatabase(t testing.TB, name string) string {
+	t.Helper()
+	if out, err := s.client("psql", "-v", "ON_ERROR_STOP=1", "-c", "CREATE DATABASE "+name, s.DSN); err != nil {
+		t.Fatalf("create database %s: %v\n%s", name, err, out)
+	}
+	i := strings.LastIndexByte(s.DSN, '/')
+	q := strings.IndexByte(s.DSN, '?')
+	return s.DSN[:i+1] + name + s.DSN[q:]
+}
+
+// RawFiles returns the contents of every file of the server's data
+// directory (tables, indexes and, with wal, the write-ahead log) after a
+// checkpoint has written what the server held in memory: the bytes a
+// thief of the disk would read.
+func (s *Server) RawFiles(t testing.TB, wal bool) [][]byte {
+	t.Helper()
+	if out, err := s.client("psql", "-v", "ON_ERROR_STOP=1", "-c", "CHECKPOINT", s.DSN); err != nil {
+		t.Fatalf("checkpoint: %v\n%s", err, out)
+	}
+	var files [][]byte
+	err := filepath.WalkDir(filepath.Join(s.dir, "data"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == "pg_wal" && !wal {
+			return filepath.SkipDir
+		}
+		if err != nil || d.IsDir() || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files = append(files, b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// Dump returns pg_dump's plain-text dump of the database dsn names.
+func (s *Server) Dump(t testing.TB, dsn string) []byte {
+	t.Helper()
+	out, err := s.client("pg_dump", "--no-owner", dsn)
+	if err != nil {
+		t.Fatalf("pg_dump: %v\n%s", err, out)
+	}
+	return out
+}
+
+// client runs a client program (psql, pg_dump) as this process's user.
+func (s *Server) client(name string, args ...string) ([]byte, error) {
+	cmd := exec.Command(filepath.Join(s.bin, name), args...)
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "PGCONNECT_TIMEOUT=30")
+	return cmd.CombinedOutput()
+}

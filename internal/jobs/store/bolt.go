@@ -15,13 +15,16 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/visionserve/visionserve/internal/keys"
+	"github.com/visionserve/visionserve/internal/keys/keybolt"
 )
 
 // The embedded database's layout: one bucket per kind of record. Keys
 // inside a job are "<job id>/<%06d index>", so a cursor seek on
 // "<job id>/" walks them in order.
 var (
-	bucketMeta   = []byte("meta")   // "schema" -> layout version
+	bucketMeta   = []byte("meta")   // "schema" -> layout version, "keyring" -> the keyring (package keys)
 	bucketJobs   = []byte("jobs")   // id -> Job (JSON)
 	bucketTasks  = []byte("tasks")  // id/task -> "" while the task is to be run
 	bucketInputs = []byte("inputs") // id/item -> sealed file, deleted when the job ends (or with it: KeepInputs)
@@ -31,7 +34,9 @@ var (
 )
 
 // boltSchema is the layout version this code writes (see migrateBolt).
-const boltSchema = 2
+// Layout 3 may hold sealed payloads, which a visionserve of layout 2
+// would return as they are: it refuses the file instead.
+const boltSchema = 3
 
 // Bolt is the embedded store: one bbolt file, one process. Leases live in
 // memory: when the process dies they die with it, and at the next start
@@ -39,6 +44,7 @@ const boltSchema = 2
 type Bolt struct {
 	db   *bolt.DB
 	opts Options
+	keys *keys.Ring // nil when Options.Codec replaced it
 
 	// mu serialises writers with the in-memory index of unfinished jobs
 	// and leases, which mirrors the file.
@@ -87,6 +93,11 @@ func OpenBolt(dir string, opts Options) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("the job database %s: %w", db.Path(), err)
 	}
+	kr := keybolt.Keyring{DB: db, Bucket: bucketMeta, Key: []byte("keyring")}
+	if s.keys, err = s.opts.openKeys(context.Background(), kr, s); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("the job database %s: %w", db.Path(), err)
+	}
 	if err := s.index(); err != nil {
 		db.Close()
 		return nil, err
@@ -123,6 +134,29 @@ func (s *Bolt) endRecorded(now time.Time) error {
 
 // Close implements Store.
 func (s *Bolt) Close() error { return s.db.Close() }
+
+// Keys returns the ring that seals the store's payloads.
+func (s *Bolt) Keys() *keys.Ring { return s.keys }
+
+// Reseal implements keys.Records: the inputs, then the pages.
+func (s *Bolt) Reseal(ctx context.Context, fn func(ref string, stored []byte) ([]byte, error)) error {
+	for _, b := range []struct {
+		name []byte
+		ref  func(string, int) string
+	}{{bucketInputs, inputRef}, {bucketPages, pageRef}} {
+		err := keybolt.Rewrite(ctx, s.db, [][]byte{b.name}, func(k, v []byte) ([]byte, error) {
+			id, i, err := splitKey(k)
+			if err != nil {
+				return nil, err
+			}
+			return fn(b.ref(id, i), v)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // index loads the unfinished jobs and their unrecorded tasks.
 func (s *Bolt) index() error {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/visionserve/visionserve/internal/keys/keypg"
 )
 
 // migrations are the PostgreSQL schema's versions: migrations[i] takes a
@@ -78,7 +80,13 @@ var migrations = [][]string{
 			lease_until timestamptz)`,
 		`CREATE INDEX visionserve_job_webhooks_next ON visionserve_job_webhooks (next_at)`,
 	},
+	// 2: the keyring of the data keys that seal inputs and pages at rest
+	// (package keys); a row only once encryption is on.
+	{keypg.CreateTable(keyringTable)},
 }
+
+// keyringTable holds the store's keyring.
+const keyringTable = "visionserve_jobs_keyring"
 
 // SchemaVersion is the schema version this code writes.
 func SchemaVersion() int { return len(migrations) }

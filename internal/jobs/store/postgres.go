@@ -13,6 +13,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/visionserve/visionserve/internal/keys"
+	"github.com/visionserve/visionserve/internal/keys/keypg"
 )
 
 // Postgres keeps jobs in PostgreSQL, shared by every replica that points
@@ -27,6 +30,7 @@ import (
 type Postgres struct {
 	pool *pgxpool.Pool
 	opts Options
+	keys *keys.Ring // nil when Options.Codec replaced it
 }
 
 var _ Store = (*Postgres)(nil)
@@ -51,7 +55,70 @@ func OpenPostgres(ctx context.Context, dsn string, maxConns int, opts Options) (
 		pool.Close()
 		return nil, fmt.Errorf("job store: %w", pgErr(err))
 	}
-	return &Postgres{pool: pool, opts: opts.withDefaults()}, nil
+	s := &Postgres{pool: pool, opts: opts.withDefaults()}
+	if s.keys, err = s.opts.openKeys(ctx, keypg.Keyring{Pool: pool, Table: keyringTable}, s); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("job store: %w", pgErr(err))
+	}
+	return s, nil
+}
+
+// Keys returns the ring that seals the store's payloads.
+func (s *Postgres) Keys() *keys.Ring { return s.keys }
+
+// Reseal implements keys.Records: the inputs, then the pages, one row at
+// a time (an input may be large), each rewritten only if unchanged.
+func (s *Postgres) Reseal(ctx context.Context, fn func(ref string, stored []byte) ([]byte, error)) error {
+	for _, t := range []struct {
+		table, col string
+		ref        func(string, int) string
+	}{{"visionserve_job_inputs", "item", inputRef}, {"visionserve_job_pages", "idx", pageRef}} {
+		after, afterN := "", -1
+		for {
+			rows, err := s.pool.Query(ctx, `SELECT job_id, `+t.col+` FROM `+t.table+`
+				WHERE (job_id, `+t.col+`) > ($1, $2) ORDER BY job_id, `+t.col+` LIMIT 256`, after, afterN)
+			if err != nil {
+				return pgErr(err)
+			}
+			type key struct {
+				id string
+				n  int
+			}
+			batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (key, error) {
+				var k key
+				err := r.Scan(&k.id, &k.n)
+				return k, err
+			})
+			if err != nil {
+				return pgErr(err)
+			}
+			for _, k := range batch {
+				after, afterN = k.id, k.n
+				var old []byte
+				err := s.pool.QueryRow(ctx, `SELECT data FROM `+t.table+` WHERE job_id = $1 AND `+t.col+` = $2`, k.id, k.n).Scan(&old)
+				if errors.Is(err, pgx.ErrNoRows) {
+					continue // deleted meanwhile
+				}
+				if err != nil {
+					return pgErr(err)
+				}
+				data, err := fn(t.ref(k.id, k.n), old)
+				if err != nil {
+					return err
+				}
+				if data == nil {
+					continue
+				}
+				if _, err := s.pool.Exec(ctx, `UPDATE `+t.table+` SET data = $3 WHERE job_id = $1 AND `+t.col+` = $2 AND data = $4`, k.id, k.n, data, old); err != nil {
+					return pgErr(err)
+				}
+			}
+			if len(batch) < 256 {
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // Close implements Store.

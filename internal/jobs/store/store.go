@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/visionserve/visionserve/internal/keys"
 )
 
 // Sentinel errors.
@@ -215,7 +217,11 @@ type Store interface {
 
 // Options configure either store.
 type Options struct {
-	// Codec seals and opens payloads; nil: stored as they are.
+	// Keys seals the payloads at rest (package keys); zero: in clear. A
+	// store whose keyring Keys cannot open, or which has a keyring when
+	// Keys is zero, does not open.
+	Keys keys.Config
+	// Codec, when set, replaces the keyring's codec (tests).
 	Codec Codec
 	// Event returns the webhook body for a job that has just ended
 	// (called inside the transaction that ends it, for jobs with a
@@ -230,9 +236,6 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.Codec == nil {
-		o.Codec = Plain{}
-	}
 	if o.Event == nil {
 		o.Event = func(j *Job) ([]byte, error) { return json.Marshal(j) }
 	}
@@ -242,20 +245,28 @@ func (o Options) withDefaults() Options {
 // Codec is the one seam every payload passes on its way into and out of
 // a store: input files and page results. ref names the payload's place
 // ("input/<job>/<item>", "page/<job>/<index>") so that a sealed payload
-// can be bound to it.
+// is bound to it. A *keys.Ring is one.
 type Codec interface {
 	Seal(ref string, b []byte) ([]byte, error)
 	Open(ref string, b []byte) ([]byte, error)
 }
 
-// Plain is the Codec that stores payloads as they are.
-type Plain struct{}
+// keyDomain names the job stores' records to package keys.
+const keyDomain = "jobs"
 
-// Seal implements Codec.
-func (Plain) Seal(_ string, b []byte) ([]byte, error) { return b, nil }
-
-// Open implements Codec.
-func (Plain) Open(_ string, b []byte) ([]byte, error) { return b, nil }
+// openKeys opens the store's keyring with o.Keys and makes it the codec,
+// unless a codec is set.
+func (o *Options) openKeys(ctx context.Context, kr keys.Keyring, recs keys.Records) (*keys.Ring, error) {
+	if o.Codec != nil {
+		return nil, nil
+	}
+	ring, err := keys.Open(ctx, o.Keys, keys.Store{Domain: keyDomain, Keyring: kr, Records: recs})
+	if err != nil {
+		return nil, err
+	}
+	o.Codec = ring
+	return ring, nil
+}
 
 func inputRef(id string, item int) string { return fmt.Sprintf("input/%s/%d", id, item) }
 func pageRef(id string, index int) string { return fmt.Sprintf("page/%s/%d", id, index) }

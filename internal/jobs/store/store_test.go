@@ -15,6 +15,8 @@ import (
 
 	"github.com/visionserve/visionserve/internal/gallery/pgtest"
 	"github.com/visionserve/visionserve/internal/jobs/store"
+	"github.com/visionserve/visionserve/internal/keys"
+	"github.com/visionserve/visionserve/internal/keys/keytest"
 )
 
 // The conformance suite: every case runs against both stores, the
@@ -41,6 +43,18 @@ func TestConformance(t *testing.T) {
 	if pg := startPostgres(t); pg != nil {
 		impls["postgres"] = pg.open
 	}
+	// The same cases with the payloads sealed at rest.
+	for name, alg := range map[string]keys.Algorithm{"bolt": keys.SM4GCM, "postgres": keys.AES256GCM} {
+		if open := impls[name]; open != nil {
+			enc := keytest.Config(t, alg)
+			impls[name+"+"+string(alg)] = func(t *testing.T, opts store.Options) store.Store {
+				if opts.Codec == nil {
+					opts.Keys = enc
+				}
+				return open(t, opts)
+			}
+		}
+	}
 	cases := map[string]func(t *testing.T, open opener){
 		"CreateAndIdempotency": testCreateAndIdempotency,
 		"Limits":               testLimits,
@@ -57,7 +71,7 @@ func TestConformance(t *testing.T) {
 		"ManyPages":            testManyPages,
 		"KeepInputs":           testKeepInputs,
 	}
-	for _, name := range []string{"bolt", "postgres"} {
+	for _, name := range []string{"bolt", "postgres", "bolt+sm4-gcm", "postgres+aes-256-gcm"} {
 		open := impls[name]
 		if open == nil {
 			continue
@@ -82,7 +96,7 @@ func startPostgres(t *testing.T) *pg {
 }
 
 // database creates a fresh database and returns its DSN.
-func (p *pg) database(t *testing.T) string {
+func (p *pg) database(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("case%d", p.n.Add(1))
 	conn, err := pgx.Connect(context.Background(), p.srv.DSN)

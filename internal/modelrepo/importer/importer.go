@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/visionserve/visionserve/internal/ctxio"
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 	"github.com/visionserve/visionserve/internal/modelrepo/signing"
@@ -406,7 +407,7 @@ func (s *staging) copyIn(ctx context.Context, rel string, r io.Reader, limit int
 		return "", 0, err
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, io.LimitReader(r, limit+1)})
+	n, err := io.Copy(io.MultiWriter(f, h), ctxio.NewReader(ctx, io.LimitReader(r, limit+1)))
 	if err == nil && n > limit {
 		err = refuse(ReasonTooLarge, rel, fmt.Sprintf("more than %d bytes", limit))
 	}
@@ -448,16 +449,4 @@ func (im *Importer) finish(ctx context.Context, s *staging, p plan, prov *manife
 	}
 	s.done = true
 	return &Result{Dir: s.final, Manifest: m}, nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -23,6 +23,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/visionserve/visionserve/internal/ctxio"
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 )
@@ -355,7 +356,7 @@ func hashEntry(ctx context.Context, f *zip.File) (string, error) {
 	}
 	defer rc.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, ctxReader{ctx, io.LimitReader(rc, int64(f.UncompressedSize64)+1)})
+	n, err := io.Copy(h, ctxio.NewReader(ctx, io.LimitReader(rc, int64(f.UncompressedSize64)+1)))
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
@@ -371,7 +372,7 @@ func hashEntry(ctx context.Context, f *zip.File) (string, error) {
 // hashFile is the hex SHA-256 of a whole open file.
 func hashFile(ctx context.Context, f *os.File) (string, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, ctxReader{ctx, io.NewSectionReader(f, 0, 1<<62)}); err != nil {
+	if _, err := io.Copy(h, ctxio.NewReader(ctx, io.NewSectionReader(f, 0, 1<<62))); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/visionserve/visionserve/internal/ctxio"
 	"github.com/visionserve/visionserve/internal/modelrepo"
 )
 
@@ -131,24 +132,11 @@ func hashFile(ctx context.Context, name string, buf []byte) (string, int64, erro
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.CopyBuffer(h, ctxReader{ctx, f}, buf)
+	n, err := io.CopyBuffer(h, ctxio.NewReader(ctx, f), buf)
 	if err != nil {
 		return "", n, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-// ctxReader makes a long copy stop when its context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // fileError classifies an error met while reading a listed file.

@@ -15,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/visionserve/visionserve/internal/atomicfile"
 	"github.com/visionserve/visionserve/internal/modelrepo"
 )
 
@@ -445,5 +446,5 @@ func Write(dir string, m *Manifest) error {
 	if err != nil {
 		return err
 	}
-	return modelrepo.WriteFileAtomic(filepath.Join(dir, FileName), data, 0o644)
+	return atomicfile.Write(filepath.Join(dir, FileName), data, 0o644)
 }

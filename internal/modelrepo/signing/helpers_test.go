@@ -85,12 +85,6 @@ func issue(t testing.TB, tmpl *x509.Certificate, pub *ecdsa.PublicKey, parent *t
 	return c.ToX509()
 }
 
-// newRootCA makes a self-signed ECDSA P-256 CA valid around testNow.
-func newRootCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	return newRootCAOf(t, ECDSAP256SHA256, name)
-}
-
 // newRootCAOf makes a self-signed CA of algorithm alg valid around testNow.
 func newRootCAOf(t testing.TB, alg Algorithm, name string) *testCA {
 	t.Helper()

@@ -22,6 +22,7 @@ import (
 	"github.com/emmansun/gmsm/sm3"
 	"golang.org/x/crypto/blake2b"
 
+	"github.com/visionserve/visionserve/internal/ctxio"
 	"github.com/visionserve/visionserve/internal/modelrepo"
 )
 
@@ -248,23 +249,11 @@ func hashRange(ctx context.Context, name, hashType string, offset, length int64,
 		}
 		r = io.NewSectionReader(f, offset, length)
 	}
-	n, err := io.CopyBuffer(h, ctxReader{ctx, r}, buf)
+	n, err := io.CopyBuffer(h, ctxio.NewReader(ctx, r), buf)
 	if err != nil {
 		return "", n, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // expectedName maps a resource name of the statement to the name collect

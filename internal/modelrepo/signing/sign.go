@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/visionserve/visionserve/internal/atomicfile"
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 )
@@ -254,7 +254,7 @@ func (s *Signer) SignPackage(ctx context.Context, dir string) (*manifest.Manifes
 	if err := agreeWithManifest(ctx, m, dir, st, digests); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(sigPath, data, 0o644); err != nil {
+	if err := atomicfile.Write(sigPath, data, 0o644); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -355,30 +355,4 @@ func subjectName(modelPath string) string {
 		modelPath = abs
 	}
 	return filepath.Base(modelPath)
-}
-
-// writeFileAtomic writes data to a temporary file beside name and renames
-// it over name, so readers see the old or the new file, never a torn one.
-func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
 }

@@ -10,7 +10,6 @@ type Point [2]float64
 func (p Point) sub(q Point) Point         { return Point{p[0] - q[0], p[1] - q[1]} }
 func (p Point) add(q Point) Point         { return Point{p[0] + q[0], p[1] + q[1]} }
 func (p Point) scale(k float64) Point     { return Point{p[0] * k, p[1] * k} }
-func (p Point) dot(q Point) float64       { return p[0]*q[0] + p[1]*q[1] }
 func (p Point) cross(q Point) float64     { return p[0]*q[1] - p[1]*q[0] }
 func (p Point) len() float64              { return math.Hypot(p[0], p[1]) }
 func (p Point) dist(q Point) float64      { return p.sub(q).len() }

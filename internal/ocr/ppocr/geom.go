@@ -9,14 +9,13 @@ import (
 // vec is a point or direction in pixel coordinates (x right, y down).
 type vec struct{ X, Y float64 }
 
-func (a vec) add(b vec) vec        { return vec{a.X + b.X, a.Y + b.Y} }
-func (a vec) sub(b vec) vec        { return vec{a.X - b.X, a.Y - b.Y} }
-func (a vec) scale(k float64) vec  { return vec{a.X * k, a.Y * k} }
-func (a vec) dot(b vec) float64    { return a.X*b.X + a.Y*b.Y }
-func (a vec) cross(b vec) float64  { return a.X*b.Y - a.Y*b.X }
-func (a vec) norm() float64        { return math.Hypot(a.X, a.Y) }
-func (a vec) dist(b vec) float64   { return a.sub(b).norm() }
-func lerp(a, b vec, t float64) vec { return a.add(b.sub(a).scale(t)) }
+func (a vec) add(b vec) vec       { return vec{a.X + b.X, a.Y + b.Y} }
+func (a vec) sub(b vec) vec       { return vec{a.X - b.X, a.Y - b.Y} }
+func (a vec) scale(k float64) vec { return vec{a.X * k, a.Y * k} }
+func (a vec) dot(b vec) float64   { return a.X*b.X + a.Y*b.Y }
+func (a vec) cross(b vec) float64 { return a.X*b.Y - a.Y*b.X }
+func (a vec) norm() float64       { return math.Hypot(a.X, a.Y) }
+func (a vec) dist(b vec) float64  { return a.sub(b).norm() }
 func finite(v vec) bool {
 	return !math.IsNaN(v.X) && !math.IsNaN(v.Y) && !math.IsInf(v.X, 0) && !math.IsInf(v.Y, 0)
 }

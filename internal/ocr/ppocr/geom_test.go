@@ -7,8 +7,6 @@ import (
 	"testing"
 )
 
-const eps = 1e-6
-
 func near(a, b vec, tol float64) bool { return a.dist(b) <= tol }
 
 // rectPoints returns the corners of a w×h rectangle centred at c and turned

@@ -125,55 +125,101 @@ func (pl *Pipeline) RecognizeLine(ctx context.Context, img image.Image) (ocr.Lin
 	return line, nil
 }
 
+// run reads every detected line. Each box may be read more than one way
+// (readings): as cropped and oriented, unturned when the classifier turned
+// it over, and as a column of vertical text when it is tall. Every reading
+// is recognised and the most confident one is the line; a new way of
+// reading a box is one more reading.
 func (pl *Pipeline) run(ctx context.Context, img image.Image, tr engine.TextRecognizer) ([]ocr.Line, error) {
 	src := toRGB(img)
 	boxes, err := pl.detect(ctx, src)
 	if err != nil {
 		return nil, err
 	}
-	crops := make([]crop, 0, len(boxes))
-	for _, b := range boxes {
-		if c, ok := pl.makeCrop(src, b.q); ok {
-			crops = append(crops, c)
-		}
-	}
-	if pl.cls != nil {
-		if err := pl.classify(ctx, crops); err != nil {
-			return nil, err
-		}
-	}
-	off := origin(img)
-	var lines []ocr.Line
-	keep := func(l ocr.Line, ok bool) {
-		if ok && l.Text != "" && l.Confidence >= pl.p.DropScore {
-			lines = append(lines, l)
-		}
-	}
-	if tr != nil {
-		for _, c := range crops {
-			// Read a padded copy; report the detected box.
-			read := c
-			if pl.p.HybridPad > 0 {
-				if pc, ok := cropQuad(src, c.q.grow(pl.p.HybridPad*c.q.height())); ok {
-					read = pc
-				}
-			}
-			l, ok, err := hybridLine(ctx, tr, read, c.q, off)
-			if err != nil {
-				return nil, err
-			}
-			keep(l, ok)
-		}
-		return lines, nil
-	}
-	res, err := pl.recognize(ctx, crops)
+	readings, err := pl.readings(ctx, src, boxes)
 	if err != nil {
 		return nil, err
 	}
-	for i, c := range crops {
-		keep(ctcLine(c, res[i], off))
+	var flat []crop
+	for _, rs := range readings {
+		flat = append(flat, rs...)
+	}
+	off := origin(img)
+	read := make([]ocr.Line, len(flat))
+	ok := make([]bool, len(flat))
+	if tr != nil {
+		for i, c := range flat {
+			// Read a padded copy; report the detected box.
+			r := c
+			if pl.p.HybridPad > 0 && c.stack == nil {
+				if pc, ok := cropQuad(src, c.q.grow(pl.p.HybridPad*c.q.height())); ok {
+					r = pc
+				}
+			}
+			if read[i], ok[i], err = hybridLine(ctx, tr, r, c, off); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		res, err := pl.recognize(ctx, flat)
+		if err != nil {
+			return nil, err
+		}
+		for i, c := range flat {
+			read[i], ok[i] = ctcLine(c, res[i], off)
+		}
+	}
+	var lines []ocr.Line
+	k := 0
+	for _, rs := range readings {
+		best := -1
+		for i := k; i < k+len(rs); i++ {
+			if ok[i] && read[i].Text != "" && (best < 0 || read[i].Confidence > read[best].Confidence) {
+				best = i
+			}
+		}
+		k += len(rs)
+		if best >= 0 && read[best].Confidence >= pl.p.DropScore {
+			lines = append(lines, read[best])
+		}
 	}
 	return lines, nil
+}
+
+// readings crops each detected box and orients the crops, returning per box
+// the crops to read, the classifier's choice first: a crop the classifier
+// turned over is also read as it was, since the classifier misjudges some
+// upright lines (PaddleOCR trusts it); a tall box is also read as vertical
+// text (stackColumn).
+func (pl *Pipeline) readings(ctx context.Context, src *rgbImage, boxes []detBox) ([][]crop, error) {
+	crops := make([]crop, 0, len(boxes))
+	tall := make([]bool, 0, len(boxes))
+	cols := make([]quad, 0, len(boxes))
+	for _, b := range boxes {
+		if c, isTall, ok := pl.makeCrop(src, b.q); ok {
+			crops, tall, cols = append(crops, c), append(tall, isTall), append(cols, b.q)
+		}
+	}
+	flipped := make([]bool, len(crops))
+	if pl.cls != nil {
+		var err error
+		if flipped, err = pl.classify(ctx, crops); err != nil {
+			return nil, err
+		}
+	}
+	out := make([][]crop, len(crops))
+	for i, c := range crops {
+		out[i] = []crop{c}
+		if flipped[i] {
+			out[i] = append(out[i], c.turned())
+		}
+		if tall[i] {
+			if v, ok := stackColumn(src, cols[i]); ok {
+				out[i] = append(out[i], v)
+			}
+		}
+	}
+	return out, nil
 }
 
 // detSize is the detector input size for a w×h image (PaddleOCR's
@@ -250,16 +296,26 @@ type crop struct {
 	q     quad       // the box in input coordinates, first corner where the crop's top-left is
 	img   *rgbImage  // the upright crop
 	toSrc homography // crop pixel -> input pixel
+	// vertical: the box runs down (or up) the input, TallRatio times
+	// taller than wide.
+	vertical bool
+	// stack is set for a column of vertical text laid out as a row
+	// (stackColumn): toSrc then maps the column's pixels, and stack maps
+	// the row's x to the column's y.
+	stack *column
 }
 
 // makeCrop warps the box to an upright rectangle sized by its longer
 // opposite sides (PaddleOCR's get_rotate_crop_image), turned 90°
-// counter-clockwise when it is TallRatio times taller than wide.
-func (pl *Pipeline) makeCrop(src *rgbImage, q quad) (crop, bool) {
-	if float64(int(q.height())) >= pl.p.TallRatio*float64(int(q.width())) && int(q.width()) > 0 {
+// counter-clockwise when it is TallRatio times taller than wide (tall).
+func (pl *Pipeline) makeCrop(src *rgbImage, q quad) (c crop, tall, ok bool) {
+	tall = float64(int(q.height())) >= pl.p.TallRatio*float64(int(q.width())) && int(q.width()) > 0
+	if tall {
 		q = q.rotateCCW()
 	}
-	return cropQuad(src, q)
+	c, ok = cropQuad(src, q)
+	c.vertical = tall
+	return c, tall, ok
 }
 
 func cropQuad(src *rgbImage, q quad) (crop, bool) {
@@ -279,6 +335,14 @@ func wholeCrop(src *rgbImage) (crop, bool) {
 	q := quad(cropFrame(w, h))
 	toSrc, ok := perspective(cropFrame(w, h), q)
 	return crop{q: q, img: src, toSrc: toSrc}, ok
+}
+
+// turned returns a copy of the crop turned upside down.
+func (c crop) turned() crop {
+	t := c
+	t.img = &rgbImage{w: c.img.w, h: c.img.h, pix: slices.Clone(c.img.pix)}
+	t.flip()
+	return t
 }
 
 // flip turns the crop upside down, keeping q and toSrc in step.
@@ -309,9 +373,11 @@ func (pl *Pipeline) halfNorm() norm {
 	return norm{bgr: pl.p.BGR, mean: half, std: half}
 }
 
-// classify turns over the crops the classifier reads as upside down.
-func (pl *Pipeline) classify(ctx context.Context, crops []crop) error {
+// classify turns over the crops the classifier reads as upside down and
+// reports which.
+func (pl *Pipeline) classify(ctx context.Context, crops []crop) ([]bool, error) {
 	cp := pl.p.Cls
+	flipped := make([]bool, len(crops))
 	idx := byAspect(crops)
 	for len(idx) > 0 {
 		batch := idx[:min(cp.Batch, len(idx))]
@@ -325,19 +391,20 @@ func (pl *Pipeline) classify(ctx context.Context, crops []crop) error {
 		}
 		out, err := pl.cls.Run(ctx, []engine.Tensor{engine.NewTensor([]int64{int64(len(batch)), 3, int64(cp.Height), int64(cp.Width)}, data)})
 		if err != nil {
-			return fmt.Errorf("ppocr: classifier: %w", err)
+			return nil, fmt.Errorf("ppocr: classifier: %w", err)
 		}
 		probs, err := single(out, []int64{int64(len(batch)), 2})
 		if err != nil {
-			return fmt.Errorf("ppocr: classifier: %w", err)
+			return nil, fmt.Errorf("ppocr: classifier: %w", err)
 		}
 		for i, ci := range batch {
 			if p180 := probs[2*i+1]; p180 > probs[2*i] && float64(p180) > cp.Thresh {
 				crops[ci].flip()
+				flipped[ci] = true
 			}
 		}
 	}
-	return nil
+	return flipped, nil
 }
 
 // recResult is the decoded recogniser output for one crop.
@@ -400,7 +467,7 @@ func ctcLine(c crop, r recResult, off vec) (ocr.Line, bool) {
 	if len(words) == 0 {
 		return ocr.Line{Box: toQuad(c.q, off)}, false
 	}
-	line := ocr.Line{Confidence: conf, Box: toQuad(c.q, off), Words: make([]ocr.Word, len(words))}
+	line := ocr.Line{Confidence: conf, Box: toQuad(c.q, off), Vertical: c.vertical, Words: make([]ocr.Word, len(words))}
 	texts := make([]string, len(words))
 	scale := float64(c.img.w) / r.valid
 	for i, w := range words {
@@ -415,14 +482,14 @@ func ctcLine(c crop, r recResult, off vec) (ocr.Line, bool) {
 	return line, true
 }
 
-// hybridLine has tr read one crop and maps its word boxes back; box is the
-// line's detected box.
-func hybridLine(ctx context.Context, tr engine.TextRecognizer, c crop, box quad, off vec) (ocr.Line, bool, error) {
+// hybridLine has tr read crop c (line, or a padded copy of it) and maps
+// its word boxes back; the line's box is line's.
+func hybridLine(ctx context.Context, tr engine.TextRecognizer, c, line crop, off vec) (ocr.Line, bool, error) {
 	tls, err := tr.RecognizeText(ctx, c.img.gray(), engine.SegLine)
 	if err != nil {
 		return ocr.Line{}, false, fmt.Errorf("ppocr: line recogniser: %w", err)
 	}
-	line := ocr.Line{Box: toQuad(box, off)}
+	out := ocr.Line{Box: toQuad(line.q, off), Vertical: line.vertical}
 	var texts []string
 	var confSum, confN float64
 	for _, tl := range tls {
@@ -436,7 +503,7 @@ func hybridLine(ctx context.Context, tr engine.TextRecognizer, c crop, box quad,
 		confN += n
 		for _, w := range tl.Words {
 			r := w.Box
-			line.Words = append(line.Words, ocr.Word{
+			out.Words = append(out.Words, ocr.Word{
 				Text:       w.Text,
 				Confidence: w.Confidence,
 				Box:        cropRectQuad(c, float64(r.Min.X), float64(r.Min.Y), float64(r.Max.X), float64(r.Max.Y), off),
@@ -444,15 +511,20 @@ func hybridLine(ctx context.Context, tr engine.TextRecognizer, c crop, box quad,
 		}
 	}
 	if confN == 0 {
-		return line, false, nil
+		return out, false, nil
 	}
-	line.Text = strings.Join(texts, " ")
-	line.Confidence = clampf(confSum/confN, 0, 1)
-	return line, true, nil
+	out.Text = strings.Join(texts, " ")
+	out.Confidence = clampf(confSum/confN, 0, 1)
+	return out, true, nil
 }
 
-// cropRectQuad maps the crop rectangle [x0,x1]×[y0,y1] to input coordinates.
+// cropRectQuad maps the crop rectangle [x0,x1]×[y0,y1] to input
+// coordinates. In a stacked column the span [x0,x1] of the row becomes the
+// span of the column it came from, across the column's width.
 func cropRectQuad(c crop, x0, y0, x1, y1 float64, off vec) ocr.Quad {
+	if c.stack != nil {
+		x0, y0, x1, y1 = c.stack.rect(x0, x1)
+	}
 	var q quad
 	for i, p := range [4]vec{{x0, y0}, {x1, y0}, {x1, y1}, {x0, y1}} {
 		q[i] = c.toSrc.apply(p)

@@ -90,11 +90,13 @@ type recCall struct {
 var _ engine.TextRecognizer = (*fakeTess)(nil)
 
 // fakeTess stands in for the Tesseract adapter: it reads every crop as
-// "hello world", a word on each side of the middle.
+// "hello world", a word on each side of the middle, with confidence 0.9,
+// or conf(the crop's top-left luma) when set.
 type fakeTess struct {
 	mu    sync.Mutex
 	calls []recCall
 	err   error
+	conf  func(corner uint8) float64
 }
 
 func (f *fakeTess) RecognizeText(ctx context.Context, img *image.Gray, mode engine.SegMode) ([]engine.TextLine, error) {
@@ -107,8 +109,12 @@ func (f *fakeTess) RecognizeText(ctx context.Context, img *image.Gray, mode engi
 	}
 	// Words in the middle of the crop, clear of the padding.
 	w, h := b.Dx(), b.Dy()
+	conf := 0.9
+	if f.conf != nil {
+		conf = f.conf(img.GrayAt(0, 0).Y)
+	}
 	return []engine.TextLine{{
-		Text: "hello world", Confidence: 0.9, Box: b,
+		Text: "hello world", Confidence: conf, Box: b,
 		Words: []engine.TextWord{
 			{Text: "hello", Confidence: 0.95, Box: image.Rect(w/4, h/4, w/2, 3*h/4)},
 			{Text: "world", Confidence: 0.85, Box: image.Rect(w/2, h/4, 3*w/4, 3*h/4)},
@@ -161,30 +167,46 @@ func inside(p [2]float64, r image.Rectangle, slack float64) bool {
 
 func TestHybridRecognisesEachDetectedLine(t *testing.T) {
 	img, kernels := page()
+	// Upright crops start on the dark half of their line.
+	readsUpright := func(corner uint8) float64 {
+		if corner < 128 {
+			return 0.95
+		}
+		return 0.9
+	}
 	for _, tc := range []struct {
 		name    string
 		p180    float32
+		conf    func(uint8) float64
 		flipped bool
+		calls   int // a crop the classifier turns over is also read as it was
 	}{
-		{"upright", 0.02, false},
-		{"classifier unsure keeps the crop", 0.8, false},
-		{"upside down", 0.97, true},
+		{"upright", 0.02, nil, false, 2},
+		{"classifier unsure keeps the crop", 0.8, nil, false, 2},
+		{"upside down", 0.97, nil, true, 4},
+		// The classifier turned upright lines over, but they read
+		// better as they were: the more confident reading wins.
+		{"classifier wrong", 0.97, readsUpright, false, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tess := &fakeTess{}
+			tess := &fakeTess{conf: tc.conf}
 			pl := newTestPipeline(t, Models{Det: fakeDet(400, 200, kernels...), Cls: fakeCls(tc.p180)}, nil)
 			lines, err := pl.RecognizeHybrid(context.Background(), img, tess)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(lines) != 2 || len(tess.calls) != 2 {
-				t.Fatalf("got %d lines from %d recogniser calls, want 2 and 2", len(lines), len(tess.calls))
+			if len(lines) != 2 || len(tess.calls) != tc.calls {
+				t.Fatalf("got %d lines from %d recogniser calls, want 2 and %d", len(lines), len(tess.calls), tc.calls)
 			}
 			// Reading order: the line at y=40 first although detected second.
+			wantConf := 0.9
+			if tc.conf != nil {
+				wantConf = 0.95
+			}
 			for i, want := range []image.Rectangle{kernels[1], kernels[0]} {
 				l := lines[i]
-				if l.Text != "hello world" || math.Abs(l.Confidence-0.9) > 1e-9 {
-					t.Errorf("line %d = %q @ %v", i, l.Text, l.Confidence)
+				if l.Text != "hello world" || math.Abs(l.Confidence-wantConf) > 1e-9 {
+					t.Errorf("line %d = %q @ %v, want confidence %v", i, l.Text, l.Confidence, wantConf)
 				}
 				// DB grows the 300x20 kernel by 300·20·1.5/640 ≈ 14 px a side;
 				// the 0.96 detector scale and pixel-centre spans cost a
@@ -221,9 +243,12 @@ func TestHybridRecognisesEachDetectedLine(t *testing.T) {
 				if c.w < 340 || c.w > 356 || c.h < 62 || c.h > 76 {
 					t.Errorf("crop %dx%d, want about 352x72 (the 300x20 line, the unclip margin and the hybrid pad)", c.w, c.h)
 				}
-				// Upright crops start on the dark half; turned-over ones on the light half.
-				if dark := c.corner < 128; dark == tc.flipped {
-					t.Errorf("crop top-left luma %d; flipped = %v", c.corner, tc.flipped)
+			}
+			// Upright crops start on the dark half, turned-over ones on
+			// the light half: the classifier's choice is read first.
+			for i := 0; i < len(tess.calls); i += tc.calls / 2 {
+				if dark := tess.calls[i].corner < 128; dark == (tc.p180 > 0.9) {
+					t.Errorf("crop %d top-left luma %d; turned over = %v", i, tess.calls[i].corner, tc.p180 > 0.9)
 				}
 			}
 		})

@@ -1,13 +1,15 @@
-package modelrepo
+// Package atomicfile replaces files whole: a reader (or a crash) sees the
+// old file or the new one, never half of either.
+package atomicfile
 
 import (
 	"os"
 	"path/filepath"
 )
 
-// WriteFileAtomic writes data to a temporary file beside name, syncs it
-// and renames it over name: a reader (or a crash) never sees half a file.
-func WriteFileAtomic(name string, data []byte, perm os.FileMode) error {
+// Write writes data to a temporary file beside name, syncs it and renames
+// it over name.
+func Write(name string, data []byte, perm os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
 	if err != nil {
 		return err

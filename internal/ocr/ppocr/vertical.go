@@ -1,0 +1,171 @@
+package ppocr
+
+import (
+	"slices"
+)
+
+// Vertical text. A CJK column (text running top to bottom, each glyph
+// upright) turned 90° like a rotated line shows the recogniser glyphs lying
+// on their side, which it reads as garbage with a fair confidence. Read as
+// a row instead — glyphs cut apart where the column has no ink and laid
+// side by side — it reads like a horizontal line, since CJK glyphs are
+// square and upright either way. A tall box may also be a line of a page
+// turned 90°, which only the turned reading gets right, so a tall box is
+// read both ways and the more confident reading wins (Pipeline.readings).
+// (PP-OCRv4's recogniser, trained on turned columns, reads most of them
+// either way; Tesseract, in the hybrid, reads only the row.) Either way
+// the line is flagged ocr.Line.Vertical.
+
+// column maps a row made by stackColumn back to the column it came from.
+type column struct {
+	w     float64 // the column crop's width
+	cells []cell
+}
+
+// cell is one glyph: columns [x0,x1) of the row show rows [y0,y1) of the
+// column.
+type cell struct{ x0, x1, y0, y1 float64 }
+
+// rect returns the column rectangle [0,w]×[y0,y1] that shows row columns
+// [x0,x1]: the cells they overlap, top to bottom.
+func (c *column) rect(x0, x1 float64) (float64, float64, float64, float64) {
+	first, last := -1, -1
+	for i, k := range c.cells {
+		if k.x1 > x0 && k.x0 < x1 {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	if first < 0 {
+		// Nothing overlaps (a span in the padding): the nearest cell.
+		first = len(c.cells) - 1
+		for i, k := range c.cells {
+			if x1 <= k.x1 {
+				first = i
+				break
+			}
+		}
+		last = first
+	}
+	return 0, c.cells[first].y0, c.w, c.cells[last].y1
+}
+
+// glyphMerge: ink bands of a column are merged into one glyph while the
+// glyph stays under this many glyph widths tall (三 is three bands).
+const glyphMerge = 1.15
+
+// stackColumn crops the column q (first corner top-left, text running
+// down) upright, cuts it into glyphs at rows without ink and lays the
+// glyphs out left to right on the column's background. The crop's quad is
+// that of the turned reading, first corner top-right, so a vertical line's
+// box is the same whichever reading wins. It fails on a column without
+// contrast or ink.
+func stackColumn(src *rgbImage, q quad) (crop, bool) {
+	col, ok := cropQuad(src, q)
+	if !ok {
+		return crop{}, false
+	}
+	m := col.img
+	ink, bg, ok := inkMask(m)
+	if !ok {
+		return crop{}, false
+	}
+	// The glyph width is the ink's horizontal extent; bands are runs of
+	// rows holding ink.
+	x0, x1 := m.w, -1
+	var bands [][2]int
+	for y := range m.h {
+		any := false
+		for x := range m.w {
+			if ink[y*m.w+x] {
+				any = true
+				x0, x1 = min(x0, x), max(x1, x)
+			}
+		}
+		switch {
+		case any && (len(bands) == 0 || bands[len(bands)-1][1] != y):
+			bands = append(bands, [2]int{y, y + 1})
+		case any:
+			bands[len(bands)-1][1] = y + 1
+		}
+	}
+	if x1 < x0 || len(bands) == 0 {
+		return crop{}, false
+	}
+	gw := float64(x1 - x0 + 1)
+	glyphs := bands[:1]
+	for _, b := range bands[1:] {
+		if g := &glyphs[len(glyphs)-1]; float64(b[1]-g[0]) <= glyphMerge*gw {
+			g[1] = b[1]
+		} else {
+			glyphs = append(glyphs, b)
+		}
+	}
+	// Each glyph keeps the column's full width (its margins space the
+	// glyphs) and is centred in a row as tall as the tallest glyph plus a
+	// margin of a sixth of the glyph width.
+	pad := max(1, int(gw/6))
+	h := 0
+	for _, g := range glyphs {
+		h = max(h, g[1]-g[0]+2*pad)
+	}
+	out := newRGB(m.w*len(glyphs), h)
+	for i := 0; i < len(out.pix); i += 3 {
+		copy(out.pix[i:i+3], bg[:])
+	}
+	stack := &column{w: float64(m.w), cells: make([]cell, len(glyphs))}
+	for i, g := range glyphs {
+		top := (h - (g[1] - g[0])) / 2
+		for y := g[0]; y < g[1]; y++ {
+			copy(out.pix[3*((top+y-g[0])*out.w+i*m.w):], m.pix[3*y*m.w:3*(y+1)*m.w])
+		}
+		stack.cells[i] = cell{x0: float64(i * m.w), x1: float64((i + 1) * m.w), y0: float64(max(g[0]-pad, 0)), y1: float64(min(g[1]+pad, m.h))}
+	}
+	return crop{q: q.rotateCCW(), img: out, toSrc: col.toSrc, vertical: true, stack: stack}, true
+}
+
+// inkMask separates ink from background by the midpoint of the 5th and
+// 95th percentile luma, the rarer side being ink (dark on light or light
+// on dark), and returns the mean background colour. It fails when the two
+// percentiles are too close to tell text from paper.
+func inkMask(m *rgbImage) ([]bool, [3]uint8, bool) {
+	n := m.w * m.h
+	luma := make([]uint8, n)
+	for i := range n {
+		p := m.pix[3*i:]
+		luma[i] = uint8((299*int(p[0]) + 587*int(p[1]) + 114*int(p[2])) / 1000)
+	}
+	sorted := slices.Clone(luma)
+	slices.Sort(sorted)
+	lo, hi := int(sorted[n/20]), int(sorted[n-1-n/20])
+	if hi-lo < 32 {
+		return nil, [3]uint8{}, false
+	}
+	thr := uint8((lo + hi) / 2)
+	dark := 0
+	for _, v := range luma {
+		if v < thr {
+			dark++
+		}
+	}
+	darkInk := 2*dark <= n
+	ink := make([]bool, n)
+	var sum [3]int
+	nbg := 0
+	for i, v := range luma {
+		ink[i] = (v < thr) == darkInk
+		if !ink[i] {
+			for c := range 3 {
+				sum[c] += int(m.pix[3*i+c])
+			}
+			nbg++
+		}
+	}
+	var bg [3]uint8
+	for c := range 3 {
+		bg[c] = uint8(sum[c] / max(nbg, 1))
+	}
+	return ink, bg, true
+}
