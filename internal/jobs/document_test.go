@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/ocr"
@@ -36,13 +35,7 @@ func TestRenderCanceledJob(t *testing.T) {
 		t.Fatalf("a running job: %v", err)
 	}
 	e.ocr.gate <- struct{}{}
-	for { // one page done
-		s, _ := e.m.Get(ctx, "u", st.ID)
-		if s.Progress.PagesDone == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	e.waitPagesDone("u", st.ID, 1)
 	if _, err := e.m.Cancel(ctx, "u", st.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -171,6 +171,22 @@ func (e *env) wait(owner, id string) jobs.Status {
 	return jobs.Status{}
 }
 
+// waitPagesDone polls until n pages of the job have their result
+// committed.
+func (e *env) waitPagesDone(owner, id string, n int) {
+	e.t.Helper()
+	for {
+		st, err := e.m.Get(ctx, owner, id)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if st.Progress.PagesDone >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func png(t testing.TB, w, h int) []byte { return imagetest.Encode(t, "png", imagetest.Marked(w, h)) }
 
 func inputs(data ...[]byte) []jobs.Input {
@@ -389,13 +405,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		e.ocr.gate <- struct{}{}
 	}
-	for { // wait for the fourth result to be committed
-		s, _ := e.m.Get(ctx, "u", st.ID)
-		if s.Progress.PagesDone == 4 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	e.waitPagesDone("u", st.ID, 4)
 	e.restart() // the fifth page is in progress (waiting at the gate) and is abandoned
 	close(e.ocr.gate)
 	st = e.wait("u", st.ID)
@@ -415,13 +425,7 @@ func TestCancelAndDelete(t *testing.T) {
 	img := png(t, 20, 20)
 	st := e.submit("u", &jobs.Submission{Inputs: inputs(img, img, img)})
 	e.ocr.gate <- struct{}{}
-	for { // one page done
-		s, _ := e.m.Get(ctx, "u", st.ID)
-		if s.Progress.PagesDone == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	e.waitPagesDone("u", st.ID, 1)
 	if _, err := e.m.Result(ctx, "u", st.ID); !errors.Is(err, jobs.ErrNotFinished) {
 		t.Fatalf("result of a running job: %v", err)
 	}
