@@ -42,6 +42,7 @@ type Jobs struct {
 	PollInterval         time.Duration `yaml:"poll_interval"`
 	PageTimeout          time.Duration `yaml:"page_timeout"`
 	Retention            time.Duration `yaml:"retention"`
+	KeepInputs           bool          `yaml:"keep_inputs"`
 	PDF                  JobsPDF       `yaml:"pdf"`
 	Webhook              JobsWebhook   `yaml:"webhook"`
 }
@@ -82,7 +83,8 @@ func jobsDefaults() Jobs {
 		MinUploadRate: ByteSize(d.MinUploadRate), UploadGrace: d.UploadGrace,
 		Tenant:      JobsTenant{MaxQueued: d.Tenant.MaxQueued, MaxPendingBytes: ByteSize(d.Tenant.MaxPendingBytes), MaxConcurrentUploads: d.Tenant.MaxConcurrentUploads},
 		Concurrency: d.Concurrency, Lease: d.Lease, PollInterval: d.PollInterval, PageTimeout: d.PageTimeout, Retention: d.Retention,
-		PDF: JobsPDF{DPI: d.PDF.DPI, MemoryLimit: ByteSize(d.PDF.MemoryLimit), Pdftoppm: d.PDF.Pdftoppm, Pdfinfo: d.PDF.Pdfinfo},
+		KeepInputs: d.KeepInputs,
+		PDF:        JobsPDF{DPI: d.PDF.DPI, MemoryLimit: ByteSize(d.PDF.MemoryLimit), Pdftoppm: d.PDF.Pdftoppm, Pdfinfo: d.PDF.Pdfinfo},
 		Webhook: JobsWebhook{
 			SecretFile: d.Webhook.SecretFile, SecretEnv: d.Webhook.SecretEnv, MaxAttempts: d.Webhook.MaxAttempts,
 			InitialBackoff: d.Webhook.InitialBackoff, MaxBackoff: d.Webhook.MaxBackoff, Timeout: d.Webhook.Timeout,
@@ -99,7 +101,8 @@ func (j Jobs) Runtime() jobs.Config {
 		MinUploadRate: int64(j.MinUploadRate), UploadGrace: j.UploadGrace,
 		Tenant:      jobs.TenantShare{MaxQueued: j.Tenant.MaxQueued, MaxPendingBytes: int64(j.Tenant.MaxPendingBytes), MaxConcurrentUploads: j.Tenant.MaxConcurrentUploads},
 		Concurrency: j.Concurrency, Lease: j.Lease, PollInterval: j.PollInterval, PageTimeout: j.PageTimeout, Retention: j.Retention,
-		PDF: jobs.PDF{DPI: j.PDF.DPI, MemoryLimit: int64(j.PDF.MemoryLimit), Pdftoppm: j.PDF.Pdftoppm, Pdfinfo: j.PDF.Pdfinfo},
+		KeepInputs: j.KeepInputs,
+		PDF:        jobs.PDF{DPI: j.PDF.DPI, MemoryLimit: int64(j.PDF.MemoryLimit), Pdftoppm: j.PDF.Pdftoppm, Pdfinfo: j.PDF.Pdfinfo},
 		Webhook: jobs.Webhook{
 			SecretFile: j.Webhook.SecretFile, SecretEnv: j.Webhook.SecretEnv, MaxAttempts: j.Webhook.MaxAttempts,
 			InitialBackoff: j.Webhook.InitialBackoff, MaxBackoff: j.Webhook.MaxBackoff, Timeout: j.Webhook.Timeout,

@@ -2,12 +2,15 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/jobs"
+	"github.com/visionserve/visionserve/internal/render"
 )
 
 // HeaderIdempotencyKey makes POST /v1/jobs safe to retry: the same key
@@ -99,17 +102,90 @@ func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
+// handleJobResult answers a finished job's result: the JSON result as it
+// always was, or with format= (or Accept) any registered format, streamed
+// from the store page by page; page= narrows it to one page.
 func (s *Server) handleJobResult(w http.ResponseWriter, r *http.Request) {
 	m := s.jobsOrError(w, r)
 	if m == nil {
 		return
 	}
-	res, err := m.Result(r.Context(), owner(r), r.PathValue("id"))
+	q, err := checkQuery(r, "format", "page")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	f, err := formatOf(q.get("format"), r.Header.Get("Accept"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	page, one, err := q.index("page")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !one {
+		page = jobs.AllPages
+	}
+	id := r.PathValue("id")
+	if f.Name == render.Default {
+		res, err := m.ResultPage(r.Context(), owner(r), id, page)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+		return
+	}
+	name := id
+	if one {
+		name += "-page-" + strconv.Itoa(page)
+	}
+	out := &lazyHeader{w: w, header: map[string]string{
+		"Content-Type":        f.ContentType(),
+		"Cache-Control":       "no-store",
+		"Content-Disposition": fmt.Sprintf("inline; filename=%q", name+"."+f.Ext),
+	}}
+	err = m.Render(r.Context(), owner(r), id, f, page, out)
+	switch {
+	case err == nil:
+		out.start()
+	case !out.started:
+		s.writeError(w, r, err)
+	default:
+		// Part of the document is sent: only a cut connection tells the
+		// client it is incomplete (a chunked body would end cleanly).
+		if r.Context().Err() == nil {
+			s.log.WarnContext(r.Context(), "job result cut short", "job", id, "format", f.Name, "err", err)
+		}
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// lazyHeader sends the status and headers of a 200 with the first byte of
+// the body, so that an error found before then is still answered with a
+// problem.
+type lazyHeader struct {
+	w       http.ResponseWriter
+	header  map[string]string
+	started bool
+}
+
+func (l *lazyHeader) start() {
+	if l.started {
+		return
+	}
+	l.started = true
+	for k, v := range l.header {
+		l.w.Header().Set(k, v)
+	}
+	l.w.WriteHeader(http.StatusOK)
+}
+
+func (l *lazyHeader) Write(b []byte) (int, error) {
+	l.start()
+	return l.w.Write(b)
 }
 
 func (s *Server) handleCancelJob(w http.ResponseWriter, r *http.Request) {

@@ -74,22 +74,26 @@ func (s *Server) handleOCR(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body.Bytes())
 }
 
-// ocrOptions reads the query; the format may also come from the Accept
-// header (render.ForAccept).
+// ocrOptions reads the query and the format (formatOf).
 func ocrOptions(q url.Values, accept string) (ocr.Options, render.Format, error) {
 	opt, err := ocr.Params{Model: q.Get("model"), Version: q.Get("version"), Lang: q.Get("lang"),
 		Mode: q.Get("mode"), Rotate: q.Get("rotate"), Dewarp: q.Get("dewarp")}.Options()
 	if err != nil {
 		return opt, render.Format{}, err
 	}
-	name := q.Get("format")
+	f, err := formatOf(q.Get("format"), accept)
+	return opt, f, err
+}
+
+// formatOf is the output format a request asks for: format=, else the
+// Accept header's (render.ForAccept), else JSON.
+func formatOf(name, accept string) (render.Format, error) {
 	if name == "" {
 		if f, ok := render.ForAccept(accept); ok {
-			return opt, f, nil
+			return f, nil
 		}
 	}
-	f, err := render.Lookup(name)
-	return opt, f, err
+	return render.Lookup(name)
 }
 
 // upload is an image read from a request: its bytes and the type the

@@ -65,6 +65,10 @@ func problemFor(err error) (p Problem, retryAfter time.Duration) {
 		return problem(http.StatusNotFound, "job-not-found", "no such job (jobs are visible to the principal that submitted them, until their retention ends)"), 0
 	case errors.Is(err, jobs.ErrNotFinished):
 		return problem(http.StatusConflict, "job-not-finished", jobDetail(err)), 0
+	case errors.Is(err, jobs.ErrNoResult):
+		return problem(http.StatusUnprocessableEntity, "job-page-not-read", jobDetail(err)), 0
+	case errors.Is(err, jobs.ErrInputsDeleted):
+		return problem(http.StatusConflict, "job-inputs-deleted", jobDetail(err)), 0
 	case errors.Is(err, jobs.ErrQueueFull):
 		return problem(http.StatusTooManyRequests, "jobs-queue-full", jobDetail(err)), 30 * time.Second
 	case errors.Is(err, jobs.ErrTooLarge):

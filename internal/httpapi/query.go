@@ -58,6 +58,19 @@ func (q query) positive(name string) (int, error) {
 	return n, nil
 }
 
+// index reads an optional non-negative integer; ok is false when absent.
+func (q query) index(name string) (n int, ok bool, err error) {
+	v, ok := q[name]
+	if !ok {
+		return 0, false, nil
+	}
+	n, err = strconv.Atoi(v[0])
+	if err != nil || n < 0 {
+		return 0, false, badRequestf("%s=%q: want an integer from 0", name, v[0])
+	}
+	return n, true, nil
+}
+
 // number reads an optional finite number (nil when absent).
 func (q query) number(name string) (*float64, error) {
 	v, ok := q[name]

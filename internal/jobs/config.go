@@ -68,8 +68,13 @@ type Config struct {
 	PageTimeout time.Duration
 	// Retention is how long a finished job and its result are kept.
 	Retention time.Duration
-	PDF       PDF
-	Webhook   Webhook
+	// KeepInputs keeps a job's input files as long as the job, so that
+	// its result can be rendered over its page images (format=pdf);
+	// false deletes them when the job ends, and those formats are
+	// refused for finished jobs.
+	KeepInputs bool
+	PDF        PDF
+	Webhook    Webhook
 }
 
 // TenantShare bounds what one tenant may hold at once.
@@ -137,6 +142,7 @@ func DefaultConfig() Config {
 		PollInterval:         time.Second,
 		PageTimeout:          2 * time.Minute,
 		Retention:            24 * time.Hour,
+		KeepInputs:           true,
 		PDF:                  PDF{DPI: 300, MemoryLimit: 1 << 30, Pdftoppm: "pdftoppm", Pdfinfo: "pdfinfo"},
 		Webhook: Webhook{
 			SecretEnv:      "VISIONSERVE_WEBHOOK_SECRET",

@@ -159,19 +159,22 @@ func (in *inputs) read(ctx context.Context, id string, it item, t task, load fun
 		dpi = it.PageDPI[t.Page-1]
 	}
 	var png []byte
-	render := func(ctx context.Context) (err error) {
+	err = in.hold(ctx, func(ctx context.Context) (err error) {
 		png, err = in.raster.Render(ctx, path, t.Page, dpi)
 		return err
-	}
-	if in.holder != nil {
-		err = in.holder.Run(ctx, render)
-	} else {
-		err = render(ctx)
-	}
+	})
 	if err != nil {
 		return ocr.Input{}, &pageFailure{err}
 	}
 	return ocr.Input{Data: png, Declared: imageio.PNG}, nil
+}
+
+// hold runs fn holding a worker, when there is a holder.
+func (in *inputs) hold(ctx context.Context, fn func(context.Context) error) error {
+	if in.holder == nil {
+		return fn(ctx)
+	}
+	return in.holder.Run(ctx, fn)
 }
 
 // forget drops job id's PDFs written out for the renderer.

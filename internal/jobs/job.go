@@ -37,6 +37,13 @@ var (
 	// ErrTooManyUploads: the principal's tenant, or the server, is
 	// reading as many submissions as it may at once.
 	ErrTooManyUploads = errors.New("too many job uploads")
+	// ErrNoResult: the pages of a result asked for were not read (they
+	// failed, or a canceled job stopped before them), and the format has
+	// nothing to show.
+	ErrNoResult = errors.New("no result for these pages")
+	// ErrInputsDeleted: a format shows a finished job's page images and
+	// its input files are no longer stored (jobs.keep_inputs is off).
+	ErrInputsDeleted = errors.New("job inputs deleted")
 	// ErrUploadTooSlow: a submission's upload fell below
 	// jobs.min_upload_rate. It is a read deadline (os.ErrDeadlineExceeded)
 	// of its own kind, so readers pass it on as they pass deadlines.

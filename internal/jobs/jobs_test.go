@@ -69,8 +69,10 @@ func (f *fakeOCR) Recognize(ctx context.Context, in ocr.Input, opt ocr.Options) 
 	res := &ocr.Result{Model: ocr.ModelRef{Name: "fake", Version: "1"}}
 	for i, p := range doc.Pages {
 		text := fmt.Sprintf("%s#%d", digest(in.Data), i)
+		// One word over the page's top half, so formats have a box.
+		box := ocr.RectQuad(image.Rect(0, 0, p.Width, max(p.Height/2, 1)))
 		res.Pages = append(res.Pages, ocr.Page{Index: i, Width: p.Width, Height: p.Height, Confidence: 0.9,
-			Lines: []ocr.Line{{Text: text, Confidence: 0.9, Review: ocr.TierAccept}}})
+			Lines: []ocr.Line{{Text: text, Confidence: 0.9, Review: ocr.TierAccept, Box: box, Words: []ocr.Word{{Text: text, Confidence: 0.9, Box: box}}}}})
 	}
 	return res, nil
 }
@@ -167,6 +169,22 @@ func (e *env) wait(owner, id string) jobs.Status {
 	}
 	e.t.Fatalf("job %s did not finish", id)
 	return jobs.Status{}
+}
+
+// waitPagesDone polls until n pages of the job have their result
+// committed.
+func (e *env) waitPagesDone(owner, id string, n int) {
+	e.t.Helper()
+	for {
+		st, err := e.m.Get(ctx, owner, id)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if st.Progress.PagesDone >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func png(t testing.TB, w, h int) []byte { return imagetest.Encode(t, "png", imagetest.Marked(w, h)) }
@@ -387,13 +405,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		e.ocr.gate <- struct{}{}
 	}
-	for { // wait for the fourth result to be committed
-		s, _ := e.m.Get(ctx, "u", st.ID)
-		if s.Progress.PagesDone == 4 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	e.waitPagesDone("u", st.ID, 4)
 	e.restart() // the fifth page is in progress (waiting at the gate) and is abandoned
 	close(e.ocr.gate)
 	st = e.wait("u", st.ID)
@@ -413,13 +425,7 @@ func TestCancelAndDelete(t *testing.T) {
 	img := png(t, 20, 20)
 	st := e.submit("u", &jobs.Submission{Inputs: inputs(img, img, img)})
 	e.ocr.gate <- struct{}{}
-	for { // one page done
-		s, _ := e.m.Get(ctx, "u", st.ID)
-		if s.Progress.PagesDone == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	e.waitPagesDone("u", st.ID, 1)
 	if _, err := e.m.Result(ctx, "u", st.ID); !errors.Is(err, jobs.ErrNotFinished) {
 		t.Fatalf("result of a running job: %v", err)
 	}

@@ -117,7 +117,7 @@ func Open(opts Options) (*Manager, error) {
 	if m.inputs, err = newInputs(cfg, opts.Limits.WithDefaults(), opts.Rasterizer, opts.Scheduler, m.log); err != nil {
 		return nil, err
 	}
-	if m.db, err = openStore(cfg, store.Options{Keys: opts.Keys, Event: m.event, Retention: cfg.Retention}); err != nil {
+	if m.db, err = openStore(cfg, store.Options{Keys: opts.Keys, Event: m.event, Retention: cfg.Retention, KeepInputs: cfg.KeepInputs}); err != nil {
 		m.inputs.close()
 		return nil, err
 	}
@@ -324,14 +324,28 @@ func (m *Manager) Get(ctx context.Context, owner, id string) (Status, error) {
 // stream a large job without holding it). A canceled job's pages are
 // those finished before the cancellation.
 func (m *Manager) Pages(ctx context.Context, owner, id string) (Status, iter.Seq2[PageResult, error], error) {
-	j, err := m.lookup(ctx, owner, id)
+	j, err := m.finished(ctx, owner, id)
 	if err != nil {
 		return Status{}, nil, err
 	}
-	if !j.State.Terminal() {
-		return Status{}, nil, errorf(ErrNotFinished, "job %s is %s (%d of %d pages done)", id, j.State, j.PagesDone, j.PagesTotal)
+	return statusOf(j), m.pages(ctx, id), nil
+}
+
+// finished returns owner's job id once it is final.
+func (m *Manager) finished(ctx context.Context, owner, id string) (*store.Job, error) {
+	j, err := m.lookup(ctx, owner, id)
+	if err != nil {
+		return nil, err
 	}
-	pages := func(yield func(PageResult, error) bool) {
+	if !j.State.Terminal() {
+		return nil, errorf(ErrNotFinished, "job %s is %s (%d of %d pages done)", id, j.State, j.PagesDone, j.PagesTotal)
+	}
+	return j, nil
+}
+
+// pages yields job id's recorded pages in order, decoded.
+func (m *Manager) pages(ctx context.Context, id string) iter.Seq2[PageResult, error] {
+	return func(yield func(PageResult, error) bool) {
 		for sp, err := range m.db.Pages(ctx, id) {
 			var p PageResult
 			if err == nil {
@@ -345,31 +359,52 @@ func (m *Manager) Pages(ctx context.Context, owner, id string) (Status, iter.Seq
 			}
 		}
 	}
-	return statusOf(j), pages, nil
 }
 
 // Result returns a finished job's pages in order, with their text.
 func (m *Manager) Result(ctx context.Context, owner, id string) (*Result, error) {
-	st, pages, err := m.Pages(ctx, owner, id)
+	return m.ResultPage(ctx, owner, id, AllPages)
+}
+
+// ResultPage returns a finished job's result, or with page >= 0 the
+// result of that page alone (the page whose Index it is).
+func (m *Manager) ResultPage(ctx context.Context, owner, id string, page int) (*Result, error) {
+	j, err := m.finished(ctx, owner, id)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{ID: st.ID, State: st.State, Pages: make([]PageResult, 0, st.Progress.PagesDone)}
+	res := &Result{ID: j.ID, State: j.State}
+	if page != AllPages {
+		p, err := m.onePage(ctx, j, page)
+		if err != nil {
+			return nil, err
+		}
+		res.Pages = []PageResult{p}
+		res.Text = pageText(p)
+		return res, nil
+	}
+	res.Pages = make([]PageResult, 0, j.PagesDone)
 	var text strings.Builder
-	for p, err := range pages {
+	for p, err := range m.pages(ctx, id) {
 		if err != nil {
 			return nil, err
 		}
 		if len(res.Pages) > 0 {
 			text.WriteByte('\f')
 		}
-		if p.Page != nil {
-			text.WriteString(ocr.PlainText([]ocr.Page{*p.Page}))
-		}
+		text.WriteString(pageText(p))
 		res.Pages = append(res.Pages, p)
 	}
 	res.Text = text.String()
 	return res, nil
+}
+
+// pageText is a page's text ("" for a page that failed).
+func pageText(p PageResult) string {
+	if p.Page == nil {
+		return ""
+	}
+	return ocr.PlainText([]ocr.Page{*p.Page})
 }
 
 // Cancel stops a job. Canceling a finished job changes nothing.

@@ -1,12 +1,21 @@
 package jobs_test
 
 import (
+	"bytes"
 	"errors"
+	"image"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/visionserve/visionserve/internal/gallery/pgtest"
+	"github.com/visionserve/visionserve/internal/imageio/imagetest"
 	"github.com/visionserve/visionserve/internal/jobs"
+	"github.com/visionserve/visionserve/internal/jobs/jobstest"
+	"github.com/visionserve/visionserve/internal/render"
 )
 
 // Two managers on one PostgreSQL database are two replicas: a job
@@ -113,4 +122,83 @@ func waitManager(t *testing.T, m *jobs.Manager, owner, id string) jobs.Status {
 	}
 	t.Fatalf("job %s did not finish", id)
 	return jobs.Status{}
+}
+
+// With PostgreSQL, a job's result renders from any replica: the pages and
+// the input files are in the database. Replica A runs a job of a
+// three-page PDF and a two-page TIFF and is closed (its temporary files
+// gone); replica B writes the searchable PDF of the whole job, each page
+// holding the text of the JSON result, and its ALTO.
+func TestReplicasRenderPostgres(t *testing.T) {
+	pdfAvailable(t)
+	srv := pgtest.Start(t)
+	open := func() *jobs.Manager {
+		cfg := jobs.DefaultConfig()
+		cfg.Store, cfg.Postgres = jobs.StorePostgres, srv.DSN
+		cfg.Lease, cfg.PollInterval = 3*time.Second, 20*time.Millisecond
+		cfg.Webhook.SecretEnv = ""
+		cfg.PDF.DPI = 100
+		m, err := jobs.Open(jobs.Options{Config: cfg, OCR: &fakeOCR{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a := open()
+	a.Start()
+	b := open()
+	defer b.Close()
+	pdf := jobstest.PDF([]image.Image{imagetest.Marked(120, 60), imagetest.Marked(90, 45), imagetest.Marked(60, 80)}, 100)
+	tiff := imagetest.TIFF([]imagetest.TIFFPage{{Img: imagetest.Marked(70, 50)}, {Img: imagetest.Marked(50, 70)}}, false)
+	owner := jobs.Owner{ID: "key:x"}
+	st, _, err := a.Submit(ctx, owner, &jobs.Submission{Inputs: inputs(pdf, tiff)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final := waitManager(t, a, "key:x", st.ID); final.State != jobs.StateSucceeded || final.Progress.PagesDone != 5 {
+		t.Fatalf("final %+v", final)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Result(ctx, "key:x", st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renderAs := func(format string) []byte {
+		t.Helper()
+		f, err := render.Lookup(format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if err := b.Render(ctx, "key:x", st.ID, f, jobs.AllPages, &out); err != nil {
+			t.Fatalf("%s through the other replica: %v", format, err)
+		}
+		return out.Bytes()
+	}
+	doc := renderAs("pdf")
+	path := filepath.Join(t.TempDir(), "job.pdf")
+	if err := os.WriteFile(path, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("qpdf", "--check", path).CombinedOutput(); err != nil {
+		t.Errorf("qpdf --check: %v\n%s", err, out)
+	}
+	out, err := exec.Command("pdftotext", path, "-").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages := strings.Split(strings.TrimSuffix(string(out), "\f"), "\f")
+	if len(pages) != 5 {
+		t.Fatalf("%d pages in the PDF: %q", len(pages), out)
+	}
+	for i, p := range res.Pages {
+		if got := strings.TrimSpace(pages[i]); got != p.Lines[0].Text {
+			t.Errorf("PDF page %d: %q, JSON %q", i, got, p.Lines[0].Text)
+		}
+	}
+	if alto := renderAs("alto"); bytes.Count(alto, []byte("<Page ")) != 5 || !bytes.Contains(alto, []byte(res.Pages[4].Lines[0].Text)) {
+		t.Errorf("alto:\n%s", alto)
+	}
 }

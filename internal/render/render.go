@@ -53,6 +53,10 @@ type Format struct {
 	Name string
 	// Ext is the usual file extension, without the dot.
 	Ext string
+	// Images is true for the formats that show the page images (their
+	// renderer reads Pages), so a caller can make sure it has them before
+	// the document starts.
+	Images bool
 	Renderer
 }
 

@@ -12,7 +12,9 @@ import (
 
 // PDF returns a PDF with one page per image, each image drawn over the
 // whole page at dpi (a page rendered at dpi has the image's size). Images
-// are stored losslessly as 8-bit grey (FlateDecode).
+// are stored losslessly as 8-bit grey (FlateDecode); an image given for
+// several pages (the same image value, a pointer) is stored once and drawn
+// on each, so a long document of one repeated page stays small.
 func PDF(pages []image.Image, dpi float64) []byte {
 	var b bytes.Buffer
 	var offsets []int
@@ -29,28 +31,41 @@ func PDF(pages []image.Image, dpi float64) []byte {
 		return n
 	}
 	b.WriteString("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-	// Objects 1 and 2 are the catalog and the page tree; pages follow, three
-	// objects each: page, content, image.
+	// Objects 1 and 2 are the catalog and the page tree; each page follows
+	// with its content and, the first time it is drawn, its image.
+	type pageObjs struct{ page, content, image int }
+	objs := make([]pageObjs, len(pages))
+	images := map[image.Image]int{}
+	next := 3
 	kids := ""
-	for i := range pages {
-		kids += fmt.Sprintf("%d 0 R ", 3+3*i)
+	for i, img := range pages {
+		objs[i] = pageObjs{page: next, content: next + 1}
+		next += 2
+		if n, ok := images[img]; ok {
+			objs[i].image = n
+		} else {
+			objs[i].image, images[img] = next, next
+			next++
+		}
+		kids += fmt.Sprintf("%d 0 R ", objs[i].page)
 	}
 	obj("<< /Type /Catalog /Pages 2 0 R >>", nil)
 	obj(fmt.Sprintf("<< /Type /Pages /Kids [%s] /Count %d >>", kids, len(pages)), nil)
 	for i, img := range pages {
 		bounds := img.Bounds()
+		w, h := float64(bounds.Dx())*72/dpi, float64(bounds.Dy())*72/dpi
+		content := fmt.Sprintf("q %.4f 0 0 %.4f 0 0 cm /Im0 Do Q", w, h)
+		obj(fmt.Sprintf("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.4f %.4f] /Resources << /XObject << /Im0 %d 0 R >> >> /Contents %d 0 R >>", w, h, objs[i].image, objs[i].content), nil)
+		obj(fmt.Sprintf("<< /Length %d >>", len(content)), []byte(content))
+		if len(offsets)+1 != objs[i].image {
+			continue // drawn before
+		}
 		gray := image.NewGray(image.Rect(0, 0, bounds.Dx(), bounds.Dy()))
 		draw.Draw(gray, gray.Rect, img, bounds.Min, draw.Src)
 		var z bytes.Buffer
 		zw := zlib.NewWriter(&z)
 		zw.Write(gray.Pix)
 		zw.Close()
-		w, h := float64(bounds.Dx())*72/dpi, float64(bounds.Dy())*72/dpi
-		content := fmt.Sprintf("q %.4f 0 0 %.4f 0 0 cm /Im0 Do Q", w, h)
-		page, contents, im := 3+3*i, 4+3*i, 5+3*i
-		obj(fmt.Sprintf("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.4f %.4f] /Resources << /XObject << /Im0 %d 0 R >> >> /Contents %d 0 R >>", w, h, im, contents), nil)
-		_ = page
-		obj(fmt.Sprintf("<< /Length %d >>", len(content)), []byte(content))
 		obj(fmt.Sprintf("<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /FlateDecode /Length %d >>",
 			bounds.Dx(), bounds.Dy(), z.Len()), z.Bytes())
 	}

@@ -27,7 +27,7 @@ var (
 	bucketMeta   = []byte("meta")   // "schema" -> layout version, "keyring" -> the keyring (package keys)
 	bucketJobs   = []byte("jobs")   // id -> Job (JSON)
 	bucketTasks  = []byte("tasks")  // id/task -> "" while the task is to be run
-	bucketInputs = []byte("inputs") // id/item -> sealed file, deleted when the job ends
+	bucketInputs = []byte("inputs") // id/item -> sealed file, deleted when the job ends (or with it: KeepInputs)
 	bucketPages  = []byte("pages")  // id/index -> sealed page
 	bucketIdem   = []byte("idem")   // owner \x00 key -> id
 	bucketOutbox = []byte("outbox") // delivery id -> Delivery (JSON)
@@ -409,14 +409,18 @@ func (s *Bolt) Pages(_ context.Context, id string) iter.Seq2[Page, error] {
 	}
 }
 
-// endLocked ends unfinished job j inside tx: state, inputs, webhook, and
-// its remaining tasks.
+// endLocked ends unfinished job j inside tx: state, inputs (unless
+// kept), webhook, and its remaining tasks.
 func (s *Bolt) endLocked(tx *bolt.Tx, j *Job, state State, now time.Time) error {
 	d, err := s.opts.end(j, state, now)
 	if err != nil {
 		return err
 	}
-	for _, b := range [][]byte{bucketInputs, bucketTasks} {
+	buckets := [][]byte{bucketTasks}
+	if !s.opts.KeepInputs {
+		buckets = append(buckets, bucketInputs)
+	}
+	for _, b := range buckets {
 		if err := deletePrefix(tx, b, j.ID); err != nil {
 			return err
 		}

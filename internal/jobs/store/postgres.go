@@ -319,14 +319,18 @@ func lockJob(ctx context.Context, tx pgx.Tx, id string) (*Job, error) {
 	return scanJob(tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM visionserve_jobs WHERE id = $1 FOR UPDATE`, id))
 }
 
-// end ends unfinished job j (its row locked by tx): state, inputs,
-// remaining tasks, webhook.
+// end ends unfinished job j (its row locked by tx): state, inputs
+// (unless kept), remaining tasks, webhook.
 func (s *Postgres) end(ctx context.Context, tx pgx.Tx, j *Job, state State, now time.Time) error {
 	d, err := s.opts.end(j, state, now)
 	if err != nil {
 		return err
 	}
-	for _, q := range []string{`DELETE FROM visionserve_job_tasks WHERE job_id = $1`, `DELETE FROM visionserve_job_inputs WHERE job_id = $1`} {
+	deletes := []string{`DELETE FROM visionserve_job_tasks WHERE job_id = $1`}
+	if !s.opts.KeepInputs {
+		deletes = append(deletes, `DELETE FROM visionserve_job_inputs WHERE job_id = $1`)
+	}
+	for _, q := range deletes {
 		if _, err := tx.Exec(ctx, q, j.ID); err != nil {
 			return err
 		}

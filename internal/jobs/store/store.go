@@ -156,7 +156,7 @@ type Jobs interface {
 	// Idempotent returns owner's job under key, or nil.
 	Idempotent(ctx context.Context, owner, key string) (*Job, error)
 	// Input returns input file item of job id (inputs are deleted when
-	// the job ends).
+	// the job ends, unless Options.KeepInputs keeps them with the job).
 	Input(ctx context.Context, id string, item int) ([]byte, error)
 	// Pages yields the recorded pages of job id in index order, a few at
 	// a time: no transaction stays open while the caller consumes them.
@@ -229,6 +229,10 @@ type Options struct {
 	Event func(j *Job) ([]byte, error)
 	// Retention is how long a final job is kept (its Expires).
 	Retention time.Duration
+	// KeepInputs keeps a job's input files for as long as the job (until
+	// it is deleted or expires), so that its result can be shown with its
+	// page images; otherwise they are deleted when the job ends.
+	KeepInputs bool
 }
 
 func (o Options) withDefaults() Options {

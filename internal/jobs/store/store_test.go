@@ -69,6 +69,7 @@ func TestConformance(t *testing.T) {
 		"ConcurrentWorkers":    testConcurrentWorkers,
 		"Codec":                testCodec,
 		"ManyPages":            testManyPages,
+		"KeepInputs":           testKeepInputs,
 	}
 	for _, name := range []string{"bolt", "postgres", "bolt+sm4-gcm", "postgres+aes-256-gcm"} {
 		open := impls[name]
@@ -541,6 +542,49 @@ func testExpire(t *testing.T, open opener) {
 		t.Fatal("pages kept past retention")
 	}
 	get(t, s, queued.ID)
+}
+
+// With KeepInputs, a job's input outlives its end (succeeded or
+// canceled) and goes with the job: deleted, or expired.
+func testKeepInputs(t *testing.T, open opener) {
+	s := open(t, defaults(store.Options{KeepInputs: true}))
+	input := func(j *store.Job) error {
+		t.Helper()
+		in, err := s.Input(ctx, j.ID, 0)
+		if err == nil && string(in) != "input-"+j.ID {
+			t.Fatalf("input of %s: %q", j.ID, in)
+		}
+		return err
+	}
+	done, canceled := newJob("a", "A", 1, 0), newJob("a", "A", 2, 0)
+	create(t, s, done, store.Limits{})
+	if ended := complete(t, s, claim(t, s, "w", t0), t0); ended == nil || ended.ID != done.ID {
+		t.Fatalf("ended %+v", ended)
+	}
+	create(t, s, canceled, store.Limits{})
+	if _, changed, err := s.Cancel(ctx, canceled.ID, t0); err != nil || !changed {
+		t.Fatalf("cancel: %v %v", changed, err)
+	}
+	for _, j := range []*store.Job{done, canceled} {
+		if err := input(j); err != nil {
+			t.Fatalf("the input of %s did not outlive its end: %v", get(t, s, j.ID).State, err)
+		}
+	}
+	if st, err := s.Stats(ctx); err != nil || st.Jobs != 0 || st.Bytes != 0 {
+		t.Fatalf("kept inputs count as pending: %+v %v", st, err)
+	}
+	if _, _, err := s.Delete(ctx, done.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := input(done); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("input after delete: %v", err)
+	}
+	if n, err := s.Expire(ctx, t0.Add(retention+time.Second)); err != nil || n != 1 {
+		t.Fatalf("expire: %d %v", n, err)
+	}
+	if err := input(canceled); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("input after expiry: %v", err)
+	}
 }
 
 func testAllPagesFailed(t *testing.T, open opener) {
