@@ -216,3 +216,37 @@ func TestDecideNeverLeavesBounds(t *testing.T) {
 		current = d.Desired
 	}
 }
+
+// TestNewPodNeverPushesScaleUpUnderLearnedTarget is the flap of the
+// cluster e2e: a confidence-driven scale-up 1 -> 2 learned a per-replica
+// target (~63 QPS) far under the configured 200; the load stopped; the new
+// pod became ready but had one sample only, so it did not report yet. It
+// was counted as missing and "at target" — at the configured 200, while
+// the recommendation divided by the learned 63 — so 35 QPS became an
+// estimated 235, 4 replicas, and a 2 -> 3 scale-up on QPS that came back
+// down a minute later.
+func TestNewPodNeverPushesScaleUpUnderLearnedTarget(t *testing.T) {
+	p := DefaultParams(1, 3, 200)
+	p.ConfidenceFloor = 0.8
+	p.EWMAAlpha = 0.6
+	a := New(p)
+	a.Decide(withConf(obs(0, 1, 70), 0.7, 1000), 1)
+	d := a.Decide(withConf(obs(time.Minute, 1, 70), 0.7, 1000), 1)
+	if d.Desired != 2 || d.Reason != ScaleUpConfidence {
+		t.Fatalf("want a confidence scale-up to 2, got %s", d.Message())
+	}
+	// The new pod starts; the load goes on, then stops.
+	a.Decide(withConf(obs(65*time.Second, 1, 70), 0.7, 200), 2)
+	a.Decide(obs(85*time.Second, 1, 35), 2)
+	// The new pod is ready but has not reported yet.
+	o := Observation{Time: t0.Add(90 * time.Second), ReadyPods: 2, ReportingPods: 1, QPS: 35,
+		Utilization: 0, HasUtilization: true}
+	d = a.Decide(o, 2)
+	if d.Desired > 2 {
+		t.Fatalf("a pod that has not reported pushed a scale-up: %s", d.Message())
+	}
+	// Imputed at the target in use (learned, 63/replica): 35 + 63.
+	if !strings.Contains(d.Message(), "estimated 98.00") {
+		t.Errorf("want the silent pod counted at the learned target: %s", d.Message())
+	}
+}
