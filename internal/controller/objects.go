@@ -39,7 +39,7 @@ const (
 	// failed its isolated check (repository.state_dir): the models
 	// volume is read-only, and an emptyDir outlives a container that
 	// crashed and restarted, which is when the memory matters.
-	StatePath = "/var/lib/visionserve/state"
+	StatePath  = "/var/lib/visionserve/state"
 	ConfigDir  = "/etc/visionserve"
 	ConfigFile = "config.yaml"
 	// JobsPath holds the embedded job database; JobsDSNFile the shared

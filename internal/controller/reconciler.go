@@ -411,11 +411,12 @@ func (r *Reconciler) checkModels(ctx context.Context, vs *v1alpha1.VisionService
 // observe measures the fleet over the window ending now.
 func (r *Reconciler) observe(ctx context.Context, vs *v1alpha1.VisionService, f *fleet, pods []corev1.Pod, now time.Time) (autoscale.Observation, error) {
 	var ready []*corev1.Pod
-	all := map[string]bool{}
+	all, serving := map[string]bool{}, map[string]bool{}
 	for i := range pods {
 		all[pods[i].Name] = true
 		if podReady(&pods[i]) {
 			ready = append(ready, &pods[i])
+			serving[pods[i].Name] = true
 		}
 	}
 	if a := vs.Spec.Autoscaling; a != nil && a.Prometheus != nil {
@@ -432,6 +433,7 @@ func (r *Reconciler) observe(ctx context.Context, vs *v1alpha1.VisionService, f 
 		f.window.Add(sm)
 	}
 	f.window.Forget(func(pod string) bool { return all[pod] })
+	f.window.Retire(func(pod string) bool { return serving[pod] })
 	return f.window.Observe(now, len(ready)), err
 }
 

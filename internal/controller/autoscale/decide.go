@@ -219,15 +219,30 @@ func (a *Autoscaler) Decide(o Observation, current int32) Decision {
 		return d
 	}
 
-	// 1. Measure, accounting for pods that did not report.
+	// The per-replica target: the configured one, or the one learned from
+	// low confidence while it is lower and in force.
+	if a.learned > 0 && now.Sub(a.lastConfUp) > LearnedTargetTTL {
+		a.learned = 0
+	}
+	target := p.QPSPerReplica
+	if a.learned > 0 && a.learned < target {
+		target = a.learned
+	}
+	d.TargetQPSPerReplica = target
+
+	// 1. Measure, accounting for pods that did not report (a new pod does
+	// not before its second scrape).
 	d.RawQPS = o.QPS
 	d.EstimatedQPS = o.QPS
-	if missing := o.ReadyPods - o.ReportingPods; missing > 0 && p.QPSPerReplica > 0 {
+	if missing := o.ReadyPods - o.ReportingPods; missing > 0 && target > 0 {
 		perPod := o.QPS / float64(o.ReportingPods)
-		if perPod < p.QPSPerReplica {
+		if perPod < target {
 			// Underloaded: a missing pod might be busy; assume it is at
-			// target so it cannot push a scale-down.
-			d.EstimatedQPS = o.QPS + float64(missing)*p.QPSPerReplica
+			// target so it cannot push a scale-down. The target is the one
+			// the recommendation divides by: at a higher one (the configured
+			// target while a learned one applies) the missing pod would push
+			// a scale-up instead.
+			d.EstimatedQPS = o.QPS + float64(missing)*target
 		} // Overloaded: a missing pod counts as idle, so it cannot push a scale-up.
 	}
 
@@ -247,14 +262,6 @@ func (a *Autoscaler) Decide(o Observation, current int32) Decision {
 	d.ConfidenceSamples = o.Confidence.Count
 
 	// 3. Recommend.
-	if a.learned > 0 && now.Sub(a.lastConfUp) > LearnedTargetTTL {
-		a.learned = 0
-	}
-	target := p.QPSPerReplica
-	if a.learned > 0 && a.learned < target {
-		target = a.learned
-	}
-	d.TargetQPSPerReplica = target
 	// Up fast, down slow: a rise counts at once (the rate window already
 	// averages it), a fall only as fast as the EWMA lets it.
 	qps := max(a.qps, d.EstimatedQPS)

@@ -155,6 +155,19 @@ func TestDecideTable(t *testing.T) {
 	}
 }
 
+// scaleUpOnConfidence drives a through a minute of confidence 0.7 at qps
+// over pods stable pods, and checks it adds one replica (and so learns a
+// target from the load).
+func scaleUpOnConfidence(t *testing.T, a *Autoscaler, pods int, qps, predictions float64) Decision {
+	t.Helper()
+	a.Decide(withConf(obs(0, pods, qps), 0.7, predictions), int32(pods))
+	d := a.Decide(withConf(obs(time.Minute, pods, qps), 0.7, predictions), int32(pods))
+	if want := int32(pods) + 1; d.Desired != want || d.Reason != ScaleUpConfidence {
+		t.Fatalf("want a confidence scale-up to %d, got %s", want, d.Message())
+	}
+	return d
+}
+
 // TestLearnedTarget: after a confidence-driven scale-up, the QPS part aims
 // below the per-replica load at which quality fell, so the replicas added
 // for quality stay when confidence recovers.
@@ -162,11 +175,7 @@ func TestLearnedTarget(t *testing.T) {
 	p := params()
 	p.ScaleDownStabilization = 0
 	a := New(p)
-	a.Decide(withConf(obs(0, 4, 40), 0.7, 100), 4)
-	d := a.Decide(withConf(obs(time.Minute, 4, 40), 0.7, 100), 4)
-	if d.Desired != 5 || d.Reason != ScaleUpConfidence {
-		t.Fatalf("want a confidence scale-up to 5, got %s", d.Message())
-	}
+	d := scaleUpOnConfidence(t, a, 4, 40, 100)
 	// Confidence is back: 40 QPS at the configured 10/replica would be 4.
 	for i := 2; i < 10; i++ {
 		d = a.Decide(withConf(obs(time.Duration(i)*time.Minute, 5, 40), 0.9, 100), 5)
@@ -214,5 +223,35 @@ func TestDecideNeverLeavesBounds(t *testing.T) {
 			t.Fatalf("step %d: scaled without metrics: %s", i, d.Message())
 		}
 		current = d.Desired
+	}
+}
+
+// TestNewPodNeverPushesScaleUpUnderLearnedTarget is the flap of the
+// cluster e2e: a confidence-driven scale-up 1 -> 2 learned a per-replica
+// target (~63 QPS) far under the configured 200; the load stopped; the new
+// pod became ready but had one sample only, so it did not report yet. It
+// was counted as missing and "at target" — at the configured 200, while
+// the recommendation divided by the learned 63 — so 35 QPS became an
+// estimated 235, 4 replicas, and a 2 -> 3 scale-up on QPS that came back
+// down a minute later.
+func TestNewPodNeverPushesScaleUpUnderLearnedTarget(t *testing.T) {
+	p := DefaultParams(1, 3, 200)
+	p.ConfidenceFloor = 0.8
+	p.EWMAAlpha = 0.6
+	a := New(p)
+	scaleUpOnConfidence(t, a, 1, 70, 1000)
+	// The new pod starts; the load goes on, then stops.
+	a.Decide(withConf(obs(65*time.Second, 1, 70), 0.7, 200), 2)
+	a.Decide(obs(85*time.Second, 1, 35), 2)
+	// The new pod is ready but has not reported yet.
+	o := Observation{Time: t0.Add(90 * time.Second), ReadyPods: 2, ReportingPods: 1, QPS: 35,
+		Utilization: 0, HasUtilization: true}
+	d := a.Decide(o, 2)
+	if d.Desired > 2 {
+		t.Fatalf("a pod that has not reported pushed a scale-up: %s", d.Message())
+	}
+	// Imputed at the target in use (learned, 63/replica): 35 + 63.
+	if !strings.Contains(d.Message(), "estimated 98.00") {
+		t.Errorf("want the silent pod counted at the learned target: %s", d.Message())
 	}
 }

@@ -63,16 +63,35 @@ type Observation struct {
 type Window struct {
 	Length  time.Duration
 	samples map[string][]Sample
+	// retired are pods that stopped serving (not ready, terminating)
+	// but whose samples are still in the window.
+	retired map[string]bool
 }
 
 // NewWindow returns an empty window of the given length.
 func NewWindow(length time.Duration) *Window {
-	return &Window{Length: length, samples: map[string][]Sample{}}
+	return &Window{Length: length, samples: map[string][]Sample{}, retired: map[string]bool{}}
 }
 
-// Add records a sample.
+// Add records a sample. A pod that reports serves again (see Retire).
 func (w *Window) Add(s Sample) {
 	w.samples[s.Pod] = append(w.samples[s.Pod], s)
+	delete(w.retired, s.Pod)
+}
+
+// Retire marks the pods not in serving (no longer ready: terminating after
+// a scale-down, or failing readiness) as out of service until their next
+// sample. A retired pod's requests count up to its last sample, but its
+// rate is not carried on to the end of the window as a ready pod's missed
+// scrape is: its traffic has moved to the pods still serving, which count
+// it themselves. Carrying it on counted it twice just after a scale-down,
+// enough to scale back up. A retired pod does not report.
+func (w *Window) Retire(serving func(pod string) bool) {
+	for pod := range w.samples {
+		if !serving(pod) {
+			w.retired[pod] = true
+		}
+	}
 }
 
 // Forget drops the samples of pods not in keep (deleted pods).
@@ -80,6 +99,7 @@ func (w *Window) Forget(keep func(pod string) bool) {
 	for pod := range w.samples {
 		if !keep(pod) {
 			delete(w.samples, pod)
+			delete(w.retired, pod)
 		}
 	}
 }
@@ -126,22 +146,29 @@ func (w *Window) Observe(now time.Time, readyPods int) Observation {
 				o.Confidence.Count += bc.Count - ac.Count
 			}
 		}
-		o.ReportingPods++
 		o.Requests += req
 		// The pod's rate over its own samples, counted for the part of the
 		// window it was there: all of it for a pod older than the window
 		// (a missed last scrape is extrapolated, as PromQL does), from its
-		// first sample for a new one. Summing rates over unequal spans
-		// instead would count traffic a new pod took over from the others
-		// twice.
-		covered := first.Time
+		// first sample for a new one, up to its last sample for a retired
+		// one. Summing rates over unequal spans instead would count traffic
+		// a new pod took over from the others, or the others took over
+		// from a retired one, twice.
+		covered, end := first.Time, now
 		if covered.Before(start) {
 			covered = start
 		}
-		load += req / last.Time.Sub(first.Time).Seconds() * now.Sub(covered).Seconds()
+		if w.retired[pod] {
+			end = last.Time
+		}
+		load += req / last.Time.Sub(first.Time).Seconds() * max(end.Sub(covered).Seconds(), 0)
 		if from.IsZero() || covered.Before(from) {
 			from = covered
 		}
+		if w.retired[pod] {
+			continue // served in the window, but no longer: no gauges, not reporting
+		}
+		o.ReportingPods++
 		if last.Workers > 0 {
 			busy += last.Busy
 			workers += last.Workers

@@ -98,6 +98,40 @@ func TestWindowObserve(t *testing.T) {
 	}
 }
 
+// TestWindowRetiredPod: after a scale-down the terminating pod is no longer
+// ready, so no longer scraped, but its samples stay in the window. Its
+// traffic moves to the pod that stays; carrying its old rate on to the end
+// of the window counted that traffic twice (25 QPS where the fleet served
+// 20), which scaled the fleet straight back up.
+func TestWindowRetiredPod(t *testing.T) {
+	const s = time.Second
+	w := NewWindow(time.Minute)
+	var ra, rb float64
+	for at := 0 * s; at <= 120*s; at += 15 * s { // a and b at 10 QPS each
+		w.Add(sample("a", at, ra, 0, 0, 0))
+		w.Add(sample("b", at, rb, 0, 0, 0))
+		ra, rb = ra+150, rb+150
+	}
+	ra -= 150
+	for at := 135 * s; at <= 150*s; at += 15 * s { // b is gone: a serves 20 QPS
+		ra += 300
+		w.Add(sample("a", at, ra, 0, 0, 0))
+	}
+	w.Retire(func(pod string) bool { return pod == "a" })
+	o := w.Observe(t0.Add(150*s), 1)
+	// In 90..150 s: a 10 x 30 + 20 x 30, b 10 x 30: 1200 requests in 60 s.
+	if !near(o.QPS, 20) || o.ReportingPods != 1 || !near(o.Requests, 1200) {
+		t.Fatalf("qps %.2f from %d reporting pods (%.0f requests), want 20 from 1 (1200)", o.QPS, o.ReportingPods, o.Requests)
+	}
+	// Ready again (its next sample): b's rate carries on like any pod's.
+	w.Add(sample("b", 165*s, rb, 0, 0, 0))
+	ra += 300
+	w.Add(sample("a", 165*s, ra, 0, 0, 0))
+	if o := w.Observe(t0.Add(165*s), 2); o.ReportingPods != 2 {
+		t.Fatalf("b reports again: %d reporting pods, want 2", o.ReportingPods)
+	}
+}
+
 func TestWindowForget(t *testing.T) {
 	w := NewWindow(time.Minute)
 	w.Add(sample("a", 0, 0, 0, 0, 0))

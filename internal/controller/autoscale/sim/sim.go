@@ -209,11 +209,13 @@ func Run(sc Scenario, f Fleet, p autoscale.Params, seed uint64) Result {
 				Confidence: map[autoscale.Version]autoscale.SumCount{{Model: "ocr-eng", Version: "1"}: pd.conf},
 				Busy:       pd.busy, Workers: f.Workers, Queue: pd.queue})
 		}
-		alive := map[string]bool{}
+		alive, serving := map[string]bool{}, map[string]bool{}
 		for _, pd := range pods {
 			alive[pd.name] = true
+			serving[pd.name] = pd.readyAt <= t
 		}
 		win.Forget(func(name string) bool { return alive[name] })
+		win.Retire(func(name string) bool { return serving[name] })
 		d := as.Decide(win.Observe(now, readyNow), current)
 
 		if d.Desired != current {

@@ -71,6 +71,18 @@ func TestNaiveFlaps(t *testing.T) {
 	}
 }
 
+// TestRestartsMeasuredRight: a restarting pod is out of service for its
+// startup delay, its traffic spread over the others. Carrying its old rate
+// on through the window counted that traffic twice, and even the naive
+// autoscaler (no smoothing or windows to hide it) flapped 16 times on the
+// restart trace; measured right it flaps at most once.
+func TestRestartsMeasuredRight(t *testing.T) {
+	r := run(t, scenario(t, "step, pods restart"), Naive())
+	if r.Flaps > 1 {
+		t.Fatalf("naive autoscaler flapped %d times on the restart trace: restarting pods are counted twice", r.Flaps)
+	}
+}
+
 // TestMissingMetricsNeverScaleDown: during the outage every decision holds.
 func TestMissingMetricsNeverScaleDown(t *testing.T) {
 	r := run(t, scenario(t, "step, 30% of scrapes fail"), Defaults())
