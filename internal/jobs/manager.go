@@ -477,7 +477,7 @@ func (m *Manager) evicted(n int) {
 	if m.metrics != nil {
 		m.metrics.Evictions.Add(float64(n))
 	}
-	m.log.Info("evicted the kept inputs of finished jobs", "jobs", n)
+	m.log.Debug("evicted the kept inputs of finished jobs", "jobs", n)
 }
 
 // janitor deletes finished jobs past their retention and refreshes the
