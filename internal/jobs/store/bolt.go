@@ -50,7 +50,7 @@ type Bolt struct {
 	// and leases, which mirrors the file.
 	mu      sync.Mutex
 	pending map[string]*pendingJob
-	kept    map[string]*keptJob   // final jobs whose inputs are kept
+	kept    *keptIndex            // final jobs whose inputs are kept
 	leases  map[string]*taskLease // token -> lease
 	dleases map[string]*taskLease // delivery id -> lease (task unused)
 	served  map[string]uint64     // tenant -> claim sequence number of its last claim
@@ -74,6 +74,60 @@ type keptJob struct {
 	finished time.Time
 }
 
+// before orders kept jobs by their end, then id.
+func (k *keptJob) before(o *keptJob) bool {
+	if !k.finished.Equal(o.finished) {
+		return k.finished.Before(o.finished)
+	}
+	return k.id < o.id
+}
+
+// keptIndex holds the final jobs whose inputs are kept, and their totals.
+type keptIndex struct {
+	jobs   map[string]*keptJob
+	all    int64
+	tenant map[string]int64
+}
+
+func newKeptIndex() *keptIndex {
+	return &keptIndex{jobs: map[string]*keptJob{}, tenant: map[string]int64{}}
+}
+
+func (x *keptIndex) add(k *keptJob) {
+	x.remove(k.id)
+	x.jobs[k.id] = k
+	x.all += k.bytes
+	x.tenant[k.tenant] += k.bytes
+}
+
+func (x *keptIndex) remove(id string) {
+	k := x.jobs[id]
+	if k == nil {
+		return
+	}
+	delete(x.jobs, id)
+	x.all -= k.bytes
+	if x.tenant[k.tenant] -= k.bytes; x.tenant[k.tenant] == 0 {
+		delete(x.tenant, k.tenant)
+	}
+}
+
+// oldest returns the job that ended first among the kept ones and extra
+// (of tenant; "": any) that skip does not rule out; nil when none.
+func (x *keptIndex) oldest(tenant string, extra *keptJob, skip func(id string) bool) *keptJob {
+	var best *keptJob
+	consider := func(k *keptJob) {
+		if (tenant == "" || k.tenant == tenant) && !skip(k.id) && (best == nil || k.before(best)) {
+			best = k
+		}
+	}
+	for _, k := range x.jobs {
+		consider(k)
+	}
+	consider(extra)
+	return best
+}
+
 type taskLease struct {
 	job    string
 	task   int
@@ -94,7 +148,7 @@ func OpenBolt(dir string, opts Options) (*Bolt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the job database: %w", err)
 	}
-	s := &Bolt{db: db, opts: opts.withDefaults(), pending: map[string]*pendingJob{}, kept: map[string]*keptJob{}, leases: map[string]*taskLease{},
+	s := &Bolt{db: db, opts: opts.withDefaults(), pending: map[string]*pendingJob{}, kept: newKeptIndex(), leases: map[string]*taskLease{},
 		dleases: map[string]*taskLease{}, served: map[string]uint64{}}
 	if err := db.Update(migrateBolt); err != nil {
 		db.Close()
@@ -178,7 +232,7 @@ func (s *Bolt) index() error {
 			}
 			if j.State.Terminal() {
 				if hasPrefix(tx, bucketInputs, j.ID) {
-					s.kept[j.ID] = &keptJob{keptInput{j.ID, j.Tenant, j.InputBytes}, j.Finished}
+					s.kept.add(&keptJob{keptInput{j.ID, j.Tenant, j.InputBytes}, j.Finished})
 				}
 				return nil
 			}
@@ -332,23 +386,12 @@ func (s *Bolt) statsLocked(tenant string) Stats {
 	return st
 }
 
-// keptLocked totals the inputs kept for final jobs: all, and tenant's.
-func (s *Bolt) keptLocked(tenant string) (all, mine int64) {
-	for _, k := range s.kept {
-		all += k.bytes
-		if k.tenant == tenant {
-			mine += k.bytes
-		}
-	}
-	return all, mine
-}
-
 // Stats implements Jobs.
 func (s *Bolt) Stats(context.Context) (Stats, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.statsLocked("")
-	st.KeptBytes, _ = s.keptLocked("")
+	st.KeptBytes = s.kept.all
 	return st, nil
 }
 
@@ -448,10 +491,10 @@ type keptChange struct {
 // applyKept records a committed keptChange.
 func (s *Bolt) applyKept(kc keptChange) {
 	if kc.add != nil {
-		s.kept[kc.add.id] = kc.add
+		s.kept.add(kc.add)
 	}
 	for _, id := range kc.evicted {
-		delete(s.kept, id)
+		s.kept.remove(id)
 	}
 	if len(kc.evicted) > 0 {
 		s.opts.Evicted(len(kc.evicted))
@@ -494,30 +537,17 @@ func (s *Bolt) endLocked(tx *bolt.Tx, j *Job, state State, now time.Time, keep b
 func (s *Bolt) evictLocked(tx *bolt.Tx, j *Job) (keptChange, error) {
 	ended := &keptJob{keptInput{j.ID, j.Tenant, j.InputBytes}, j.Finished}
 	kc := keptChange{add: ended}
-	all, mine := s.keptLocked(j.Tenant)
-	all, mine = all+j.InputBytes, mine+j.InputBytes
+	all, mine := s.kept.all+j.InputBytes, s.kept.tenant[j.Tenant]+j.InputBytes
 	if !s.opts.overKept(all, mine) {
 		return kc, nil
 	}
-	order := make([]*keptJob, 0, len(s.kept)+1)
-	for _, k := range s.kept {
-		order = append(order, k)
-	}
-	order = append(order, ended)
-	sort.Slice(order, func(a, b int) bool {
-		if !order[a].finished.Equal(order[b].finished) {
-			return order[a].finished.Before(order[b].finished)
-		}
-		return order[a].id < order[b].id
-	})
 	gone := map[string]bool{}
 	oldest := func(tenant string) (keptInput, bool, error) {
-		for _, k := range order {
-			if !gone[k.id] && (tenant == "" || k.tenant == tenant) {
-				return k.keptInput, true, nil
-			}
+		k := s.kept.oldest(tenant, ended, func(id string) bool { return gone[id] })
+		if k == nil {
+			return keptInput{}, false, nil
 		}
-		return keptInput{}, false, nil
+		return k.keptInput, true, nil
 	}
 	drop := func(k keptInput) error {
 		gone[k.id] = true
@@ -544,7 +574,7 @@ func (s *Bolt) forgetLocked(id string) {
 // dropLocked drops a deleted job from the in-memory indexes.
 func (s *Bolt) dropLocked(id string) {
 	s.forgetLocked(id)
-	delete(s.kept, id)
+	s.kept.remove(id)
 }
 
 // Cancel implements Jobs.
@@ -648,7 +678,7 @@ func (s *Bolt) Expire(_ context.Context, now time.Time) (int, error) {
 		}
 		if gone {
 			n++
-			delete(s.kept, id)
+			s.kept.remove(id)
 		}
 	}
 	return n, nil
