@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -88,5 +89,52 @@ func TestPostgresReplicasShare(t *testing.T) {
 	}
 	if got := pages(t, a, j.ID); len(got) != 2 {
 		t.Fatalf("pages %v", got)
+	}
+}
+
+// Migration 3 finds the final jobs that kept their inputs under schema 2
+// and counts them, so the bound applies to them from the first end: the
+// next job's end evicts the oldest down to it.
+func TestPostgresMigrationKeptInputs(t *testing.T) {
+	srv := pgtest.Start(t)
+	open := func(opts store.Options) *store.Postgres {
+		s, err := store.OpenPostgres(context.Background(), srv.DSN, 4, defaults(opts))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open(store.Options{KeepInputs: true})
+	var ids []string
+	for i := range 3 {
+		j := newJob("o", "T", 1, time.Duration(i)*time.Second)
+		create(t, s, j, store.Limits{})
+		complete(t, s, claim(t, s, "w", j.Created), j.Created)
+		ids = append(ids, j.ID)
+	}
+	s.Close()
+	// Back to schema 2: no record of which inputs are kept.
+	conn, err := pgx.Connect(context.Background(), srv.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `ALTER TABLE visionserve_jobs DROP COLUMN inputs_kept;
+		UPDATE visionserve_jobs_schema SET version = 2`); err != nil {
+		t.Fatal(err)
+	}
+	s = open(store.Options{KeepInputs: true, MaxKeptBytes: 20})
+	defer s.Close()
+	if st, err := s.Stats(ctx); err != nil || st.KeptBytes != 30 {
+		t.Fatalf("after the migration: %+v %v, want the 30 bytes kept before it", st, err)
+	}
+	j := newJob("o", "T", 1, 10*time.Second)
+	create(t, s, j, store.Limits{})
+	complete(t, s, claim(t, s, "w", j.Created), j.Created)
+	for i, id := range append(ids, j.ID) {
+		_, err := s.Input(ctx, id, 0)
+		if evicted := errors.Is(err, store.ErrNotFound); evicted != (i < 2) {
+			t.Fatalf("job %d: input %v, want the two oldest evicted", i, err)
+		}
 	}
 }
