@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -105,13 +104,7 @@ func TestPostgresMigrationKeptInputs(t *testing.T) {
 		return s
 	}
 	s := open(store.Options{KeepInputs: true})
-	var ids []string
-	for i := range 3 {
-		j := newJob("o", "T", 1, time.Duration(i)*time.Second)
-		create(t, s, j, store.Limits{})
-		complete(t, s, claim(t, s, "w", j.Created), j.Created)
-		ids = append(ids, j.ID)
-	}
+	ids := finishJobs(t, s, 3, 0)
 	s.Close()
 	// Back to schema 2: no record of which inputs are kept.
 	conn, err := pgx.Connect(context.Background(), srv.DSN)
@@ -125,16 +118,5 @@ func TestPostgresMigrationKeptInputs(t *testing.T) {
 	}
 	s = open(store.Options{KeepInputs: true, MaxKeptBytes: 20})
 	defer s.Close()
-	if st, err := s.Stats(ctx); err != nil || st.KeptBytes != 30 {
-		t.Fatalf("after the migration: %+v %v, want the 30 bytes kept before it", st, err)
-	}
-	j := newJob("o", "T", 1, 10*time.Second)
-	create(t, s, j, store.Limits{})
-	complete(t, s, claim(t, s, "w", j.Created), j.Created)
-	for i, id := range append(ids, j.ID) {
-		_, err := s.Input(ctx, id, 0)
-		if evicted := errors.Is(err, store.ErrNotFound); evicted != (i < 2) {
-			t.Fatalf("job %d: input %v, want the two oldest evicted", i, err)
-		}
-	}
+	wantKeptEvicted(t, s, ids)
 }

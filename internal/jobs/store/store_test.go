@@ -718,6 +718,37 @@ func testKeptBoundConcurrent(t *testing.T, open opener) {
 	}
 }
 
+// finishJobs runs n one-page jobs of 10 bytes of input to their end, a
+// second apart from t0+from seconds, and returns their ids.
+func finishJobs(t *testing.T, s store.Store, n, from int) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		j := newJob("o", "T", 1, time.Duration(from+i)*time.Second)
+		create(t, s, j, store.Limits{})
+		complete(t, s, claim(t, s, "w", j.Created), j.Created)
+		ids = append(ids, j.ID)
+	}
+	return ids
+}
+
+// wantKeptEvicted checks a store reopened with a bound of 20 bytes over
+// the three jobs of finishJobs: it counts their 30 bytes, and the next
+// job's end evicts the two oldest.
+func wantKeptEvicted(t *testing.T, s store.Store, ids []string) {
+	t.Helper()
+	if st, err := s.Stats(ctx); err != nil || st.KeptBytes != 30 {
+		t.Fatalf("reopened: %+v %v, want the 30 bytes kept before", st, err)
+	}
+	ids = append(ids, finishJobs(t, s, 1, 10)...)
+	for i, id := range ids {
+		_, err := s.Input(ctx, id, 0)
+		if evicted := errors.Is(err, store.ErrNotFound); evicted != (i < 2) {
+			t.Fatalf("job %d: input %v, want the two oldest evicted", i, err)
+		}
+	}
+}
+
 func testAllPagesFailed(t *testing.T, open opener) {
 	s := open(t, defaults(store.Options{}))
 	j := newJob("a", "A", 2, 0)
