@@ -45,7 +45,7 @@ func TestLoadFull(t *testing.T) {
 	if j := c.Jobs.Runtime(); j.MaxBytes != 64<<20 || j.PDF.MemoryLimit != 512<<20 || !j.Webhook.AllowPrivateNetworks || j.Retention != time.Hour ||
 		j.MinUploadRate != 64<<10 || j.UploadGrace != 5*time.Second || j.Tenant.MaxQueued != 3 || j.Tenant.MaxPendingBytes != 512<<20 ||
 		j.Tenant.MaxConcurrentUploads != 1 || j.Lease != 10*time.Second || j.PollInterval != 500*time.Millisecond ||
-		j.Webhook.Concurrency != 4 || j.Webhook.PerDestination != 1 || j.KeepInputs {
+		j.Webhook.Concurrency != 4 || j.Webhook.PerDestination != 1 || j.KeepInputs || j.MaxKeptBytes != 768<<20 || j.Tenant.MaxKeptBytes != 256<<20 {
 		t.Errorf("jobs %+v", j)
 	}
 	if c.Tracing.SampleRatio != 0.25 || c.Tracing.ServiceName != "ocr-prod" {

@@ -19,6 +19,9 @@ func TestJobsStore(t *testing.T) {
 		{"jobs: {store: postgres, postgres: 'host=db password=secret'}", "jobs.postgres holds a password"},
 		{"jobs: {store: etcd, dir: /x}", `store "etcd"`},
 		{"jobs: {dir: /x, lease: 1s}", "lease 1s is below 3s"},
+		{"jobs: {dir: /x, max_kept_bytes: 0}", ""},
+		{"jobs: {dir: /x, max_kept_bytes: 512MiB, tenant: {max_kept_bytes: 1GiB}}", ""},
+		{"jobs: {dir: /x, tenant: {max_kept_bytes: 0}}", "tenant.max_kept_bytes must be positive"},
 	} {
 		c, err := Parse([]byte(tc.yaml))
 		if err == nil {

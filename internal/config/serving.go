@@ -43,6 +43,7 @@ type Jobs struct {
 	PageTimeout          time.Duration `yaml:"page_timeout"`
 	Retention            time.Duration `yaml:"retention"`
 	KeepInputs           bool          `yaml:"keep_inputs"`
+	MaxKeptBytes         ByteSize      `yaml:"max_kept_bytes"`
 	PDF                  JobsPDF       `yaml:"pdf"`
 	Webhook              JobsWebhook   `yaml:"webhook"`
 }
@@ -52,6 +53,7 @@ type JobsTenant struct {
 	MaxQueued            int      `yaml:"max_queued"`
 	MaxPendingBytes      ByteSize `yaml:"max_pending_bytes"`
 	MaxConcurrentUploads int      `yaml:"max_concurrent_uploads"`
+	MaxKeptBytes         ByteSize `yaml:"max_kept_bytes"`
 }
 
 // JobsPDF configures PDF rasterisation.
@@ -81,10 +83,11 @@ func jobsDefaults() Jobs {
 		Store: d.Store, Dir: d.Dir, MaxItems: d.MaxItems, MaxPages: d.MaxPages, MaxBytes: ByteSize(d.MaxBytes), MaxQueued: d.MaxQueued,
 		MaxPendingBytes: ByteSize(d.MaxPendingBytes), MaxConcurrentUploads: d.MaxConcurrentUploads, SubmitTimeout: d.SubmitTimeout,
 		MinUploadRate: ByteSize(d.MinUploadRate), UploadGrace: d.UploadGrace,
-		Tenant:      JobsTenant{MaxQueued: d.Tenant.MaxQueued, MaxPendingBytes: ByteSize(d.Tenant.MaxPendingBytes), MaxConcurrentUploads: d.Tenant.MaxConcurrentUploads},
+		Tenant: JobsTenant{MaxQueued: d.Tenant.MaxQueued, MaxPendingBytes: ByteSize(d.Tenant.MaxPendingBytes), MaxConcurrentUploads: d.Tenant.MaxConcurrentUploads,
+			MaxKeptBytes: ByteSize(d.Tenant.MaxKeptBytes)},
 		Concurrency: d.Concurrency, Lease: d.Lease, PollInterval: d.PollInterval, PageTimeout: d.PageTimeout, Retention: d.Retention,
-		KeepInputs: d.KeepInputs,
-		PDF:        JobsPDF{DPI: d.PDF.DPI, MemoryLimit: ByteSize(d.PDF.MemoryLimit), Pdftoppm: d.PDF.Pdftoppm, Pdfinfo: d.PDF.Pdfinfo},
+		KeepInputs: d.KeepInputs, MaxKeptBytes: ByteSize(d.MaxKeptBytes),
+		PDF: JobsPDF{DPI: d.PDF.DPI, MemoryLimit: ByteSize(d.PDF.MemoryLimit), Pdftoppm: d.PDF.Pdftoppm, Pdfinfo: d.PDF.Pdfinfo},
 		Webhook: JobsWebhook{
 			SecretFile: d.Webhook.SecretFile, SecretEnv: d.Webhook.SecretEnv, MaxAttempts: d.Webhook.MaxAttempts,
 			InitialBackoff: d.Webhook.InitialBackoff, MaxBackoff: d.Webhook.MaxBackoff, Timeout: d.Webhook.Timeout,
@@ -99,10 +102,11 @@ func (j Jobs) Runtime() jobs.Config {
 		Store: j.Store, Dir: j.Dir, Postgres: j.Postgres, PostgresFile: j.PostgresFile, MaxItems: j.MaxItems, MaxPages: j.MaxPages, MaxBytes: int64(j.MaxBytes), MaxQueued: j.MaxQueued,
 		MaxPendingBytes: int64(j.MaxPendingBytes), MaxConcurrentUploads: j.MaxConcurrentUploads, SubmitTimeout: j.SubmitTimeout,
 		MinUploadRate: int64(j.MinUploadRate), UploadGrace: j.UploadGrace,
-		Tenant:      jobs.TenantShare{MaxQueued: j.Tenant.MaxQueued, MaxPendingBytes: int64(j.Tenant.MaxPendingBytes), MaxConcurrentUploads: j.Tenant.MaxConcurrentUploads},
+		Tenant: jobs.TenantShare{MaxQueued: j.Tenant.MaxQueued, MaxPendingBytes: int64(j.Tenant.MaxPendingBytes), MaxConcurrentUploads: j.Tenant.MaxConcurrentUploads,
+			MaxKeptBytes: int64(j.Tenant.MaxKeptBytes)},
 		Concurrency: j.Concurrency, Lease: j.Lease, PollInterval: j.PollInterval, PageTimeout: j.PageTimeout, Retention: j.Retention,
-		KeepInputs: j.KeepInputs,
-		PDF:        jobs.PDF{DPI: j.PDF.DPI, MemoryLimit: int64(j.PDF.MemoryLimit), Pdftoppm: j.PDF.Pdftoppm, Pdfinfo: j.PDF.Pdfinfo},
+		KeepInputs: j.KeepInputs, MaxKeptBytes: int64(j.MaxKeptBytes),
+		PDF: jobs.PDF{DPI: j.PDF.DPI, MemoryLimit: int64(j.PDF.MemoryLimit), Pdftoppm: j.PDF.Pdftoppm, Pdfinfo: j.PDF.Pdfinfo},
 		Webhook: jobs.Webhook{
 			SecretFile: j.Webhook.SecretFile, SecretEnv: j.Webhook.SecretEnv, MaxAttempts: j.Webhook.MaxAttempts,
 			InitialBackoff: j.Webhook.InitialBackoff, MaxBackoff: j.Webhook.MaxBackoff, Timeout: j.Webhook.Timeout,

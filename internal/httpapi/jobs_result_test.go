@@ -408,18 +408,51 @@ func allText(re *regexp.Regexp, doc []byte) []string {
 	return out
 }
 
-// With jobs.keep_inputs off, a finished job's files are gone: the PDF of
-// its result is a 409 problem saying so (not an empty or partial
-// document), and the formats without images still answer.
+// With jobs.keep_inputs off (or jobs.max_kept_bytes 0), a finished
+// job's files are gone: the PDF of its result is a 409 problem saying so
+// (not an empty or partial document), and the formats without images
+// still answer.
 func TestJobResultInputsDeleted(t *testing.T) {
-	srv, _ := jobServer(t, func(o *jobs.Options) { o.Config.KeepInputs = false })
-	st := mixedJob(t, srv.URL)
-	resp, body := send(t, "GET", srv.URL+"/v1/jobs/"+st.ID+"/result?format=pdf", "", nil)
-	if typ, detail := problemOf(t, body); resp.StatusCode != 409 || typ != "job-inputs-deleted" || !strings.Contains(detail, "jobs.keep_inputs") {
-		t.Fatalf("pdf without inputs: %d %s", resp.StatusCode, body)
+	for name, change := range map[string]func(*jobs.Options){
+		"keep_inputs false": func(o *jobs.Options) { o.Config.KeepInputs = false },
+		"max_kept_bytes 0":  func(o *jobs.Options) { o.Config.MaxKeptBytes = 0 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv, _ := jobServer(t, change)
+			st := mixedJob(t, srv.URL)
+			resp, body := send(t, "GET", srv.URL+"/v1/jobs/"+st.ID+"/result?format=pdf", "", nil)
+			if typ, detail := problemOf(t, body); resp.StatusCode != 409 || typ != "job-inputs-deleted" || !strings.Contains(detail, "jobs.keep_inputs") {
+				t.Fatalf("pdf without inputs: %d %s", resp.StatusCode, body)
+			}
+			if resp, body := send(t, "GET", srv.URL+"/v1/jobs/"+st.ID+"/result?format=alto", "", nil); resp.StatusCode != 200 || !bytes.Contains(body, []byte("150x120")) {
+				t.Fatalf("alto without inputs: %d %.200s", resp.StatusCode, body)
+			}
+		})
 	}
-	if resp, body := send(t, "GET", srv.URL+"/v1/jobs/"+st.ID+"/result?format=alto", "", nil); resp.StatusCode != 200 || !bytes.Contains(body, []byte("150x120")) {
-		t.Fatalf("alto without inputs: %d %.200s", resp.StatusCode, body)
+}
+
+// The inputs kept for finished jobs are bounded by jobs.max_kept_bytes:
+// room for one job's file, so the second job's end evicts the first's.
+// The first job's PDF is then a 409 naming the bound; its text, and the
+// second job's PDF, still answer.
+func TestJobResultInputsEvicted(t *testing.T) {
+	png := pngOf(t, imagetest.Marked(200, 100))
+	srv, _ := jobServer(t, func(o *jobs.Options) { o.Config.MaxKeptBytes = int64(len(png)) * 3 / 2 })
+	var done []jobs.Status
+	for range 2 {
+		ct, body := multipartFiles(t, [][]byte{png}, []string{"image/png"})
+		done = append(done, waitJob(t, srv.URL, submitJob(t, srv.URL+"/v1/jobs", ct, body)))
+	}
+	first, second := srv.URL+"/v1/jobs/"+done[0].ID+"/result?format=", srv.URL+"/v1/jobs/"+done[1].ID+"/result?format="
+	resp, body := send(t, "GET", first+"pdf", "", nil)
+	if typ, detail := problemOf(t, body); resp.StatusCode != 409 || typ != "job-inputs-deleted" || !strings.Contains(detail, "jobs.max_kept_bytes") {
+		t.Fatalf("pdf of the evicted job: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := send(t, "GET", first+"text", "", nil); resp.StatusCode != 200 || len(body) == 0 {
+		t.Fatalf("text of the evicted job: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := send(t, "GET", second+"pdf", "", nil); resp.StatusCode != 200 || !bytes.HasPrefix(body, []byte("%PDF-")) {
+		t.Fatalf("pdf of the kept job: %d %.200s", resp.StatusCode, body)
 	}
 }
 

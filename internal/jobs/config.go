@@ -73,8 +73,14 @@ type Config struct {
 	// false deletes them when the job ends, and those formats are
 	// refused for finished jobs.
 	KeepInputs bool
-	PDF        PDF
-	Webhook    Webhook
+	// MaxKeptBytes bounds the input bytes kept for finished jobs (in the
+	// store: fleet-wide with PostgreSQL). A job's end that would pass it
+	// deletes the kept inputs of the oldest finished jobs until it fits
+	// (their pdf and pdfa results are then refused, as without
+	// KeepInputs). Zero keeps nothing once a job ends.
+	MaxKeptBytes int64
+	PDF          PDF
+	Webhook      Webhook
 }
 
 // TenantShare bounds what one tenant may hold at once.
@@ -82,6 +88,10 @@ type TenantShare struct {
 	MaxQueued            int
 	MaxPendingBytes      int64
 	MaxConcurrentUploads int
+	// MaxKeptBytes is the tenant's part of Config.MaxKeptBytes: past it,
+	// a job's end deletes the tenant's own oldest kept inputs, so that
+	// one tenant's churn does not evict everyone else's.
+	MaxKeptBytes int64
 }
 
 // PDF configures rasterisation.
@@ -136,13 +146,14 @@ func DefaultConfig() Config {
 		SubmitTimeout:        5 * time.Minute,
 		MinUploadRate:        32 << 10,
 		UploadGrace:          10 * time.Second,
-		Tenant:               TenantShare{MaxQueued: 50, MaxPendingBytes: 1 << 30, MaxConcurrentUploads: 2},
+		Tenant:               TenantShare{MaxQueued: 50, MaxPendingBytes: 1 << 30, MaxConcurrentUploads: 2, MaxKeptBytes: 1 << 30},
 		Concurrency:          1,
 		Lease:                30 * time.Second,
 		PollInterval:         time.Second,
 		PageTimeout:          2 * time.Minute,
 		Retention:            24 * time.Hour,
 		KeepInputs:           true,
+		MaxKeptBytes:         2 << 30,
 		PDF:                  PDF{DPI: 300, MemoryLimit: 1 << 30, Pdftoppm: "pdftoppm", Pdfinfo: "pdfinfo"},
 		Webhook: Webhook{
 			SecretEnv:      "VISIONSERVE_WEBHOOK_SECRET",
@@ -192,8 +203,8 @@ func (c Config) Validate() error {
 		"max_queued": int64(c.MaxQueued), "max_pending_bytes": c.MaxPendingBytes, "concurrency": int64(c.Concurrency),
 		"max_concurrent_uploads": int64(c.MaxConcurrentUploads), "min_upload_rate": c.MinUploadRate,
 		"tenant.max_queued": int64(c.Tenant.MaxQueued), "tenant.max_pending_bytes": c.Tenant.MaxPendingBytes,
-		"tenant.max_concurrent_uploads": int64(c.Tenant.MaxConcurrentUploads),
-		"pdf.dpi":                       int64(c.PDF.DPI), "pdf.memory_limit": c.PDF.MemoryLimit, "webhook.max_attempts": int64(c.Webhook.MaxAttempts),
+		"tenant.max_concurrent_uploads": int64(c.Tenant.MaxConcurrentUploads), "tenant.max_kept_bytes": c.Tenant.MaxKeptBytes,
+		"pdf.dpi": int64(c.PDF.DPI), "pdf.memory_limit": c.PDF.MemoryLimit, "webhook.max_attempts": int64(c.Webhook.MaxAttempts),
 		"webhook.concurrency": int64(c.Webhook.Concurrency), "webhook.per_destination": int64(c.Webhook.PerDestination),
 	} {
 		if v <= 0 {
@@ -208,6 +219,9 @@ func (c Config) Validate() error {
 		if d <= 0 {
 			add("%s must be positive, got %v", name, d)
 		}
+	}
+	if c.MaxKeptBytes < 0 {
+		add("max_kept_bytes must be 0 (keep no inputs once a job ends) or positive, got %d", c.MaxKeptBytes)
 	}
 	if c.Lease > 0 && c.Lease < 3*time.Second {
 		add("lease %v is below 3s: renewals every third of it would race the store", c.Lease)
@@ -263,6 +277,13 @@ func (w Webhook) LoadSecret() ([]byte, error) {
 func (w Webhook) delivery() webhook.Config {
 	return webhook.Config{MaxAttempts: w.MaxAttempts, InitialBackoff: w.InitialBackoff, MaxBackoff: w.MaxBackoff, Timeout: w.Timeout,
 		AllowPrivateNetworks: w.AllowPrivateNetworks, Concurrency: w.Concurrency, PerDestination: w.PerDestination}
+}
+
+// storeOptions are the store's options from the section (the manager
+// adds its hooks).
+func (c Config) storeOptions() store.Options {
+	return store.Options{Retention: c.Retention, KeepInputs: c.KeepInputs && c.MaxKeptBytes > 0,
+		MaxKeptBytes: c.MaxKeptBytes, TenantMaxKeptBytes: min(c.Tenant.MaxKeptBytes, c.MaxKeptBytes)}
 }
 
 // limits are the store's bounds on unfinished jobs: the server's, and a

@@ -232,7 +232,7 @@ func (pi *pageImages) open(ctx context.Context, item int) error {
 	load := func() ([]byte, error) {
 		b, err := pi.m.db.Input(ctx, pi.id, item)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, errorf(ErrInputsDeleted, "the files of job %s were deleted when it ended (jobs.keep_inputs is off, or the job ended before they were kept); "+
+			return nil, errorf(ErrInputsDeleted, "the files of job %s were deleted (jobs.keep_inputs is off, or they were evicted to keep the inputs of finished jobs within jobs.max_kept_bytes); "+
 				"format=pdf and pdfa show them: use text, hocr, alto or json", pi.id)
 		}
 		return b, err

@@ -42,7 +42,8 @@ var (
 	// nothing to show.
 	ErrNoResult = errors.New("no result for these pages")
 	// ErrInputsDeleted: a format shows a finished job's page images and
-	// its input files are no longer stored (jobs.keep_inputs is off).
+	// its input files are no longer stored (jobs.keep_inputs is off, or
+	// they were evicted under jobs.max_kept_bytes).
 	ErrInputsDeleted = errors.New("job inputs deleted")
 	// ErrUploadTooSlow: a submission's upload fell below
 	// jobs.min_upload_rate. It is a read deadline (os.ErrDeadlineExceeded)

@@ -117,7 +117,9 @@ func Open(opts Options) (*Manager, error) {
 	if m.inputs, err = newInputs(cfg, opts.Limits.WithDefaults(), opts.Rasterizer, opts.Scheduler, m.log); err != nil {
 		return nil, err
 	}
-	if m.db, err = openStore(cfg, store.Options{Keys: opts.Keys, Event: m.event, Retention: cfg.Retention, KeepInputs: cfg.KeepInputs}); err != nil {
+	sopts := cfg.storeOptions()
+	sopts.Keys, sopts.Event, sopts.Evicted = opts.Keys, m.event, m.evicted
+	if m.db, err = openStore(cfg, sopts); err != nil {
 		m.inputs.close()
 		return nil, err
 	}
@@ -466,6 +468,16 @@ func (m *Manager) observe() {
 	}
 	m.metrics.Active.Set(float64(st.Jobs))
 	m.metrics.PendingBytes.Set(float64(st.Bytes))
+	m.metrics.KeptBytes.Set(float64(st.KeptBytes))
+}
+
+// evicted counts the kept inputs this process deleted to stay within
+// jobs.max_kept_bytes.
+func (m *Manager) evicted(n int) {
+	if m.metrics != nil {
+		m.metrics.Evictions.Add(float64(n))
+	}
+	m.log.Debug("evicted the kept inputs of finished jobs", "jobs", n)
 }
 
 // janitor deletes finished jobs past their retention and refreshes the

@@ -8,6 +8,8 @@ type Metrics struct {
 	Finished     *prometheus.CounterVec // state
 	Active       prometheus.Gauge
 	PendingBytes prometheus.Gauge
+	KeptBytes    prometheus.Gauge
+	Evictions    prometheus.Counter
 	Uploads      prometheus.Gauge
 	Pages        *prometheus.CounterVec // result: ok, failed
 	Webhooks     *prometheus.CounterVec // outcome: delivered, retry, gave_up
@@ -28,6 +30,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		PendingBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "visionserve_jobs_pending_bytes", Help: "Input bytes stored for unfinished jobs.",
 		}),
+		KeptBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "visionserve_jobs_kept_input_bytes", Help: "Input bytes kept for finished jobs (jobs.keep_inputs), bounded by jobs.max_kept_bytes.",
+		}),
+		Evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "visionserve_jobs_kept_input_evictions_total", Help: "Finished jobs whose kept inputs this process deleted to stay within jobs.max_kept_bytes.",
+		}),
 		Uploads: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "visionserve_job_uploads_in_progress", Help: "Job submissions being read by this process.",
 		}),
@@ -38,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "visionserve_webhook_attempts_total", Help: "Webhook delivery attempts, by outcome (delivered, retry, gave_up).",
 		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.Submitted, m.Finished, m.Active, m.PendingBytes, m.Uploads, m.Pages, m.Webhooks)
+	reg.MustRegister(m.Submitted, m.Finished, m.Active, m.PendingBytes, m.KeptBytes, m.Evictions, m.Uploads, m.Pages, m.Webhooks)
 	return m
 }
 

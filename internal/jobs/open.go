@@ -11,7 +11,9 @@ import (
 // OpenStore opens the job store cfg names, its payloads sealed with enc
 // (for tools: `visionserve keys`; a Manager opens its own).
 func OpenStore(cfg Config, enc keys.Config) (store.Store, error) {
-	return openStore(cfg, store.Options{Keys: enc, Retention: cfg.Retention})
+	opts := cfg.storeOptions()
+	opts.Keys = enc
+	return openStore(cfg, opts)
 }
 
 // openStore opens the store the configuration names.

@@ -27,7 +27,7 @@ var (
 	bucketMeta   = []byte("meta")   // "schema" -> layout version, "keyring" -> the keyring (package keys)
 	bucketJobs   = []byte("jobs")   // id -> Job (JSON)
 	bucketTasks  = []byte("tasks")  // id/task -> "" while the task is to be run
-	bucketInputs = []byte("inputs") // id/item -> sealed file, deleted when the job ends (or with it: KeepInputs)
+	bucketInputs = []byte("inputs") // id/item -> sealed file, deleted when the job ends (or with it: KeepInputs, unless evicted)
 	bucketPages  = []byte("pages")  // id/index -> sealed page
 	bucketIdem   = []byte("idem")   // owner \x00 key -> id
 	bucketOutbox = []byte("outbox") // delivery id -> Delivery (JSON)
@@ -50,6 +50,7 @@ type Bolt struct {
 	// and leases, which mirrors the file.
 	mu      sync.Mutex
 	pending map[string]*pendingJob
+	kept    *keptIndex            // final jobs whose inputs are kept
 	leases  map[string]*taskLease // token -> lease
 	dleases map[string]*taskLease // delivery id -> lease (task unused)
 	served  map[string]uint64     // tenant -> claim sequence number of its last claim
@@ -65,6 +66,66 @@ type pendingJob struct {
 	created time.Time
 	bytes   int64
 	tasks   map[int]string // task still to record -> token of its lease ("" free)
+}
+
+// keptJob is a final job whose inputs are kept, as eviction needs it.
+type keptJob struct {
+	keptInput
+	finished time.Time
+}
+
+// before orders kept jobs by their end, then id.
+func (k *keptJob) before(o *keptJob) bool {
+	if !k.finished.Equal(o.finished) {
+		return k.finished.Before(o.finished)
+	}
+	return k.id < o.id
+}
+
+// keptIndex holds the final jobs whose inputs are kept, and their totals.
+type keptIndex struct {
+	jobs   map[string]*keptJob
+	all    int64
+	tenant map[string]int64
+}
+
+func newKeptIndex() *keptIndex {
+	return &keptIndex{jobs: map[string]*keptJob{}, tenant: map[string]int64{}}
+}
+
+func (x *keptIndex) add(k *keptJob) {
+	x.remove(k.id)
+	x.jobs[k.id] = k
+	x.all += k.bytes
+	x.tenant[k.tenant] += k.bytes
+}
+
+func (x *keptIndex) remove(id string) {
+	k := x.jobs[id]
+	if k == nil {
+		return
+	}
+	delete(x.jobs, id)
+	x.all -= k.bytes
+	if x.tenant[k.tenant] -= k.bytes; x.tenant[k.tenant] == 0 {
+		delete(x.tenant, k.tenant)
+	}
+}
+
+// oldest returns the job that ended first among the kept ones and extra
+// (of tenant; "": any) that skip does not rule out; nil when none.
+func (x *keptIndex) oldest(tenant string, extra *keptJob, skip func(id string) bool) *keptJob {
+	var best *keptJob
+	consider := func(k *keptJob) {
+		if (tenant == "" || k.tenant == tenant) && !skip(k.id) && (best == nil || k.before(best)) {
+			best = k
+		}
+	}
+	for _, k := range x.jobs {
+		consider(k)
+	}
+	consider(extra)
+	return best
 }
 
 type taskLease struct {
@@ -87,7 +148,7 @@ func OpenBolt(dir string, opts Options) (*Bolt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the job database: %w", err)
 	}
-	s := &Bolt{db: db, opts: opts.withDefaults(), pending: map[string]*pendingJob{}, leases: map[string]*taskLease{},
+	s := &Bolt{db: db, opts: opts.withDefaults(), pending: map[string]*pendingJob{}, kept: newKeptIndex(), leases: map[string]*taskLease{},
 		dleases: map[string]*taskLease{}, served: map[string]uint64{}}
 	if err := db.Update(migrateBolt); err != nil {
 		db.Close()
@@ -117,17 +178,20 @@ func (s *Bolt) endRecorded(now time.Time) error {
 		if len(p.tasks) > 0 {
 			continue
 		}
+		var kc keptChange
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			j, err := getJob(tx, id)
 			if err != nil {
 				return err
 			}
-			return s.endLocked(tx, j, finalState(j), now)
+			kc, err = s.endLocked(tx, j, finalState(j), now, s.opts.KeepInputs)
+			return err
 		})
 		if err != nil {
 			return err
 		}
 		delete(s.pending, id)
+		s.applyKept(kc)
 	}
 	return nil
 }
@@ -163,8 +227,14 @@ func (s *Bolt) index() error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		err := tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
 			j, err := decodeJob(k, v)
-			if err != nil || j.State.Terminal() {
+			if err != nil {
 				return err
+			}
+			if j.State.Terminal() {
+				if hasPrefix(tx, bucketInputs, j.ID) {
+					s.kept.add(&keptJob{keptInput{j.ID, j.Tenant, j.InputBytes}, j.Finished})
+				}
+				return nil
 			}
 			s.pending[j.ID] = &pendingJob{id: j.ID, tenant: j.Tenant, created: j.Created, bytes: j.InputBytes, tasks: map[int]string{}}
 			return nil
@@ -320,7 +390,9 @@ func (s *Bolt) statsLocked(tenant string) Stats {
 func (s *Bolt) Stats(context.Context) (Stats, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.statsLocked(""), nil
+	st := s.statsLocked("")
+	st.KeptBytes = s.kept.all
+	return st, nil
 }
 
 // Get implements Jobs.
@@ -409,28 +481,84 @@ func (s *Bolt) Pages(_ context.Context, id string) iter.Seq2[Page, error] {
 	}
 }
 
+// keptChange is what a job's end did to the kept inputs, for the
+// in-memory index once the transaction commits.
+type keptChange struct {
+	add     *keptJob // the ended job, when its inputs are kept
+	evicted []string
+}
+
+// applyKept records a committed keptChange.
+func (s *Bolt) applyKept(kc keptChange) {
+	if kc.add != nil {
+		s.kept.add(kc.add)
+	}
+	for _, id := range kc.evicted {
+		s.kept.remove(id)
+	}
+	if len(kc.evicted) > 0 {
+		s.opts.Evicted(len(kc.evicted))
+	}
+}
+
 // endLocked ends unfinished job j inside tx: state, inputs (unless
-// kept), webhook, and its remaining tasks.
-func (s *Bolt) endLocked(tx *bolt.Tx, j *Job, state State, now time.Time) error {
+// keep, and then the oldest kept inputs past the bounds), webhook, and
+// its remaining tasks.
+func (s *Bolt) endLocked(tx *bolt.Tx, j *Job, state State, now time.Time, keep bool) (keptChange, error) {
+	var kc keptChange
 	d, err := s.opts.end(j, state, now)
 	if err != nil {
-		return err
+		return kc, err
 	}
 	buckets := [][]byte{bucketTasks}
-	if !s.opts.KeepInputs {
+	if !keep {
 		buckets = append(buckets, bucketInputs)
 	}
 	for _, b := range buckets {
 		if err := deletePrefix(tx, b, j.ID); err != nil {
-			return err
+			return kc, err
+		}
+	}
+	if keep {
+		if kc, err = s.evictLocked(tx, j); err != nil {
+			return kc, err
 		}
 	}
 	if d != nil {
 		if err := putJSON(tx, bucketOutbox, d.ID, d); err != nil {
-			return err
+			return kc, err
 		}
 	}
-	return putJSON(tx, bucketJobs, j.ID, j)
+	return kc, putJSON(tx, bucketJobs, j.ID, j)
+}
+
+// evictLocked counts j's kept inputs and deletes, inside tx, the oldest
+// kept inputs past the bounds (Options.fitKept).
+func (s *Bolt) evictLocked(tx *bolt.Tx, j *Job) (keptChange, error) {
+	ended := &keptJob{keptInput{j.ID, j.Tenant, j.InputBytes}, j.Finished}
+	kc := keptChange{add: ended}
+	all, mine := s.kept.all+j.InputBytes, s.kept.tenant[j.Tenant]+j.InputBytes
+	if !s.opts.overKept(all, mine) {
+		return kc, nil
+	}
+	gone := map[string]bool{}
+	oldest := func(tenant string) (keptInput, bool, error) {
+		k := s.kept.oldest(tenant, ended, func(id string) bool { return gone[id] })
+		if k == nil {
+			return keptInput{}, false, nil
+		}
+		return k.keptInput, true, nil
+	}
+	drop := func(k keptInput) error {
+		gone[k.id] = true
+		return deletePrefix(tx, bucketInputs, k.id)
+	}
+	evicted, err := s.opts.fitKept(j.Tenant, all, mine, oldest, drop)
+	kc.evicted = evicted
+	if gone[j.ID] {
+		kc.add = nil
+	}
+	return kc, err
 }
 
 // forgetLocked drops an ended job from the in-memory index.
@@ -443,22 +571,31 @@ func (s *Bolt) forgetLocked(id string) {
 	}
 }
 
+// dropLocked drops a deleted job from the in-memory indexes.
+func (s *Bolt) dropLocked(id string) {
+	s.forgetLocked(id)
+	s.kept.remove(id)
+}
+
 // Cancel implements Jobs.
 func (s *Bolt) Cancel(_ context.Context, id string, now time.Time) (j *Job, changed bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var kc keptChange
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		if j, err = getJob(tx, id); err != nil || j.State.Terminal() {
 			return err
 		}
 		changed = true
-		return s.endLocked(tx, j, StateCanceled, now)
+		kc, err = s.endLocked(tx, j, StateCanceled, now, s.opts.KeepInputs)
+		return err
 	})
 	if err != nil {
 		return nil, false, err
 	}
 	if changed {
 		s.forgetLocked(id)
+		s.applyKept(kc)
 	}
 	return j, changed, nil
 }
@@ -473,7 +610,7 @@ func (s *Bolt) Delete(_ context.Context, id string, now time.Time) (j *Job, canc
 		}
 		if !j.State.Terminal() {
 			canceled = true
-			if err := s.endLocked(tx, j, StateCanceled, now); err != nil {
+			if _, err := s.endLocked(tx, j, StateCanceled, now, false); err != nil {
 				return err
 			}
 		}
@@ -482,7 +619,7 @@ func (s *Bolt) Delete(_ context.Context, id string, now time.Time) (j *Job, canc
 	if err != nil {
 		return nil, false, err
 	}
-	s.forgetLocked(id)
+	s.dropLocked(id)
 	return j, canceled, nil
 }
 
@@ -527,16 +664,21 @@ func (s *Bolt) Expire(_ context.Context, now time.Time) (int, error) {
 	defer s.mu.Unlock()
 	n := 0
 	for _, id := range expired {
+		gone := false
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			j, err := getJob(tx, id)
 			if err != nil || !j.State.Terminal() || !now.After(j.Expires) {
 				return nil
 			}
-			n++
+			gone = true
 			return deleteJob(tx, j)
 		})
 		if err != nil {
 			return n, err
+		}
+		if gone {
+			n++
+			s.kept.remove(id)
 		}
 	}
 	return n, nil
@@ -667,6 +809,7 @@ func (s *Bolt) Complete(_ context.Context, c *Claim, pages []Page, now time.Time
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ended *Job
+	var kc keptChange
 	recorded := false
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		j, err := getJob(tx, id)
@@ -693,7 +836,8 @@ func (s *Bolt) Complete(_ context.Context, c *Claim, pages []Page, now time.Time
 			return putJSON(tx, bucketJobs, id, j)
 		}
 		ended = j
-		return s.endLocked(tx, j, finalState(j), now)
+		kc, err = s.endLocked(tx, j, finalState(j), now, s.opts.KeepInputs)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -704,6 +848,7 @@ func (s *Bolt) Complete(_ context.Context, c *Claim, pages []Page, now time.Time
 	delete(s.leases, c.Token)
 	if ended != nil {
 		s.forgetLocked(id)
+		s.applyKept(kc)
 	}
 	return ended, nil
 }

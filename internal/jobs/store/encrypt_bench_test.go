@@ -11,13 +11,13 @@ import (
 	"github.com/visionserve/visionserve/internal/keys/keytest"
 )
 
-// BenchmarkAtRest measures what sealing job payloads costs: a clear store
-// and an encrypted one of the same kind side by side, for submit (Create
-// with a 1 MiB input: sealed and committed) and page (claim a task,
-// record a 16 KiB page, read the job's pages back). The -ratio metrics
-// are encrypted over clear; throughput is their inverse.
-func BenchmarkAtRest(b *testing.B) {
-	kinds := map[string]func(b *testing.B, opts store.Options) store.Store{
+// benchOpener opens a store for a benchmark.
+type benchOpener func(b *testing.B, opts store.Options) store.Store
+
+// benchStores are the openers of each kind of store for b's
+// sub-benchmarks (PostgreSQL only without -short).
+func benchStores(b *testing.B) map[string]benchOpener {
+	kinds := map[string]benchOpener{
 		"bolt": func(b *testing.B, opts store.Options) store.Store {
 			s, err := store.OpenBolt(b.TempDir(), opts)
 			if err != nil {
@@ -44,6 +44,16 @@ func BenchmarkAtRest(b *testing.B) {
 			return s
 		}
 	}
+	return kinds
+}
+
+// BenchmarkAtRest measures what sealing job payloads costs: a clear store
+// and an encrypted one of the same kind side by side, for submit (Create
+// with a 1 MiB input: sealed and committed) and page (claim a task,
+// record a 16 KiB page, read the job's pages back). The -ratio metrics
+// are encrypted over clear; throughput is their inverse.
+func BenchmarkAtRest(b *testing.B) {
+	kinds := benchStores(b)
 	for _, kind := range []string{"bolt", "postgres"} {
 		open := kinds[kind]
 		if open == nil {

@@ -83,6 +83,15 @@ var migrations = [][]string{
 	// 2: the keyring of the data keys that seal inputs and pages at rest
 	// (package keys); a row only once encryption is on.
 	{keypg.CreateTable(keyringTable)},
+	// 3: which final jobs still have their inputs (jobs.keep_inputs), in
+	// the order they are evicted when the kept bytes pass their bound.
+	{
+		`ALTER TABLE visionserve_jobs ADD COLUMN inputs_kept boolean NOT NULL DEFAULT false`,
+		`UPDATE visionserve_jobs j SET inputs_kept = true WHERE state IN ('succeeded', 'failed', 'canceled')
+			AND EXISTS (SELECT 1 FROM visionserve_job_inputs i WHERE i.job_id = j.id)`,
+		`CREATE INDEX visionserve_jobs_kept ON visionserve_jobs (finished, id) WHERE inputs_kept`,
+		`CREATE INDEX visionserve_jobs_kept_tenant ON visionserve_jobs (tenant, finished, id) WHERE inputs_kept`,
+	},
 }
 
 // keyringTable holds the store's keyring.

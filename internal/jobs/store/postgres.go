@@ -320,28 +320,88 @@ func lockJob(ctx context.Context, tx pgx.Tx, id string) (*Job, error) {
 }
 
 // end ends unfinished job j (its row locked by tx): state, inputs
-// (unless kept), remaining tasks, webhook.
-func (s *Postgres) end(ctx context.Context, tx pgx.Tx, j *Job, state State, now time.Time) error {
+// (unless keep, and then the oldest kept inputs past the bounds),
+// remaining tasks, webhook. It returns the jobs whose inputs it evicted.
+func (s *Postgres) end(ctx context.Context, tx pgx.Tx, j *Job, state State, now time.Time, keep bool) ([]string, error) {
 	d, err := s.opts.end(j, state, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	deletes := []string{`DELETE FROM visionserve_job_tasks WHERE job_id = $1`}
-	if !s.opts.KeepInputs {
+	if !keep {
 		deletes = append(deletes, `DELETE FROM visionserve_job_inputs WHERE job_id = $1`)
 	}
 	for _, q := range deletes {
 		if _, err := tx.Exec(ctx, q, j.ID); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if d != nil {
 		if _, err := tx.Exec(ctx, `INSERT INTO visionserve_job_webhooks (id, job_id, url, destination, body, attempts, next_at, created)
 			VALUES ($1, $2, $3, $4, $5, 0, $6, $6)`, d.ID, d.JobID, d.URL, Destination(d.URL), d.Body, now); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return updateJob(ctx, tx, j)
+	if err := updateJob(ctx, tx, j); err != nil || !keep {
+		return nil, err
+	}
+	return s.evict(ctx, tx, j)
+}
+
+// evict marks j's inputs kept and deletes the oldest kept inputs past
+// the bounds (Options.fitKept). One advisory lock serialises it across
+// replicas, so that two jobs ending at once cannot both find room: each
+// counts what the other committed. It locks only rows of jobs final
+// before it took the lock, never an unfinished job's (whose ending
+// transaction may hold that row and wait for the lock).
+func (s *Postgres) evict(ctx context.Context, tx pgx.Tx, j *Job) ([]string, error) {
+	if _, err := tx.Exec(ctx, `UPDATE visionserve_jobs SET inputs_kept = true WHERE id = $1`, j.ID); err != nil {
+		return nil, err
+	}
+	if s.opts.MaxKeptBytes <= 0 && s.opts.TenantMaxKeptBytes <= 0 {
+		return nil, nil
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('visionserve_jobs_kept'))`); err != nil {
+		return nil, err
+	}
+	var all, mine int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(sum(input_bytes), 0), coalesce(sum(input_bytes) FILTER (WHERE tenant = $1), 0)
+		FROM visionserve_jobs WHERE inputs_kept`, j.Tenant).Scan(&all, &mine); err != nil {
+		return nil, err
+	}
+	if !s.opts.overKept(all, mine) {
+		return nil, nil
+	}
+	oldest := func(tenant string) (keptInput, bool, error) {
+		k := keptInput{tenant: tenant}
+		var err error
+		if tenant == "" {
+			err = tx.QueryRow(ctx, `SELECT id, tenant, input_bytes FROM visionserve_jobs WHERE inputs_kept
+				ORDER BY finished, id LIMIT 1`).Scan(&k.id, &k.tenant, &k.bytes)
+		} else {
+			err = tx.QueryRow(ctx, `SELECT id, input_bytes FROM visionserve_jobs WHERE inputs_kept AND tenant = $1
+				ORDER BY finished, id LIMIT 1`, tenant).Scan(&k.id, &k.bytes)
+		}
+		if errors.Is(err, pgx.ErrNoRows) {
+			return k, false, nil
+		}
+		return k, err == nil, err
+	}
+	drop := func(k keptInput) error {
+		if _, err := tx.Exec(ctx, `UPDATE visionserve_jobs SET inputs_kept = false WHERE id = $1`, k.id); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM visionserve_job_inputs WHERE job_id = $1`, k.id)
+		return err
+	}
+	return s.opts.fitKept(j.Tenant, all, mine, oldest, drop)
+}
+
+// evicted reports committed evictions.
+func (s *Postgres) evicted(ids []string) {
+	if len(ids) > 0 {
+		s.opts.Evicted(len(ids))
+	}
 }
 
 // updateJob writes the fields that change after creation.
@@ -353,16 +413,19 @@ func updateJob(ctx context.Context, tx pgx.Tx, j *Job) error {
 
 // Cancel implements Jobs.
 func (s *Postgres) Cancel(ctx context.Context, id string, now time.Time) (j *Job, changed bool, err error) {
+	var evicted []string
 	err = s.tx(ctx, func(tx pgx.Tx) error {
 		if j, err = lockJob(ctx, tx, id); err != nil || j.State.Terminal() {
 			return err
 		}
 		changed = true
-		return s.end(ctx, tx, j, StateCanceled, now)
+		evicted, err = s.end(ctx, tx, j, StateCanceled, now, s.opts.KeepInputs)
+		return err
 	})
 	if err != nil {
 		return nil, false, err
 	}
+	s.evicted(evicted)
 	return j, changed, nil
 }
 
@@ -375,7 +438,7 @@ func (s *Postgres) Delete(ctx context.Context, id string, now time.Time) (j *Job
 		}
 		if !j.State.Terminal() {
 			canceled = true
-			if err := s.end(ctx, tx, j, StateCanceled, now); err != nil {
+			if _, err := s.end(ctx, tx, j, StateCanceled, now, false); err != nil {
 				return err
 			}
 		}
@@ -400,7 +463,9 @@ func (s *Postgres) Expire(ctx context.Context, now time.Time) (int, error) {
 // Stats implements Jobs.
 func (s *Postgres) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
-	err := s.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(input_bytes), 0) FROM visionserve_jobs WHERE state IN ('queued', 'running')`).Scan(&st.Jobs, &st.Bytes)
+	err := s.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(input_bytes), 0),
+			(SELECT coalesce(sum(input_bytes), 0) FROM visionserve_jobs WHERE inputs_kept)
+		FROM visionserve_jobs WHERE state IN ('queued', 'running')`).Scan(&st.Jobs, &st.Bytes, &st.KeptBytes)
 	return st, pgErr(err)
 }
 
@@ -512,6 +577,7 @@ func (s *Postgres) Complete(ctx context.Context, c *Claim, pages []Page, now tim
 		return nil, err
 	}
 	var ended *Job
+	var evicted []string
 	err = s.tx(ctx, func(tx pgx.Tx) error {
 		j, err := lockJob(ctx, tx, id)
 		if errors.Is(err, ErrNotFound) {
@@ -541,11 +607,13 @@ func (s *Postgres) Complete(ctx context.Context, c *Claim, pages []Page, now tim
 			return updateJob(ctx, tx, j)
 		}
 		ended = j
-		return s.end(ctx, tx, j, finalState(j), now)
+		evicted, err = s.end(ctx, tx, j, finalState(j), now, s.opts.KeepInputs)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.evicted(evicted)
 	return ended, nil
 }
 

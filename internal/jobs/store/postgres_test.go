@@ -90,3 +90,33 @@ func TestPostgresReplicasShare(t *testing.T) {
 		t.Fatalf("pages %v", got)
 	}
 }
+
+// Migration 3 finds the final jobs that kept their inputs under schema 2
+// and counts them, so the bound applies to them from the first end: the
+// next job's end evicts the oldest down to it.
+func TestPostgresMigrationKeptInputs(t *testing.T) {
+	srv := pgtest.Start(t)
+	open := func(opts store.Options) *store.Postgres {
+		s, err := store.OpenPostgres(context.Background(), srv.DSN, 4, defaults(opts))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open(store.Options{KeepInputs: true})
+	ids := finishJobs(t, s, 3, 0)
+	s.Close()
+	// Back to schema 2: no record of which inputs are kept.
+	conn, err := pgx.Connect(context.Background(), srv.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `ALTER TABLE visionserve_jobs DROP COLUMN inputs_kept;
+		UPDATE visionserve_jobs_schema SET version = 2`); err != nil {
+		t.Fatal(err)
+	}
+	s = open(store.Options{KeepInputs: true, MaxKeptBytes: 20})
+	defer s.Close()
+	wantKeptEvicted(t, s, ids)
+}

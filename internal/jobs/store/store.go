@@ -138,10 +138,12 @@ type Limits struct {
 	TenantMaxBytes int64
 }
 
-// Stats count the unfinished jobs.
+// Stats count the unfinished jobs, and the inputs kept for final ones.
 type Stats struct {
 	Jobs  int
 	Bytes int64
+	// KeptBytes is the input kept for final jobs (Options.KeepInputs).
+	KeptBytes int64
 }
 
 // Jobs are the verbs of a job's life as its owner sees it.
@@ -169,7 +171,8 @@ type Jobs interface {
 	Delete(ctx context.Context, id string, now time.Time) (j *Job, canceled bool, err error)
 	// Expire deletes the final jobs whose Expires is before now.
 	Expire(ctx context.Context, now time.Time) (int, error)
-	// Stats counts the unfinished jobs and their stored input.
+	// Stats counts the unfinished jobs and their stored input, and the
+	// input kept for final jobs.
 	Stats(ctx context.Context) (Stats, error)
 }
 
@@ -233,11 +236,24 @@ type Options struct {
 	// it is deleted or expires), so that its result can be shown with its
 	// page images; otherwise they are deleted when the job ends.
 	KeepInputs bool
+	// MaxKeptBytes bounds the input bytes kept for final jobs, and
+	// TenantMaxKeptBytes one tenant's part of them; zero: no bound. When
+	// a job's end would pass either, the kept inputs of the oldest final
+	// jobs are deleted until it fits: the tenant's own while it is over
+	// its share, then anyone's while the whole is over (the ended job's
+	// own last, when it alone is too big).
+	MaxKeptBytes, TenantMaxKeptBytes int64
+	// Evicted, when set, is told how many jobs' kept inputs were deleted
+	// to make room, once the transaction that deleted them commits.
+	Evicted func(n int)
 }
 
 func (o Options) withDefaults() Options {
 	if o.Event == nil {
 		o.Event = func(j *Job) ([]byte, error) { return json.Marshal(j) }
+	}
+	if o.Evicted == nil {
+		o.Evicted = func(int) {}
 	}
 	return o
 }
@@ -283,6 +299,54 @@ func (o Options) end(j *Job, state State, now time.Time) (*Delivery, error) {
 		return nil, err
 	}
 	return newDelivery(j, body, now), nil
+}
+
+// keptInput is a final job whose inputs are kept.
+type keptInput struct {
+	id, tenant string
+	bytes      int64
+}
+
+// fitKept deletes kept inputs until those kept fit the bounds: all is
+// every tenant's total and mine tenant's, both counting the job that has
+// just ended. While the tenant is over its share its own oldest go, then
+// anyone's oldest while the whole is over. oldest returns the oldest
+// kept job (of tenant; "": of anyone) not yet dropped, ok false when
+// none is left; drop deletes its inputs. It returns the jobs dropped.
+func (o Options) fitKept(tenant string, all, mine int64, oldest func(tenant string) (k keptInput, ok bool, err error), drop func(keptInput) error) ([]string, error) {
+	var dropped []string
+	evict := func(of string) (bool, error) {
+		k, ok, err := oldest(of)
+		if err != nil || !ok {
+			return false, err
+		}
+		if err := drop(k); err != nil {
+			return false, err
+		}
+		dropped = append(dropped, k.id)
+		all -= k.bytes
+		if k.tenant == tenant {
+			mine -= k.bytes
+		}
+		return true, nil
+	}
+	for o.TenantMaxKeptBytes > 0 && mine > o.TenantMaxKeptBytes {
+		if ok, err := evict(tenant); err != nil || !ok {
+			return dropped, err
+		}
+	}
+	for o.MaxKeptBytes > 0 && all > o.MaxKeptBytes {
+		if ok, err := evict(""); err != nil || !ok {
+			return dropped, err
+		}
+	}
+	return dropped, nil
+}
+
+// overKept reports whether kept totals all and mine (a tenant's) pass
+// the bounds.
+func (o Options) overKept(all, mine int64) bool {
+	return (o.MaxKeptBytes > 0 && all > o.MaxKeptBytes) || (o.TenantMaxKeptBytes > 0 && mine > o.TenantMaxKeptBytes)
 }
 
 // finalState is the state of a job all of whose pages are recorded.

@@ -70,6 +70,8 @@ func TestConformance(t *testing.T) {
 		"Codec":                testCodec,
 		"ManyPages":            testManyPages,
 		"KeepInputs":           testKeepInputs,
+		"KeptBound":            testKeptBound,
+		"KeptBoundConcurrent":  testKeptBoundConcurrent,
 	}
 	for _, name := range []string{"bolt", "postgres", "bolt+sm4-gcm", "postgres+aes-256-gcm"} {
 		open := impls[name]
@@ -584,6 +586,166 @@ func testKeepInputs(t *testing.T, open opener) {
 	}
 	if err := input(canceled); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("input after expiry: %v", err)
+	}
+}
+
+// The inputs kept for final jobs are bounded: a job's end that would
+// pass the tenant's share deletes the tenant's oldest kept inputs, one
+// that would pass the whole deletes anyone's oldest, and a job too big
+// for its share alone keeps nothing. Every job's record and pages stay.
+func testKeptBound(t *testing.T, open opener) {
+	var evictions atomic.Int64
+	s := open(t, defaults(store.Options{KeepInputs: true, MaxKeptBytes: 30, TenantMaxKeptBytes: 20,
+		Evicted: func(n int) { evictions.Add(int64(n)) }}))
+	at := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+	finish := func(tenant string, bytes int64, n int) *store.Job {
+		t.Helper()
+		j := newJob("o", tenant, 1, time.Duration(n)*time.Second)
+		j.InputBytes = bytes
+		create(t, s, j, store.Limits{})
+		if ended := complete(t, s, claim(t, s, "w", at(n)), at(n)); ended == nil || ended.ID != j.ID {
+			t.Fatalf("ended %+v, want %s", ended, j.ID)
+		}
+		return j
+	}
+	kept := func(want int64, have, gone []*store.Job) {
+		t.Helper()
+		for _, j := range have {
+			if _, err := s.Input(ctx, j.ID, 0); err != nil {
+				t.Fatalf("the input of %s (tenant %s) is gone: %v", j.ID, j.Tenant, err)
+			}
+		}
+		for _, j := range gone {
+			if _, err := s.Input(ctx, j.ID, 0); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("the input of %s (tenant %s) was not evicted: %v", j.ID, j.Tenant, err)
+			}
+			if len(pages(t, s, j.ID)) != 1 || get(t, s, j.ID).State != store.StateSucceeded {
+				t.Fatalf("eviction took more than the input of %s", j.ID)
+			}
+		}
+		if st, err := s.Stats(ctx); err != nil || st.KeptBytes != want || st.Jobs != 0 {
+			t.Fatalf("stats %+v %v, want %d bytes kept", st, err, want)
+		}
+	}
+	a1, a2, b1 := finish("A", 10, 1), finish("A", 10, 2), finish("B", 10, 3)
+	kept(30, []*store.Job{a1, a2, b1}, nil)
+	a3 := finish("A", 10, 4) // A over its share of 20: A's oldest goes
+	kept(30, []*store.Job{a2, b1, a3}, []*store.Job{a1})
+	b2 := finish("B", 10, 5) // the whole over 30: the oldest goes, A's
+	kept(30, []*store.Job{b1, a3, b2}, []*store.Job{a1, a2})
+	c := finish("C", 50, 6) // too big for any share: only its own goes
+	kept(30, []*store.Job{b1, a3, b2}, []*store.Job{a1, a2, c})
+	if n := evictions.Load(); n != 3 {
+		t.Fatalf("%d evictions reported, want 3", n)
+	}
+	// A cancellation keeps inputs too, and evicts as well.
+	d := newJob("o", "B", 1, 7*time.Second)
+	create(t, s, d, store.Limits{})
+	if _, changed, err := s.Cancel(ctx, d.ID, at(7)); err != nil || !changed {
+		t.Fatalf("cancel: %v %v", changed, err)
+	}
+	kept(30, []*store.Job{a3, b2, d}, []*store.Job{b1})
+	// Deleted and expired jobs leave the count.
+	if _, _, err := s.Delete(ctx, a3.ID, at(8)); err != nil {
+		t.Fatal(err)
+	}
+	kept(20, []*store.Job{b2, d}, nil)
+	if n, err := s.Expire(ctx, at(5).Add(retention+time.Millisecond)); err != nil || n != 4 {
+		t.Fatalf("expired %d %v, want 4", n, err)
+	}
+	kept(10, []*store.Job{d}, nil)
+}
+
+// Workers ending jobs at once (replicas, with PostgreSQL) never leave
+// more kept than the bound: each end counts what the others committed.
+func testKeptBoundConcurrent(t *testing.T, open opener) {
+	const jobs, bound = 60, 50
+	s := open(t, defaults(store.Options{KeepInputs: true, MaxKeptBytes: bound}))
+	var ids []string
+	for i := 0; i < jobs; i++ {
+		j := newJob("o", fmt.Sprintf("T%d", i%4), 1, time.Duration(i)*time.Millisecond)
+		create(t, s, j, store.Limits{})
+		ids = append(ids, j.ID)
+	}
+	// What is committed never passes the bound, not even for a moment.
+	done := make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		for {
+			if st, err := s.Stats(ctx); err != nil || st.KeptBytes > bound {
+				t.Errorf("kept %d bytes (%v), past the bound %d", st.KeptBytes, err, bound)
+				return
+			}
+			select {
+			case <-done:
+				return
+			default:
+			}
+		}
+	})
+	defer watch.Wait()
+	defer close(done)
+	var wg sync.WaitGroup
+	for w := 0; w < 6; w++ {
+		wg.Go(func() {
+			for {
+				c, err := s.Claim(ctx, fmt.Sprint("w", w), t0, time.Hour)
+				if err != nil || c == nil {
+					if err != nil {
+						t.Error(err)
+					}
+					return
+				}
+				if _, err := s.Complete(ctx, c, page(c), t0.Add(time.Duration(w)*time.Second)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var have int64
+	for _, id := range ids {
+		if _, err := s.Input(ctx, id, 0); err == nil {
+			have += 10
+		} else if !errors.Is(err, store.ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
+	st, err := s.Stats(ctx)
+	if err != nil || st.KeptBytes != have || have != bound {
+		t.Fatalf("%d bytes of input left, stats %+v %v; want exactly the bound %d, counted", have, st, err, bound)
+	}
+}
+
+// finishJobs runs n one-page jobs of 10 bytes of input to their end, a
+// second apart from t0+from seconds, and returns their ids.
+func finishJobs(t *testing.T, s store.Store, n, from int) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		j := newJob("o", "T", 1, time.Duration(from+i)*time.Second)
+		create(t, s, j, store.Limits{})
+		complete(t, s, claim(t, s, "w", j.Created), j.Created)
+		ids = append(ids, j.ID)
+	}
+	return ids
+}
+
+// wantKeptEvicted checks a store reopened with a bound of 20 bytes over
+// the three jobs of finishJobs: it counts their 30 bytes, and the next
+// job's end evicts the two oldest.
+func wantKeptEvicted(t *testing.T, s store.Store, ids []string) {
+	t.Helper()
+	if st, err := s.Stats(ctx); err != nil || st.KeptBytes != 30 {
+		t.Fatalf("reopened: %+v %v, want the 30 bytes kept before", st, err)
+	}
+	ids = append(ids, finishJobs(t, s, 1, 10)...)
+	for i, id := range ids {
+		_, err := s.Input(ctx, id, 0)
+		if evicted := errors.Is(err, store.ErrNotFound); evicted != (i < 2) {
+			t.Fatalf("job %d: input %v, want the two oldest evicted", i, err)
+		}
 	}
 }
 
