@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fleet-test.sh runs the tests of what deploy/ ships, for real (test/fleet):
 #
-#   hack/fleet-test.sh smoke [ARCH]   make image-smoke: build the images, run the server image under podman
+#   hack/fleet-test.sh smoke [ARCH]   make image-smoke: build the images (the host's and ARCH), run ARCH's server image under podman
 #   hack/fleet-test.sh cluster        make e2e-cluster: build the images, run them on a local Kubernetes
 #   hack/fleet-test.sh all            both, building the images once (what hack/test.sh runs)
 #
@@ -38,7 +38,7 @@ images() {
 }
 smoke() {
 	step "image smoke test ($1)"
-	VISIONSERVE_IMAGE=localhost/visionserve:$TAG-$1 VISIONSERVE_IMAGE_ARCH=$([[ $1 == amd64 ]] || echo "$1") \
+	VISIONSERVE_IMAGE=localhost/visionserve:$TAG-$1 VISIONSERVE_IMAGE_ARCH=$([[ $1 == "$host" ]] || echo "$1") \
 		go test ./test/fleet -run '^TestImageSmoke$' -count=1 -v -timeout 30m
 }
 cluster() {
@@ -47,8 +47,14 @@ cluster() {
 	VISIONSERVE_IMAGE_DIR=$PWD/$OUT go test ./test/fleet -run '^TestE2ECluster$' -count=1 -v -timeout 60m
 }
 
+host=$(go env GOHOSTARCH)
 case $what in
-smoke) images "$arch"; smoke "$arch" ;;
+# a foreign arch is built with the host's, so $IMAGE:$TAG stays the index
+# over both (built alone, it would be retagged as the foreign image)
+smoke)
+	if [[ $arch == "$host" ]]; then images "$arch"; else images "$host $arch"; fi
+	smoke "$arch"
+	;;
 cluster) images amd64; cluster ;;
 all) images amd64; smoke amd64; cluster ;;
 *) sed -n '2,8p' "$0" >&2; exit 2 ;;

@@ -177,7 +177,9 @@ for arch in $ARCHS; do
 	# ---- server ----
 	ref="$IMAGE:$TAG-$arch"
 	log "$arch: server image $ref"
-	c=$(buildah from --arch "$arch" scratch)
+	# docker format from the start: the OCI image configuration has no field
+	# for HEALTHCHECK (buildah config would warn that it drops it)
+	c=$(buildah from --format docker --arch "$arch" scratch)
 	buildah add --quiet "$c" "$tar" / >/dev/null
 	buildah copy --quiet --chmod 0755 "$c" "$work/visionserve" /usr/local/bin/visionserve >/dev/null
 	buildah copy --quiet --chmod 0644 "$c" "$ort" /usr/local/lib/visionserve/libonnxruntime.so.1 >/dev/null
@@ -242,8 +244,13 @@ for name in "$IMAGE" "$OPERATOR_IMAGE"; do
 	fi
 	buildah manifest create "$name:$TAG" >/dev/null
 	for arch in "$@"; do
-		buildah manifest add --arch "$arch" --os linux "$name:$TAG" "containers-storage:$name:$TAG-$arch" >/dev/null
+		# no --arch/--os: the index takes each platform from the image's own
+		# configuration, so the check below sees a mix-up instead of hiding it
+		buildah manifest add "$name:$TAG" "containers-storage:$name:$TAG-$arch" >/dev/null
 	done
+	got=$(buildah manifest inspect "$name:$TAG" | sed -n 's/.*"os": *"\([^"]*\)".*/\1/p;s/.*"architecture": *"\([^"]*\)".*/\1/p' | sort | xargs)
+	want=$(printf 'linux\n%s\n' "$@" | sort | xargs)
+	[[ $got == "$want" ]] || die "image index $name:$TAG has platforms [$got], want [$want]"
 	rm -f "$OUT/$base.oci.tar"
 	buildah manifest push --quiet --all --format oci "$name:$TAG" "oci-archive:$OUT/$base.oci.tar:$TAG" >/dev/null
 	log "image index $name:$TAG ($*) -> $OUT/$base.oci.tar"

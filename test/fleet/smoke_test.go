@@ -1,11 +1,14 @@
 package fleet_test
 
 import (
+	"cmp"
+	"debug/elf"
 	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,7 +27,8 @@ import (
 //
 // VISIONSERVE_IMAGE names the image (`make image-smoke` sets it); without it
 // the test skips. VISIONSERVE_IMAGE_ARCH=arm64 runs a foreign image under
-// qemu-user-static (health and OCR; slow).
+// qemu-user-static (the same checks, slow), and checks that its binaries
+// really are that architecture's.
 func TestImageSmoke(t *testing.T) {
 	image := os.Getenv("VISIONSERVE_IMAGE")
 	if image == "" {
@@ -85,6 +89,7 @@ func TestImageSmoke(t *testing.T) {
 	waitHTTP(t, base+"/readyz", 10*time.Minute)
 	t.Logf("ready after %s", time.Since(start).Round(time.Second))
 
+	checkMachine(t, name, cmp.Or(arch, runtime.GOARCH))
 	user := strings.TrimSpace(run(t, "", "podman", "exec", name, "id", "-u"))
 	if user != "65532" {
 		t.Errorf("the server runs as uid %s, want 65532", user)
@@ -105,10 +110,35 @@ func TestImageSmoke(t *testing.T) {
 
 	client := &http.Client{Timeout: 10 * time.Minute}
 	checkOCR(t, client, base, "", 0.01)
-	if arch == "" {
-		checkFaces(t, client, base, "")
-	}
+	checkFaces(t, client, base, "")
 	t.Logf("smoke test of %s passed in %s", image, time.Since(start).Round(time.Second))
+}
+
+// checkMachine checks that the server binary and ONNX Runtime in the
+// running container are built for goarch: an image whose configuration says
+// arm64 but holds amd64 files would run natively here and pass everything else.
+func checkMachine(t *testing.T, container, goarch string) {
+	t.Helper()
+	want := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}[goarch]
+	if want == elf.EM_NONE {
+		t.Fatalf("no ELF machine known for %s", goarch)
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"/usr/local/bin/visionserve", "/usr/local/lib/visionserve/libonnxruntime.so.1"} {
+		local := filepath.Join(dir, filepath.Base(f))
+		run(t, "", "podman", "cp", container+":"+f, local)
+		e, err := elf.Open(local)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		got := e.Machine
+		e.Close()
+		if got != want {
+			t.Errorf("%s is built for %s, want %s (%s)", f, got, want, goarch)
+		} else {
+			t.Logf("%s: %s", f, got)
+		}
+	}
 }
 
 // checkSBOM checks the image's SPDX document lists both halves of what is in
