@@ -92,6 +92,7 @@ func runCalls(t *testing.T, base string, calls []apiCall) {
 
 func validate(t *testing.T, router routers.Router, req *http.Request, resp *http.Response, body []byte) {
 	t.Helper()
+	req = withoutBody(req)
 	route, params, err := router.FindRoute(req)
 	if err != nil {
 		if resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode == http.StatusNotFound {
@@ -292,4 +293,14 @@ func TestIntegrationFaceAPI(t *testing.T) {
 			t.Errorf("metrics mention %q", leak)
 		}
 	}
+}
+
+// withoutBody copies a request that was sent, for checking it against the
+// document: its body may still be in the transport's hands (a server that
+// answers before reading all of it), and the check reads the request but
+// never needs its body (ExcludeRequestBody), so the copy has none.
+func withoutBody(req *http.Request) *http.Request {
+	req = req.Clone(context.Background())
+	req.Body, req.GetBody = http.NoBody, nil
+	return req
 }

@@ -126,7 +126,7 @@ func TestIntegrationModelResponsesMatchOpenAPI(t *testing.T) {
 			if route.Path != pathPattern(tc.path) {
 				t.Fatalf("%s matched the document's %s", tc.path, route.Path)
 			}
-			in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+			in := &openapi3filter.RequestValidationInput{Request: withoutBody(req), PathParams: params, Route: route,
 				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, ExcludeRequestBody: true}}
 			if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil && resp.StatusCode < 400 {
 				t.Errorf("request does not match the document: %v", err)

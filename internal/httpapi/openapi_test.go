@@ -115,7 +115,7 @@ func TestIntegrationResponsesMatchOpenAPI(t *testing.T) {
 			if err != nil {
 				t.Fatalf("route not in the document: %v", err)
 			}
-			in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+			in := &openapi3filter.RequestValidationInput{Request: withoutBody(req), PathParams: params, Route: route,
 				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, ExcludeRequestBody: true}}
 			if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
 				t.Errorf("request does not match the document: %v", err)
