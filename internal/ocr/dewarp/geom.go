@@ -103,9 +103,14 @@ func (h Homography) Inverse() (Homography, bool) {
 	}
 	det := h[0]*inv[0] + h[1]*inv[3] + h[2]*inv[6]
 	// Hadamard's bound: |det| is at most the product of the rows'
-	// lengths, whatever their scales (pixel offsets beside perspective
-	// terms a million times smaller); far below it, h is singular.
-	bound := math.Hypot(math.Hypot(h[0], h[1]), h[2]) * math.Hypot(math.Hypot(h[3], h[4]), h[5]) * math.Hypot(math.Hypot(h[6], h[7]), h[8])
+	// lengths; far below it, h is singular. The rows are measured with
+	// the coordinates rescaled (h conjugated by diag(k, k, 1), which
+	// keeps det) so that pixel offsets of thousands beside linear terms
+	// near one and perspective terms a million times smaller do not make
+	// every row look alike: a map between quads far from the origin is
+	// as invertible as the same map near it.
+	k := math.Max(1, math.Max(math.Abs(h[2]), math.Abs(h[5])))
+	bound := math.Hypot(math.Hypot(h[0], h[1]), h[2]/k) * math.Hypot(math.Hypot(h[3], h[4]), h[5]/k) * math.Hypot(math.Hypot(h[6]*k, h[7]*k), h[8])
 	if !isFinite(det) || math.Abs(det) <= 1e-12*bound {
 		return Homography{}, false
 	}

@@ -86,3 +86,24 @@ func TestQuadShape(t *testing.T) {
 		t.Error("contains")
 	}
 }
+
+// A map between quads far from the origin is as invertible as the same
+// map near it: pixel offsets of thousands beside perspective terms of
+// 1e-5 once made Inverse call it singular (found by FuzzQuadToQuad).
+func TestInverseFarFromTheOrigin(t *testing.T) {
+	src := Quad{{12336, 12336}, {8240, 12336}, {304, 8240}, {12336, 8240}}
+	dst := Quad{{12336, 12336}, {12336, 8240}, {12848, 12336}, {12592, 12592}}
+	h, ok := QuadToQuad(src, dst)
+	if !ok {
+		t.Fatal("no homography")
+	}
+	inv, ok := h.Inverse()
+	if !ok {
+		t.Fatalf("not invertible: %v", h)
+	}
+	for i := range 4 {
+		if got := inv.Map(dst[i]); !near(got, src[i], 0.01) {
+			t.Errorf("corner %d maps back to %v, want %v", i, got, src[i])
+		}
+	}
+}
