@@ -67,10 +67,12 @@ func (l *listener) Accept() (net.Conn, error) {
 			select {
 			case l.slots <- struct{}{}:
 			default:
-				c.Close()
+				// Counted before the close, so that a client which has
+				// seen its connection end can already read the count.
 				if l.refused != nil {
 					l.refused.Inc()
 				}
+				c.Close()
 				continue
 			}
 		}
