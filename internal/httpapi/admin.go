@@ -34,6 +34,9 @@ func (s *Server) registerAdmin() {
 	}
 	s.admin.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.instrument("other", w, r, func(w http.ResponseWriter, r *http.Request) {
+			if s.redirectHome(w, r) {
+				return
+			}
 			writeProblem(w, r, Problem{Type: problemBase + "not-found", Status: http.StatusNotFound,
 				Detail: "no such admin endpoint"}, 0)
 		})

@@ -24,3 +24,14 @@ func (s *Server) uiRoute() Route {
 		s.cfg.UI.ServeHTTP(w, r)
 	}}
 }
+
+// redirectHome sends a browser that opens the server's address (GET or
+// HEAD of "/") to the console, when it is on, and reports whether it did.
+// It is not an API route: it is left out of openapi.json.
+func (s *Server) redirectHome(w http.ResponseWriter, r *http.Request) bool {
+	if s.cfg.UI == nil || r.URL.Path != "/" || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+		return false
+	}
+	http.Redirect(w, r, "/ui/", http.StatusFound)
+	return true
+}

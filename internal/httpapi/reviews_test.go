@@ -331,11 +331,34 @@ func TestIntegrationConsoleFiles(t *testing.T) {
 		if code, _, _ := rawGet(t, base+"/ui/nope.js"); code != 404 {
 			t.Errorf("missing file: %d", code)
 		}
+		if code, loc := home(t, "GET", base); code != http.StatusFound || loc != "/ui/" {
+			t.Errorf("GET %s/: %d to %q, want 302 to the console", base, code, loc)
+		}
+		if code, _ := home(t, "POST", base); code == http.StatusFound {
+			t.Errorf("POST %s/ was redirected", base)
+		}
 	}
 	off, _ := consoleServer(t, func(c *config.Config) { c.UI.Enabled = false })
 	if code, _, body := rawGet(t, off.URL+"/ui/"); code != 404 || !strings.Contains(string(body), "ui.enabled") {
 		t.Errorf("console off: %d %s", code, body)
 	}
+	if code, _ := home(t, "GET", off.URL); code != 404 {
+		t.Errorf("GET / with the console off: %d, want 404", code)
+	}
+}
+
+// home requests base's "/" without following a redirect, and returns the
+// status and Location.
+func home(t *testing.T, method, base string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+"/", nil)
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Location")
 }
 
 // failingStore holds one review and fails after handing it out, as a

@@ -171,6 +171,9 @@ func New(cfg Config) *Server {
 // handleUnrouted answers requests no route matched: 405 with Allow when
 // the path exists under another method, 404 otherwise.
 func (s *Server) handleUnrouted(w http.ResponseWriter, r *http.Request) {
+	if s.redirectHome(w, r) {
+		return
+	}
 	var allow []string
 	for _, rt := range s.routes {
 		if pathMatches(rt.Path, r.URL.Path) && rt.Scope != auth.ScopeModelsAdmin && !slices.Contains(allow, rt.Method) {
