@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -62,21 +60,9 @@ func tenantKey(tenant string) []byte { return append([]byte("t:"), tenant...) }
 // keys.Open: a file with a keyring needs its KEK). It waits up to
 // lockTimeout for another process to release the file.
 func OpenBolt(path string, lockTimeout time.Duration, enc keys.Config) (*BoltStore, error) {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, fmt.Errorf("gallery store: %w", err)
-		}
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	db, err := keybolt.Open(path, lockTimeout, migrateBolt)
 	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("gallery store %s: another process holds it: %w", path, err)
-		}
-		return nil, fmt.Errorf("gallery store %s: %w", path, err)
-	}
-	if err := db.Update(migrateBolt); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("gallery store %s: %w", path, err)
+		return nil, fmt.Errorf("gallery store: %w", err)
 	}
 	s := &BoltStore{db: db}
 	kr := keybolt.Keyring{DB: db, Bucket: bucketMeta, Key: keyKeyring}

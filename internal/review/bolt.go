@@ -4,14 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/visionserve/visionserve/internal/keys"
 	"github.com/visionserve/visionserve/internal/keys/keybolt"
@@ -58,38 +54,9 @@ func tenantKey(tenant string) []byte { return append([]byte("t:"), tenant...) }
 // lockTimeout for another process to release the file, and its keyring
 // with enc (see keys.Open: a file with a keyring needs its KEK).
 func OpenBolt(path string, lockTimeout time.Duration, enc keys.Config) (*BoltStore, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+	db, err := keybolt.Open(path, lockTimeout, migrateBolt)
+	if err != nil {
 		return nil, fmt.Errorf("review store: %w", err)
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
-	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("review store %s: another process holds it: %w", path, err)
-		}
-		return nil, fmt.Errorf("review store %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		switch v := meta.Get(keySchema); {
-		case v == nil:
-			if _, err := tx.CreateBucketIfNotExists(bucketTenants); err != nil {
-				return err
-			}
-			return meta.Put(keySchema, schemaVersion)
-		case bytes.Equal(v, schemaVersion):
-			return nil
-		case bytes.Equal(v, schema1):
-			return meta.Put(keySchema, schemaVersion)
-		default:
-			return fmt.Errorf("schema version %q; this visionserve reads %q", v, schemaVersion)
-		}
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("review store %s: %w", path, err)
 	}
 	s := &BoltStore{db: db}
 	kr := keybolt.Keyring{DB: db, Bucket: bucketMeta, Key: keyKeyring}
@@ -98,6 +65,27 @@ func OpenBolt(path string, lockTimeout time.Duration, enc keys.Config) (*BoltSto
 		return nil, fmt.Errorf("review store %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// migrateBolt brings a new or earlier file to the current schema.
+func migrateBolt(tx *bolt.Tx) error {
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return err
+	}
+	switch v := meta.Get(keySchema); {
+	case v == nil:
+		if _, err := tx.CreateBucketIfNotExists(bucketTenants); err != nil {
+			return err
+		}
+		return meta.Put(keySchema, schemaVersion)
+	case bytes.Equal(v, schemaVersion):
+		return nil
+	case bytes.Equal(v, schema1):
+		return meta.Put(keySchema, schemaVersion)
+	default:
+		return fmt.Errorf("schema version %q; this visionserve reads %q", v, schemaVersion)
+	}
 }
 
 // tenantBucket returns the tenant's bucket: nil when it holds nothing,

@@ -144,16 +144,12 @@ func OpenBolt(dir string, opts Options) (*Bolt, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(filepath.Join(dir, "jobs.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := keybolt.Open(filepath.Join(dir, "jobs.db"), time.Second, migrateBolt)
 	if err != nil {
-		return nil, fmt.Errorf("opening the job database: %w", err)
+		return nil, fmt.Errorf("the job database: %w", err)
 	}
 	s := &Bolt{db: db, opts: opts.withDefaults(), pending: map[string]*pendingJob{}, kept: newKeptIndex(), leases: map[string]*taskLease{},
 		dleases: map[string]*taskLease{}, served: map[string]uint64{}}
-	if err := db.Update(migrateBolt); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("the job database %s: %w", db.Path(), err)
-	}
 	kr := keybolt.Keyring{DB: db, Bucket: bucketMeta, Key: []byte("keyring")}
 	if s.keys, err = s.opts.openKeys(context.Background(), kr, s); err != nil {
 		db.Close()

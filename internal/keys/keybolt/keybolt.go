@@ -1,6 +1,7 @@
 // Package keybolt gives a store kept in a bbolt file what package keys
-// needs from it: a Keyring kept under one key of a bucket, and Rewrite, a
-// walk that re-seals a bucket's records in batches of transactions.
+// needs from it: Open, which opens and migrates the file; a Keyring kept
+// under one key of a bucket; Rewrite, a walk that re-seals a bucket's
+// records in batches of transactions; and Compact.
 package keybolt
 
 import (
@@ -17,6 +18,29 @@ import (
 
 	"github.com/visionserve/visionserve/internal/keys"
 )
+
+// Open opens (creating it and its directory if needed) the bbolt file at
+// path, waiting up to lockTimeout for another process to release it, and
+// runs migrate in one transaction: it brings a new or earlier file to the
+// store's current schema. Errors name the path; the caller names the
+// store.
+func Open(path string, lockTimeout time.Duration, migrate func(*bolt.Tx) error) (*bolt.DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("%s: another process holds it: %w", path, err)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := db.Update(migrate); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return db, nil
+}
 
 // Keyring keeps the keyring document under Key in the top-level Bucket
 // (which the store creates). One process holds a bbolt file at a time, so
