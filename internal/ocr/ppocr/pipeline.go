@@ -183,6 +183,9 @@ func (pl *Pipeline) run(ctx context.Context, img image.Image, tr engine.TextReco
 			lines = append(lines, read[best])
 		}
 	}
+	if cjkColumns(lines) {
+		columnOrder(lines, pl.p.SameLine)
+	}
 	return lines, nil
 }
 

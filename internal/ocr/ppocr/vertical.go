@@ -1,7 +1,12 @@
 package ppocr
 
 import (
+	"cmp"
+	"math"
 	"slices"
+	"unicode"
+
+	"github.com/visionserve/visionserve/internal/ocr"
 )
 
 // Vertical text. A CJK column (text running top to bottom, each glyph
@@ -168,4 +173,76 @@ func inkMask(m *rgbImage) ([]bool, [3]uint8, bool) {
 		bg[c] = uint8(sum[c] / max(nbg, 1))
 	}
 	return ink, bg, true
+}
+
+// Columns are read right to left. A page set in vertical CJK text runs
+// its columns from the right edge leftwards, each top to bottom; read in
+// the horizontal order (top to bottom, then left to right) its columns
+// come out left to right, the last first.
+
+// cjkColumns reports whether lines are mostly columns of CJK text: more
+// than half of them vertical lines written mostly in ideographs or kana.
+// A page turned 90° and read without turning it is also made of vertical
+// lines, so the script decides, not the shape alone; such a page of CJK
+// text read with rotate=off is the case this rule gets wrong one way in
+// two (the page turning, rotate=auto, makes it upright first).
+func cjkColumns(lines []ocr.Line) bool {
+	n := 0
+	for _, l := range lines {
+		if l.Vertical && mostlyCJK(l.Text) {
+			n++
+		}
+	}
+	return n >= 2 && 2*n > len(lines)
+}
+
+// mostlyCJK reports whether at least half of s's letters are ideographs,
+// kana or hangul.
+func mostlyCJK(s string) bool {
+	cjk, letters := 0, 0
+	for _, r := range s {
+		if !unicode.IsLetter(r) {
+			continue
+		}
+		letters++
+		if unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul) {
+			cjk++
+		}
+	}
+	return letters > 0 && 2*cjk >= letters
+}
+
+// columnOrder sorts lines as columns right to left and, within a column,
+// top to bottom, by the bounds of their boxes. Lines form one column while
+// their right edges differ by less than sameLine times the narrower of
+// the two (readingOrder's rule, turned).
+func columnOrder(lines []ocr.Line, sameLine float64) {
+	type bounds struct{ x0, x1, y0 float64 }
+	of := func(l ocr.Line) bounds {
+		b := bounds{x0: math.Inf(1), x1: math.Inf(-1), y0: math.Inf(1)}
+		for _, p := range l.Box {
+			b.x0, b.x1, b.y0 = min(b.x0, p[0]), max(b.x1, p[0]), min(b.y0, p[1])
+		}
+		return b
+	}
+	slices.SortStableFunc(lines, func(a, b ocr.Line) int {
+		ba, bb := of(a), of(b)
+		if c := cmp.Compare(bb.x1, ba.x1); c != 0 {
+			return c
+		}
+		return cmp.Compare(ba.y0, bb.y0)
+	})
+	for start := 0; start < len(lines); {
+		anchor := of(lines[start])
+		end := start + 1
+		for end < len(lines) {
+			b := of(lines[end])
+			if anchor.x1-b.x1 >= sameLine*min(anchor.x1-anchor.x0, b.x1-b.x0) {
+				break
+			}
+			end++
+		}
+		slices.SortStableFunc(lines[start:end], func(a, b ocr.Line) int { return cmp.Compare(of(a).y0, of(b).y0) })
+		start = end
+	}
 }

@@ -135,3 +135,45 @@ func rotate90(img image.Image) *image.Gray {
 	}
 	return out
 }
+
+// A page of two columns is read right column first: the text of the
+// right column, then of the left.
+func TestIntegrationVerticalColumnsRightToLeft(t *testing.T) {
+	pl := realV4Pipeline(t, 1, ppocr.V4Params())
+	samples, err := ocreval.LoadLines(testenv.Shared(t, "data/ocr/zh-lines"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cols []*image.Gray
+	var truth []string
+	for _, smp := range samples {
+		if allHan(smp.Truth) && len(cols) < 2 {
+			cols = append(cols, verticalPage(decode(t, smp.Image), len([]rune(smp.Truth))))
+			truth = append(truth, smp.Truth)
+		}
+	}
+	if len(cols) < 2 {
+		t.Fatal("zh-lines has fewer than two lines of ideographs alone")
+	}
+	// truth[0]'s column on the right, truth[1]'s on the left.
+	right, left := cols[0].Bounds(), cols[1].Bounds()
+	page := image.NewGray(image.Rect(0, 0, left.Dx()+right.Dx(), max(left.Dy(), right.Dy())))
+	draw.Draw(page, page.Bounds(), image.White, image.Point{}, draw.Src)
+	draw.Draw(page, left, cols[1], image.Point{}, draw.Src)
+	draw.Draw(page, right.Add(image.Pt(left.Dx(), 0)), cols[0], image.Point{}, draw.Src)
+	lines, err := pl.Recognize(context.Background(), page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 2 {
+		t.Fatalf("read %d lines, want the 2 columns: %+v", len(lines), lines)
+	}
+	s := ocreval.Score{Norm: ocreval.NormalizeNoSpace}
+	for i, l := range lines {
+		d := s.Add(l.Text, truth[i])
+		t.Logf("line %d: %q, truth %q (%d edits)", i, l.Text, truth[i], d)
+	}
+	if s.CER() > 0.1 {
+		t.Errorf("columns read out of order or badly: CER %.2f%%", 100*s.CER())
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/visionserve/visionserve/internal/engine"
+	"github.com/visionserve/visionserve/internal/ocr"
 )
 
 // columnPage is a white 200×400 image holding one column of three
@@ -125,4 +127,39 @@ type recognizerFunc func(ctx context.Context, img *image.Gray, mode engine.SegMo
 
 func (f recognizerFunc) RecognizeText(ctx context.Context, img *image.Gray, mode engine.SegMode) ([]engine.TextLine, error) {
 	return f(ctx, img, mode)
+}
+
+// Columns of CJK text are read right to left, each top to bottom; a page
+// of horizontal lines, or of vertical lines in another script (a turned
+// Latin page), keeps the horizontal order.
+func TestColumnOrder(t *testing.T) {
+	col := func(text string, x, y, w, h float64) ocr.Line {
+		return ocr.Line{Text: text, Vertical: true, Box: ocr.Quad{{x + w, y}, {x + w, y + h}, {x, y + h}, {x, y}}}
+	}
+	// Three columns 40 px wide; the middle one in two pieces, the lower
+	// one given first and slightly off to the right.
+	right, midTop, midLow, left := col("一二三", 200, 10, 40, 300), col("四五", 100, 10, 40, 100), col("六七", 104, 150, 40, 100), col("八九", 0, 10, 40, 200)
+	lines := []ocr.Line{left, midLow, right, midTop}
+	if !cjkColumns(lines) {
+		t.Fatal("columns of ideographs not taken for vertical text")
+	}
+	columnOrder(lines, 0.5)
+	var got []string
+	for _, l := range lines {
+		got = append(got, l.Text)
+	}
+	if want := []string{"一二三", "四五", "六七", "八九"}; !slices.Equal(got, want) {
+		t.Fatalf("order %q, want %q", got, want)
+	}
+	latin := []ocr.Line{col("turned page", 0, 0, 40, 300), col("of Latin text", 100, 0, 40, 300)}
+	if cjkColumns(latin) {
+		t.Error("vertical lines of Latin text taken for CJK columns")
+	}
+	across := []ocr.Line{{Text: "一二三"}, {Text: "四五"}, col("六七", 0, 0, 40, 100)}
+	if cjkColumns(across) {
+		t.Error("a page of mostly horizontal lines taken for columns")
+	}
+	if cjkColumns([]ocr.Line{col("一二三", 0, 0, 40, 300)}) {
+		t.Error("one column is not a page of columns: its order is already right")
+	}
 }
