@@ -181,15 +181,19 @@ func inkMask(m *rgbImage) ([]bool, [3]uint8, bool) {
 // come out left to right, the last first.
 
 // cjkColumns reports whether lines are mostly columns of CJK text: more
-// than half of them vertical lines written mostly in ideographs or kana.
-// A page turned 90° and read without turning it is also made of vertical
-// lines, so the script decides, not the shape alone; such a page of CJK
-// text read with rotate=off is the case this rule gets wrong one way in
-// two (the page turning, rotate=auto, makes it upright first).
+// than half of them vertical lines running down the page, written mostly
+// in ideographs, kana or hangul. PP-OCR does not turn pages, so a page
+// turned 90° is made of vertical lines too: the script sets CJK columns
+// apart from a turned page of Latin text, and the direction sets them
+// apart from a page turned counter-clockwise, whose lines run up and come
+// in the detector's order, the right one for it. (A CJK page turned
+// clockwise is read as columns: right to left is its order too.)
 func cjkColumns(lines []ocr.Line) bool {
 	n := 0
 	for _, l := range lines {
-		if l.Vertical && mostlyCJK(l.Text) {
+		// The first edge of a line's box runs along its text.
+		down := l.Box[1][1] > l.Box[0][1]
+		if l.Vertical && down && mostlyCJK(l.Text) {
 			n++
 		}
 	}

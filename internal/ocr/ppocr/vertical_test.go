@@ -159,6 +159,10 @@ func TestColumnOrder(t *testing.T) {
 	if cjkColumns(across) {
 		t.Error("a page of mostly horizontal lines taken for columns")
 	}
+	up := func(l ocr.Line) ocr.Line { l.Box = ocr.Quad{l.Box[2], l.Box[3], l.Box[0], l.Box[1]}; return l }
+	if cjkColumns([]ocr.Line{up(right), up(midTop), up(left)}) {
+		t.Error("lines running up the page (a page turned counter-clockwise) taken for columns")
+	}
 	if cjkColumns([]ocr.Line{col("一二三", 0, 0, 40, 300)}) {
 		t.Error("one column is not a page of columns: its order is already right")
 	}
