@@ -43,9 +43,12 @@ type Config struct {
 	// RequestTimeout bounds each inference call (a client deadline that
 	// is sooner wins).
 	RequestTimeout time.Duration
-	// MaxMessageBytes bounds a received message: the largest a method
-	// takes (Verify's two images). Each method checks its own bound
-	// (images: the core's max_bytes each; ModelInfer: OIPMessageBytes).
+	// MaxMessageBytes bounds a received message before it is read: the
+	// largest a method takes (Verify's two images). Once received, and
+	// before it is parsed, a message is held to its method's own bound
+	// (images: the core's max_bytes each plus Envelope; ModelInfer:
+	// OIPMessageBytes; any other message: Envelope), by the server's
+	// codec.
 	MaxMessageBytes int
 	// OIPMessageBytes bounds a ModelInfer request; 0: no bound beyond
 	// MaxMessageBytes.
@@ -73,6 +76,7 @@ type Server struct {
 	log    *slog.Logger
 	grpc   *grpc.Server
 	health *health.Server
+	codec  *boundedCodec
 }
 
 // admitted lists the methods that do inference: they pass admission
@@ -100,10 +104,20 @@ func New(cfg Config) *Server {
 		cfg.MaxStreams = 256
 	}
 	s := &Server{cfg: cfg, log: cfg.Log.With("component", "grpc"), health: health.NewServer()}
-	unary := append(append([]grpc.UnaryServerInterceptor{s.observe}, cfg.Unary...), s.admit)
+	var ocrBytes, faceBytes int64
+	if cfg.OCR != nil {
+		ocrBytes = cfg.OCR.Limits().MaxBytes
+	}
+	if cfg.Face != nil {
+		faceBytes = cfg.Face.Limits().MaxBytes
+	}
+	s.codec = newBoundedCodec(ocrBytes, faceBytes, cfg.OIPMessageBytes)
+	unary := append(append([]grpc.UnaryServerInterceptor{s.observe, s.refuseOversized}, cfg.Unary...), s.admit)
+	stream := append([]grpc.StreamServerInterceptor{s.refuseOversizedStream}, cfg.Stream...)
 	opts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(s.codec),
 		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(cfg.Stream...),
+		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxConcurrentStreams(cfg.MaxStreams),
 	}
 	if cfg.Tap != nil {
@@ -116,7 +130,7 @@ func New(cfg Config) *Server {
 		opts = append(opts, grpc.MaxRecvMsgSize(cfg.MaxMessageBytes))
 	}
 	s.grpc = grpc.NewServer(opts...)
-	pb.RegisterGRPCInferenceServiceServer(s.grpc, &inference{oip: cfg.OIP, maxBytes: cfg.OIPMessageBytes})
+	pb.RegisterGRPCInferenceServiceServer(s.grpc, &inference{oip: cfg.OIP})
 	v1.RegisterOCRServer(s.grpc, &ocrService{ocr: cfg.OCR, sticky: cfg.StickyHeader})
 	v1.RegisterFacesServer(s.grpc, &faceService{face: cfg.Face})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
