@@ -317,14 +317,15 @@ func New(opts Options) (a *App, err error) {
 			Log:             opts.Logger,
 		}
 		// The same credentials, scopes, rate limits and certificate as HTTP;
-		// credentials are checked when a call's headers arrive, before its
-		// message is read.
+		// credentials and then rate limits are checked when a call's
+		// headers arrive, before its message is read.
 		if a.auth != nil {
-			gc.Tap = a.auth.TapHandle(grpcapi.MethodScopes())
+			gc.Taps = append(gc.Taps, a.auth.TapHandle(grpcapi.MethodScopes()))
 		}
 		if limiter != nil {
-			gc.Unary = append(gc.Unary, limiter.UnaryServerInterceptor(principalKey))
-			gc.Stream = append(gc.Stream, limiter.StreamServerInterceptor(principalKey))
+			gc.Taps = append(gc.Taps, limiter.TapHandle(principalKey))
+			gc.Unary = append(gc.Unary, limiter.UnaryServerInterceptor())
+			gc.Stream = append(gc.Stream, limiter.StreamServerInterceptor())
 		}
 		if a.tls != nil {
 			gc.TLS = a.tls.TLSConfig()
@@ -369,7 +370,7 @@ func (a *App) GRPCAddr() string {
 }
 
 // principalKey names the rate-limited caller of a gRPC call from the
-// principal the auth interceptor found; public methods have none.
+// principal the auth tap found; public methods have none.
 func principalKey(ctx context.Context) (ratelimit.Key, bool) {
 	p := auth.PrincipalFrom(ctx)
 	if p == nil {

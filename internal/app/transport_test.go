@@ -80,10 +80,11 @@ func TestIntegrationGRPCRefusesBeforeReading(t *testing.T) {
 		t.Errorf("20 refused calls allocated %d MiB in the process; they should cost next to nothing", alloc>>20)
 	}
 	want := `
-# HELP visionserve_grpc_refused_calls_total gRPC calls refused before their message was read, by reason (unauthenticated, permission_denied, other).
+# HELP visionserve_grpc_refused_calls_total gRPC calls refused before their message was read, by reason (unauthenticated, permission_denied, rate_limited, other).
 # TYPE visionserve_grpc_refused_calls_total counter
 visionserve_grpc_refused_calls_total{reason="other"} 0
 visionserve_grpc_refused_calls_total{reason="permission_denied"} 0
+visionserve_grpc_refused_calls_total{reason="rate_limited"} 0
 visionserve_grpc_refused_calls_total{reason="unauthenticated"} 20
 `
 	if err := testutil.GatherAndCompare(srv.Registry, strings.NewReader(want), "visionserve_grpc_refused_calls_total"); err != nil {

@@ -57,13 +57,16 @@ type Config struct {
 	MaxStreams uint32
 	Metrics    *metrics.Serving // may be nil
 	Log        *slog.Logger
-	// Tap runs when a call's headers arrive, before its message is read:
-	// authentication (auth.Authenticator.TapHandle). A call it refuses
-	// never has its message received, inflated or parsed, and is counted
-	// in visionserve_grpc_refused_calls_total. nil: none.
-	Tap tap.ServerInHandle
+	// Taps run in order when a call's headers arrive, before its message
+	// is read, each with the context the previous one returned:
+	// authentication (auth.Authenticator.TapHandle), then rate limits
+	// (ratelimit.Limiter.TapHandle). A call one refuses never has its
+	// message received, inflated or parsed; it ends with the refusal's
+	// status (statusFor) and is counted in
+	// visionserve_grpc_refused_calls_total.
+	Taps []tap.ServerInHandle
 	// Unary and Stream run after the metrics interceptor and before
-	// admission: rate limits (ratelimit), for callers the tap let in.
+	// admission (the rate limiter's, which free its slots).
 	Unary  []grpc.UnaryServerInterceptor
 	Stream []grpc.StreamServerInterceptor
 	// TLS, when set, is the listener's TLS configuration (tlsconf).
@@ -120,7 +123,7 @@ func New(cfg Config) *Server {
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxConcurrentStreams(cfg.MaxStreams),
 	}
-	if cfg.Tap != nil {
+	if len(cfg.Taps) > 0 {
 		opts = append(opts, grpc.InTapHandle(s.tap))
 	}
 	if cfg.TLS != nil {
@@ -206,18 +209,24 @@ func (s *Server) observe(ctx context.Context, req any, info *grpc.UnaryServerInf
 	return resp, out
 }
 
-// tap runs the configured tap handle and counts the calls it refuses:
-// they end before any interceptor runs, so observe never sees them.
+// tap runs the configured tap handles and counts the calls they refuse:
+// they end before any interceptor runs, so observe never sees them. gRPC
+// ends a call refused here with the status returned (code, message and
+// details, such as RetryInfo) in its response headers, and resets the
+// stream so the client stops sending its message.
 func (s *Server) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
-	ctx, err := s.cfg.Tap(ctx, info)
-	if err != nil {
-		code := status.Code(err)
-		if s.cfg.Metrics != nil {
-			s.cfg.Metrics.RefusedGRPC(code)
+	for _, h := range s.cfg.Taps {
+		var err error
+		if ctx, err = h(ctx, info); err != nil {
+			st, _ := statusFor(err)
+			if s.cfg.Metrics != nil {
+				s.cfg.Metrics.RefusedGRPC(st.Code())
+			}
+			s.log.Debug("call refused before its message was read", "method", info.FullMethodName, "code", st.Code().String())
+			return nil, st.Err()
 		}
-		s.log.Debug("call refused before its message was read", "method", info.FullMethodName, "code", code.String())
 	}
-	return ctx, err
+	return ctx, nil
 }
 
 // admit applies admission control and the request timeout to inference.
