@@ -331,3 +331,64 @@ func TestMessageOverItsMethodBoundIsNotParsed(t *testing.T) {
 		t.Errorf("%d reflection requests parsed, want the one within its bound", n)
 	}
 }
+
+// BenchmarkRefusedCall measures what a refused call of an 8 MiB message
+// costs the process (B/op; the raw client sends a prepared frame and
+// allocates little): a rate-limited caller's, with the limit taken in an
+// interceptor (as before) and in the tap; and a message over its
+// method's bound (4 MiB images) but under the receive limit, refused
+// after parsing (the codec's per-method bounds off, as before) and by the
+// codec.
+func BenchmarkRefusedCall(b *testing.B) {
+	msg, err := proto.Marshal(&v1.RecognizeRequest{Image: make([]byte, 8<<20)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	frame := rawFrame(msg)
+	run := func(b *testing.B, addr string, want codes.Code, md ...string) {
+		client := grpctest.NewClient()
+		defer client.Close()
+		b.SetBytes(int64(len(frame)))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			code, text, err := client.Call(context.Background(), addr, v1.OCR_Recognize_FullMethodName, frame, md...)
+			if err != nil || code != want {
+				b.Fatalf("%v %q %v, want %v", code, text, err, want)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		opts limitOptions
+	}{{"rate-limited/interceptor", limitOptions{inInterceptor: true}}, {"rate-limited/tap", limitOptions{}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			lim := newLimited(b, tc.opts)
+			addr := serveTCP(b, lim.srv)
+			md := []string{"authorization", "Bearer " + lim.key}
+			client := grpctest.NewClient()
+			defer client.Close()
+			// Spend the one call the rate allows.
+			small, _ := proto.Marshal(&v1.RecognizeRequest{Mode: "para"})
+			if code, _, err := client.Call(context.Background(), addr, v1.OCR_Recognize_FullMethodName, rawFrame(small), md...); err != nil || code != codes.InvalidArgument {
+				b.Fatalf("the first call: %v %v", code, err)
+			}
+			run(b, addr, codes.ResourceExhausted, md...)
+		})
+	}
+	for _, tc := range []struct {
+		name   string
+		bounds bool
+	}{{"over-method-bound/parsed", false}, {"over-method-bound/codec", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			ocfg := ocr.DefaultConfig()
+			ocfg.Limits = imageio.Limits{MaxBytes: 4 << 20}
+			s := New(Config{OCR: ocr.NewService(ocfg, nil, nil, nil, nil), MaxMessageBytes: 2*4<<20 + Envelope + 1<<20})
+			if !tc.bounds {
+				s.codec.bounds, s.codec.other = nil, bound{}
+			}
+			s.SetServing(true)
+			run(b, serveTCP(b, s), codes.ResourceExhausted)
+		})
+	}
+}
