@@ -15,6 +15,7 @@ import (
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/config"
 	"github.com/visionserve/visionserve/internal/grpcapi/grpctest"
+	"github.com/visionserve/visionserve/internal/ratelimit"
 	v1 "github.com/visionserve/visionserve/proto/visionserve/v1"
 )
 
@@ -86,6 +87,59 @@ visionserve_grpc_refused_calls_total{reason="other"} 0
 visionserve_grpc_refused_calls_total{reason="permission_denied"} 0
 visionserve_grpc_refused_calls_total{reason="rate_limited"} 0
 visionserve_grpc_refused_calls_total{reason="unauthenticated"} 20
+`
+	if err := testutil.GatherAndCompare(srv.Registry, strings.NewReader(want), "visionserve_grpc_refused_calls_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// A gRPC caller over its rate limit is refused when its call's headers
+// arrive, after authentication and before its message is read: the
+// process wires the rate limiter as a tap after the credential check.
+// Its compressed 30 MiB messages (about 30 KB each, within the method's
+// bound) used to be inflated and parsed before the limiter refused them.
+func TestIntegrationGRPCRateLimitedBeforeReading(t *testing.T) {
+	withKey, key := withInferKey(t)
+	srv := apptest.Start(t, func(c *config.Config) {
+		withKey(c)
+		c.RateLimits = ratelimit.Config{Default: ratelimit.Limit{Rate: 0.001, Burst: 1}}
+	})
+	msg, err := proto.Marshal(&v1.RecognizeRequest{Image: make([]byte, 30<<20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bomb := grpctest.GzipFrame(msg)
+	msg = nil
+	client := grpctest.NewClient()
+	defer client.Close()
+	ctx := context.Background()
+	auth := []string{"authorization", "Bearer " + key}
+	// The one call the rate allows.
+	small, _ := proto.Marshal(&v1.RecognizeRequest{Image: []byte("not an image")})
+	if code, m, err := client.Call(ctx, srv.GRPCAddr, v1.OCR_Recognize_FullMethodName, grpctest.GzipFrame(small), auth...); err != nil || code != codes.InvalidArgument {
+		t.Fatalf("the first call: %v %q %v; want InvalidArgument (the bytes are no image)", code, m, err)
+	}
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range 5 {
+		code, m, err := client.Call(ctx, srv.GRPCAddr, v1.OCR_Recognize_FullMethodName, bomb, auth...)
+		if err != nil || code != codes.ResourceExhausted || !strings.Contains(m, "rate limit") {
+			t.Fatalf("call %d over the rate: %v %q %v, want ResourceExhausted (rate limit)", i, code, m, err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 50<<20 {
+		t.Errorf("5 rate-limited calls allocated %d MiB in the process; they should cost next to nothing", alloc>>20)
+	}
+	want := `
+# HELP visionserve_grpc_refused_calls_total gRPC calls refused before their message was read, by reason (unauthenticated, permission_denied, rate_limited, other).
+# TYPE visionserve_grpc_refused_calls_total counter
+visionserve_grpc_refused_calls_total{reason="other"} 0
+visionserve_grpc_refused_calls_total{reason="permission_denied"} 0
+visionserve_grpc_refused_calls_total{reason="rate_limited"} 5
+visionserve_grpc_refused_calls_total{reason="unauthenticated"} 0
 `
 	if err := testutil.GatherAndCompare(srv.Registry, strings.NewReader(want), "visionserve_grpc_refused_calls_total"); err != nil {
 		t.Error(err)

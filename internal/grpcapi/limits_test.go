@@ -330,6 +330,11 @@ func TestMessageOverItsMethodBoundIsNotParsed(t *testing.T) {
 	if n := parses.count(huge); n != 1 {
 		t.Errorf("%d reflection requests parsed, want the one within its bound", n)
 	}
+	// Every refusal was taken by its call: none is left behind.
+	s.codec.refused.Range(func(k, _ any) bool {
+		t.Errorf("a refusal of a %T left in the codec", k)
+		return true
+	})
 }
 
 // BenchmarkRefusedCall measures what a refused call of an 8 MiB message
