@@ -301,9 +301,10 @@ func New(opts Options) (a *App, err error) {
 	}
 	if cfg.Server.GRPCAddr != "" {
 		// A message holds the tensors or image(s) plus its envelope; the
-		// largest is Faces/Verify's two images. Each method checks its own
-		// bound: ModelInfer the inference protocol's, images max_bytes each.
-		const envelope = 64 << 10
+		// largest is Faces/Verify's two images. Each method's own bound
+		// (ModelInfer the inference protocol's, images max_bytes each) is
+		// applied before the message is parsed.
+		envelope := grpcapi.Envelope
 		gc := grpcapi.Config{
 			OIP:             a.oip,
 			OCR:             a.ocr,

@@ -67,7 +67,7 @@ func withRetry(st *status.Status, retry time.Duration) *status.Status {
 // errorFor returns the status error a call ends with. Waits the scheduler
 // caused get its estimate of when a worker frees, as HTTP's Retry-After
 // does, both as the RetryInfo detail and as a "retry-after" trailer in
-// whole seconds (the rate limiter's trailer).
+// whole seconds.
 func (s *Server) errorFor(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
