@@ -43,8 +43,9 @@ type Config struct {
 	// RequestTimeout bounds each inference call (a client deadline that
 	// is sooner wins).
 	RequestTimeout time.Duration
-	// MaxMessageBytes bounds a received message before it is read: the
-	// largest a method takes (Verify's two images). Once received, and
+	// MaxMessageBytes bounds a message while it is received (before and
+	// after inflation): the largest a method takes (Verify's two images),
+	// gRPC's one receive limit. Once received, and
 	// before it is parsed, a message is held to its method's own bound
 	// (images: the core's max_bytes each plus Envelope; ModelInfer:
 	// OIPMessageBytes; any other message: Envelope), by the server's
