@@ -301,9 +301,10 @@ func New(opts Options) (a *App, err error) {
 	}
 	if cfg.Server.GRPCAddr != "" {
 		// A message holds the tensors or image(s) plus its envelope; the
-		// largest is Faces/Verify's two images. Each method checks its own
-		// bound: ModelInfer the inference protocol's, images max_bytes each.
-		const envelope = 64 << 10
+		// largest is Faces/Verify's two images. Each method's own bound
+		// (ModelInfer the inference protocol's, images max_bytes each) is
+		// applied before the message is parsed.
+		envelope := grpcapi.Envelope
 		gc := grpcapi.Config{
 			OIP:             a.oip,
 			OCR:             a.ocr,
@@ -317,14 +318,15 @@ func New(opts Options) (a *App, err error) {
 			Log:             opts.Logger,
 		}
 		// The same credentials, scopes, rate limits and certificate as HTTP;
-		// credentials are checked when a call's headers arrive, before its
-		// message is read.
+		// credentials and then rate limits are checked when a call's
+		// headers arrive, before its message is read.
 		if a.auth != nil {
-			gc.Tap = a.auth.TapHandle(grpcapi.MethodScopes())
+			gc.Taps = append(gc.Taps, a.auth.TapHandle(grpcapi.MethodScopes()))
 		}
 		if limiter != nil {
-			gc.Unary = append(gc.Unary, limiter.UnaryServerInterceptor(principalKey))
-			gc.Stream = append(gc.Stream, limiter.StreamServerInterceptor(principalKey))
+			gc.Taps = append(gc.Taps, limiter.TapHandle(principalKey))
+			gc.Unary = append(gc.Unary, limiter.UnaryServerInterceptor())
+			gc.Stream = append(gc.Stream, limiter.StreamServerInterceptor())
 		}
 		if a.tls != nil {
 			gc.TLS = a.tls.TLSConfig()
@@ -369,7 +371,7 @@ func (a *App) GRPCAddr() string {
 }
 
 // principalKey names the rate-limited caller of a gRPC call from the
-// principal the auth interceptor found; public methods have none.
+// principal the auth tap found; public methods have none.
 func principalKey(ctx context.Context) (ratelimit.Key, bool) {
 	p := auth.PrincipalFrom(ctx)
 	if p == nil {

@@ -11,6 +11,8 @@
 // failure has the same meaning and message on both. Inference calls pass
 // the scheduler's admission control and get the server's request timeout,
 // as HTTP inference requests do; each method's scope is the scope of its
-// HTTP twin (MethodScopes); messages are bounded by the configured request
-// size.
+// HTTP twin (MethodScopes). Credentials and rate limits are checked when a
+// call's headers arrive (Config.Taps), before its message is read; a
+// received message is held to its method's bound before it is parsed
+// (boundedCodec).
 package grpcapi

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/visionserve/visionserve/internal/engine"
 	"github.com/visionserve/visionserve/internal/failure"
 	"github.com/visionserve/visionserve/internal/oip"
@@ -20,9 +18,6 @@ import (
 type inference struct {
 	pb.UnimplementedGRPCInferenceServiceServer
 	oip *oip.Service
-	// maxBytes bounds a ModelInfer message (0: none): the server's receive
-	// limit is larger, for Faces/Verify's two images.
-	maxBytes int
 }
 
 func (s *inference) ServerLive(context.Context, *pb.ServerLiveRequest) (*pb.ServerLiveResponse, error) {
@@ -70,11 +65,7 @@ func (s *inference) ModelMetadata(_ context.Context, req *pb.ModelMetadataReques
 }
 
 func (s *inference) ModelInfer(ctx context.Context, req *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
-	if s.maxBytes > 0 {
-		if n := proto.Size(req); n > s.maxBytes {
-			return nil, fmt.Errorf("%w: the message is %d bytes; the limit is %d", oip.ErrTooLarge, n, s.maxBytes)
-		}
-	}
+	// The message is within its bound already (boundedCodec).
 	in, err := decodeInfer(req, s.oip.Limits())
 	if err != nil {
 		return nil, err

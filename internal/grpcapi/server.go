@@ -43,9 +43,13 @@ type Config struct {
 	// RequestTimeout bounds each inference call (a client deadline that
 	// is sooner wins).
 	RequestTimeout time.Duration
-	// MaxMessageBytes bounds a received message: the largest a method
-	// takes (Verify's two images). Each method checks its own bound
-	// (images: the core's max_bytes each; ModelInfer: OIPMessageBytes).
+	// MaxMessageBytes bounds a message while it is received (before and
+	// after inflation): the largest a method takes (Verify's two images),
+	// gRPC's one receive limit. Once received, and
+	// before it is parsed, a message is held to its method's own bound
+	// (images: the core's max_bytes each plus Envelope; ModelInfer:
+	// OIPMessageBytes; any other message: Envelope), by the server's
+	// codec.
 	MaxMessageBytes int
 	// OIPMessageBytes bounds a ModelInfer request; 0: no bound beyond
 	// MaxMessageBytes.
@@ -54,13 +58,16 @@ type Config struct {
 	MaxStreams uint32
 	Metrics    *metrics.Serving // may be nil
 	Log        *slog.Logger
-	// Tap runs when a call's headers arrive, before its message is read:
-	// authentication (auth.Authenticator.TapHandle). A call it refuses
-	// never has its message received, inflated or parsed, and is counted
-	// in visionserve_grpc_refused_calls_total. nil: none.
-	Tap tap.ServerInHandle
+	// Taps run in order when a call's headers arrive, before its message
+	// is read, each with the context the previous one returned:
+	// authentication (auth.Authenticator.TapHandle), then rate limits
+	// (ratelimit.Limiter.TapHandle). A call one refuses never has its
+	// message received, inflated or parsed; it ends with the refusal's
+	// status (statusFor) and is counted in
+	// visionserve_grpc_refused_calls_total.
+	Taps []tap.ServerInHandle
 	// Unary and Stream run after the metrics interceptor and before
-	// admission: rate limits (ratelimit), for callers the tap let in.
+	// admission (the rate limiter's, which free its slots).
 	Unary  []grpc.UnaryServerInterceptor
 	Stream []grpc.StreamServerInterceptor
 	// TLS, when set, is the listener's TLS configuration (tlsconf).
@@ -73,6 +80,7 @@ type Server struct {
 	log    *slog.Logger
 	grpc   *grpc.Server
 	health *health.Server
+	codec  *boundedCodec
 }
 
 // admitted lists the methods that do inference: they pass admission
@@ -100,13 +108,23 @@ func New(cfg Config) *Server {
 		cfg.MaxStreams = 256
 	}
 	s := &Server{cfg: cfg, log: cfg.Log.With("component", "grpc"), health: health.NewServer()}
-	unary := append(append([]grpc.UnaryServerInterceptor{s.observe}, cfg.Unary...), s.admit)
+	var ocrBytes, faceBytes int64
+	if cfg.OCR != nil {
+		ocrBytes = cfg.OCR.Limits().MaxBytes
+	}
+	if cfg.Face != nil {
+		faceBytes = cfg.Face.Limits().MaxBytes
+	}
+	s.codec = newBoundedCodec(ocrBytes, faceBytes, cfg.OIPMessageBytes)
+	unary := append(append([]grpc.UnaryServerInterceptor{s.observe, s.refuseOversized}, cfg.Unary...), s.admit)
+	stream := append([]grpc.StreamServerInterceptor{s.refuseOversizedStream}, cfg.Stream...)
 	opts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(s.codec),
 		grpc.ChainUnaryInterceptor(unary...),
-		grpc.ChainStreamInterceptor(cfg.Stream...),
+		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxConcurrentStreams(cfg.MaxStreams),
 	}
-	if cfg.Tap != nil {
+	if len(cfg.Taps) > 0 {
 		opts = append(opts, grpc.InTapHandle(s.tap))
 	}
 	if cfg.TLS != nil {
@@ -116,7 +134,7 @@ func New(cfg Config) *Server {
 		opts = append(opts, grpc.MaxRecvMsgSize(cfg.MaxMessageBytes))
 	}
 	s.grpc = grpc.NewServer(opts...)
-	pb.RegisterGRPCInferenceServiceServer(s.grpc, &inference{oip: cfg.OIP, maxBytes: cfg.OIPMessageBytes})
+	pb.RegisterGRPCInferenceServiceServer(s.grpc, &inference{oip: cfg.OIP})
 	v1.RegisterOCRServer(s.grpc, &ocrService{ocr: cfg.OCR, sticky: cfg.StickyHeader})
 	v1.RegisterFacesServer(s.grpc, &faceService{face: cfg.Face})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -192,18 +210,24 @@ func (s *Server) observe(ctx context.Context, req any, info *grpc.UnaryServerInf
 	return resp, out
 }
 
-// tap runs the configured tap handle and counts the calls it refuses:
-// they end before any interceptor runs, so observe never sees them.
+// tap runs the configured tap handles and counts the calls they refuse:
+// they end before any interceptor runs, so observe never sees them. gRPC
+// ends a call refused here with the status returned (code, message and
+// details, such as RetryInfo) in its response headers, and resets the
+// stream so the client stops sending its message.
 func (s *Server) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
-	ctx, err := s.cfg.Tap(ctx, info)
-	if err != nil {
-		code := status.Code(err)
-		if s.cfg.Metrics != nil {
-			s.cfg.Metrics.RefusedGRPC(code)
+	for _, h := range s.cfg.Taps {
+		var err error
+		if ctx, err = h(ctx, info); err != nil {
+			st, _ := statusFor(err)
+			if s.cfg.Metrics != nil {
+				s.cfg.Metrics.RefusedGRPC(st.Code())
+			}
+			s.log.Debug("call refused before its message was read", "method", info.FullMethodName, "code", st.Code().String())
+			return nil, st.Err()
 		}
-		s.log.Debug("call refused before its message was read", "method", info.FullMethodName, "code", code.String())
 	}
-	return ctx, err
+	return ctx, nil
 }
 
 // admit applies admission control and the request timeout to inference.

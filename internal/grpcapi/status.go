@@ -2,17 +2,20 @@ package grpcapi
 
 import (
 	"context"
+	"errors"
 	"math"
 	"strconv"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/visionserve/visionserve/internal/failure"
+	"github.com/visionserve/visionserve/internal/ratelimit"
 )
 
 // internalMessage is all a client learns of an unexpected failure.
@@ -27,7 +30,8 @@ var grpcHints = map[string]string{
 // errors are classified as the HTTP transport classifies them
 // (failure.Classify: the code is the counterpart of the HTTP status) with
 // the same one-line message; a status from gRPC itself or from the auth
-// and rate-limit interceptors passes through. retry is the advice of a
+// tap passes through; a rate-limit refusal is ResourceExhausted, as
+// HTTP's 429 rate-limited, with its delay. retry is the advice of a
 // failure worth retrying later (0: none); statusFor also puts it in the
 // status as a google.rpc.RetryInfo detail.
 func statusFor(err error) (st *status.Status, retry time.Duration) {
@@ -36,6 +40,10 @@ func statusFor(err error) (st *status.Status, retry time.Duration) {
 	}
 	if st, ok := status.FromError(err); ok {
 		return st, 0
+	}
+	var limited *ratelimit.LimitError
+	if errors.As(err, &limited) {
+		return withRetry(status.New(codes.ResourceExhausted, limited.Error()), limited.RetryAfter), limited.RetryAfter
 	}
 	c, _ := failure.Classify(err)
 	msg := c.Detail
@@ -59,7 +67,7 @@ func withRetry(st *status.Status, retry time.Duration) *status.Status {
 // errorFor returns the status error a call ends with. Waits the scheduler
 // caused get its estimate of when a worker frees, as HTTP's Retry-After
 // does, both as the RetryInfo detail and as a "retry-after" trailer in
-// whole seconds (the rate limiter's trailer).
+// whole seconds.
 func (s *Server) errorFor(ctx context.Context, err error) error {
 	if err == nil {
 		return nil

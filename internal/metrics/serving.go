@@ -57,11 +57,11 @@ func NewServing(reg prometheus.Registerer) *Serving {
 
 // GRPCRefusedReasons are the values of the reason label of
 // visionserve_grpc_refused_calls_total.
-var GRPCRefusedReasons = []string{"unauthenticated", "permission_denied", "other"}
+var GRPCRefusedReasons = []string{"unauthenticated", "permission_denied", "rate_limited", "other"}
 
 // RefusedGRPC counts a call refused before its message was read, by its
 // status code: no or a bad credential, a credential without the method's
-// scope, anything else.
+// scope, a principal over its rate limit, anything else.
 func (s *Serving) RefusedGRPC(code codes.Code) {
 	reason := "other"
 	switch code {
@@ -69,6 +69,8 @@ func (s *Serving) RefusedGRPC(code codes.Code) {
 		reason = "unauthenticated"
 	case codes.PermissionDenied:
 		reason = "permission_denied"
+	case codes.ResourceExhausted:
+		reason = "rate_limited"
 	}
 	s.GRPCRefused.WithLabelValues(reason).Inc()
 }
