@@ -59,8 +59,7 @@ func OpenBolt(path string, lockTimeout time.Duration, enc keys.Config) (*BoltSto
 		return nil, fmt.Errorf("review store: %w", err)
 	}
 	s := &BoltStore{db: db}
-	kr := keybolt.Keyring{DB: db, Bucket: bucketMeta, Key: keyKeyring}
-	if s.keys, err = keys.Open(context.Background(), enc, keys.Store{Domain: keyDomain, Keyring: kr, Records: s}); err != nil {
+	if s.keys, err = keybolt.OpenRing(db, enc, keyDomain, bucketMeta, keyKeyring, s); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("review store %s: %w", path, err)
 	}

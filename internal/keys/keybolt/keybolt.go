@@ -42,6 +42,12 @@ func Open(path string, lockTimeout time.Duration, migrate func(*bolt.Tx) error) 
 	return db, nil
 }
 
+// OpenRing opens the keyring of a store kept in db, under key of the
+// top-level bucket, with enc (keys.Open).
+func OpenRing(db *bolt.DB, enc keys.Config, domain string, bucket, key []byte, records keys.Records) (*keys.Ring, error) {
+	return keys.Open(context.Background(), enc, keys.Store{Domain: domain, Keyring: Keyring{DB: db, Bucket: bucket, Key: key}, Records: records})
+}
+
 // Keyring keeps the keyring document under Key in the top-level Bucket
 // (which the store creates). One process holds a bbolt file at a time, so
 // it is not a keys.SharedKeyring.
