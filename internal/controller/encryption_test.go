@@ -83,14 +83,7 @@ func TestEncryption(t *testing.T) {
 	if _, err := get(ctx, ns, "sealed", &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("a Deployment without its KEK's Secret (err %v)", err)
 	}
-	eventually(t, timeout, "a warning event", func() error {
-		for _, e := range events(t, ctx, ns, "sealed") {
-			if e.Reason == ReasonKEKSecretNotFound && e.Type == corev1.EventTypeWarning {
-				return nil
-			}
-		}
-		return fmt.Errorf("no %s event", ReasonKEKSecretNotFound)
-	})
+	warned(t, ctx, ns, "sealed", ReasonKEKSecretNotFound)
 
 	// The Secret without the key, then with a value that is no KEK.
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "kek-1"}, Data: map[string][]byte{"other": []byte("x")}}
