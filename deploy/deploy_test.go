@@ -217,6 +217,12 @@ tolerations: [{key: gpu, operator: Exists, effect: NoSchedule}]
 			[]string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service"}, "", []string{"--jobs-store", "postgres", "--jobs-postgres-file"}},
 		{"jobs postgres without a Secret", keys + "\njobs: {store: postgres}", nil, "jobs.postgres.secretName", nil},
 		{"jobs off", keys + "\njobs: {store: off}", []string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service"}, "", nil},
+		{"encryption", keys + "\nencryption: {enabled: true, algorithm: sm4-gcm, kekSecret: {name: visionserve-kek}}",
+			[]string{"ConfigMap", "Deployment", "PodDisruptionBudget", "Service"}, "", []string{"--kek-file", "/var/run/visionserve/kek/kek", "--encryption-algorithm", "sm4-gcm"}},
+		{"encryption without a Secret", keys + "\nencryption: {enabled: true}", nil, "encryption.enabled needs encryption.kekSecret.name", nil},
+		{"encryption with an unknown algorithm", keys + "\nencryption: {enabled: true, algorithm: des, kekSecret: {name: k}}", nil, `encryption.algorithm "des"`, nil},
+		{"encryption twice", keys + "\nencryption: {enabled: true, kekSecret: {name: k}}\nserver: {config: \"encryption: {kek_env: VISIONSERVE_KEK}\\n\"}",
+			nil, "server.config has an encryption section and encryption.enabled is set", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -319,8 +325,49 @@ func checkServerPod(t *testing.T, o *unstructured.Unstructured) {
 	// With a models volume, the isolated check's failure memory needs a
 	// writable directory beside it.
 	args, _, _ := unstructured.NestedStringSlice(ctr, "args")
+	checkKEKMount(t, o, args, mounts)
 	if i := slices.Index(args, "--state-dir"); slices.Contains(args, "--models") && (!stateMounted || i < 0 || i+1 >= len(args) || args[i+1] != "/var/lib/visionserve/state") {
 		t.Errorf("state dir: mounted writable %v, args %q: want --state-dir /var/lib/visionserve/state on a writable volume", stateMounted, args)
+	}
+}
+
+// checkKEKMount: a --kek-file is one key of a Secret, mounted read-only,
+// and the pod template names the Secret (a new one rolls the pods).
+func checkKEKMount(t *testing.T, o *unstructured.Unstructured, args []string, mounts []any) {
+	t.Helper()
+	i := slices.Index(args, "--kek-file")
+	if i < 0 {
+		return
+	}
+	dir, file := filepath.Split(args[i+1])
+	var volume string
+	for _, m := range mounts {
+		mm := m.(map[string]any)
+		if mm["mountPath"] == strings.TrimSuffix(dir, "/") {
+			volume, _ = mm["name"].(string)
+			if mm["readOnly"] != true {
+				t.Errorf("the KEK's volume is not mounted read-only: %v", mm)
+			}
+		}
+	}
+	volumes, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "volumes")
+	var secret string
+	for _, v := range volumes {
+		vv := v.(map[string]any)
+		if vv["name"] != volume {
+			continue
+		}
+		secret, _, _ = unstructured.NestedString(vv, "secret", "secretName")
+		items, _, _ := unstructured.NestedSlice(vv, "secret", "items")
+		if len(items) != 1 || items[0].(map[string]any)["path"] != file {
+			t.Errorf("the KEK's volume %v: want one item at %s", vv, file)
+		}
+	}
+	if secret == "" {
+		t.Fatalf("--kek-file %s is not on a Secret's volume (mounts %v)", args[i+1], mounts)
+	}
+	if a, _, _ := unstructured.NestedString(o.Object, "spec", "template", "metadata", "annotations", "visionserve.io/kek-secret"); !strings.HasPrefix(a, secret+"/") {
+		t.Errorf("the pod template's visionserve.io/kek-secret is %q, want it to name Secret %s", a, secret)
 	}
 }
 

@@ -113,6 +113,13 @@ type VisionServiceSpec struct {
 	// +optional
 	Jobs *JobsSpec `json:"jobs,omitempty"`
 
+	// Encryption seals what the pods keep at rest (face galleries, jobs,
+	// reviews) under a key-encryption key from a Secret
+	// (docs/regulated.md). Without it they are kept in clear, unless
+	// spec.server.config has an encryption section of its own.
+	// +optional
+	Encryption *EncryptionSpec `json:"encryption,omitempty"`
+
 	// NodeSelector of the pods.
 	// +optional
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
@@ -228,6 +235,41 @@ type PostgresJobs struct {
 	// mounted into the pods as a file (--jobs-postgres-file), never
 	// written into the configuration.
 	DSNSecret corev1.SecretKeySelector `json:"dsnSecret"`
+}
+
+// EncryptionAlgorithm is the algorithm of new data keys.
+//
+// +kubebuilder:validation:Enum=aes-256-gcm;sm4-gcm
+type EncryptionAlgorithm string
+
+// Encryption algorithms.
+const (
+	EncryptionAES256GCM EncryptionAlgorithm = "aes-256-gcm"
+	EncryptionSM4GCM    EncryptionAlgorithm = "sm4-gcm"
+)
+
+// EncryptionSpec turns encryption at rest on. The key-encryption key is
+// only ever referred to: it stays in its Secret, which is mounted
+// read-only into the pods (at /var/run/visionserve/kek/kek, passed as
+// --kek-file). The pod template carries the key's fingerprint, so a new
+// key (a new Secret, or a new value in the same one) rolls the pods.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.kekSecret.name) && size(self.kekSecret.name) > 0 && size(self.kekSecret.key) > 0",message="kekSecret.name and kekSecret.key are required: the Secret and key holding the key-encryption key (visionserve keys new)"
+// +kubebuilder:validation:XValidation:rule="!has(self.kekSecret.optional) || !self.kekSecret.optional",message="kekSecret cannot be optional: the pods cannot open sealed stores without it"
+type EncryptionSpec struct {
+	// Algorithm of new data keys, which seal the records: aes-256-gcm or
+	// sm4-gcm. The KEK's own length decides how it wraps them (32 bytes:
+	// AES-256-GCM, 16: SM4-GCM).
+	// +optional
+	// +kubebuilder:default=aes-256-gcm
+	Algorithm EncryptionAlgorithm `json:"algorithm,omitempty"`
+
+	// KEKSecret names the key of a Secret in the same namespace holding
+	// the key-encryption key, as `visionserve keys new` prints it
+	// (kubectl create secret generic NAME --from-file=kek=FILE). The
+	// operator reads it to check it and to fingerprint it, never copies
+	// it.
+	KEKSecret corev1.SecretKeySelector `json:"kekSecret"`
 }
 
 // ServerSpec configures the visionserve process.
@@ -506,6 +548,10 @@ const (
 	// as asked (embedded jobs with several replicas or autoscaling); the
 	// operator then changes nothing until the spec is fixed.
 	ConditionJobsConfigured = "JobsConfigured"
+	// ConditionEncryptionConfigured is False when spec.encryption cannot
+	// be served (its Secret or key is missing, or does not hold a KEK);
+	// the operator then changes nothing until it can.
+	ConditionEncryptionConfigured = "EncryptionConfigured"
 )
 
 // VisionServiceStatus is what the operator observed.

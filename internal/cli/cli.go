@@ -19,6 +19,7 @@ import (
 
 	"github.com/visionserve/visionserve/internal/app"
 	"github.com/visionserve/visionserve/internal/config"
+	"github.com/visionserve/visionserve/internal/keys"
 	"github.com/visionserve/visionserve/internal/modelcheck"
 )
 
@@ -118,6 +119,8 @@ type serverFlags struct {
 	jobsDir     string
 	jobsStore   string
 	jobsPGFile  string
+	kekFile     string
+	encAlg      string
 	tlsCert     string
 	tlsKey      string
 	tlsClientCA string
@@ -138,6 +141,8 @@ func (f *serverFlags) register(fs *flag.FlagSet, d config.Config, serving bool) 
 		fs.StringVar(&f.jobsDir, "jobs-dir", d.Jobs.Dir, "directory of the job database; empty disables /v1/jobs")
 		fs.StringVar(&f.jobsStore, "jobs-store", d.Jobs.Store, "job store: embedded (a database in --jobs-dir) or postgres (shared by replicas)")
 		fs.StringVar(&f.jobsPGFile, "jobs-postgres-file", d.Jobs.PostgresFile, "file holding the job store's PostgreSQL connection string (--jobs-store postgres)")
+		fs.StringVar(&f.kekFile, "kek-file", d.Encryption.KEKFile, "file holding the key-encryption key: seal galleries, jobs and reviews at rest (encryption.kek_file; docs/regulated.md)")
+		fs.StringVar(&f.encAlg, "encryption-algorithm", string(d.Encryption.Algorithm), "algorithm of new data keys with --kek-file: aes-256-gcm (default) or sm4-gcm")
 		fs.StringVar(&f.tlsCert, "tls-cert", d.TLS.CertFile, "PEM certificate chain: serve HTTPS (TLS 1.3), reloaded when the file changes")
 		fs.StringVar(&f.tlsKey, "tls-key", d.TLS.KeyFile, "PEM private key of --tls-cert")
 		fs.StringVar(&f.tlsClientCA, "tls-client-ca", d.TLS.ClientCAFile, "PEM CA certificates: require client certificates (mTLS)")
@@ -179,6 +184,10 @@ func (f *serverFlags) load(fs *flag.FlagSet) (config.Config, error) {
 			cfg.Jobs.Store = f.jobsStore
 		case "jobs-postgres-file":
 			cfg.Jobs.PostgresFile = f.jobsPGFile
+		case "kek-file":
+			cfg.Encryption.KEKFile = f.kekFile
+		case "encryption-algorithm":
+			cfg.Encryption.Algorithm = keys.Algorithm(f.encAlg)
 		case "tls-cert":
 			cfg.TLS.CertFile = f.tlsCert
 		case "tls-key":

@@ -3,12 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/visionserve/visionserve/internal/config"
 	"github.com/visionserve/visionserve/internal/jobs/store"
 	"github.com/visionserve/visionserve/internal/keys"
 )
@@ -137,5 +139,48 @@ func TestKeysNew(t *testing.T) {
 	}
 	if _, errOut, code := runMain(t, "keys", "new", "--alg", "des"); code != 1 || !strings.Contains(errOut, "unknown algorithm") {
 		t.Fatalf("des: exit %d, %s", code, errOut)
+	}
+}
+
+// serve's --kek-file and --encryption-algorithm turn encryption on as
+// the file's encryption section does (the operator and the chart pass
+// them, with the KEK mounted from a Secret), and override it.
+func TestServeEncryptionFlags(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfgFile, []byte("encryption: {algorithm: aes-256-gcm, kek_file: /from-file}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want keys.Settings
+	}{
+		{nil, keys.Settings{}},
+		{[]string{"--kek-file", "/run/kek/kek"}, keys.Settings{KEKFile: "/run/kek/kek"}},
+		{[]string{"--kek-file", "/run/kek/kek", "--encryption-algorithm", "sm4-gcm"}, keys.Settings{Algorithm: keys.SM4GCM, KEKFile: "/run/kek/kek"}},
+		{[]string{"--config", cfgFile, "--kek-file", "/run/kek/kek", "--encryption-algorithm", "sm4-gcm"}, keys.Settings{Algorithm: keys.SM4GCM, KEKFile: "/run/kek/kek"}},
+	} {
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		var f serverFlags
+		f.register(fs, config.Default(), true)
+		if err := fs.Parse(append(tc.args, "--no-auth")); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.load(fs)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if cfg.Encryption != tc.want {
+			t.Errorf("%v: encryption %+v, want %+v", tc.args, cfg.Encryption, tc.want)
+		}
+	}
+	// An algorithm without a KEK is refused, as in the file.
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var f serverFlags
+	f.register(fs, config.Default(), true)
+	if err := fs.Parse([]string{"--no-auth", "--encryption-algorithm", "sm4-gcm"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.load(fs); err == nil || !strings.Contains(err.Error(), "no key-encryption key") {
+		t.Errorf("an algorithm without a KEK: %v", err)
 	}
 }

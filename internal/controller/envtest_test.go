@@ -540,14 +540,7 @@ func TestInvalidConfigIsTerminal(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, timeout, "an InvalidSpec event", func() error {
-		for _, e := range events(t, ctx, ns, "ocr") {
-			if e.Reason == "InvalidSpec" && e.Type == corev1.EventTypeWarning {
-				return nil
-			}
-		}
-		return fmt.Errorf("no InvalidSpec event")
-	})
+	warned(t, ctx, ns, "ocr", "InvalidSpec")
 	if _, err := get(ctx, ns, "ocr", &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("a Deployment was created for an invalid spec (err %v)", err)
 	}

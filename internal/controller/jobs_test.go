@@ -51,14 +51,7 @@ func TestEmbeddedJobsNeedOneReplica(t *testing.T) {
 	if _, err := get(ctx, ns, "ocr", &appsv1.Deployment{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("a Deployment was created for embedded jobs on three replicas (err %v)", err)
 	}
-	eventually(t, timeout, "an event", func() error {
-		for _, e := range events(t, ctx, ns, "ocr") {
-			if e.Reason == ReasonEmbeddedJobsNeedOneReplica && e.Type == corev1.EventTypeWarning {
-				return nil
-			}
-		}
-		return fmt.Errorf("no %s event", ReasonEmbeddedJobsNeedOneReplica)
-	})
+	warned(t, ctx, ns, "ocr", ReasonEmbeddedJobsNeedOneReplica)
 
 	// One replica: served, on a claim of its own.
 	update(t, ctx, ns, "ocr", func(vs *v1alpha1.VisionService) { vs.Spec.Replicas = ptr.To[int32](1) })

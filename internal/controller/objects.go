@@ -152,6 +152,7 @@ func serverArgs(vs *v1alpha1.VisionService) []string {
 	case v1alpha1.JobsPostgres:
 		args = append(args, "--jobs-store", "postgres", "--jobs-postgres-file", JobsDSNFile)
 	}
+	args = append(args, encryptionArgs(vs)...)
 	return append(args, vs.Spec.Server.Args...)
 }
 
@@ -218,8 +219,9 @@ func httpGet(path string) *corev1ac.ProbeApplyConfiguration {
 	return corev1ac.Probe().WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString(portName)))
 }
 
-// deployment is the server Deployment with the given replica count.
-func deployment(vs *v1alpha1.VisionService, replicas int32) *appsv1ac.DeploymentApplyConfiguration {
+// deployment is the server Deployment with the given replica count; kek
+// is the fingerprint of spec.encryption's key-encryption key.
+func deployment(vs *v1alpha1.VisionService, replicas int32, kek string) *appsv1ac.DeploymentApplyConfiguration {
 	c := corev1ac.Container().
 		WithName(containerName).
 		WithImage(vs.Spec.Image).
@@ -280,6 +282,7 @@ func deployment(vs *v1alpha1.VisionService, replicas int32) *appsv1ac.Deployment
 		c.WithVolumeMounts(corev1ac.VolumeMount().WithName("state").WithMountPath(StatePath))
 	}
 	jobsVolume(vs, pod, c)
+	kekVolume(vs, pod, c)
 	if hasConfigMap(vs) {
 		pod.WithVolumes(corev1ac.Volume().WithName("config").
 			WithConfigMap(corev1ac.ConfigMapVolumeSource().WithName(configMapName(vs))))
@@ -306,6 +309,11 @@ func deployment(vs *v1alpha1.VisionService, replicas int32) *appsv1ac.Deployment
 		"prometheus.io/scrape": "true",
 		"prometheus.io/port":   strconv.Itoa(int(port(vs))),
 		"prometheus.io/path":   "/metrics",
+	}
+	if kek != "" {
+		// A new key, in a new Secret or the same one, rolls the pods: the
+		// server reads its KEK once, at start.
+		annotations[AnnotationKEK] = kek
 	}
 	// Keep serving capacity during a rollout: surge, never go below. An
 	// embedded job database on a claim takes one process at a time: the

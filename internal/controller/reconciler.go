@@ -52,8 +52,8 @@ type Options struct {
 	// VisionService; set it when the monitoring.coreos.com CRD exists.
 	ServiceMonitors bool
 	// Recheck is how soon a VisionService waiting for something the
-	// operator does not watch (an existing model claim) is looked at again.
-	// Default 30s.
+	// operator does not watch (an existing model claim, the Secret of its
+	// key-encryption key) is looked at again. Default 30s.
 	Recheck time.Duration
 }
 
@@ -222,6 +222,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	} else {
 		setCondition(&vs, v1alpha1.ConditionJobsConfigured, metav1.ConditionTrue, string(store), "jobs are kept in the "+strings.ToLower(string(store))+" store")
 	}
+	kek, err := r.checkEncryption(ctx, &vs)
+	var refusal *encryptionRefusal
+	switch {
+	case errors.As(err, &refusal) && !refusal.wait:
+		return r.refuse(ctx, orig, &vs, refusal.reason, err)
+	case errors.As(err, &refusal):
+		// The Secret may be created or fixed later, and the operator
+		// does not watch Secrets: look again.
+		if err := r.recordRefusal(ctx, orig, &vs, refusal.reason, err); err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{RequeueAfter: r.recheck()}, nil
+	case err != nil:
+		return ctrl.Result{}, err
+	}
 
 	var pods corev1.PodList
 	if err := r.List(ctx, &pods, client.InNamespace(vs.Namespace), client.MatchingLabels(selectorLabels(&vs))); err != nil {
@@ -269,7 +284,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	vs.Status.DesiredReplicas = desired
 
-	dep, err := r.apply(ctx, &vs, desired, routes)
+	dep, err := r.apply(ctx, &vs, desired, routes, kek)
 	if err != nil {
 		vs.Status.Phase = v1alpha1.PhaseFailed
 		reason := "ApplyFailed"
@@ -292,16 +307,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.patchStatus(ctx, orig, &vs); err != nil {
 		return ctrl.Result{}, err
 	}
-	if !modelsReady {
-		recheck := r.Opts.Recheck
-		if recheck <= 0 {
-			recheck = 30 * time.Second
-		}
-		if requeue == 0 || recheck < requeue {
+	// Waiting for the model claim; or sealing with a KEK whose Secret
+	// may get a new value (not watched): look again.
+	if !modelsReady || kek != "" {
+		if recheck := r.recheck(); requeue == 0 || recheck < requeue {
 			requeue = recheck
 		}
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+// recheck is how soon something the operator does not watch is looked at again.
+func (r *Reconciler) recheck() time.Duration {
+	if r.Opts.Recheck > 0 {
+		return r.Opts.Recheck
+	}
+	return 30 * time.Second
 }
 
 // refuse records a spec that cannot be served as written: phase Failed,
@@ -309,16 +330,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // applied (what runs keeps running) and the error is terminal: a new
 // spec, not a retry, fixes it.
 func (r *Reconciler) refuse(ctx context.Context, orig, vs *v1alpha1.VisionService, reason string, err error) (ctrl.Result, error) {
+	if perr := r.recordRefusal(ctx, orig, vs, reason, err); perr != nil {
+		return ctrl.Result{}, perr
+	}
+	return ctrl.Result{}, reconcile.TerminalError(err)
+}
+
+// recordRefusal writes a refusal into status: phase Failed, Ready false
+// with reason, an event when that is news.
+func (r *Reconciler) recordRefusal(ctx context.Context, orig, vs *v1alpha1.VisionService, reason string, err error) error {
 	vs.Status.Phase = v1alpha1.PhaseFailed
 	setCondition(vs, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, err.Error())
 	if c := meta.FindStatusCondition(orig.Status.Conditions, v1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionFalse ||
 		c.Reason != reason || orig.Status.Phase != v1alpha1.PhaseFailed {
 		r.Recorder.Event(vs, corev1.EventTypeWarning, reason, err.Error())
 	}
-	if perr := r.patchStatus(ctx, orig, vs); perr != nil {
-		return ctrl.Result{}, perr
-	}
-	return ctrl.Result{}, reconcile.TerminalError(err)
+	return r.patchStatus(ctx, orig, vs)
 }
 
 // ReasonEmbeddedJobsNeedOneReplica is the reason a VisionService with
@@ -493,8 +520,8 @@ func round(v float64, digits int) float64 {
 
 // apply creates or updates every owned object with server-side apply and
 // deletes the optional ones the spec no longer asks for. rt are the routes
-// the traffic ConfigMap holds.
-func (r *Reconciler) apply(ctx context.Context, vs *v1alpha1.VisionService, replicas int32, rt routes) (*appsv1.Deployment, error) {
+// the traffic ConfigMap holds; kek the fingerprint of spec.encryption's KEK.
+func (r *Reconciler) apply(ctx context.Context, vs *v1alpha1.VisionService, replicas int32, rt routes, kek string) (*appsv1.Deployment, error) {
 	for _, c := range []struct {
 		name string
 		cm   *corev1ac.ConfigMapApplyConfiguration
@@ -521,7 +548,7 @@ func (r *Reconciler) apply(ctx context.Context, vs *v1alpha1.VisionService, repl
 		}
 	}
 	dep := &appsv1.Deployment{}
-	if err := r.applyObject(ctx, dep, vs.Namespace, vs.Name, deployment(vs, replicas)); err != nil {
+	if err := r.applyObject(ctx, dep, vs.Namespace, vs.Name, deployment(vs, replicas, kek)); err != nil {
 		return nil, err
 	}
 	if err := r.applyObject(ctx, &corev1.Service{}, vs.Namespace, vs.Name, service(vs)); err != nil {

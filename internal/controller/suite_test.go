@@ -128,6 +128,19 @@ func eventually(t *testing.T, timeout time.Duration, what string, check func() e
 	}
 }
 
+// warned waits for a warning event with reason about VisionService name.
+func warned(t *testing.T, ctx context.Context, ns, name, reason string) {
+	t.Helper()
+	eventually(t, timeout, "a "+reason+" warning", func() error {
+		for _, e := range events(t, ctx, ns, name) {
+			if e.Reason == reason && e.Type == corev1.EventTypeWarning {
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s event", reason)
+	})
+}
+
 // events lists the events about one object, oldest first.
 func events(t *testing.T, ctx context.Context, ns, name string) []corev1.Event {
 	t.Helper()

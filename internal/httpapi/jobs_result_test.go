@@ -462,11 +462,11 @@ type flakyRaster struct {
 	fail atomic.Bool
 }
 
-func (f *flakyRaster) Render(ctx context.Context, path string, page, dpi int) ([]byte, error) {
+func (f *flakyRaster) Render(ctx context.Context, doc *jobs.PDFFile, page, dpi int) ([]byte, error) {
 	if page == 2 && f.fail.Load() {
 		return nil, errors.New("the rasteriser broke")
 	}
-	return f.Rasterizer.Render(ctx, path, page, dpi)
+	return f.Rasterizer.Render(ctx, doc, page, dpi)
 }
 
 // A document that fails after it has started to go out is cut off: the

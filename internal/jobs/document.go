@@ -194,15 +194,15 @@ func describe(e *PageError) string {
 }
 
 // pageImages gives the images of a job's pages from its stored inputs,
-// holding one input file at a time: a PDF written out for the renderer
-// (and removed when done), or an image file's bytes.
+// holding one input file at a time: a PDF copied into a memory file for
+// the renderer (and freed when done), or an image file's bytes.
 type pageImages struct {
 	m    *Manager
 	id   string
 	plan *plan
 
 	item    int // the file at hand; -1 before the first
-	pdf     string
+	pdf     *PDFFile
 	release func()
 	file    render.Pages // an image file's pages
 }
@@ -242,11 +242,11 @@ func (pi *pageImages) open(ctx context.Context, item int) error {
 		if pi.m.inputs.raster == nil {
 			return inputError(imageio.ErrUnsupported, "file %d of job %s is a PDF, and this server cannot rasterise PDFs (poppler-utils is not installed)", item, pi.id)
 		}
-		path, release, err := pi.m.inputs.pdfs.open(pi.id, item, load)
+		doc, release, err := pi.m.inputs.pdfs.open(pi.id, item, load)
 		if err != nil {
 			return err
 		}
-		pi.item, pi.pdf, pi.release = item, path, release
+		pi.item, pi.pdf, pi.release = item, doc, release
 		return nil
 	}
 	data, err := load()
@@ -288,13 +288,13 @@ func (pi *pageImages) image(ctx context.Context, src Source) (render.Image, erro
 	return img, err
 }
 
-// close drops the file at hand; a PDF written out for this document is
-// removed (a copy of a stored input lingers on disk no longer than its
+// close drops the file at hand; a PDF copied out for this document is
+// freed (a copy of a stored input lingers in memory no longer than its
 // use).
 func (pi *pageImages) close() {
 	if pi.release != nil {
 		pi.release()
 		pi.m.inputs.forget(pi.id)
 	}
-	pi.pdf, pi.release, pi.file = "", nil, nil
+	pi.pdf, pi.release, pi.file = nil, nil, nil
 }

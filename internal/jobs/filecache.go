@@ -2,17 +2,16 @@ package jobs
 
 import (
 	"fmt"
-	"os"
 	"sync"
 )
 
-// fileCache keeps input files written out to a directory (PDFs, for the
-// renderer), keyed by job and item, so the runners working through one
-// document's pages write it once. Files in use are never removed; of the
-// others, the least recently used go beyond max.
+// fileCache keeps PDFs copied into memory files for the renderer, keyed
+// by job and item, so the runners working through one document's pages
+// copy it once. Files in use are never closed; of the others, the least
+// recently used go beyond max files or maxBytes in all (they are memory).
 type fileCache struct {
-	dir string
-	max int
+	max      int
+	maxBytes int64
 
 	mu    sync.Mutex
 	files map[string]*cachedFile
@@ -21,22 +20,22 @@ type fileCache struct {
 
 type cachedFile struct {
 	job   string
-	path  string
+	doc   *PDFFile
 	err   error
-	ready chan struct{} // closed once path or err is set
+	ready chan struct{} // closed once doc or err is set
 	refs  int
 	used  uint64
 	// dead: forgotten while in use; removed by its last release.
 	dead bool
 }
 
-func newFileCache(dir string, max int) *fileCache {
-	return &fileCache{dir: dir, max: max, files: map[string]*cachedFile{}}
+func newFileCache(max int, maxBytes int64) *fileCache {
+	return &fileCache{max: max, maxBytes: maxBytes, files: map[string]*cachedFile{}}
 }
 
-// open returns the path of job's file item, written from load if it is
-// not there yet; release when done with it.
-func (c *fileCache) open(job string, item int, load func() ([]byte, error)) (string, func(), error) {
+// open returns job's file item, copied from load if it is not there yet;
+// release when done with it.
+func (c *fileCache) open(job string, item int, load func() ([]byte, error)) (*PDFFile, func(), error) {
 	key := fmt.Sprintf("%s/%d", job, item)
 	c.mu.Lock()
 	f := c.files[key]
@@ -47,7 +46,7 @@ func (c *fileCache) open(job string, item int, load func() ([]byte, error)) (str
 		c.mu.Unlock()
 		var data []byte
 		if data, f.err = load(); f.err == nil {
-			f.path, f.err = writeTemp(c.dir, data)
+			f.doc, f.err = NewPDFFile(data)
 		}
 		close(f.ready)
 	} else {
@@ -62,9 +61,9 @@ func (c *fileCache) open(job string, item int, load func() ([]byte, error)) (str
 		}
 		f.refs--
 		c.mu.Unlock()
-		return "", nil, f.err
+		return nil, nil, f.err
 	}
-	return f.path, func() { c.release(f) }, nil
+	return f.doc, func() { c.release(f) }, nil
 }
 
 func (c *fileCache) release(f *cachedFile) {
@@ -74,29 +73,31 @@ func (c *fileCache) release(f *cachedFile) {
 	c.clock++
 	f.used = c.clock
 	if f.dead && f.refs == 0 {
-		os.Remove(f.path)
+		f.doc.Close()
 	}
 	c.evictLocked()
 }
 
-// evictLocked removes the least recently used unused files beyond max.
+// evictLocked closes the least recently used unused files beyond max
+// files or maxBytes.
 func (c *fileCache) evictLocked() {
 	for {
 		var oldest string
-		idle := 0
+		idle, bytes := 0, int64(0)
 		for k, f := range c.files {
-			if f.refs > 0 {
+			if f.refs > 0 || f.doc == nil {
 				continue
 			}
 			idle++
+			bytes += f.doc.Size()
 			if oldest == "" || f.used < c.files[oldest].used {
 				oldest = k
 			}
 		}
-		if idle <= c.max {
+		if idle == 0 || (idle <= c.max && bytes <= c.maxBytes) {
 			return
 		}
-		os.Remove(c.files[oldest].path)
+		c.files[oldest].doc.Close()
 		delete(c.files, oldest)
 	}
 }
@@ -111,27 +112,9 @@ func (c *fileCache) forget(job string) {
 		}
 		delete(c.files, k)
 		if f.refs == 0 {
-			os.Remove(f.path)
+			f.doc.Close()
 		} else {
 			f.dead = true
 		}
 	}
-}
-
-// writeTemp writes data to a new file in dir.
-func writeTemp(dir string, data []byte) (string, error) {
-	f, err := os.CreateTemp(dir, "doc-*.pdf")
-	if err != nil {
-		return "", err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
 }

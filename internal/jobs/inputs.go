@@ -24,10 +24,11 @@ type inputs struct {
 	raster Rasterizer
 	// holder runs each rasterisation holding a worker; nil: without one.
 	holder Runner
-	// tmp is the private directory PDFs are written to for the renderer.
+	// tmp is the renderer's private working directory (it writes
+	// nothing there: PDFs and pages stay in memory).
 	tmp string
-	// pdfs are the PDFs written out for the renderer, kept while their
-	// job's pages run here.
+	// pdfs are the PDFs copied into memory files for the renderer, kept
+	// while their job's pages run here.
 	pdfs *fileCache
 }
 
@@ -52,8 +53,9 @@ func newInputs(cfg Config, limits imageio.Limits, raster Rasterizer, holder Runn
 		}
 		in.tmp = dir
 	}
-	// Enough for every runner to work on a different PDF, and then some.
-	in.pdfs = newFileCache(in.tmp, 2*cfg.Concurrency+2)
+	// Enough for every runner to work on a different PDF, and then some;
+	// the idle ones within one submission's bytes (they are memory).
+	in.pdfs = newFileCache(2*cfg.Concurrency+2, cfg.MaxBytes)
 	if in.raster == nil {
 		in.raster = &Poppler{Pdfinfo: cfg.PDF.Pdfinfo, Pdftoppm: cfg.PDF.Pdftoppm, MemoryLimit: cfg.PDF.MemoryLimit, MaxOutput: limits.MaxBytes, TempDir: in.tmp}
 	}
@@ -108,14 +110,14 @@ func (in *inputs) planPDF(ctx context.Context, i int, data []byte, remaining int
 		return inputError(imageio.ErrUnsupported, "file %d is a PDF, and this server cannot rasterise PDFs (poppler-utils is not installed)", i)
 	}
 	it.Kind = KindPDF
-	path, err := writeTemp(in.tmp, data)
+	doc, err := NewPDFFile(data)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(path)
+	defer doc.Close()
 	ctx, cancel := context.WithTimeout(ctx, in.cfg.PageTimeout)
 	defer cancel()
-	sizes, err := in.raster.Pages(ctx, path, remaining)
+	sizes, err := in.raster.Pages(ctx, doc, remaining)
 	if err != nil {
 		if errors.Is(err, ErrPDF) {
 			return inputError(imageio.ErrUndecodable, "file %d: %v", i, err)
@@ -149,7 +151,7 @@ func (in *inputs) read(ctx context.Context, id string, it item, t task, load fun
 		data, err := load(t.Item)
 		return ocr.Input{Data: data, Declared: it.Declared}, err
 	}
-	path, release, err := in.pdfs.open(id, t.Item, func() ([]byte, error) { return load(t.Item) })
+	doc, release, err := in.pdfs.open(id, t.Item, func() ([]byte, error) { return load(t.Item) })
 	if err != nil {
 		return ocr.Input{}, err
 	}
@@ -160,7 +162,7 @@ func (in *inputs) read(ctx context.Context, id string, it item, t task, load fun
 	}
 	var png []byte
 	err = in.hold(ctx, func(ctx context.Context) (err error) {
-		png, err = in.raster.Render(ctx, path, t.Page, dpi)
+		png, err = in.raster.Render(ctx, doc, t.Page, dpi)
 		return err
 	})
 	if err != nil {
@@ -177,7 +179,7 @@ func (in *inputs) hold(ctx context.Context, fn func(context.Context) error) erro
 	return in.holder.Run(ctx, fn)
 }
 
-// forget drops job id's PDFs written out for the renderer.
+// forget drops job id's PDFs copied out for the renderer.
 func (in *inputs) forget(id string) { in.pdfs.forget(id) }
 
 // pageFailure is an error that fails the page it happened to.

@@ -27,6 +27,7 @@ import (
 	"github.com/visionserve/visionserve/internal/jobs"
 	"github.com/visionserve/visionserve/internal/jobs/jobstest"
 	"github.com/visionserve/visionserve/internal/jobs/webhook"
+	"github.com/visionserve/visionserve/internal/keys"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
@@ -94,11 +95,19 @@ type env struct {
 	// renders counts work run through the Scheduler (PDF rasterisation).
 	renders atomic.Int64
 	metrics *jobs.Metrics
+	// keys seal the store at rest (zero: in clear).
+	keys keys.Config
 }
 
 func newEnv(t *testing.T, change func(*jobs.Config)) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), ocr: &fakeOCR{}}
+	return newSealedEnv(t, change, keys.Config{})
+}
+
+// newSealedEnv is newEnv with the store sealed by k.
+func newSealedEnv(t *testing.T, change func(*jobs.Config), k keys.Config) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), ocr: &fakeOCR{}, keys: k}
 	e.now.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	e.cfg = jobs.DefaultConfig()
 	e.cfg.Dir = e.dir
@@ -127,7 +136,7 @@ func (e *env) open() {
 		e.renders.Add(1)
 		return fn(ctx)
 	})
-	m, err := jobs.Open(jobs.Options{Config: e.cfg, OCR: e.ocr, Scheduler: held, Now: e.clock, Metrics: e.metrics, Version: "test"})
+	m, err := jobs.Open(jobs.Options{Config: e.cfg, OCR: e.ocr, Scheduler: held, Now: e.clock, Metrics: e.metrics, Version: "test", Keys: e.keys})
 	if err != nil {
 		e.t.Fatal(err)
 	}

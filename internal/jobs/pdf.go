@@ -20,14 +20,17 @@ import (
 // ErrPDF marks a PDF that cannot be read or rendered.
 var ErrPDF = errors.New("unreadable PDF")
 
+// errOutputOver: a child wrote more than it may.
+var errOutputOver = errors.New("too much output")
+
 // Rasterizer reads PDFs. Poppler implements it with poppler-utils; tests
 // may substitute their own.
 type Rasterizer interface {
 	// Pages returns each page's size in points (1/72 inch), reading at
 	// most maxPages+1 pages so an oversized document is cheap to refuse.
-	Pages(ctx context.Context, pdfPath string, maxPages int) ([]PageSize, error)
+	Pages(ctx context.Context, doc *PDFFile, maxPages int) ([]PageSize, error)
 	// Render rasterises 1-based page at dpi into a grey PNG.
-	Render(ctx context.Context, pdfPath string, page, dpi int) ([]byte, error)
+	Render(ctx context.Context, doc *PDFFile, page, dpi int) ([]byte, error)
 }
 
 // PageSize is a page's size in points.
@@ -35,12 +38,17 @@ type PageSize struct{ W, H float64 }
 
 // Poppler runs pdfinfo and pdftoppm as child processes with limits: a
 // timeout (from ctx), an address-space limit, a file-size limit, output
-// read back only up to MaxOutput, all in a private temporary directory.
+// read back only up to MaxOutput, in a private working directory. Neither
+// the document nor a rendered page touches a file system: the child reads
+// the PDF from an inherited memory file and pdftoppm writes the page to
+// its standard output.
 type Poppler struct {
 	Pdfinfo, Pdftoppm string
 	MemoryLimit       int64 // bytes of address space
 	MaxOutput         int64 // bytes of one rendered page
-	TempDir           string
+	// TempDir is the children's working directory (they write nothing
+	// there); empty: the process's.
+	TempDir string
 }
 
 var _ Rasterizer = (*Poppler)(nil)
@@ -56,27 +64,31 @@ func (p *Poppler) Available() error {
 }
 
 // limited runs name with args under ulimit -v (memory) and -f (file size),
-// killing it when ctx ends. It returns stdout, at most maxOut bytes.
-func (p *Poppler) limited(ctx context.Context, maxOut int64, name string, args ...string) ([]byte, error) {
+// killing it when ctx ends, with doc open at childPath. It returns stdout,
+// at most maxOut bytes.
+func (p *Poppler) limited(ctx context.Context, doc *PDFFile, maxOut int64, name string, args ...string) ([]byte, error) {
 	// POSIX sh's ulimit -f counts 512-byte blocks; -v is in KiB.
 	script := `ulimit -v "$1" && ulimit -f "$2" && shift 2 && exec "$@"`
 	all := append([]string{"-c", script, "sh", strconv.FormatInt(max(p.MemoryLimit>>10, 1), 10), strconv.FormatInt(max(p.MaxOutput/512+1, 1), 10), name}, args...)
 	cmd := exec.CommandContext(ctx, "/bin/sh", all...)
 	cmd.Dir = p.TempDir
+	cmd.ExtraFiles = []*os.File{doc.f} // childFD
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C"}
 	cmd.WaitDelay = time.Second
 	var out, errb limitedBuffer
+	// Past its bound stdout is closed (limitedBuffer.ReadFrom returns):
+	// the child dies of SIGPIPE instead of writing on.
 	out.max, errb.max = maxOut, 4<<10
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	if out.over {
+		return nil, fmt.Errorf("%w: %w: %s wrote more than %d bytes", ErrPDF, errOutputOver, filepath.Base(name), maxOut)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v: %s", ErrPDF, filepath.Base(name), err, strings.TrimSpace(errb.String()))
-	}
-	if out.over {
-		return nil, fmt.Errorf("%w: %s wrote more than %d bytes", ErrPDF, filepath.Base(name), maxOut)
 	}
 	return out.Bytes(), nil
 }
@@ -87,8 +99,8 @@ var (
 )
 
 // Pages implements Rasterizer.
-func (p *Poppler) Pages(ctx context.Context, pdfPath string, maxPages int) ([]PageSize, error) {
-	out, err := p.limited(ctx, 64<<10, p.Pdfinfo, pdfPath)
+func (p *Poppler) Pages(ctx context.Context, doc *PDFFile, maxPages int) ([]PageSize, error) {
+	out, err := p.limited(ctx, doc, 64<<10, p.Pdfinfo, childPath)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +115,7 @@ func (p *Poppler) Pages(ctx context.Context, pdfPath string, maxPages int) ([]Pa
 	if n > maxPages {
 		return make([]PageSize, maxPages+1), nil
 	}
-	out, err = p.limited(ctx, int64(n)*256+64<<10, p.Pdfinfo, "-f", "1", "-l", strconv.Itoa(n), pdfPath)
+	out, err = p.limited(ctx, doc, int64(n)*256+64<<10, p.Pdfinfo, "-f", "1", "-l", strconv.Itoa(n), childPath)
 	if err != nil {
 		return nil, err
 	}
@@ -130,33 +142,21 @@ func (p *Poppler) Pages(ctx context.Context, pdfPath string, maxPages int) ([]Pa
 	return sizes, nil
 }
 
-// Render implements Rasterizer.
-func (p *Poppler) Render(ctx context.Context, pdfPath string, page, dpi int) ([]byte, error) {
-	dir, err := os.MkdirTemp(p.TempDir, "render-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	prefix := filepath.Join(dir, "page")
-	_, err = p.limited(ctx, 4<<10, p.Pdftoppm, "-q", "-f", strconv.Itoa(page), "-l", strconv.Itoa(page),
-		"-r", strconv.Itoa(dpi), "-gray", "-png", "-singlefile", pdfPath, prefix)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(prefix + ".png")
-	if err != nil {
-		return nil, fmt.Errorf("%w: pdftoppm wrote no page: %v", ErrPDF, err)
-	}
-	defer f.Close()
-	var b limitedBuffer
-	b.max = p.MaxOutput
-	if _, err := b.ReadFrom(f); err != nil {
-		return nil, err
-	}
-	if b.over {
+// Render implements Rasterizer. Without an output root, pdftoppm
+// -singlefile writes the page to its standard output, read back up to
+// MaxOutput.
+func (p *Poppler) Render(ctx context.Context, doc *PDFFile, page, dpi int) ([]byte, error) {
+	out, err := p.limited(ctx, doc, p.MaxOutput, p.Pdftoppm, "-q", "-f", strconv.Itoa(page), "-l", strconv.Itoa(page),
+		"-r", strconv.Itoa(dpi), "-gray", "-png", "-singlefile", childPath)
+	switch {
+	case errors.Is(err, errOutputOver):
 		return nil, fmt.Errorf("%w: page %d rendered to more than %d bytes", ErrPDF, page, p.MaxOutput)
+	case err != nil:
+		return nil, err
+	case len(out) == 0:
+		return nil, fmt.Errorf("%w: pdftoppm wrote no page", ErrPDF)
 	}
-	return b.Bytes(), nil
+	return out, nil
 }
 
 // PageDPI is the resolution for a page of size s: dpi, or lower so that

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"image"
 	stdpng "image/png"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,18 +20,19 @@ func poppler(t *testing.T) *jobs.Poppler {
 	return &jobs.Poppler{Pdfinfo: "pdfinfo", Pdftoppm: "pdftoppm", MemoryLimit: 1 << 30, MaxOutput: 8 << 20, TempDir: t.TempDir()}
 }
 
-func writePDF(t *testing.T, data []byte) string {
-	p := filepath.Join(t.TempDir(), "doc.pdf")
-	if err := os.WriteFile(p, data, 0o600); err != nil {
+func memPDF(t *testing.T, data []byte) *jobs.PDFFile {
+	doc, err := jobs.NewPDFFile(data)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	t.Cleanup(func() { doc.Close() })
+	return doc
 }
 
 func TestPoppler(t *testing.T) {
 	p := poppler(t)
 	ctx := context.Background()
-	doc := writePDF(t, jobstest.PDF([]image.Image{imagetest.Marked(144, 72), imagetest.Marked(72, 144), imagetest.Marked(10, 10)}, 72))
+	doc := memPDF(t, jobstest.PDF([]image.Image{imagetest.Marked(144, 72), imagetest.Marked(72, 144), imagetest.Marked(10, 10)}, 72))
 	sizes, err := p.Pages(ctx, doc, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +59,7 @@ func TestPoppler(t *testing.T) {
 		t.Fatalf("oversized render: %v", err)
 	}
 	// Garbage, and a page that does not exist.
-	bad := writePDF(t, []byte("%PDF-1.4\nthis is not really a pdf\n"))
+	bad := memPDF(t, []byte("%PDF-1.4\nthis is not really a pdf\n"))
 	if _, err := p.Pages(ctx, bad, 10); !errors.Is(err, jobs.ErrPDF) {
 		t.Fatalf("garbage: %v", err)
 	}

@@ -60,3 +60,23 @@ postgres
 {{- fail (printf "jobs.store %q: use off, embedded or postgres" $store) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* "on" when encryption at rest is enabled, after checking its values. */}}
+{{- define "visionserve.encryption" -}}
+{{- $e := .Values.encryption | default dict -}}
+{{- if $e.enabled -}}
+{{- $ref := $e.kekSecret | default dict -}}
+{{- if or (not $ref.name) (not $ref.key) -}}
+{{- fail "encryption.enabled needs encryption.kekSecret.name and .key: the Secret holding the key-encryption key (visionserve keys new); the key never goes in the values" -}}
+{{- end -}}
+{{- if not (has ($e.algorithm | default "aes-256-gcm") (list "aes-256-gcm" "sm4-gcm")) -}}
+{{- fail (printf "encryption.algorithm %q: use aes-256-gcm or sm4-gcm" $e.algorithm) -}}
+{{- end -}}
+{{- if .Values.server.config -}}
+{{- if hasKey (fromYaml .Values.server.config) "encryption" -}}
+{{- fail "server.config has an encryption section and encryption.enabled is set: keep one (encryption.kekSecret mounts the key from its Secret)" -}}
+{{- end -}}
+{{- end -}}
+on
+{{- end -}}
+{{- end -}}
