@@ -15,7 +15,6 @@ import (
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 	"github.com/visionserve/visionserve/internal/modelrepo/repotest"
-	"github.com/visionserve/visionserve/internal/modelrepo/trust"
 	"github.com/visionserve/visionserve/internal/sched"
 	"github.com/visionserve/visionserve/internal/testenv"
 	"github.com/visionserve/visionserve/models"
@@ -53,7 +52,16 @@ func TestEveryKindLoadsOnlyVerifiedBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	neg, abs := unary(t, "Neg"), unary(t, "Abs")
+	// Two valid ONNX models of the same size: y = x on rows of 3, and on
+	// rows of 4.
+	rows3, err := onnxtest.Identity(engine.FP32, []int64{-1, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows4, err := onnxtest.Identity(engine.FP32, []int64{-1, 4})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	hybrid := map[string][]byte{"det.onnx": det, "cls.onnx": cls, "eng.traineddata": eng}
 	ctc := map[string][]byte{"det.onnx": det, "rec.onnx": rec, "dict.txt": dict}
@@ -65,8 +73,8 @@ func TestEveryKindLoadsOnlyVerifiedBytes(t *testing.T) {
 		// swaps are the files replaced, one per case, and by what.
 		swaps map[string][]byte
 	}{
-		{"onnx", manifest.KindONNX, map[string]any{"file": "model.onnx"}, map[string][]byte{"model.onnx": neg},
-			map[string][]byte{"model.onnx": abs}},
+		{"onnx", manifest.KindONNX, map[string]any{"file": "model.onnx"}, map[string][]byte{"model.onnx": rows3},
+			map[string][]byte{"model.onnx": rows4}},
 		{"ocr-ppocr hybrid", manifest.KindOCRPPOCR, map[string]any{"det": "det.onnx", "cls": "cls.onnx"}, hybrid,
 			map[string][]byte{"det.onnx": cls, "cls.onnx": det, "eng.traineddata": chi}},
 		{"ocr-ppocr ctc", manifest.KindOCRPPOCR, map[string]any{"recognizer": "ctc", "det": "det.onnx", "cls": "", "rec": "rec.onnx", "dict": "dict.txt"}, ctc,
@@ -91,7 +99,7 @@ func TestEveryKindLoadsOnlyVerifiedBytes(t *testing.T) {
 				t.Fatalf("no loader registered for kind %s", tc.kind)
 			}
 			spec := repotest.Spec{Name: "m", Version: 1, Kind: tc.kind, Runtime: tc.runtime, Files: tc.files}
-			pkg, dir := verifiedPackage(t, spec)
+			pkg, _ := repotest.Verified(t, spec)
 			inst, err := l.Load(context.Background(), pkg)
 			if err != nil {
 				t.Fatalf("the package as signed: %v", err)
@@ -99,7 +107,7 @@ func TestEveryKindLoadsOnlyVerifiedBytes(t *testing.T) {
 			inst.Close()
 			for file, other := range tc.swaps {
 				t.Run(file, func(t *testing.T) {
-					pkg, dir = verifiedPackage(t, spec)
+					pkg, dir := repotest.Verified(t, spec)
 					// Replaced after verification, by the rename a sync
 					// tool makes: another name, same place.
 					tmp := filepath.Join(dir, ".swap")
@@ -121,34 +129,4 @@ func TestEveryKindLoadsOnlyVerifiedBytes(t *testing.T) {
 			}
 		})
 	}
-}
-
-// verifiedPackage publishes spec, signed, and returns what the server's
-// verifier accepted, with its directory.
-func verifiedPackage(t *testing.T, spec repotest.Spec) (*modelrepo.Package, string) {
-	t.Helper()
-	key := repotest.NewKey(t)
-	spec.Signer = key.Signer
-	dir := repotest.Publish(t, t.TempDir(), spec)
-	p, err := trust.New(trust.Config{Keys: []string{key.PublicPath}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkg, err := p.Verify(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pkg, dir
-}
-
-// unary is a generated ONNX model z = op(x) on FP32 rows of 3.
-func unary(t *testing.T, op string) []byte {
-	t.Helper()
-	m, err := onnxtest.Model([]onnxtest.Node{{Op: op, Inputs: []string{"x"}, Outputs: []string{"z"}}},
-		[]onnxtest.Value{{Name: "x", DType: engine.FP32, Shape: []int64{-1, 3}}},
-		[]onnxtest.Value{{Name: "z", DType: engine.FP32, Shape: []int64{-1, 3}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
