@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/visionserve/visionserve/internal/loader"
@@ -16,29 +16,30 @@ import (
 )
 
 // Packages of kind ocr-ppocr and onnx load with the loaders the models list
-// uses (internal/loader), from the verified package directory and with the
-// manifest's runtime object as their options. Those loaders hand ONNX
-// Runtime file paths, so unlike ocr-tesseract packages, the files are read
-// again after verification rather than handed over as verified bytes:
-// keep the repository writable only by its publisher.
+// uses (internal/loader), with the manifest's runtime object as their
+// options. They read the package's files through the verified Package,
+// which checks each file's size and SHA-256 against the signed manifest as
+// it reads it, and build the engines from those very bytes, as every other
+// kind does: a file replaced in the repository after verification (or
+// after the isolated check) is refused with digest_mismatch, never loaded.
 
 // kindLoaders returns the repository loaders of the kinds internal/loader
 // provides.
 func kindLoaders(env loader.Env, sample func() (*ocrrepo.Sample, error)) map[string]modelrepo.Loader {
 	return map[string]modelrepo.Loader{
-		loader.KindOCRPPOCR: modelrepo.LoaderFunc(func(_ context.Context, pkg *modelrepo.Package) (modelrepo.Instance, error) {
+		loader.KindOCRPPOCR: modelrepo.LoaderFunc(func(ctx context.Context, pkg *modelrepo.Package) (modelrepo.Instance, error) {
 			runtime, err := ppocrRuntime(pkg)
 			if err != nil {
 				return nil, err
 			}
-			m, err := loader.PPOCR(pkg.Name, strconv.Itoa(pkg.Version), pkg.Dir, runtime, env)
+			m, err := loader.PPOCR(ctx, pkg.Name, strconv.Itoa(pkg.Version), pkg, runtime, env)
 			if err != nil {
 				return nil, err
 			}
 			return &pageModel{loaded{m}, sample}, nil
 		}),
-		loader.KindONNX: modelrepo.LoaderFunc(func(_ context.Context, pkg *modelrepo.Package) (modelrepo.Instance, error) {
-			m, err := loader.ONNX(pkg.Name, strconv.Itoa(pkg.Version), pkg.Dir, pkg.Runtime, env)
+		loader.KindONNX: modelrepo.LoaderFunc(func(ctx context.Context, pkg *modelrepo.Package) (modelrepo.Instance, error) {
+			m, err := loader.ONNX(ctx, pkg.Name, strconv.Itoa(pkg.Version), pkg, pkg.Runtime, env)
 			if err != nil {
 				return nil, err
 			}
@@ -48,9 +49,10 @@ func kindLoaders(env loader.Env, sample func() (*ocrrepo.Sample, error)) map[str
 }
 
 // ppocrRuntime keeps a hybrid PP-OCR package inside itself: when it carries
-// the Tesseract language's traineddata and names no tessdata directory,
-// its lines are read with that file rather than the system's; a relative
-// tessdata is relative to the package.
+// the traineddata of every Tesseract language it names and names no
+// tessdata directory, its lines are read with those files rather than the
+// system's (tessdata "." for the loader: the package's own files, read
+// verified).
 func ppocrRuntime(pkg *modelrepo.Package) (json.RawMessage, error) {
 	opts := map[string]any{}
 	if len(bytes.TrimSpace(pkg.Runtime)) > 0 {
@@ -62,15 +64,21 @@ func ppocrRuntime(pkg *modelrepo.Package) (json.RawMessage, error) {
 	if lang == "" {
 		lang = "eng"
 	}
-	switch td, ok := opts["tessdata"].(string); {
-	case !ok || td == "":
-		if _, has := pkg.Files[lang+".traineddata"]; has {
-			opts["tessdata"] = pkg.Dir
-		}
-	case !filepath.IsAbs(td):
-		opts["tessdata"] = filepath.Join(pkg.Dir, td)
+	if td, _ := opts["tessdata"].(string); td == "" && carries(pkg, lang) {
+		opts["tessdata"] = "."
 	}
 	return json.Marshal(opts)
+}
+
+// carries reports whether pkg holds the traineddata of every language of
+// the Tesseract spec lang.
+func carries(pkg *modelrepo.Package, lang string) bool {
+	for _, l := range strings.Split(lang, "+") {
+		if _, ok := pkg.Files[l+".traineddata"]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // loaded is a loader.Model as a repository Instance.

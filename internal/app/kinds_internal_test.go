@@ -11,15 +11,18 @@ import (
 // A hybrid PP-OCR package reads its lines with the traineddata it carries.
 func TestPPOCRRuntimeStaysInThePackage(t *testing.T) {
 	withEng := map[string]modelrepo.File{"eng.traineddata": {}, "det.onnx": {}}
+	withBoth := map[string]modelrepo.File{"eng.traineddata": {}, "deu.traineddata": {}, "det.onnx": {}}
 	for _, tc := range []struct {
 		runtime string
 		files   map[string]modelrepo.File
 		want    any // the tessdata option passed to the loader
 	}{
-		{"", withEng, "/pkg"},
-		{`{"recognizer": "tesseract"}`, withEng, "/pkg"},
+		{"", withEng, "."},
+		{`{"recognizer": "tesseract"}`, withEng, "."},
 		{`{"lang": "deu"}`, withEng, nil},
-		{`{"tessdata": "td"}`, withEng, "/pkg/td"},
+		{`{"lang": "eng+deu"}`, withEng, nil},
+		{`{"lang": "eng+deu"}`, withBoth, "."},
+		{`{"tessdata": "td"}`, withEng, "td"},
 		{`{"tessdata": "/usr/share/tessdata"}`, withEng, "/usr/share/tessdata"},
 		{"", map[string]modelrepo.File{"det.onnx": {}}, nil},
 	} {

@@ -33,9 +33,9 @@ func loadModel(mc config.Model, env loader.Env) (*loader.Model, error) {
 			}
 		}
 		if mc.Engine == config.EnginePPOCR {
-			return loader.PPOCR(mc.Name, mc.Version, mc.Dir, runtime, env)
+			return loader.PPOCR(context.Background(), mc.Name, mc.Version, loader.Dir(mc.Dir), runtime, env)
 		}
-		return loader.ONNX(mc.Name, mc.Version, mc.Dir, runtime, env)
+		return loader.ONNX(context.Background(), mc.Name, mc.Version, loader.Dir(mc.Dir), runtime, env)
 	}
 	return nil, fmt.Errorf("model %s: unknown engine %q", mc.Name, mc.Engine)
 }

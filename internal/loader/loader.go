@@ -104,21 +104,49 @@ func decodeRuntime(runtime json.RawMessage, v any) error {
 	return nil
 }
 
-// modelFile resolves name inside dir, refusing names that leave it.
-func modelFile(dir, name, what string) (string, error) {
-	if name == "" {
-		return "", fmt.Errorf("no %s file named", what)
+// Files is where a loader reads a model's files, by slash-separated path
+// relative to the model. A model package (*modelrepo.Package) reads each
+// file once and checks its size and SHA-256 against the signed manifest
+// before it hands the bytes over, and the loaders build their engines from
+// those very bytes: a file replaced after verification is refused, never
+// loaded. Dir reads a directory as it is, for the configuration file's
+// models list.
+type Files interface {
+	ReadFile(ctx context.Context, name string) ([]byte, error)
+}
+
+// Dir is a model directory read as it is on disk, unverified: the
+// configuration file's models list, whose files the operator installed.
+type Dir string
+
+// ReadFile implements Files.
+func (d Dir) ReadFile(ctx context.Context, name string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	if !filepath.IsLocal(name) {
-		return "", fmt.Errorf("%s file %q must be a relative path inside the model directory", what, name)
-	}
-	p := filepath.Join(dir, name)
+	p := filepath.Join(string(d), filepath.FromSlash(name))
 	st, err := os.Stat(p)
 	if err != nil {
-		return "", fmt.Errorf("%s file: %w", what, err)
+		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return "", fmt.Errorf("%s file %s is not a regular file", what, p)
+		return nil, fmt.Errorf("%s is not a regular file", p)
 	}
-	return p, nil
+	return os.ReadFile(p)
+}
+
+// readFile reads the model file name through files, refusing names that
+// leave the model; what says which file it is, for errors.
+func readFile(ctx context.Context, files Files, name, what string) ([]byte, error) {
+	if name == "" {
+		return nil, fmt.Errorf("no %s file named", what)
+	}
+	if !filepath.IsLocal(name) {
+		return nil, fmt.Errorf("%s file %q must be a relative path inside the model directory", what, name)
+	}
+	data, err := files.ReadFile(ctx, filepath.ToSlash(name))
+	if err != nil {
+		return nil, fmt.Errorf("%s file %s: %w", what, name, err)
+	}
+	return data, nil
 }

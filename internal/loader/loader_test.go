@@ -16,6 +16,15 @@ import (
 
 func env() loader.Env { return loader.Env{Scheduler: sched.New(1, 4, nil), Instances: 1} }
 
+// Loaders as the table below calls them, on a directory of the system.
+func onnxDir(name, version, dir string, runtime json.RawMessage, env loader.Env) (*loader.Model, error) {
+	return loader.ONNX(context.Background(), name, version, loader.Dir(dir), runtime, env)
+}
+
+func ppocrDir(name, version, dir string, runtime json.RawMessage, env loader.Env) (*loader.Model, error) {
+	return loader.PPOCR(context.Background(), name, version, loader.Dir(dir), runtime, env)
+}
+
 // Bad options and files are refused before anything is loaded, with a
 // message naming the model and the problem.
 func TestLoaderRejects(t *testing.T) {
@@ -32,18 +41,18 @@ func TestLoaderRejects(t *testing.T) {
 		runtime string
 		want    string
 	}{
-		{"onnx unknown option", loader.ONNX, `{"fille": "m.onnx"}`, `unknown field "fille"`},
-		{"onnx file outside the directory", loader.ONNX, `{"file": "../m.onnx"}`, "inside the model directory"},
-		{"onnx absolute file", loader.ONNX, `{"file": "/etc/passwd"}`, "inside the model directory"},
-		{"onnx missing file", loader.ONNX, `{"file": "absent.onnx"}`, "absent.onnx"},
-		{"onnx directory as file", loader.ONNX, `{"file": "sub"}`, "not a regular file"},
-		{"onnx bad batching", loader.ONNX, `{"file": "m.onnx", "batching": {"max_batch_size": 0}}`, "max_batch_size"},
-		{"onnx bad delay", loader.ONNX, `{"file": "m.onnx", "batching": {"max_queue_delay": 5}}`, "duration"},
-		{"onnx not an object", loader.ONNX, `[1]`, "runtime options"},
-		{"ppocr unknown recogniser", loader.PPOCR, `{"recognizer": "magic"}`, `recognizer "magic"`},
-		{"ppocr bad params", loader.PPOCR, `{"params": {"det": {"thresh": 2}}}`, "det.thresh"},
-		{"ppocr unknown param", loader.PPOCR, `{"params": {"dett": {}}}`, `unknown field "dett"`},
-		{"ppocr bad cheap tier", loader.PPOCR, `{"cheap_tier": {"max_side": 10}}`, "cheap_tier.max_side"},
+		{"onnx unknown option", onnxDir, `{"fille": "m.onnx"}`, `unknown field "fille"`},
+		{"onnx file outside the directory", onnxDir, `{"file": "../m.onnx"}`, "inside the model directory"},
+		{"onnx absolute file", onnxDir, `{"file": "/etc/passwd"}`, "inside the model directory"},
+		{"onnx missing file", onnxDir, `{"file": "absent.onnx"}`, "absent.onnx"},
+		{"onnx directory as file", onnxDir, `{"file": "sub"}`, "not a regular file"},
+		{"onnx bad batching", onnxDir, `{"file": "m.onnx", "batching": {"max_batch_size": 0}}`, "max_batch_size"},
+		{"onnx bad delay", onnxDir, `{"file": "m.onnx", "batching": {"max_queue_delay": 5}}`, "duration"},
+		{"onnx not an object", onnxDir, `[1]`, "runtime options"},
+		{"ppocr unknown recogniser", ppocrDir, `{"recognizer": "magic"}`, `recognizer "magic"`},
+		{"ppocr bad params", ppocrDir, `{"params": {"det": {"thresh": 2}}}`, "det.thresh"},
+		{"ppocr unknown param", ppocrDir, `{"params": {"dett": {}}}`, `unknown field "dett"`},
+		{"ppocr bad cheap tier", ppocrDir, `{"cheap_tier": {"max_side": 10}}`, "cheap_tier.max_side"},
 		{"tesseract empty lang", loader.Tesseract, `{"lang": ""}`, "lang is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,7 +80,7 @@ func TestIntegrationLoadONNX(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, runtime := range []string{``, `{"sessions": 2, "batching": {}}`} {
-		m, err := loader.ONNX("id", "4", dir, json.RawMessage(runtime), env())
+		m, err := loader.ONNX(context.Background(), "id", "4", loader.Dir(dir), json.RawMessage(runtime), env())
 		if err != nil {
 			t.Fatal(err)
 		}

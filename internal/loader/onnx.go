@@ -1,9 +1,9 @@
 package loader
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/visionserve/visionserve/internal/engine"
@@ -28,7 +28,7 @@ type ONNXOptions struct {
 // ONNX loads a generic ONNX model served on the inference protocol: a pool
 // of sessions, and a runner that either batches runs or runs each on its
 // own, each run holding one scheduler worker.
-func ONNX(name, version, dir string, runtime json.RawMessage, env Env) (m *Model, err error) {
+func ONNX(ctx context.Context, name, version string, files Files, runtime json.RawMessage, env Env) (m *Model, err error) {
 	opts := ONNXOptions{File: "model.onnx", Options: onnx.DefaultOptions()}
 	opts.Sessions = max(env.Instances, 1)
 	if err := decodeRuntime(runtime, &opts); err != nil {
@@ -48,7 +48,7 @@ func ONNX(name, version, dir string, runtime json.RawMessage, env Env) (m *Model
 	start := time.Now()
 	m = &Model{Name: name, Version: version, Kind: KindONNX}
 	defer m.onFail(&err)
-	pool, err := loadONNX(dir, opts.File, "model", opts.Options, env)
+	pool, err := loadONNX(ctx, files, opts.File, "model", opts.Options, env)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", name, err)
 	}
@@ -79,17 +79,14 @@ func ONNX(name, version, dir string, runtime json.RawMessage, env Env) (m *Model
 	return m, nil
 }
 
-// loadONNX reads one model file of dir into a session pool.
-func loadONNX(dir, file, what string, opts onnx.Options, env Env) (*onnx.Pool, error) {
-	path, err := modelFile(dir, file, what)
+// loadONNX reads one model file into a session pool, which ONNX Runtime
+// builds from those bytes.
+func loadONNX(ctx context.Context, files Files, file, what string, opts onnx.Options, env Env) (*onnx.Pool, error) {
+	data, err := readFile(ctx, files, file, what)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := onnx.Init(env.ONNXLibrary); err != nil {
-		return nil, err
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
 		return nil, err
 	}
 	pool, err := onnx.NewPool(data, opts)

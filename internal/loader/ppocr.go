@@ -1,11 +1,14 @@
 package loader
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"image"
-	"os"
+	"path"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/visionserve/visionserve/internal/engine"
@@ -36,8 +39,13 @@ type PPOCROptions struct {
 	Dict string `json:"dict"` // its character list (ctc only)
 	// Recognizer is "tesseract" (hybrid) or "ctc".
 	Recognizer string `json:"recognizer"`
-	// Lang and Tessdata configure the hybrid's Tesseract ("" tessdata:
-	// the system's).
+	// Lang and Tessdata configure the hybrid's Tesseract. Tessdata ""
+	// is the system's tessdata directory, an absolute path another
+	// directory of the system, and a relative path a directory of the
+	// model: its <lang>.traineddata files are then read with the model's
+	// other files (through Files, so a package's are verified) and
+	// Tesseract is initialised from those bytes ("." for files beside the
+	// ONNX models).
 	Lang     string `json:"lang"`
 	Tessdata string `json:"tessdata"`
 	// Session settings of the ONNX models, as for kind onnx.
@@ -66,8 +74,9 @@ func DefaultPPOCROptions(instances int) PPOCROptions {
 	return o
 }
 
-// PPOCR loads a PP-OCR model from the ONNX files in dir.
-func PPOCR(name, version, dir string, runtime json.RawMessage, env Env) (m *Model, err error) {
+// PPOCR loads a PP-OCR model from its ONNX files (and, for the hybrid,
+// Tesseract's traineddata when the model carries it).
+func PPOCR(ctx context.Context, name, version string, files Files, runtime json.RawMessage, env Env) (m *Model, err error) {
 	opts := DefaultPPOCROptions(env.Instances)
 	if err := decodeRuntime(runtime, &opts); err != nil {
 		return nil, fmt.Errorf("model %s: %w", name, err)
@@ -99,7 +108,7 @@ func PPOCR(name, version, dir string, runtime json.RawMessage, env Env) (m *Mode
 	m = &Model{Name: name, Version: version, Kind: KindOCRPPOCR}
 	defer m.onFail(&err)
 	load := func(file, what string) (*onnx.Pool, error) {
-		p, err := loadONNX(dir, file, what, opts.Options, env)
+		p, err := loadONNX(ctx, files, file, what, opts.Options, env)
 		if err != nil {
 			return nil, fmt.Errorf("model %s: %w", name, err)
 		}
@@ -119,7 +128,7 @@ func PPOCR(name, version, dir string, runtime json.RawMessage, env Env) (m *Mode
 		if models.Rec, err = load(opts.Rec, "recogniser"); err != nil {
 			return nil, err
 		}
-		if models.Dict, err = loadDict(dir, opts.Dict); err != nil {
+		if models.Dict, err = loadDict(ctx, files, opts.Dict); err != nil {
 			return nil, fmt.Errorf("model %s: %w", name, err)
 		}
 	}
@@ -129,7 +138,10 @@ func PPOCR(name, version, dir string, runtime json.RawMessage, env Env) (m *Mode
 	}
 	reader := ppocr.NewReader(pl)
 	if hybrid {
-		tc := tesseract.Config{DataPath: opts.Tessdata, Languages: opts.Lang}
+		tc, err := lineTesseract(ctx, files, opts.Tessdata, opts.Lang)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: line recogniser: %w", name, err)
+		}
 		lines, err := engine.NewPool(max(env.Instances, 1), func(int) (*tesseract.Engine, error) { return tesseract.New(tc) })
 		if err != nil {
 			return nil, fmt.Errorf("model %s: line recogniser: %w", name, err)
@@ -152,17 +164,35 @@ func PPOCR(name, version, dir string, runtime json.RawMessage, env Env) (m *Mode
 	return m, nil
 }
 
-func loadDict(dir, file string) ([]string, error) {
-	path, err := modelFile(dir, file, "dictionary")
+func loadDict(ctx context.Context, files Files, file string) ([]string, error) {
+	data, err := readFile(ctx, files, file, "dictionary")
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+	return ppocr.LoadDict(bytes.NewReader(data))
+}
+
+// lineTesseract configures the hybrid's Tesseract: from the system's
+// directory or another absolute one, or from the bytes of the model's own
+// traineddata (tessdata relative: a directory of the model).
+func lineTesseract(ctx context.Context, files Files, tessdata, lang string) (tesseract.Config, error) {
+	tc := tesseract.Config{Languages: lang}
+	if tessdata == "" || filepath.IsAbs(tessdata) {
+		tc.DataPath = tessdata
+		return tc, nil
 	}
-	defer f.Close()
-	return ppocr.LoadDict(f)
+	if !filepath.IsLocal(tessdata) {
+		return tc, fmt.Errorf("tessdata %q must be an absolute path or a directory inside the model", tessdata)
+	}
+	tc.Data = map[string][]byte{}
+	for _, l := range strings.Split(lang, "+") {
+		data, err := readFile(ctx, files, path.Join(filepath.ToSlash(tessdata), l+".traineddata"), "traineddata")
+		if err != nil {
+			return tc, err
+		}
+		tc.Data[l] = data
+	}
+	return tc, nil
 }
 
 // guardedLines reads lines through engine.Call, so that a Tesseract call

@@ -28,6 +28,13 @@
 // to take its traffic, unless nothing is left to replace it (the model's
 // directories were removed, or an operator unloaded the last version).
 //
+// What serves is what was verified: a Loader reads model bytes only
+// through Package.ReadFile, which checks each file's size and SHA-256
+// against the verified manifest as it reads it, and builds its engines
+// from those bytes, never from a path; a file replaced after verification
+// (or after the isolated check, whose child loads with the same loaders)
+// fails the load with ReasonDigestMismatch.
+//
 // Engines plug in by kind: a Loader turns a verified Package into an
 // Instance, and the pipelines read their own engine type out of the
 // Instance a Handle carries. modelrepo imports no engine, no pipeline and

@@ -53,14 +53,24 @@ type Signer struct {
 	NotAfter time.Time `json:"not_after,omitzero"`
 }
 
+// MaxReadBytes bounds a file ReadFile reads into memory: 2 GiB, beyond
+// which neither engine loads a model from memory (a serialised ONNX
+// protobuf, a traineddata image).
+const MaxReadBytes = 1<<31 - 1
+
 // ReadFile reads the listed file rel and checks its size and SHA-256
 // against the verified ones. Loaders read model bytes through it and hand
 // those very bytes to their engine, so what is loaded is what was verified
-// even if the file changed on disk after verification.
+// even if the file changed on disk after verification: a changed file is
+// refused with ReasonDigestMismatch. Every kind loads this way; no loader
+// opens a package file by path.
 func (p *Package) ReadFile(ctx context.Context, rel string) ([]byte, error) {
 	f, ok := p.Files[rel]
 	if !ok {
 		return nil, NewError(ReasonMissingFile, rel, "the loader needs this file and the package does not list it")
+	}
+	if f.Size > MaxReadBytes {
+		return nil, NewError(ReasonLoadError, rel, fmt.Sprintf("%d bytes: larger than the %d bytes an engine loads from memory", f.Size, int64(MaxReadBytes)))
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -104,17 +114,6 @@ func (p *Package) Digest() string {
 		fmt.Fprintf(h, "file\x00%s\x00%d\x00%s\x00", rel, f.Size, f.SHA256)
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
-}
-
-// Path returns the on-disk path of the listed file rel. A loader that must
-// let its engine open files by name (an engine without a load-from-memory
-// API) uses it; the bytes it then loads were verified moments before but
-// are not re-checked. Prefer ReadFile.
-func (p *Package) Path(rel string) (string, error) {
-	if _, ok := p.Files[rel]; !ok {
-		return "", NewError(ReasonMissingFile, rel, "the loader needs this file and the package does not list it")
-	}
-	return filepath.Join(p.Dir, filepath.FromSlash(rel)), nil
 }
 
 // Verifier checks a version directory (digests, signature, trust) and

@@ -56,8 +56,9 @@ func TestPackageReadFile(t *testing.T) {
 			}
 		})
 	}
-	if _, err := pkg.Path("other.bin"); !errors.Is(err, modelrepo.ReasonMissingFile) {
-		t.Errorf("Path of an unlisted file: %v", err)
+	huge := &modelrepo.Package{Dir: dir, Files: map[string]modelrepo.File{"w.bin": {SHA256: hex.EncodeToString(sum[:]), Size: 1 << 40}}}
+	if _, err := huge.ReadFile(ctx, "w.bin"); !errors.Is(err, modelrepo.ReasonLoadError) {
+		t.Errorf("a file over MaxReadBytes: %v", err)
 	}
 }
 

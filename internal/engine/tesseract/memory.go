@@ -29,25 +29,29 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"unsafe"
 )
 
-// newFromData builds an Engine from cfg.Data, opening no file.
+// newFromData builds an Engine from cfg.Data: one language straight from
+// its bytes, opening no file; several from a private copy of their bytes
+// (see privateCopy).
 func newFromData(cfg Config) (e *Engine, err error) {
 	lang := cfg.Languages
-	if strings.Contains(lang, "+") {
-		return nil, fmt.Errorf("tesseract: languages %q: in-memory models take exactly one language", lang)
-	}
-	data, ok := cfg.Data[lang]
-	if !ok {
-		return nil, fmt.Errorf("tesseract: no data for language %q", lang)
-	}
-	if err := CheckTraineddata(data); err != nil {
-		return nil, fmt.Errorf("tesseract: %s.traineddata: %w", lang, err)
+	langs := strings.Split(lang, "+")
+	for _, l := range langs {
+		data, ok := cfg.Data[l]
+		if !ok {
+			return nil, fmt.Errorf("tesseract: no data for language %q", l)
+		}
+		if err := CheckTraineddata(data); err != nil {
+			return nil, fmt.Errorf("tesseract: %s.traineddata: %w", l, err)
+		}
 	}
 	var osd []byte
 	if cfg.Orientation {
+		var ok bool
 		if osd, ok = cfg.Data["osd"]; !ok {
 			return nil, errors.New("tesseract: orientation detection needs osd data")
 		}
@@ -67,7 +71,12 @@ func newFromData(cfg Config) (e *Engine, err error) {
 			partial.Close() // Close copes with a partial construction.
 		}
 	}()
-	if e.api, err = initAPIData(data, lang); err != nil {
+	if len(langs) == 1 {
+		e.api, err = initAPIData(cfg.Data[lang], lang)
+	} else {
+		e.api, err = initAPICopy(cfg.Data, langs, cfg.TempDir)
+	}
+	if err != nil {
 		return nil, err
 	}
 	for k, v := range cfg.Variables {
@@ -107,6 +116,57 @@ func initAPIData(data []byte, lang string) (*C.TessBaseAPI, error) {
 		return nil, fmt.Errorf("tesseract: cannot initialise %q from its model data", lang)
 	}
 	return api, nil
+}
+
+// initAPICopy initialises a TessBaseAPI for several languages from their
+// bytes. Tesseract's C API reads a second language only from a directory,
+// so the bytes are written to a private copy first: a directory that this
+// call creates (mode 0700, a fresh random name under tempDir, "" meaning
+// os.TempDir) with each file created exclusively (O_EXCL, 0600), handed to
+// Tesseract, and removed as soon as Tesseract has read it (it keeps what
+// it loaded in memory). The caller's bytes, which it verified, are what
+// Tesseract loads: the directory the model came from is never opened, and
+// no other user can write the copy.
+func initAPICopy(data map[string][]byte, langs []string, tempDir string) (api *C.TessBaseAPI, err error) {
+	dir, err := os.MkdirTemp(tempDir, "visionserve-tessdata-")
+	if err != nil {
+		return nil, fmt.Errorf("tesseract: private copy of the model data: %w", err)
+	}
+	defer func() {
+		if rmErr := os.RemoveAll(dir); rmErr != nil && err == nil {
+			C.TessBaseAPIEnd(api)
+			C.TessBaseAPIDelete(api)
+			api, err = nil, fmt.Errorf("tesseract: removing the private copy of the model data: %w", rmErr)
+		}
+	}()
+	for _, l := range langs {
+		if err := writeExclusive(dir, l+".traineddata", data[l]); err != nil {
+			return nil, fmt.Errorf("tesseract: private copy of %s.traineddata: %w", l, err)
+		}
+	}
+	return initAPI(dir, strings.Join(langs, "+"))
+}
+
+// writeExclusive creates the file name in dir, which must not exist, and
+// writes data to it. name may hold a subdirectory (Tesseract's script
+// models: "script/Latin") but must stay inside dir.
+func writeExclusive(dir, name string, data []byte) error {
+	if !filepath.IsLocal(name) {
+		return fmt.Errorf("language file %q leaves the data directory", name)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // maxTessdataEntries is Tesseract's kMaxNumTessdataEntries.

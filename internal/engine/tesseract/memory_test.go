@@ -3,6 +3,7 @@ package tesseract
 import (
 	"context"
 	"encoding/binary"
+	"image"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,18 +37,7 @@ func TestIntegrationFromData(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fromData.Close()
-	page := loadGray(t, filepath.Join(dir, "phototest.tif"))
-	a, err := fromFiles.RecognizeText(context.Background(), page, engine.SegPage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := fromData.RecognizeText(context.Background(), page, engine.SegPage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if joined(a) != joined(b) || len(a) == 0 {
-		t.Errorf("from files:\n%s\nfrom data:\n%s", joined(a), joined(b))
-	}
+	sameReading(t, fromFiles, fromData, loadGray(t, filepath.Join(dir, "phototest.tif")))
 	o, err := fromData.DetectOrientation(context.Background(), loadGray(t, filepath.Join(dir, "phototest-rotated-R.png")))
 	if err != nil || o.Degrees != 270 {
 		t.Errorf("orientation from data: %+v, %v", o, err)
@@ -82,12 +72,58 @@ func TestFromDataNeverFallsBackToFiles(t *testing.T) {
 	}
 }
 
+// Several languages load from the caller's bytes too (through a private
+// copy that is gone when New returns) and read as the same languages
+// loaded from the system's directory do.
+func TestIntegrationFromDataSeveralLanguages(t *testing.T) {
+	dir := testenv.Shared(t, "data/ocr/pages")
+	data := systemData(t)
+	chi, err := os.ReadFile(filepath.Join(DefaultDataPath(), "chi_sim.traineddata"))
+	if err != nil {
+		testenv.Missing(t, "chi_sim.traineddata missing (run hack/setup.sh): "+err.Error())
+	}
+	data["chi_sim"] = chi
+	fromFiles, err := New(Config{Languages: "eng+chi_sim"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fromFiles.Close()
+	tmp := t.TempDir()
+	fromData, err := New(Config{Languages: "eng+chi_sim", Orientation: true, Data: data, TempDir: tmp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fromData.Close()
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("the private copy is still there: %v", left)
+	}
+	sameReading(t, fromFiles, fromData, loadGray(t, filepath.Join(dir, "phototest.tif")))
+}
+
+// sameReading fails the test unless both engines read page, as the same
+// non-empty text.
+func sameReading(t *testing.T, fromFiles, fromData *Engine, page *image.Gray) {
+	t.Helper()
+	a, err := fromFiles.RecognizeText(context.Background(), page, engine.SegPage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := fromData.RecognizeText(context.Background(), page, engine.SegPage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if joined(a) != joined(b) || len(a) == 0 {
+		t.Errorf("from files:\n%s\nfrom data:\n%s", joined(a), joined(b))
+	}
+}
+
 func TestFromDataErrors(t *testing.T) {
 	data := systemData(t)
 	for name, cfg := range map[string]Config{
-		"two languages": {Languages: "eng+osd", Data: data},
-		"no such data":  {Languages: "deu", Data: data},
-		"no osd":        {Languages: "eng", Orientation: true, Data: map[string][]byte{"eng": data["eng"]}},
+		"one of two languages missing": {Languages: "eng+deu", Data: data},
+		"a language outside the copy":  {Languages: "eng+../osd", Data: map[string][]byte{"eng": data["eng"], "../osd": data["osd"]}},
+		"no such data":                 {Languages: "deu", Data: data},
+		"no osd":                       {Languages: "eng", Orientation: true, Data: map[string][]byte{"eng": data["eng"]}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if e, err := New(cfg); err == nil {

@@ -91,12 +91,19 @@ type Config struct {
 	// serves more requests per second than engines fighting over cores.
 	AllowOpenMP bool
 	// Data, when not nil, holds the content of the .traineddata files by
-	// language name ("eng", and "osd" with Orientation). The engine is then
-	// initialised from these bytes and opens no file at all, so a caller
-	// that checked the bytes knows exactly what is loaded (model packages
-	// verify digests of what they hand over here). Languages must then
-	// name exactly one language; DataPath is ignored.
+	// language name ("eng", "deu", and "osd" with Orientation). The engine
+	// is then initialised from these bytes, so a caller that checked the
+	// bytes knows exactly what is loaded (model packages verify digests of
+	// what they hand over here); DataPath is ignored. One language loads
+	// from memory and opens no file at all. Several ("eng+deu") load from
+	// a private copy of these bytes: Tesseract's C API reads a second
+	// language only from a directory, so New writes them into a new
+	// directory of its own under TempDir (0700, files created exclusively)
+	// and removes it once Tesseract has read them.
 	Data map[string][]byte
+	// TempDir is where New makes the private copy of several languages'
+	// Data; "" means os.TempDir().
+	TempDir string
 }
 
 // DefaultDataPath returns $TESSDATA_PREFIX or the first Debian tessdata

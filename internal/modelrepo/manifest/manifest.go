@@ -415,6 +415,17 @@ func checkDuplicateKeys(data []byte) error {
 
 // Load reads and parses dir/manifest.json.
 func Load(dir string) (*Manifest, error) {
+	data, err := Read(dir)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data)
+}
+
+// Read returns the bytes of dir/manifest.json, at most MaxManifestBytes+1
+// of them (Parse refuses more). A verifier that checks these bytes against
+// a signature then parses the same bytes, never the file a second time.
+func Read(dir string) ([]byte, error) {
 	f, err := os.Open(filepath.Join(dir, FileName))
 	if err != nil {
 		return nil, &modelrepo.Error{Reason: modelrepo.ReasonManifestInvalid, Path: FileName, Err: err}
@@ -424,7 +435,7 @@ func Load(dir string) (*Manifest, error) {
 	if err != nil {
 		return nil, &modelrepo.Error{Reason: modelrepo.ReasonIOError, Path: FileName, Err: err}
 	}
-	return Parse(data)
+	return data, nil
 }
 
 // Marshal returns the manifest as indented JSON with a trailing newline.

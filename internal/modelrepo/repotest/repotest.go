@@ -25,8 +25,10 @@ import (
 	"github.com/emmansun/gmsm/smx509"
 
 	"github.com/visionserve/visionserve/internal/engine/tesseract"
+	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 	"github.com/visionserve/visionserve/internal/modelrepo/signing"
+	"github.com/visionserve/visionserve/internal/modelrepo/trust"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
 
@@ -223,6 +225,25 @@ func Build(t testing.TB, dir string, spec Spec) {
 	if spec.Tamper != nil {
 		spec.Tamper(t, dir)
 	}
+}
+
+// Verified publishes spec, signed with a new key, in a new repository and
+// returns what the server's verifier (a trust policy trusting that key)
+// accepts, and the version's directory.
+func Verified(t testing.TB, spec Spec) (*modelrepo.Package, string) {
+	t.Helper()
+	key := NewKey(t)
+	spec.Signer = key.Signer
+	dir := Publish(t, t.TempDir(), spec)
+	p, err := trust.New(trust.Config{Keys: []string{key.PublicPath}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := p.Verify(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkg, dir
 }
 
 // Tessdata returns the system's eng.traineddata and osd.traineddata. It

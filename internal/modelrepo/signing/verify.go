@@ -2,9 +2,11 @@ package signing
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -47,6 +49,10 @@ type Verifier struct {
 	roots    *smx509.CertPool
 	rootList []*x509.Certificate
 	now      func() time.Time
+	// afterSignature, when set, runs between checking the signature over
+	// the files and reading the manifest (a test's seam for a file
+	// replaced in between).
+	afterSignature func()
 }
 
 // NewVerifier returns a Verifier for trust. It fails when trust names no
@@ -384,10 +390,10 @@ func (v *Verifier) VerifyPackage(ctx context.Context, dir string) (*Verified, er
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := res.Digests[manifest.FileName]; !ok {
-		return nil, modelrepo.NewError(modelrepo.ReasonManifestInvalid, manifest.FileName, "absent or not covered by the signature")
+	if v.afterSignature != nil {
+		v.afterSignature()
 	}
-	m, err := manifest.Load(dir)
+	m, err := signedManifest(dir, res.Statement)
 	if err != nil {
 		return nil, err
 	}
@@ -395,6 +401,67 @@ func (v *Verifier) VerifyPackage(ctx context.Context, dir string) (*Verified, er
 		return nil, err
 	}
 	return &Verified{Manifest: m, Signature: res}, nil
+}
+
+// signedManifest reads dir/manifest.json once, checks those bytes against
+// the digests the statement signed for it, and parses the same bytes. The
+// signature's digests were computed from the file moments before; reading
+// it again by name and trusting what comes back would let a manifest
+// swapped in between (another runtime object, other file digests) be
+// loaded under a valid signature.
+func signedManifest(dir string, st *Statement) (*manifest.Manifest, error) {
+	data, err := manifest.Read(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := matchesStatement(data, manifest.FileName, st); err != nil {
+		return nil, err
+	}
+	return manifest.Parse(data)
+}
+
+// matchesStatement checks data, the content of the resource name, against
+// the statement: its one digest, or its shards, which must cover data
+// exactly.
+func matchesStatement(data []byte, name string, st *Statement) error {
+	type span struct {
+		start, end int64
+		digest     string
+	}
+	var spans []span
+	for _, r := range st.Resources {
+		switch {
+		case st.Method == SerializeShards:
+			if file, start, end, ok := splitShard(r.Name); ok && file == name {
+				spans = append(spans, span{start, end, r.Digest})
+			}
+		case r.Name == name:
+			spans = append(spans, span{0, int64(len(data)), r.Digest})
+		}
+	}
+	if len(spans) == 0 {
+		return modelrepo.NewError(modelrepo.ReasonManifestInvalid, name, "absent or not covered by the signature")
+	}
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	var next int64
+	for _, s := range spans {
+		if s.start != next || s.end > int64(len(data)) {
+			return modelrepo.NewError(modelrepo.ReasonDigestMismatch, name, fmt.Sprintf("the signed content does not match the file's %d bytes as read", len(data)))
+		}
+		h, err := newHash(st.HashType)
+		if err != nil {
+			return err
+		}
+		h.Write(data[s.start:s.end])
+		if got := hex.EncodeToString(h.Sum(nil)); got != s.digest {
+			return modelrepo.NewDigestMismatch(name, st.HashType+":"+s.digest, st.HashType+":"+got)
+		}
+		next = s.end
+	}
+	if next != int64(len(data)) {
+		return modelrepo.NewError(modelrepo.ReasonDigestMismatch, name, fmt.Sprintf("the signed content does not match the file's %d bytes as read", len(data)))
+	}
+	return nil
 }
 
 // agreeWithManifest checks dir against m given the digests a statement

@@ -5,9 +5,10 @@
 // The loader reads model bytes through modelrepo.Package.ReadFile, which
 // re-checks each file's digest, and initialises Tesseract from those bytes:
 // what a version runs is exactly what its signature covers, even if the
-// directory changes after verification. (Multi-language specs such as
-// "eng+deu" are the exception: Tesseract cannot load them from memory, so
-// it opens the package's files itself right after they were verified.)
+// directory changes after verification. Multi-language specs such as
+// "eng+deu" too: Tesseract reads those only from a directory, so the
+// engine writes the verified bytes to a private copy of its own
+// (tesseract.Config.Data) rather than opening the package's files.
 package ocrrepo
 
 import (
@@ -100,24 +101,15 @@ func (l *TesseractLoader) Load(ctx context.Context, pkg *modelrepo.Package) (mod
 	if rt.Orientation != nil {
 		cfg.Orientation = *rt.Orientation
 	}
-	if strings.Contains(rt.Lang, "+") {
-		// Tesseract loads several languages from a directory only. The
-		// files were verified moments ago; this is the documented gap.
-		for _, lang := range strings.Split(rt.Lang, "+") {
-			if _, err := pkg.Path(lang + ".traineddata"); err != nil {
-				return nil, err
-			}
-		}
-		cfg.DataPath = pkg.Dir
-	} else {
-		cfg.Data = map[string][]byte{}
-		if cfg.Data[rt.Lang], err = pkg.ReadFile(ctx, rt.Lang+".traineddata"); err != nil {
+	cfg.Data = map[string][]byte{}
+	for _, lang := range strings.Split(rt.Lang, "+") {
+		if cfg.Data[lang], err = pkg.ReadFile(ctx, lang+".traineddata"); err != nil {
 			return nil, err
 		}
-		if cfg.Orientation {
-			if cfg.Data["osd"], err = pkg.ReadFile(ctx, "osd.traineddata"); err != nil {
-				return nil, err
-			}
+	}
+	if cfg.Orientation {
+		if cfg.Data["osd"], err = pkg.ReadFile(ctx, "osd.traineddata"); err != nil {
+			return nil, err
 		}
 	}
 	run := l.run()

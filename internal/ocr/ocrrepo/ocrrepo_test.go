@@ -11,7 +11,6 @@ import (
 	"github.com/visionserve/visionserve/internal/modelrepo"
 	"github.com/visionserve/visionserve/internal/modelrepo/manifest"
 	"github.com/visionserve/visionserve/internal/modelrepo/repotest"
-	"github.com/visionserve/visionserve/internal/modelrepo/trust"
 	"github.com/visionserve/visionserve/internal/ocr"
 	"github.com/visionserve/visionserve/internal/ocr/ocrrepo"
 	"github.com/visionserve/visionserve/internal/sched"
@@ -22,16 +21,7 @@ import (
 // verifier makes of it.
 func verified(t *testing.T, files map[string][]byte, runtime map[string]any) *modelrepo.Package {
 	t.Helper()
-	key := repotest.NewKey(t)
-	dir := repotest.Publish(t, t.TempDir(), repotest.Spec{Name: "ocr-eng", Version: 1, Kind: manifest.KindOCRTesseract, Runtime: runtime, Files: files, Signer: key.Signer})
-	p, err := trust.New(trust.Config{Keys: []string{key.PublicPath}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkg, err := p.Verify(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pkg, _ := repotest.Verified(t, repotest.Spec{Name: "ocr-eng", Version: 1, Kind: manifest.KindOCRTesseract, Runtime: runtime, Files: files})
 	return pkg
 }
 
