@@ -110,6 +110,18 @@ func splitIDAT(data []byte, n int) []byte {
 // any moment) and the peak of live heap objects above where it started,
 // sampled every 100µs.
 func decodeCost(data []byte, lim Limits) (allocated, peak uint64, err error) {
+	return allocation(func() error {
+		doc, err := Open(data, "", lim)
+		if err == nil {
+			_, err = doc.Decode(context.Background(), 0)
+		}
+		return err
+	})
+}
+
+// allocation runs f and returns the bytes allocated meanwhile and the
+// peak of live heap objects above where it started, sampled every 100µs.
+func allocation(f func() error) (allocated, peak uint64, err error) {
 	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	live := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
 	var ms runtime.MemStats
@@ -133,10 +145,7 @@ func decodeCost(data []byte, lim Limits) (allocated, peak uint64, err error) {
 			}
 		}
 	}()
-	doc, err := Open(data, "", lim)
-	if err == nil {
-		_, err = doc.Decode(context.Background(), 0)
-	}
+	err = f()
 	if v := live(); v > high.Load() {
 		high.Store(v)
 	}
