@@ -155,7 +155,7 @@ func (d *Document) readHeaders() error {
 	if err != nil {
 		return wrapDecodeErr(d.Format, err)
 	}
-	cost, kind := stdCost(d.Format, d.data, cfg)
+	cost, kind := stdCost(d.Format, d.data, cfg, d.limits.decodeBudget())
 	return d.addPage(cfg.Width, cfg.Height, orientationOf(d.Format, d.data), cost, kind)
 }
 

@@ -2,7 +2,10 @@ package imageio
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"golang.org/x/image/webp"
 
@@ -55,5 +58,127 @@ func BenchmarkWebPHuffmanBombs(b *testing.B) {
 			b.ReportMetric(float64(peak)/1e6, "peak-MB")
 			b.ReportMetric(0, "ns/op")
 		})
+	}
+}
+
+// webpPages are ordinary lossless pages: a 256-colour palette (looked up
+// in place), a lossless stream inside an extended file (whose VP8X chunk
+// made the old estimate take it for a lossy page) and pages with literal
+// pixels, transforms and tens to hundreds of groups, as libwebp writes
+// them.
+func webpPages() []bomb {
+	palette := imagetest.WebPLossless{W: 1000, H: 1000, ColorIndexing: 256}
+	extended := imagetest.WebPLossless{W: 1000, H: 1000, VP8X: true}
+	photo := imagetest.WebPLossless{W: 600, H: 400, Groups: 300, MetaBits: 3, Full: true, Noise: true, CacheBits: 10, Predictor: 4}
+	small := imagetest.WebPLossless{W: 300, H: 200, Groups: 40, MetaBits: 4, Full: true, Noise: true, ColorIndexing: 12}
+	return []bomb{
+		{"palette-256", palette.Encode(), true},
+		{"vp8x-lossless", extended.Encode(), true},
+		{"photo-300-groups", photo.Encode(), true},
+		{"palette-12-40-groups", small.Encode(), true},
+	}
+}
+
+// Decoding a WebP never allocates more than the documented bound of 4
+// bytes per pixel of the limit and 1 MB, whatever its Huffman codes: a
+// page whose codes would cost more is refused from its headers, and
+// refusing it costs next to nothing. Under the default limits too (the
+// largest bomb makes x/image allocate 215 MB for a 204x204 canvas).
+func TestWebPHuffmanCodesBounded(t *testing.T) {
+	for _, lim := range []Limits{{MaxPixels: 1_000_000}, DefaultLimits()} {
+		lim.DecodeTimeout = time.Minute
+		bound := 4*uint64(lim.MaxPixels) + decodeSlack
+		for _, b := range huffmanBombs() {
+			t.Run(fmt.Sprintf("%s/max-pixels-%d", b.name, lim.MaxPixels), func(t *testing.T) {
+				allocated, _, err := decodeCost(b.data, lim)
+				if errors.Is(err, ErrTooLarge) && allocated > decodeSlack {
+					t.Errorf("refusing the page allocated %d bytes", allocated)
+				}
+				if allocated > bound {
+					t.Errorf("decoding allocated %d bytes (%v); the bound is %d", allocated, err, bound)
+				}
+				if lim.MaxPixels == 1_000_000 && !errors.Is(err, ErrTooLarge) {
+					t.Errorf("err = %v, want ErrTooLarge", err)
+				}
+			})
+		}
+	}
+}
+
+// Open's estimate of a WebP page is never below what x/image allocates
+// decoding it (beyond the slack the estimates leave out), for the Huffman
+// bombs and for ordinary pages, and for ordinary pages it is close: the
+// codes are counted as the stream has them, not as they could be.
+func TestWebPCostEstimates(t *testing.T) {
+	lim := Limits{MaxPixels: 1 << 30, DecodeTimeout: time.Minute}
+	for _, b := range append(huffmanBombs(), webpPages()...) {
+		t.Run(b.name, func(t *testing.T) {
+			doc, err := Open(b.data, "", lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			allocated, _, err := decodeCost(b.data, lim)
+			if err != nil && b.decodes {
+				t.Fatal(err)
+			}
+			t.Logf("allocated %d bytes; Open estimated %d", allocated, doc.costs[0])
+			if limit := uint64(doc.costs[0]) + decodeSlack/2; allocated > limit {
+				t.Errorf("decoding allocated %d bytes; Open estimated %d", allocated, doc.costs[0])
+			}
+			if b.decodes && uint64(doc.costs[0]) > 2*allocated+decodeSlack {
+				t.Errorf("Open estimated %d bytes for a page that allocated %d", doc.costs[0], allocated)
+			}
+		})
+	}
+}
+
+// A stream the scan cannot be sure to read as x/image does (here a
+// sub-image coded with an incomplete code length code, which x/image
+// accepts) is charged the worst case its canvas allows; a complete one
+// is counted as it is.
+func TestVP8LCostDivergence(t *testing.T) {
+	stream := func(clLengths []uint32) []byte {
+		var b bits
+		b.put(1, 1) // a transform
+		b.put(0, 2) // predictor
+		b.put(0, 3) // 4x4 tiles
+		b.put(0, 1) // no colour cache
+		for tree := 0; tree < 5; tree++ {
+			b.put(0, 1)                        // normal code
+			b.put(uint32(len(clLengths)-4), 4) // code length code lengths
+			for _, l := range clLengths {
+				b.put(l, 3)
+			}
+			b.put(0, 1)
+			// Code lengths: under either code, zeros (symbol 0, code 0)
+			// until the data runs out.
+		}
+		return b.out
+	}
+	const w, h = 64, 64
+	lim := int64(1 << 40)
+	// Symbols 17, 18, 0 of lengths 2, 2, 1: complete.
+	if got := vp8lCost(stream([]uint32{2, 2, 1, 0}), w, h, lim); got >= vp8lWorstCost(w, h) {
+		t.Errorf("complete code: cost %d, the worst case (%d)", got, vp8lWorstCost(w, h))
+	}
+	// Symbols 18, 0 of lengths 2, 1: incomplete.
+	if got := vp8lCost(stream([]uint32{0, 2, 1, 0}), w, h, lim); got != vp8lWorstCost(w, h) {
+		t.Errorf("incomplete code: cost %d, want the worst case %d", got, vp8lWorstCost(w, h))
+	}
+}
+
+// bits packs values least significant bit first, as VP8L reads them.
+type bits struct {
+	out []byte
+	n   uint
+}
+
+func (b *bits) put(v uint32, n uint) {
+	for i := uint(0); i < n; i++ {
+		if b.n%8 == 0 {
+			b.out = append(b.out, 0)
+		}
+		b.out[len(b.out)-1] |= byte(v>>i&1) << (b.n % 8)
+		b.n++
 	}
 }
