@@ -2,6 +2,7 @@ package imageio
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -180,5 +181,41 @@ func (b *bits) put(v uint32, n uint) {
 		}
 		b.out[len(b.out)-1] |= byte(v>>i&1) << (b.n % 8)
 		b.n++
+	}
+}
+
+// BenchmarkWebPCostCheck reports what Open's reading of a lossless
+// page's codes costs against decoding the page, in the same run
+// (check/decode): an ordinary page (300 groups, 16x16 tiles) and one
+// whose meta image has a tile every 4x4 pixels naming all 2600 groups,
+// the most the check decodes.
+//
+//	go test -run '^$' -bench WebPCostCheck ./internal/imageio
+func BenchmarkWebPCostCheck(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		page imagetest.WebPLossless
+	}{
+		{"photo", imagetest.WebPLossless{W: 1024, H: 768, Groups: 300, MetaBits: 4, Full: true, Noise: true, CacheBits: 10, Predictor: 4}},
+		{"4x4-tiles", imagetest.WebPLossless{W: 2048, H: 1536, Groups: 2600, MetaBits: 2, Full: true, Noise: true, Predictor: 2}},
+	} {
+		data := bc.page.Encode()
+		b.Run(bc.name, func(b *testing.B) {
+			var check, decode time.Duration
+			for range b.N {
+				start := time.Now()
+				doc, err := Open(data, "", Limits{DecodeTimeout: time.Minute})
+				if err != nil {
+					b.Fatal(err)
+				}
+				opened := time.Now()
+				if _, err := doc.Decode(context.Background(), 0); err != nil {
+					b.Fatal(err)
+				}
+				check, decode = check+opened.Sub(start), decode+time.Since(opened)
+			}
+			b.ReportMetric(float64(check)/float64(decode), "check/decode")
+			b.ReportMetric(float64(len(data))/1e3, "input-kB")
+		})
 	}
 }
