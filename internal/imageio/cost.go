@@ -73,9 +73,10 @@ func stdCost(f Format, data []byte, cfg image.Config, budget int64) (int64, pixe
 	case JPEG:
 		return jpegCost(data, px)
 	case GIF:
-		// The first frame (at most the screen) and, when it is smaller,
-		// a paletted canvas the size of the screen.
-		return 2 * px, onePerPixel
+		// The first frame (at most the screen), a copy of it in row
+		// order when it is interlaced and, when it is smaller, a
+		// paletted canvas the size of the screen.
+		return 3 * px, onePerPixel
 	case BMP:
 		if _, paletted := cfg.ColorModel.(color.Palette); paletted {
 			return px + 4*w, onePerPixel // plus a row buffer
