@@ -48,8 +48,14 @@ const (
 var vp8lAlphabets = [5]int{256 + 24, 256, 256, 256, 40}
 
 // allocSize is an upper bound of what the runtime hands out for an
-// allocation of n bytes: size classes waste at most an eighth.
-func allocSize(n int64) int64 { return n + n/8 + 16 }
+// allocation of n bytes: small size classes waste at most an eighth, and
+// an object over 32 kB takes whole 8 kB pages.
+func allocSize(n int64) int64 {
+	if n > 32<<10 {
+		return (n + 8<<10 - 1) &^ (8<<10 - 1)
+	}
+	return n + n/8 + 16
+}
 
 // vp8lCost is what x/image/vp8l allocates decoding the stream (the bits
 // after the 5-byte header of a VP8L chunk, or an ALPH chunk's compressed
