@@ -76,7 +76,7 @@ func bombs(side int) []bomb {
 		{"jpeg/progressive-grey", jpeg(imagetest.JPEGFlat{Components: 1, Progressive: true, Adobe: -1}), false},
 		{"jpeg/progressive-ycbcr420", jpeg(imagetest.JPEGFlat{Components: 3, Sampling: [2]int{2, 2}, Progressive: true, Adobe: -1}), false},
 		{"jpeg/progressive-ycbcr444", jpeg(imagetest.JPEGFlat{Components: 3, Progressive: true, Adobe: -1}), false},
-		{"webp/lossless", imagetest.WebPFlat(min(side, 16384), min(side, 16384)), false},
+		{"webp/lossless", imagetest.WebPFlat(min(side, 16384), min(side, 16384)), true},
 		{"webp/lossless-half", imagetest.WebPFlat(min(side, 16384), min(side, 16384)/2), true},
 		{"bmp/rgb24", imagetest.BMPFlat(fit(3), fit(3)), true},
 		{"gif/one-pixel-frame", imagetest.GIFScreen(side, side, 1, 1), true},
