@@ -3,6 +3,7 @@ package imageio
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -217,5 +218,70 @@ func BenchmarkWebPCostCheck(b *testing.B) {
 			b.ReportMetric(float64(check)/float64(decode), "check/decode")
 			b.ReportMetric(float64(len(data))/1e3, "input-kB")
 		})
+	}
+}
+
+// A lossless page over the pixel limit is refused before its stream is
+// read: here a 16384x16384 canvas whose meta image (16.7 million tiles,
+// which reading the stream would hold, 4 bytes each) is a 6 kB run of
+// LZ77 copies.
+func TestWebPOverPixelLimitNotScanned(t *testing.T) {
+	const side = 16384
+	var b bits
+	b.put(0x2f, 8)
+	b.put(side-1, 14)
+	b.put(side-1, 14)
+	b.put(0, 4) // no alpha, version 0
+	b.put(0, 1) // no transform
+	b.put(0, 1) // no colour cache
+	b.put(1, 1) // a meta image
+	b.put(0, 3) // of 4x4 tiles
+	b.put(0, 1) // the meta image: no colour cache
+	// Green: symbols 0 (a literal) and 279 (the longest LZ77 length
+	// prefix), one bit each, their lengths coded with code length code
+	// symbols 1 (code 0), 0 (code 10) and 18 (code 11, zeros 11-138).
+	b.put(0, 1) // normal code
+	b.put(0, 4) // four code length code lengths: 17, 18, 0, 1
+	for _, l := range []uint32{0, 2, 2, 1} {
+		b.put(l, 3)
+	}
+	b.put(0, 1) // every symbol's length follows
+	b.putCode(0, 1)
+	for range 2 {
+		b.putCode(3, 2)
+		b.put(127, 7)
+	}
+	b.putCode(2, 2)
+	b.putCode(2, 2)
+	b.putCode(0, 1)
+	for _, symbol := range []uint32{0, 0, 0, 1} { // red, blue, alpha; distance 2 (one pixel back)
+		b.put(1, 1)
+		b.put(0, 1)
+		b.put(1, 1)
+		b.put(symbol, 8)
+	}
+	b.put(0, 1) // a literal pixel
+	for tiles := side / 4 * side / 4; tiles > 1; tiles -= 4096 {
+		b.put(1, 1)     // symbol 279: a copy of 3073 + 10 bits pixels
+		b.put(1023, 10) // 4096
+	}
+	stream := b.out
+	le := binary.LittleEndian
+	data := le.AppendUint32([]byte("RIFF"), uint32(4+8+len(stream)+len(stream)%2))
+	data = le.AppendUint32(append(data, "WEBPVP8L"...), uint32(len(stream)))
+	data = append(append(data, stream...), make([]byte, len(stream)%2)...)
+	allocated, _, err := allocation(func() error { _, err := Open(data, "", Limits{}); return err })
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
+	if allocated > decodeSlack {
+		t.Errorf("refusing a page over the pixel limit allocated %d bytes", allocated)
+	}
+}
+
+// putCode writes a Huffman code, its most significant bit first.
+func (b *bits) putCode(code uint32, n uint) {
+	for i := int(n) - 1; i >= 0; i-- {
+		b.put(code>>uint(i)&1, 1)
 	}
 }
