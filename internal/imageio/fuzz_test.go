@@ -86,6 +86,7 @@ func FuzzVP8LCost(f *testing.F) {
 	} {
 		f.Add(p.AlphaStream(), uint8(p.W-1), uint8(p.H-1))
 	}
+	f.Add(lz77MetaImage(64, 64), uint8(63), uint8(63))
 	f.Fuzz(func(t *testing.T, stream []byte, w1, h1 uint8) {
 		w, h := int(w1)%64+1, int(h1)%64+1
 		cost := vp8lCost(stream, w, h, 1<<40)

@@ -232,6 +232,28 @@ func TestWebPOverPixelLimitNotScanned(t *testing.T) {
 	b.put(side-1, 14)
 	b.put(side-1, 14)
 	b.put(0, 4) // no alpha, version 0
+	stream := append(b.out, lz77MetaImage(side, side)...)
+	le := binary.LittleEndian
+	data := le.AppendUint32([]byte("RIFF"), uint32(4+8+len(stream)+len(stream)%2))
+	data = le.AppendUint32(append(data, "WEBPVP8L"...), uint32(len(stream)))
+	data = append(append(data, stream...), make([]byte, len(stream)%2)...)
+	allocated, _, err := allocation(func() error { _, err := Open(data, "", Limits{}); return err })
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
+	if allocated > decodeSlack {
+		t.Errorf("refusing a page over the pixel limit allocated %d bytes", allocated)
+	}
+}
+
+// lz77MetaImage is the start of a VP8L stream (after its header) for a
+// w x h image: no transform, a meta image of 4x4 tiles that is one
+// literal and then LZ77 copies of 4096 pixels (11 bits each), the last
+// running past the image's end unless its tiles are a multiple of 4096
+// plus one (x/image refuses the copy, and the cost check stops there
+// too), and nothing more.
+func lz77MetaImage(w, h int) []byte {
+	var b bits
 	b.put(0, 1) // no transform
 	b.put(0, 1) // no colour cache
 	b.put(1, 1) // a meta image
@@ -261,22 +283,11 @@ func TestWebPOverPixelLimitNotScanned(t *testing.T) {
 		b.put(symbol, 8)
 	}
 	b.put(0, 1) // a literal pixel
-	for tiles := side / 4 * side / 4; tiles > 1; tiles -= 4096 {
+	for tiles := (w + 3) / 4 * ((h + 3) / 4); tiles > 1; tiles -= 4096 {
 		b.put(1, 1)     // symbol 279: a copy of 3073 + 10 bits pixels
 		b.put(1023, 10) // 4096
 	}
-	stream := b.out
-	le := binary.LittleEndian
-	data := le.AppendUint32([]byte("RIFF"), uint32(4+8+len(stream)+len(stream)%2))
-	data = le.AppendUint32(append(data, "WEBPVP8L"...), uint32(len(stream)))
-	data = append(append(data, stream...), make([]byte, len(stream)%2)...)
-	allocated, _, err := allocation(func() error { _, err := Open(data, "", Limits{}); return err })
-	if !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("err = %v, want ErrTooLarge", err)
-	}
-	if allocated > decodeSlack {
-		t.Errorf("refusing a page over the pixel limit allocated %d bytes", allocated)
-	}
+	return b.out
 }
 
 // putCode writes a Huffman code, its most significant bit first.
