@@ -275,8 +275,8 @@ func putTree(bw *bitWriter, lengths []uint8) []uint16 {
 
 // putCode writes a Huffman code, its most significant bit first.
 func (b *bitWriter) putCode(code uint16, n uint) {
-	for i := int(n) - 1; i >= 0; i-- {
-		b.put(uint32(code>>uint(i))&1, 1)
+	if n > 0 {
+		b.put(uint32(bits.Reverse16(code)>>(16-n)), n)
 	}
 }
 
