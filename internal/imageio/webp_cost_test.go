@@ -44,7 +44,9 @@ var huffmanBombs = sync.OnceValue(func() []bomb {
 })
 
 // BenchmarkWebPHuffmanBombs reports what x/image/webp allocates decoding
-// each Huffman bomb, called directly (no cost check in front):
+// each Huffman bomb, called directly (no cost check in front: alloc-MB,
+// peak-MB), and what Open and Decode allocate at the default limits
+// (served-alloc-MB; refused is 1 when Open refused the page):
 //
 //	go test -run '^$' -bench WebPHuffmanBombs -benchtime 1x ./internal/imageio
 func BenchmarkWebPHuffmanBombs(b *testing.B) {
@@ -57,9 +59,16 @@ func BenchmarkWebPHuffmanBombs(b *testing.B) {
 					return err
 				})
 			}
+			served, _, err := decodeCost(bm.data, Limits{DecodeTimeout: time.Minute})
+			refused := 0.0
+			if errors.Is(err, ErrTooLarge) {
+				refused = 1
+			}
 			b.ReportMetric(float64(len(bm.data))/1e3, "input-kB")
 			b.ReportMetric(float64(allocated)/1e6, "alloc-MB")
 			b.ReportMetric(float64(peak)/1e6, "peak-MB")
+			b.ReportMetric(float64(served)/1e6, "served-alloc-MB")
+			b.ReportMetric(refused, "refused")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
