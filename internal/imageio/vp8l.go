@@ -75,8 +75,9 @@ func vp8lCost(stream []byte, w, h int, limit int64) int64 {
 
 // vp8lWorstCost bounds vp8lCost for any stream of a w x h image: the
 // pixels, and packed colour indices at two a pixel at most (a
-// colour-indexing transform expands them into the pixels), three tile images of a tile a 4x4
-// block and the palette; every sub-image with the largest group; the
+// colour-indexing transform expands them into the pixels), three tile
+// images (a tile per 4x4 block at most) and the palette; every
+// sub-image with the largest group; the
 // groups of the pixels, at most one per tile, each with the largest
 // trees; and every other group x/image reads without building it.
 func vp8lWorstCost(w, h int) int64 {
