@@ -65,23 +65,25 @@ func orientBytes(o Orientation, kind pixelKind, px int64) int64 {
 
 // stdCost is what a standard library or x/image decoder allocates for the
 // page cfg describes, and how the result stores its pixels.
-func stdCost(f Format, data []byte, cfg image.Config) (int64, pixelKind) {
+// budget is the most the page may cost: counting may stop beyond it.
+func stdCost(f Format, data []byte, cfg image.Config, budget int64) (int64, pixelKind) {
 	w, h := int64(cfg.Width), int64(cfg.Height)
 	px := w * h
 	switch f {
 	case JPEG:
 		return jpegCost(data, px)
 	case GIF:
-		// The first frame (at most the screen) and, when it is smaller,
-		// a paletted canvas the size of the screen.
-		return 2 * px, onePerPixel
+		// The first frame (at most the screen), a copy of it in row
+		// order when it is interlaced and, when it is smaller, a
+		// paletted canvas the size of the screen.
+		return 3 * px, onePerPixel
 	case BMP:
 		if _, paletted := cfg.ColorModel.(color.Palette); paletted {
 			return px + 4*w, onePerPixel // plus a row buffer
 		}
 		return 4*px + 4*w, fourPerPixel
 	case WebP:
-		return webpCost(data, cfg)
+		return webpCost(data, cfg, budget)
 	}
 	return 4 * px, fourPerPixel
 }
@@ -164,25 +166,4 @@ func jpegCost(data []byte, px int64) (int64, pixelKind) {
 		return cost + 4*px, fourPerPixel
 	}
 	return cost, subsampledYCC
-}
-
-// webpCost is what x/image/webp allocates for the page: for lossy data a
-// 4:2:0 YCbCr page padded to whole macroblocks plus a copy of the data's
-// partitions, and an alpha plane, itself decoded through a lossless image
-// when compressed; for lossless data the 4-byte page, the packed image a
-// colour-indexing transform expands from (up to 2 bytes a pixel) and the
-// transforms' tile images. (The lossless format's Huffman tables are
-// bounded by x/image itself, to 2600 groups, and not counted here.)
-func webpCost(data []byte, cfg image.Config) (int64, pixelKind) {
-	px := int64(cfg.Width) * int64(cfg.Height)
-	lossless := 4*px + 2*px + 3*px/4
-	switch cfg.ColorModel {
-	case color.NRGBAModel:
-		return lossless, fourPerPixel
-	case color.NYCbCrAModel:
-		mbs := int64((cfg.Width+15)/16) * int64((cfg.Height+15)/16)
-		return 384*mbs + 8*mbs + int64(len(data)) + lossless + px, subsampledYCC
-	}
-	mbs := int64((cfg.Width+15)/16) * int64((cfg.Height+15)/16)
-	return 384*mbs + 8*mbs + int64(len(data)), subsampledYCC
 }

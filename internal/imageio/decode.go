@@ -155,20 +155,34 @@ func (d *Document) readHeaders() error {
 	if err != nil {
 		return wrapDecodeErr(d.Format, err)
 	}
-	cost, kind := stdCost(d.Format, d.data, cfg)
+	// Working out the cost may read much of the stream (a lossless
+	// WebP's codes): only for a page within the pixel limit.
+	if err := d.checkSize(cfg.Width, cfg.Height); err != nil {
+		return err
+	}
+	cost, kind := stdCost(d.Format, d.data, cfg, d.limits.decodeBudget())
 	return d.addPage(cfg.Width, cfg.Height, orientationOf(d.Format, d.data), cost, kind)
+}
+
+// checkSize checks a page of w x h stored pixels against the pixel
+// limit.
+func (d *Document) checkSize(w, h int) error {
+	if w <= 0 || h <= 0 {
+		return errorf(ErrUndecodable, "%s: image has no pixels (%dx%d)", d.Format, w, h)
+	}
+	if px := int64(w) * int64(h); px > d.limits.MaxPixels {
+		return errorf(ErrTooLarge, "page of %dx%d is %d pixels; the limit is %d", w, h, px, d.limits.MaxPixels)
+	}
+	return nil
 }
 
 // addPage appends the page of w x h stored pixels, which costs its decoder
 // cost bytes, after checking it against the limits.
 func (d *Document) addPage(w, h int, o Orientation, cost int64, kind pixelKind) error {
-	if w <= 0 || h <= 0 {
-		return errorf(ErrUndecodable, "%s: image has no pixels (%dx%d)", d.Format, w, h)
+	if err := d.checkSize(w, h); err != nil {
+		return err
 	}
 	px := int64(w) * int64(h)
-	if px > d.limits.MaxPixels {
-		return errorf(ErrTooLarge, "page of %dx%d is %d pixels; the limit is %d", w, h, px, d.limits.MaxPixels)
-	}
 	if !o.valid() {
 		o = Upright
 	}

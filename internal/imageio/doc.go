@@ -10,8 +10,9 @@
 // Limits.MaxPixels, plus 1 MB: pages come out at 8 bits per channel (PNG,
 // TIFF and PNM have their own streaming decoders, so 16-bit samples are
 // never held), and a page whose format would make its decoder exceed the
-// bound (a progressive or CMYK JPEG near the pixel limit) is refused from
-// its header, before decoding (cost.go).
+// bound (a progressive or CMYK JPEG near the pixel limit, a lossless WebP
+// whose Huffman codes outweigh its pixels) is refused from its headers,
+// before decoding (cost.go, vp8l.go).
 //
 // Every error it returns wraps one of ErrUnsupported, ErrUndecodable,
 // ErrTooLarge, ErrUnusable or ErrDecodeTimeout, so a transport can answer

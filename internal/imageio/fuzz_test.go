@@ -1,10 +1,15 @@
 package imageio
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"runtime"
 	"testing"
 	"time"
+
+	"golang.org/x/image/vp8l"
 
 	"github.com/visionserve/visionserve/internal/imageio/imagetest"
 )
@@ -33,6 +38,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(imagetest.JPEGFlat{W: 33, H: 17, Components: 3, Sampling: [2]int{2, 2}, Progressive: true, Adobe: -1}.Encode())
 	f.Add(imagetest.JPEGFlat{W: 33, H: 17, Components: 4, Adobe: 0}.Encode())
 	f.Add(imagetest.WebPFlat(40, 30))
+	f.Add(imagetest.WebPLossless{W: 17, H: 9, Groups: 6, Full: true, CacheBits: 2, Predictor: 2, VP8X: true}.Encode())
+	f.Add(imagetest.WebPWithAlpha(9, 5, imagetest.WebPLossless{W: 9, H: 5, Groups: 2}.AlphaStream()))
 	f.Add(imagetest.GIFScreen(40, 30, 10, 5))
 	f.Add(imagetest.PNM16(5, 4, 3))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -63,4 +70,33 @@ func checkKind(t *testing.T, err error) {
 		}
 	}
 	t.Fatalf("unclassified error: %v", err)
+}
+
+// FuzzVP8LCost reads arbitrary lossless streams with the cost check and
+// decodes them with x/image: the check never panics and ends, and x/image
+// never allocates more than the check counted, beyond the slack the
+// estimates leave out (whether the stream decodes or not).
+func FuzzVP8LCost(f *testing.F) {
+	for _, p := range []imagetest.WebPLossless{
+		{W: 9, H: 5},
+		{W: 9, H: 5, Groups: 3, Full: true, Noise: true, CacheBits: 3},
+		{W: 17, H: 9, Groups: 12, Predictor: 2, ColorIndexing: 4},
+		{W: 17, H: 9, Groups: 5, MetaBits: 3, Full: true, Noise: true, ColorIndexing: 40, Predictor: 3},
+		{W: 4, H: 4, Groups: 40, Full: true, CacheBits: 11},
+	} {
+		f.Add(p.AlphaStream(), uint8(p.W-1), uint8(p.H-1))
+	}
+	f.Add(lz77MetaImage(64, 64), uint8(63), uint8(63))
+	f.Fuzz(func(t *testing.T, stream []byte, w1, h1 uint8) {
+		w, h := int(w1)%64+1, int(h1)%64+1
+		cost := vp8lCost(stream, w, h, 1<<40)
+		header := []byte{0x2f, byte(w - 1), byte((w-1)>>8) | byte((h-1)<<6), byte((h - 1) >> 2), byte((h - 1) >> 10)}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, _ = vp8l.Decode(io.MultiReader(bytes.NewReader(header), bytes.NewReader(stream)))
+		runtime.ReadMemStats(&after)
+		if allocated := after.TotalAlloc - before.TotalAlloc; allocated > uint64(cost)+decodeSlack/2 {
+			t.Fatalf("x/image allocated %d bytes for a %dx%d stream; the check counted %d", allocated, w, h, cost)
+		}
+	})
 }

@@ -542,3 +542,20 @@ func GIFScreen(w, h, fw, fh int) []byte {
 	binary.LittleEndian.PutUint16(out[8:], uint16(h))
 	return out
 }
+
+// GIFInterlaced sets the interlace flag of the first frame of a GIF that
+// GIFScreen made (its samples are all zero, so the order of its rows is
+// immaterial): image/gif then copies the frame to put its rows in order.
+func GIFInterlaced(data []byte) []byte {
+	out := append([]byte(nil), data...)
+	i := 13 + 3*(2<<(out[10]&7))         // after the header and the global colour table
+	for i < len(out) && out[i] == 0x21 { // skip extensions
+		i += 2
+		for i < len(out) && out[i] != 0 {
+			i += 1 + int(out[i])
+		}
+		i++
+	}
+	out[i+9] |= 0x40
+	return out
+}

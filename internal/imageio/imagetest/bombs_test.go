@@ -9,6 +9,7 @@ import (
 	"image/png"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	_ "golang.org/x/image/bmp"
@@ -157,5 +158,37 @@ func TestBMPFlatAndGIFScreen(t *testing.T) {
 		if _, _, err := image.Decode(bytes.NewReader(data)); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+	}
+}
+
+// The lossless streams WebPLossless writes decode with x/image/webp in
+// every shape the cost tests use: many groups, full trees, colour cache,
+// transforms, literal pixels, extended files and compressed alpha.
+func TestWebPLossless(t *testing.T) {
+	for _, p := range []WebPLossless{
+		{W: 1, H: 1},
+		{W: 37, H: 19, Groups: 7},
+		{W: 37, H: 19, Groups: 30, Full: true, CacheBits: 11},
+		{W: 37, H: 19, Groups: 3, Full: true, Noise: true, MetaBits: 3, VP8X: true},
+		{W: 37, H: 19, Groups: 5, Predictor: 2, ColorIndexing: 16},
+		{W: 37, H: 19, Groups: 5, Predictor: 3, ColorIndexing: 200, Full: true, Noise: true, CacheBits: 4},
+		{W: 2, H: 2, Groups: 2600, Full: true},
+	} {
+		img, err := webp.Decode(bytes.NewReader(p.Encode()))
+		if err != nil {
+			t.Fatalf("%+v: %v", p, err)
+		}
+		if img.Bounds() != image.Rect(0, 0, p.W, p.H) {
+			t.Fatalf("%+v: bounds %v", p, img.Bounds())
+		}
+	}
+	_, err := webp.Decode(bytes.NewReader(WebPLossless{W: 8, H: 8, Groups: 2601}.Encode()))
+	if err == nil || !strings.Contains(err.Error(), "too many Huffman trees") {
+		t.Fatalf("2601 groups: err = %v, want x/image's refusal of more than 2600", err)
+	}
+	alpha := WebPLossless{W: 30, H: 20, Groups: 4, Full: true}.AlphaStream()
+	_, err = webp.Decode(bytes.NewReader(WebPWithAlpha(30, 20, alpha)))
+	if err == nil || strings.Contains(err.Error(), "vp8l") {
+		t.Fatalf("alpha: err = %v, want the VP8 frame's error after the alpha plane decoded", err)
 	}
 }

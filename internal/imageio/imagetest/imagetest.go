@@ -1,7 +1,8 @@
 // Package imagetest makes test images, including hostile ones that real
 // encoders refuse to write: headers claiming huge sizes, TIFF directory
-// loops, EXIF orientations, and decompression bombs in every format the
-// server reads (bombs.go). It is for tests only.
+// loops, EXIF orientations, decompression bombs in every format the
+// server reads (bombs.go), and lossless WebPs whose Huffman codes
+// outweigh their pixels (vp8l.go). It is for tests only.
 package imagetest
 
 import (
