@@ -23,7 +23,11 @@ func (a *App) openReviews(cfg config.Config) (*review.Service, error) {
 	ring := ringOf(store)
 	a.checkKeys("reviews", ring)
 	a.log.Info("reviews", "store", cfg.Reviews.Store, "path", cfg.Reviews.Path, "max_per_tenant", cfg.Reviews.MaxPerTenant, "encryption", ring)
-	return review.NewService(store, cfg.ReviewConfig(), a.sched.Run, a.opts.Logger), nil
+	rc := cfg.ReviewConfig()
+	if a.jobs != nil {
+		rc.PDFPage = a.jobs.PDFPage
+	}
+	return review.NewService(store, rc, a.sched.Run, a.opts.Logger), nil
 }
 
 // openReviewStore opens the review store cfg configures, its reviews

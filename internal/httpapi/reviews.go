@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 
@@ -100,7 +101,13 @@ func (s *Server) handleReviewCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var declared imageio.Format
-	if b.ContentType != "" {
+	if mt, _, _ := mime.ParseMediaType(b.ContentType); mt == "application/pdf" {
+		// A PDF page: the reviews core renders it (review.Config.PDFPage).
+		if !imageio.IsPDF(b.Image) {
+			s.writeError(w, r, &imageio.Error{Kind: imageio.ErrUndecodable, Detail: "declared application/pdf but the image does not start with %PDF-"})
+			return
+		}
+	} else if b.ContentType != "" {
 		var err error
 		if declared, err = imageio.CheckMediaType(b.ContentType); err != nil {
 			s.writeError(w, r, err)

@@ -15,6 +15,10 @@ type Config struct {
 	MaxPerTenant int
 	// Limits bound decoding the page a review's line is cut from.
 	Limits imageio.Limits
+	// PDFPage renders page (0 is the first) of a PDF as PNG, as a job
+	// reads it, so that a line of a PDF is cut from the page its box was
+	// found on (jobs.Manager.PDFPage). nil: reviews of PDFs are refused.
+	PDFPage func(ctx context.Context, data []byte, page int) (png []byte, pages int, err error)
 }
 
 // DefaultConfig is the configuration's default.
@@ -66,8 +70,19 @@ func (s *Service) Create(ctx context.Context, in Input) (Review, error) {
 		return Review{}, err
 	}
 	err := s.run(ctx, func(ctx context.Context) error {
+		data, declared, page := in.Data, in.Declared, r.Source.Page
+		if imageio.IsPDF(data) {
+			if s.cfg.PDFPage == nil {
+				return &imageio.Error{Kind: imageio.ErrUnsupported, Detail: "lines of PDFs are reviewed on a server with jobs (jobs.dir), which renders their pages"}
+			}
+			var err error
+			if data, _, err = s.cfg.PDFPage(ctx, data, page); err != nil {
+				return err
+			}
+			declared, page = imageio.PNG, 0
+		}
 		var err error
-		r.Image, r.Width, r.Height, err = lineImage(ctx, in.Data, in.Declared, s.cfg.Limits, r.Source.Page, r.Source.Box)
+		r.Image, r.Width, r.Height, err = lineImage(ctx, data, declared, s.cfg.Limits, page, r.Source.Box)
 		return err
 	})
 	if err != nil {

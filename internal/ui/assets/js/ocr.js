@@ -91,7 +91,8 @@ async function readImage(file) {
 }
 
 // readAsJob reads a PDF through the jobs API (POST /v1/ocr takes images
-// only); its pages are shown without their image.
+// only); its pages' images come from the server's preview, rendered as
+// the job read them.
 async function readAsJob(file, st) {
   if (!caps || !caps.features.jobs) throw new Error('PDFs are read as jobs, and this server has no jobs (jobs.dir)');
   const result = await runJob([file], $('#ocr-model').value.trim(), (s) =>
@@ -102,13 +103,13 @@ async function readAsJob(file, st) {
 // pageImage returns the URL of page i's image, as the server decoded it:
 // the file itself when the browser shows it at the result's size, else
 // the server's rendering (TIFF, PNM, a later page, EXIF orientation the
-// browser applied differently). A PDF page has none.
+// browser applied differently, a PDF page), or null when the server
+// cannot render it.
 async function pageImage(i) {
-  if (doc.pdf) return null;
   if (doc.images.has(i)) return doc.images.get(i);
   const page = doc.pages[i];
   let url = null;
-  if (i === 0 && doc.pages.length === 1) {
+  if (i === 0 && doc.pages.length === 1 && !doc.pdf) {
     try {
       const bm = await createImageBitmap(doc.file);
       if (bm.width === page.width && bm.height === page.height) url = URL.createObjectURL(doc.file);
@@ -118,8 +119,13 @@ async function pageImage(i) {
     }
   }
   if (!url) {
-    const resp = await request(`/v1/ocr/preview?page=${page.index ?? i}`, { method: 'POST', body: doc.file, type: mediaType(doc.file) });
-    url = URL.createObjectURL(await resp.blob());
+    try {
+      const resp = await request(`/v1/ocr/preview?page=${sourcePage(page, i)}`, { method: 'POST', body: doc.file, type: fileType() });
+      url = URL.createObjectURL(await resp.blob());
+    } catch (err) {
+      status($('#ocr-status'), `The page's image could not be shown: ${errorText(err)}`, 'error');
+      return null;
+    }
   }
   doc.images.set(i, url);
   return url;
@@ -151,7 +157,7 @@ async function showPage(i) {
   listLines(page);
   const m = page.model ? `${page.model.name} version ${page.model.version}` : 'the model';
   $('#ocr-summary').textContent = `Page ${i + 1}: ${page.width}×${page.height} pixels, ${page.lines.length} lines, confidence ${pct(page.confidence || 0)}, read by ${m}.` +
-    (doc.pdf ? ' (A PDF page is shown without its image.)' : '');
+    (url ? '' : ' (Shown without its image.)');
   $('#line-detail').replaceChildren();
 }
 
@@ -211,8 +217,8 @@ function selectLine(li) {
 function startQueue() {
   const st = $('#queue-status');
   if (!doc) return;
-  if (doc.pdf) {
-    status(st, "A PDF page's line image cannot be cut here: submit the page as an image to review its lines.", 'error');
+  if ($('#page-img').hidden) {
+    status(st, "This page's image could not be shown, so its lines cannot be cut for review.", 'error');
     return;
   }
   const all = $('#queue-accepted').checked;
@@ -277,6 +283,17 @@ function showQueued() {
   selectLine(index);
 }
 
+// fileType is the media type to declare for the document on screen.
+function fileType() {
+  return doc.pdf ? 'application/pdf' : mediaType(doc.file);
+}
+
+// sourcePage is the index of page (shown as page i) within its file: a
+// job's page says where it came from.
+function sourcePage(page, i) {
+  return page.source ? page.source.page : page.index ?? i;
+}
+
 async function fileBase64() {
   if (!doc.base64) {
     doc.base64 = await new Promise((resolve, reject) => {
@@ -299,10 +316,10 @@ async function saveCorrection() {
   try {
     const body = {
       image: await fileBase64(),
-      content_type: mediaType(doc.file) === 'application/octet-stream' ? '' : mediaType(doc.file),
+      content_type: fileType() === 'application/octet-stream' ? '' : fileType(),
       corrected, text: line.text, confidence: line.confidence, review: line.review,
       model: page.model || { name: '', version: '' },
-      source: { name: doc.file.name || 'pasted', page: page.index ?? current, box: line.box },
+      source: { name: doc.file.name || 'pasted', page: sourcePage(page, current), box: line.box },
     };
     const r = await json('/v1/reviews', { method: 'POST', body: JSON.stringify(body), type: 'application/json' });
     saved++;
