@@ -46,7 +46,7 @@ TAG=${TAG:-$VERSION}
 OUT=${OUT:-bin/image}
 DEBIAN_SUITE=bookworm # the release of deploy/Dockerfile's debian:bookworm-slim
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org}
-SERVER_PACKAGES=libtesseract5,tesseract-ocr-eng,tesseract-ocr-osd,ca-certificates
+SERVER_PACKAGES=libtesseract5,tesseract-ocr-eng,tesseract-ocr-osd,poppler-utils,ca-certificates
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/visionserve/image"
 
 t0=$SECONDS

@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
 	"io"
 	"net"
 	"net/http"
@@ -24,6 +25,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/image/tiff"
+
+	"github.com/visionserve/visionserve/internal/jobs/jobstest"
 	"github.com/visionserve/visionserve/internal/ocreval"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
@@ -185,6 +189,60 @@ func checkOCR(t testing.TB, client *http.Client, base, key string, maxCER float6
 		t.Fatalf("CER %.2f%% above %.2f%%; text:\n%s", 100*s.CER(), 100*maxCER, res.Text)
 	}
 	return res
+}
+
+// checkPDFJob submits the phototest page as a PDF job to base+/v1/jobs,
+// waits for it and checks the result's character error rate: the image's
+// PDF renderer (poppler-utils), its job store and, when the server seals
+// at rest, its sealing work inside the container.
+func checkPDFJob(t testing.TB, client *http.Client, base, key string, maxCER float64) {
+	t.Helper()
+	page, truth := phototest(t)
+	img, err := tiff.Decode(bytes.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	code, body, err := post(ctx, client, base+"/v1/jobs", "application/pdf", key, jobstest.PDF([]image.Image{img}, 100))
+	var st struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+	}
+	if err != nil || code != http.StatusAccepted || json.Unmarshal(body, &st) != nil {
+		t.Fatalf("POST %s/v1/jobs: %d %v: %.300s", base, code, err, body)
+	}
+	get := func(path string, v any) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(b, v) != nil {
+			t.Fatalf("GET %s: %d %.300s", path, resp.StatusCode, b)
+		}
+	}
+	for st.State != "succeeded" {
+		if st.State == "failed" || st.State == "canceled" || ctx.Err() != nil {
+			t.Fatalf("PDF job %s: %s", st.ID, st.State)
+		}
+		time.Sleep(200 * time.Millisecond)
+		get("/v1/jobs/"+st.ID, &st)
+	}
+	var res struct{ Text string }
+	get("/v1/jobs/"+st.ID+"/result", &res)
+	var s ocreval.Score
+	s.Add(res.Text, truth)
+	t.Logf("PDF job of phototest via %s: CER %.2f%%", base, 100*s.CER())
+	if s.CER() > maxCER {
+		t.Fatalf("PDF job: CER %.2f%% above %.2f%%; text:\n%s", 100*s.CER(), 100*maxCER, res.Text)
+	}
 }
 
 // checkFaces posts a photo of one person to base+/v1/faces/detect and checks

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/visionserve/visionserve/internal/keys"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
 
@@ -60,7 +61,21 @@ func TestImageSmoke(t *testing.T) {
 	bootstrap(t, podman, "/work", "/usr/share/tesseract-ocr/5/tessdata", "/faces")
 	chmodWorld(t, home)
 	config := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(config, []byte("face:\n  detector_model: face-detect\n  embedder_model: face-embed\n"), 0o644); err != nil {
+	// Jobs on the container's tmpfs, sealed at rest with a KEK the server
+	// user may read, as a mounted Secret would be.
+	kek := filepath.Join(t.TempDir(), "kek")
+	text, err := keys.NewKEK(keys.SM4GCM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kek, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(kek), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(config, []byte("face:\n  detector_model: face-detect\n  embedder_model: face-embed\n"+
+		"jobs:\n  dir: /tmp/jobs\nencryption:\n  kek_file: /etc/visionserve/kek\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(filepath.Dir(config), 0o755); err != nil {
@@ -73,7 +88,7 @@ func TestImageSmoke(t *testing.T) {
 		"-p", "127.0.0.1:" + strconv.Itoa(port) + ":8080",
 		"-v", filepath.Join(home, "models") + ":/models:ro",
 		"-v", filepath.Join(home, "keys", "public.pem") + ":/etc/visionserve/trust/public.pem:ro",
-		"-v", config + ":/etc/visionserve/config.yaml:ro"}, platform...)
+		"-v", config + ":/etc/visionserve/config.yaml:ro", "-v", kek + ":/etc/visionserve/kek:ro"}, platform...)
 	args = append(args, image, "serve", "--addr", ":8080", "--no-auth",
 		"--config", "/etc/visionserve/config.yaml", "--models", "/models", "--trust-key", "/etc/visionserve/trust/public.pem")
 	run(t, "", "podman", args...)
@@ -111,6 +126,7 @@ func TestImageSmoke(t *testing.T) {
 	client := &http.Client{Timeout: 10 * time.Minute}
 	checkOCR(t, client, base, "", 0.01)
 	checkFaces(t, client, base, "")
+	checkPDFJob(t, client, base, "", 0.01)
 	t.Logf("smoke test of %s passed in %s", image, time.Since(start).Round(time.Second))
 }
 
