@@ -28,6 +28,7 @@ import (
 	v1alpha1 "github.com/visionserve/visionserve/api/v1alpha1"
 	"github.com/visionserve/visionserve/internal/auth"
 	"github.com/visionserve/visionserve/internal/bench"
+	"github.com/visionserve/visionserve/internal/keys"
 	"github.com/visionserve/visionserve/internal/testenv"
 )
 
@@ -405,16 +406,33 @@ func (e *clusterEnv) helmRelease() {
 	t := e.t
 	helm := strings.TrimSpace(run(t, "", filepath.Join(e.root, "hack", "setup-tool.sh"), "helm"))
 	repo, tag, _ := strings.Cut(e.image(), ":")
+	// Jobs in the pod, sealed at rest under a KEK from a Secret: the
+	// kubelet mounts its one key where the server user can read it.
+	kek, err := keys.NewKEK(keys.AES256GCM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.kc(fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata: {name: e2e-kek, namespace: %s}\nstringData: {kek: %q}\n", namespace, kek),
+		"apply", "--server-side", "-f", "-")
 	out := run(t, "", helm, "install", "chart", filepath.Join(e.root, "deploy", "helm", "visionserve"),
 		"--namespace", namespace, "--wait", "--timeout", "5m",
 		"--set", "image.repository="+repo, "--set", "image.tag="+tag,
 		"--set", "replicaCount=1", "--set", "auth.apiKeys[0].name=clients",
 		"--set", "auth.apiKeys[0].hash="+e.clientHash, "--set", "auth.apiKeys[0].scopes={infer}",
+		"--set", "jobs.store=embedded",
+		"--set", "encryption.enabled=true", "--set", "encryption.kekSecret.name=e2e-kek",
 		"--set", "resources.requests.cpu=50m", "--set", "resources.requests.memory=128Mi")
 	e.logf("helm install: %s", firstLine(out))
 	svc := e.kc("", "get", "svc", "-n", namespace, "-l", "app.kubernetes.io/instance=chart", "-o", "jsonpath={.items[0].spec.clusterIP}")
-	res := checkOCR(t, &http.Client{Timeout: 5 * time.Minute}, "http://"+svc+":8080", e.clientKey, 0.02)
+	client := &http.Client{Timeout: 5 * time.Minute}
+	res := checkOCR(t, client, "http://"+svc+":8080", e.clientKey, 0.02)
 	e.logf("the chart's release answers (built-in model %s/%s)", res.Model.Name, res.Model.Version)
+	checkPDFJob(t, client, "http://"+svc+":8080", e.clientKey, 0.02)
+	logs := e.kc("", "logs", "-n", namespace, "-l", "app.kubernetes.io/instance=chart", "--tail", "-1")
+	if !strings.Contains(logs, "encryption at rest") {
+		t.Errorf("the release's server did not log encryption at rest:\n%.2000s", logs)
+	}
+	e.logf("the release seals its jobs under the KEK of Secret e2e-kek and read a PDF job")
 	e.logf("helm uninstall: %s", firstLine(run(t, "", helm, "uninstall", "chart", "--namespace", namespace, "--wait")))
 }
 
