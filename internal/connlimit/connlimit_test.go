@@ -24,16 +24,7 @@ func TestListenBoundsOpenConnections(t *testing.T) {
 	ln := connlimit.Listen(raw, 2, "http", m)
 	defer ln.Close()
 	served := make(chan net.Conn, 10)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("hello\n"))
-			served <- c
-		}
-	}()
+	go greet(ln, func(c net.Conn) { served <- c })
 	dial := func() (net.Conn, string) {
 		t.Helper()
 		c, err := net.Dial("tcp", raw.Addr().String())
@@ -78,6 +69,19 @@ func TestListenBoundsOpenConnections(t *testing.T) {
 	b.Close()
 }
 
+// greet accepts connections until ln closes, says hello on each and hands
+// it to then.
+func greet(ln net.Listener, then func(net.Conn)) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Write([]byte("hello\n"))
+		then(c)
+	}
+}
+
 // closeHook is a listener whose connections run after, once closed, the
 // test's hook: the moment a client sees its connection end and the server
 // has not yet returned from Close.
@@ -117,16 +121,7 @@ func TestListenFreesTheSlotBeforeTheClientSeesTheClose(t *testing.T) {
 	m := connlimit.NewMetrics(prometheus.NewRegistry())
 	ln := connlimit.Listen(closeHook{raw, func() { <-release }}, 1, "http", m)
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("hello\n"))
-			go c.Close() // the server ends each connection after its greeting
-		}
-	}()
+	go greet(ln, func(c net.Conn) { go c.Close() }) // the server ends each connection after its greeting
 	dial := func() string {
 		t.Helper()
 		c, err := net.Dial("tcp", raw.Addr().String())

@@ -27,15 +27,7 @@ func TestWatcher(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	w := &Watcher{Importer: im, Dir: drop, Interval: 20 * time.Millisecond, Metrics: NewMetrics(reg)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	defer start(t, w)()
 	// Written elsewhere and renamed in, as the docs say.
 	for name, entries := range map[string]map[string][]byte{"detector.zip": good, "broken.zip": bad} {
 		tmp := filepath.Join(t.TempDir(), name)
@@ -86,15 +78,7 @@ func TestWatcherReasonFileAppearsWhole(t *testing.T) {
 	bad["signature.sig"] = bad["signature.sig"][:10]
 
 	w := &Watcher{Importer: im, Dir: drop, Interval: 20 * time.Millisecond}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	defer start(t, w)()
 	tmp := filepath.Join(t.TempDir(), "broken.zip")
 	writeZip(t, tmp, bad, nil)
 	must(t, os.Rename(tmp, filepath.Join(drop, "broken.zip")))
@@ -118,6 +102,19 @@ func TestWatcherReasonFileAppearsWhole(t *testing.T) {
 			t.Fatal(err)
 		case <-deadline:
 			t.Fatal("no event for the marker file")
+		}
+	}
+}
+
+// start runs w until the returned stop is called, which reports Run's error.
+func start(t *testing.T, w *Watcher) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
 		}
 	}
 }
