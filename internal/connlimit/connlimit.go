@@ -90,8 +90,12 @@ type conn struct {
 	once sync.Once
 }
 
+// Close gives the slot back and uncounts the connection before closing
+// it, so that a client which has seen its connection end can connect
+// again at once and read the count without it. (A connection accepted in
+// that moment may briefly stand beside the one closing: one descriptor
+// over the bound, for the length of a close.)
 func (c *conn) Close() error {
-	err := c.Conn.Close()
 	c.once.Do(func() {
 		if c.l.slots != nil {
 			<-c.l.slots
@@ -100,7 +104,7 @@ func (c *conn) Close() error {
 			c.l.open.Dec()
 		}
 	})
-	return err
+	return c.Conn.Close()
 }
 
 // CloseWrite half-closes a TCP connection (net/http uses it to end a

@@ -19,9 +19,14 @@ func (quietFeed) Listen(ctx context.Context, _ func()) error {
 	return nil
 }
 
-// eventually polls cond until it holds or the bound passes.
-func eventually(t *testing.T, bound time.Duration, what string, cond func() bool) time.Duration {
+// eventually polls cond until it holds. A replica follows another's
+// writes within about a poll interval (notified, sooner), but a loaded
+// machine can hold it for longer: no time is asserted, and the bound only
+// ends a broken test. The quiet replica shows polling alone carries the
+// changes, since nothing else can.
+func eventually(t *testing.T, what string, cond func() bool) time.Duration {
 	t.Helper()
+	const bound = time.Minute
 	start := time.Now()
 	for !cond() {
 		if time.Since(start) > bound {
@@ -86,9 +91,9 @@ func TestSharedReplicas(t *testing.T) {
 			return err == nil && len(got) == 1 && got[0].Subject == "alice"
 		}
 	}
-	d := eventually(t, 2*time.Second, "enroll on a, seen by b (notified)", found(b))
+	d := eventually(t, "enroll on a, seen by b (notified)", found(b))
 	t.Logf("b saw a's enroll after %v", d)
-	d = eventually(t, 3*testConfig().PollInterval, "enroll on a, seen by c (polling only)", found(c))
+	d = eventually(t, "enroll on a, seen by c (polling only)", found(c))
 	t.Logf("c (no notifications) saw it after %v", d)
 	faces, err := c.Subject(ctx, Ref{Name: "shared"}, "alice")
 	if err != nil || len(faces) != 1 || faces[0].ID != id {
@@ -100,8 +105,8 @@ func TestSharedReplicas(t *testing.T) {
 		t.Fatalf("delete: %d %v", n, err)
 	}
 	gone := func(m *Manager) func() bool { return func() bool { return !found(m)() } }
-	eventually(t, 2*time.Second, "delete on b, seen by a", gone(a))
-	eventually(t, 3*testConfig().PollInterval, "delete on b, seen by c", gone(c))
+	eventually(t, "delete on b, seen by a", gone(a))
+	eventually(t, "delete on b, seen by c", gone(c))
 	if _, err := a.DeleteSubject(ctx, Ref{Name: "shared"}, "alice"); !errors.Is(err, ErrSubjectNotFound) {
 		t.Fatalf("delete again: %v", err)
 	}
@@ -129,7 +134,7 @@ func TestSharedReplicas(t *testing.T) {
 		}
 	}
 	for _, m := range []*Manager{a, b, c} {
-		eventually(t, 3*testConfig().PollInterval, "carol gone", func() bool {
+		eventually(t, "carol gone", func() bool {
 			g := m.gallery(Ref{Name: "shared"})
 			return g != nil && g.subjectFaces("carol") == 0 && m.Stats().Applied == a.Stats().Applied
 		})

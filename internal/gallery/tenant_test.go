@@ -496,8 +496,8 @@ func TestSharedTenantGalleries(t *testing.T) {
 			return err == nil && len(got) == 1
 		}
 	}
-	eventually(t, 2*time.Second, "acme's enroll on b", seen(b, acme))
-	eventually(t, 3*testConfig().PollInterval, "acme's enroll on c", seen(c, acme))
+	eventually(t, "acme's enroll on b", seen(b, acme))
+	eventually(t, "acme's enroll on c", seen(c, acme))
 	for _, m := range []*Manager{a, b, c} {
 		for _, other := range []Ref{{"globex", "staff"}, {Name: "staff"}} {
 			if _, err := m.Search(other, testModel, v, 1, 0.99); !errors.Is(err, ErrGalleryNotFound) {
@@ -514,8 +514,8 @@ func TestSharedTenantGalleries(t *testing.T) {
 			return errors.Is(err, ErrGalleryNotFound) && m.Stats().Faces == 0
 		}
 	}
-	eventually(t, 2*time.Second, "the delete on a", gone(a))
-	eventually(t, 3*testConfig().PollInterval, "the delete on c", gone(c))
+	eventually(t, "the delete on a", gone(a))
+	eventually(t, "the delete on c", gone(c))
 	if _, err := a.AddFace(ctx, acme, "alice", testModel, v); !errors.Is(err, ErrGalleryNotFound) {
 		t.Fatalf("enroll into the deleted gallery through another replica: %v", err)
 	}

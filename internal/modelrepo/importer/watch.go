@@ -12,6 +12,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/visionserve/visionserve/internal/atomicfile"
 )
 
 // Subdirectories of a drop folder where processed zips go.
@@ -186,8 +188,9 @@ func (w *Watcher) importOne(ctx context.Context, log *slog.Logger, name string) 
 	}
 	if err != nil {
 		// The error is one line already; the file says why for whoever
-		// looks in rejected/.
-		_ = os.WriteFile(dest+".reason", []byte(err.Error()+"\n"), 0o640)
+		// looks in rejected/, and appears whole (renamed into place), so
+		// whoever sees it never reads it empty.
+		_ = atomicfile.Write(dest+".reason", []byte(err.Error()+"\n"), 0o640)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -26,15 +27,7 @@ func TestWatcher(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	w := &Watcher{Importer: im, Dir: drop, Interval: 20 * time.Millisecond, Metrics: NewMetrics(reg)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	defer start(t, w)()
 	// Written elsewhere and renamed in, as the docs say.
 	for name, entries := range map[string]map[string][]byte{"detector.zip": good, "broken.zip": bad} {
 		tmp := filepath.Join(t.TempDir(), name)
@@ -65,6 +58,64 @@ func TestWatcher(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(w.Metrics.Imports.WithLabelValues("signature_invalid")); got != 1 {
 		t.Errorf("signature_invalid = %v", got)
+	}
+}
+
+// A rejected zip's reason file appears whole (written beside it and
+// renamed into place): whoever sees it, an operator's script or the test
+// above, never reads it empty or half written.
+func TestWatcherReasonFileAppearsWhole(t *testing.T) {
+	v := newVendor(t)
+	im, _, _ := repoImporter(t, Limits{}, v.pub())
+	drop := filepath.Join(t.TempDir(), "incoming")
+	rejected := filepath.Join(drop, RejectedDir)
+	must(t, os.MkdirAll(rejected, 0o750))
+	fw, err := fsnotify.NewWatcher()
+	must(t, err)
+	defer fw.Close()
+	must(t, fw.Add(rejected))
+	bad := v.layout("model.onnx", randomBytes(t, 32<<10), []byte(detectorConfig), true)
+	bad["signature.sig"] = bad["signature.sig"][:10]
+
+	w := &Watcher{Importer: im, Dir: drop, Interval: 20 * time.Millisecond}
+	defer start(t, w)()
+	tmp := filepath.Join(t.TempDir(), "broken.zip")
+	writeZip(t, tmp, bad, nil)
+	must(t, os.Rename(tmp, filepath.Join(drop, "broken.zip")))
+	reason := filepath.Join(rejected, "broken.zip.reason")
+	waitFor(t, func() bool { b, err := os.ReadFile(reason); return err == nil && strings.HasSuffix(string(b), "\n") })
+
+	// Every event on rejected/ up to a marker made after the reason was
+	// read whole: none may write the reason file where it stands.
+	marker := filepath.Join(rejected, "marker")
+	must(t, os.WriteFile(marker, nil, 0o600))
+	for deadline := time.After(30 * time.Second); ; {
+		select {
+		case ev := <-fw.Events:
+			if ev.Name == reason && ev.Has(fsnotify.Write) {
+				t.Errorf("the reason file was written in place (%v): a reader could see it empty", ev)
+			}
+			if ev.Name == marker {
+				return
+			}
+		case err := <-fw.Errors:
+			t.Fatal(err)
+		case <-deadline:
+			t.Fatal("no event for the marker file")
+		}
+	}
+}
+
+// start runs w until the returned stop is called, which reports Run's error.
+func start(t *testing.T, w *Watcher) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}
 }
 
